@@ -1,0 +1,507 @@
+//! Settings of one training run: presets, TOML config files, command-line overrides, and the
+//! validation that turns them into a [`TrainConfig`] (every error before any work starts).
+//!
+//! Precedence, lowest first: the `default` preset, the config file (which may name a preset of
+//! its own), the `--preset` flag, then individual flags.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use anyhow::{Context, Result};
+use mixed_act::Activation;
+use serde::{Deserialize, Serialize};
+
+use crate::arch::architecture;
+use crate::bail_input;
+use crate::error::input_error;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum DatasetName {
+    Mnist,
+    FashionMnist,
+}
+
+impl DatasetName {
+    pub fn name(self) -> &'static str {
+        match self {
+            DatasetName::Mnist => "mnist",
+            DatasetName::FashionMnist => "fashion-mnist",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Preset {
+    /// Corrected semantics and a budget that fits a CPU.
+    Default,
+    /// The reference code, exactly.
+    Reference,
+}
+
+/// What the hidden layers do: one function everywhere (a baseline) or SmartMixed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    Baseline(Activation),
+    SmartMixed,
+}
+
+impl Method {
+    pub const VALID: &'static str = "relu, sigmoid, tanh, leaky_relu, elu, selu, smartmixed";
+}
+
+impl FromStr for Method {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<Self> {
+        let key = s.trim().to_lowercase().replace(['-', '_'], "");
+        if key == "smartmixed" {
+            return Ok(Method::SmartMixed);
+        }
+        s.parse::<Activation>()
+            .map(Method::Baseline)
+            .map_err(|_| input_error(format!("unknown method '{s}' (valid: {})", Method::VALID)))
+    }
+}
+
+impl fmt::Display for Method {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Method::Baseline(a) => f.write_str(a.name()),
+            Method::SmartMixed => f.write_str("smartmixed"),
+        }
+    }
+}
+
+impl Serialize for Method {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for Method {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum LossKind {
+    /// Cross-entropy on the logits.
+    Logits,
+    /// Softmax, then cross-entropy on the probabilities (the reference's double softmax).
+    Probs,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Phase2Init {
+    /// Keep the phase-1 weights (the paper's text).
+    Warm,
+    /// Re-initialise the network for phase 2 (the reference code).
+    Fresh,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum EvalSelection {
+    /// Argmax of the logits (deterministic).
+    Argmax,
+    /// A Gumbel sample, as the reference does.
+    Sample,
+}
+
+/// A clamp bound or `none`; written `--clamp 10`, `--clamp none`, `clamp = 10.0` or `clamp = "none"`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ClampSetting(pub Option<f64>);
+
+impl FromStr for ClampSetting {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<Self> {
+        if s.trim().eq_ignore_ascii_case("none") {
+            return Ok(ClampSetting(None));
+        }
+        let v: f64 = s
+            .trim()
+            .parse()
+            .map_err(|_| input_error(format!("--clamp must be a positive number or 'none', got '{s}'")))?;
+        Ok(ClampSetting(Some(v)))
+    }
+}
+
+impl Serialize for ClampSetting {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            Some(v) => s.serialize_f64(v),
+            None => s.serialize_str("none"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for ClampSetting {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Number(f64),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Number(v) => Ok(ClampSetting(Some(v))),
+            Raw::Text(t) => t.parse().map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+/// Where to run: `auto`, `cpu`, `cuda`, `cuda:N` or `metal`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeviceChoice {
+    Auto,
+    Cpu,
+    Cuda(usize),
+    Metal,
+}
+
+impl FromStr for DeviceChoice {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<Self> {
+        let s = s.trim().to_lowercase();
+        Ok(match s.as_str() {
+            "auto" => DeviceChoice::Auto,
+            "cpu" => DeviceChoice::Cpu,
+            "cuda" => DeviceChoice::Cuda(0),
+            "metal" => DeviceChoice::Metal,
+            _ => match s.strip_prefix("cuda:").map(str::parse) {
+                Some(Ok(n)) => DeviceChoice::Cuda(n),
+                _ => bail_input!("--device must be auto, cpu, cuda, cuda:N or metal, got '{s}'"),
+            },
+        })
+    }
+}
+
+impl fmt::Display for DeviceChoice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DeviceChoice::Auto => f.write_str("auto"),
+            DeviceChoice::Cpu => f.write_str("cpu"),
+            DeviceChoice::Cuda(n) => write!(f, "cuda:{n}"),
+            DeviceChoice::Metal => f.write_str("metal"),
+        }
+    }
+}
+
+impl Serialize for DeviceChoice {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for DeviceChoice {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// Every setting of a run, each optional: one layer of the precedence chain (a preset, a config
+/// file or the flags). Unknown keys in a file are rejected.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub preset: Option<Preset>,
+    pub dataset: Option<DatasetName>,
+    pub data_dir: Option<PathBuf>,
+    pub arch: Option<u32>,
+    pub widths: Option<Vec<usize>>,
+    pub method: Option<Method>,
+    pub epochs: Option<usize>,
+    pub phase1_epochs: Option<usize>,
+    pub lr: Option<f64>,
+    pub batch_size: Option<usize>,
+    pub seed: Option<u64>,
+    pub split_seed: Option<u64>,
+    pub tau: Option<f64>,
+    pub clamp: Option<ClampSetting>,
+    pub grad_clip: Option<ClampSetting>,
+    pub phase2_init: Option<Phase2Init>,
+    pub loss: Option<LossKind>,
+    pub eval_selection: Option<EvalSelection>,
+    pub device: Option<DeviceChoice>,
+}
+
+impl Settings {
+    /// `self` with every value that `top` sets replaced by `top`'s.
+    pub fn overlay(mut self, top: &Settings) -> Settings {
+        macro_rules! take {
+            ($($field:ident),*) => { $( if top.$field.is_some() { self.$field = top.$field.clone(); } )* };
+        }
+        take!(
+            preset, dataset, data_dir, method, epochs, phase1_epochs, lr, batch_size, seed, split_seed,
+            tau, clamp, grad_clip, phase2_init, loss, eval_selection, device
+        );
+        // An architecture id and explicit widths are two ways of saying one thing: the upper
+        // layer's choice replaces the lower layer's, whichever form either used.
+        if top.arch.is_some() || top.widths.is_some() {
+            self.arch = top.arch;
+            self.widths = top.widths.clone();
+        }
+        self
+    }
+
+    /// The settings a preset stands for.
+    pub fn preset(preset: Preset) -> Settings {
+        let common = Settings {
+            preset: Some(preset),
+            batch_size: Some(128),
+            tau: Some(0.3),
+            clamp: Some(ClampSetting(Some(10.0))),
+            grad_clip: Some(ClampSetting(Some(1.0))),
+            ..Settings::default()
+        };
+        match preset {
+            Preset::Reference => Settings {
+                lr: Some(1e-4),
+                epochs: Some(400),
+                phase1_epochs: Some(50),
+                loss: Some(LossKind::Probs),
+                phase2_init: Some(Phase2Init::Fresh),
+                eval_selection: Some(EvalSelection::Sample),
+                ..common
+            },
+            // Chosen by measurement on two CPU cores: see README.md, "The default preset".
+            Preset::Default => Settings {
+                lr: Some(DEFAULT_LR),
+                epochs: Some(DEFAULT_EPOCHS),
+                phase1_epochs: Some(DEFAULT_PHASE1_EPOCHS),
+                loss: Some(LossKind::Logits),
+                phase2_init: Some(Phase2Init::Warm),
+                eval_selection: Some(EvalSelection::Argmax),
+                ..common
+            },
+        }
+    }
+
+    /// Reads a TOML config file; unknown keys and bad values name the file and key.
+    pub fn from_toml_file(path: &Path) -> Result<Settings> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| input_error(format!("cannot read config file {}: {e}", path.display())))?;
+        toml::from_str(&text)
+            .map_err(|e| input_error(format!("invalid config file {}: {}", path.display(), e.to_string().trim())))
+    }
+}
+
+pub const DEFAULT_LR: f64 = 1e-3;
+pub const DEFAULT_EPOCHS: usize = 20;
+pub const DEFAULT_PHASE1_EPOCHS: usize = 5;
+
+/// Everything a run needs, resolved and checked. Saved as the run's `config.json`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct TrainConfig {
+    pub preset: Preset,
+    pub dataset: DatasetName,
+    pub data_dir: Option<PathBuf>,
+    /// Architecture id when the widths came from one.
+    pub arch: Option<u32>,
+    pub widths: Vec<usize>,
+    pub method: Method,
+    pub epochs: usize,
+    /// Phase-1 epochs (SmartMixed only; 0 for baselines).
+    pub phase1_epochs: usize,
+    pub lr: f64,
+    pub batch_size: usize,
+    pub seed: u64,
+    pub split_seed: u64,
+    pub tau: f64,
+    pub clamp: Option<f64>,
+    pub grad_clip: Option<f64>,
+    pub phase2_init: Phase2Init,
+    pub loss: LossKind,
+    pub eval_selection: EvalSelection,
+    pub device: DeviceChoice,
+}
+
+impl TrainConfig {
+    /// Resolves the precedence chain and validates every value.
+    pub fn resolve(file: Option<&Path>, preset_flag: Option<Preset>, flags: &Settings) -> Result<TrainConfig> {
+        let mut settings = Settings::preset(Preset::Default);
+        if let Some(path) = file {
+            let from_file = Settings::from_toml_file(path)?;
+            if let Some(p) = from_file.preset {
+                settings = settings.overlay(&Settings::preset(p));
+            }
+            settings = settings.overlay(&from_file);
+        }
+        if let Some(p) = preset_flag {
+            settings = settings.overlay(&Settings::preset(p));
+        }
+        settings = settings.overlay(flags);
+        if settings.arch.is_none() && settings.widths.is_none() {
+            settings.arch = Some(3);
+        }
+        TrainConfig::validate(settings)
+    }
+
+    fn validate(s: Settings) -> Result<TrainConfig> {
+        let (arch, widths) = match (s.arch, s.widths) {
+            (Some(_), Some(_)) => bail_input!("give either --arch or --widths, not both"),
+            (Some(id), None) => match architecture(id) {
+                Some((_, widths)) => (Some(id), widths.to_vec()),
+                None => bail_input!("--arch {id} is not an architecture id (valid: 1..=18)"),
+            },
+            (None, Some(widths)) => (None, widths),
+            (None, None) => unreachable!("resolve() defaults the architecture"),
+        };
+        if widths.is_empty() {
+            bail_input!("--widths must list at least one hidden width");
+        }
+        if let Some(i) = widths.iter().position(|&w| w == 0) {
+            bail_input!("--widths: hidden layer {} has width 0", i + 1);
+        }
+        let method = s.method.unwrap_or(Method::SmartMixed);
+        let epochs = s.epochs.unwrap_or(DEFAULT_EPOCHS);
+        if epochs == 0 {
+            bail_input!("--epochs must be at least 1");
+        }
+        let phase1_epochs = match method {
+            Method::SmartMixed => {
+                let p = s.phase1_epochs.unwrap_or(DEFAULT_PHASE1_EPOCHS);
+                if p == 0 || p >= epochs {
+                    bail_input!(
+                        "--phase1-epochs must be at least 1 and below --epochs ({epochs}), got {p}"
+                    );
+                }
+                p
+            }
+            Method::Baseline(_) => 0,
+        };
+        let lr = s.lr.unwrap_or(DEFAULT_LR);
+        if !(lr.is_finite() && lr > 0.0) {
+            bail_input!("--lr must be a positive finite number, got {lr}");
+        }
+        let batch_size = s.batch_size.unwrap_or(128);
+        if batch_size == 0 {
+            bail_input!("--batch-size must be at least 1");
+        }
+        let tau = s.tau.unwrap_or(0.3);
+        if !(tau.is_finite() && tau > 0.0) {
+            bail_input!("--tau must be a positive finite number, got {tau}");
+        }
+        let clamp = s.clamp.unwrap_or(ClampSetting(Some(10.0))).0;
+        if let Some(c) = clamp {
+            if !(c.is_finite() && c > 0.0) {
+                bail_input!("--clamp must be a positive finite number or 'none', got {c}");
+            }
+        }
+        let grad_clip = s.grad_clip.unwrap_or(ClampSetting(Some(1.0))).0;
+        if let Some(c) = grad_clip {
+            if !(c.is_finite() && c > 0.0) {
+                bail_input!("grad_clip must be a positive finite number or 'none', got {c}");
+            }
+        }
+        Ok(TrainConfig {
+            preset: s.preset.unwrap_or(Preset::Default),
+            dataset: s.dataset.unwrap_or(DatasetName::Mnist),
+            data_dir: s.data_dir,
+            arch,
+            widths,
+            method,
+            epochs,
+            phase1_epochs,
+            lr,
+            batch_size,
+            seed: s.seed.unwrap_or(42),
+            split_seed: s.split_seed.unwrap_or(42),
+            tau,
+            clamp,
+            grad_clip,
+            phase2_init: s.phase2_init.unwrap_or(Phase2Init::Warm),
+            loss: s.loss.unwrap_or(LossKind::Logits),
+            eval_selection: s.eval_selection.unwrap_or(EvalSelection::Argmax),
+            device: s.device.unwrap_or(DeviceChoice::Auto),
+        })
+    }
+
+    /// The data directory: the setting, else `SMARTMIXED_DATA_DIR`, else none (the hub).
+    pub fn data_dir_or_env(&self) -> Option<PathBuf> {
+        self.data_dir.clone().or_else(|| std::env::var_os("SMARTMIXED_DATA_DIR").map(PathBuf::from))
+    }
+
+    pub fn is_smartmixed(&self) -> bool {
+        self.method == Method::SmartMixed
+    }
+
+    pub fn to_json(&self) -> Result<String> {
+        serde_json::to_string_pretty(self).context("serialising the config")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flags(f: impl FnOnce(&mut Settings)) -> Settings {
+        let mut s = Settings::default();
+        f(&mut s);
+        s
+    }
+
+    #[test]
+    fn presets_and_flags_resolve_in_order() {
+        let reference = TrainConfig::resolve(None, Some(Preset::Reference), &Settings::default()).unwrap();
+        assert_eq!((reference.lr, reference.epochs, reference.phase1_epochs), (1e-4, 400, 50));
+        assert_eq!(reference.loss, LossKind::Probs);
+        assert_eq!(reference.phase2_init, Phase2Init::Fresh);
+        assert_eq!(reference.eval_selection, EvalSelection::Sample);
+        assert_eq!((reference.clamp, reference.tau, reference.batch_size), (Some(10.0), 0.3, 128));
+        assert_eq!(reference.widths, vec![512, 256, 128, 64]);
+
+        let cfg = TrainConfig::resolve(None, Some(Preset::Reference), &flags(|s| s.lr = Some(0.01))).unwrap();
+        assert_eq!(cfg.lr, 0.01);
+        assert_eq!(cfg.loss, LossKind::Probs);
+
+        let dir = std::env::temp_dir().join(format!("smartmixed-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("run.toml");
+        std::fs::write(&file, "preset = \"reference\"\nlr = 0.5\nwidths = [32, 16]\nclamp = \"none\"\n").unwrap();
+        let cfg = TrainConfig::resolve(Some(&file), None, &Settings::default()).unwrap();
+        assert_eq!((cfg.lr, cfg.epochs, cfg.clamp), (0.5, 400, None));
+        assert_eq!((cfg.arch, cfg.widths.clone()), (None, vec![32, 16]));
+        // The --preset flag overrides the file; a flag overrides both, --arch replaces widths.
+        let cfg = TrainConfig::resolve(Some(&file), Some(Preset::Default), &flags(|s| s.arch = Some(1))).unwrap();
+        assert_eq!((cfg.lr, cfg.arch, cfg.widths.clone()), (DEFAULT_LR, Some(1), vec![512]));
+
+        std::fs::write(&file, "learning_rate = 0.5\n").unwrap();
+        let err = TrainConfig::resolve(Some(&file), None, &Settings::default()).unwrap_err().to_string();
+        assert!(err.contains("run.toml") && err.contains("learning_rate"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn bad_values_name_the_flag() {
+        let cases: Vec<(Settings, &str)> = vec![
+            (flags(|s| s.epochs = Some(0)), "--epochs"),
+            (flags(|s| (s.epochs, s.phase1_epochs) = (Some(5), Some(5))), "--phase1-epochs"),
+            (flags(|s| s.lr = Some(f64::NAN)), "--lr"),
+            (flags(|s| s.lr = Some(-1.0)), "--lr"),
+            (flags(|s| s.batch_size = Some(0)), "--batch-size"),
+            (flags(|s| s.tau = Some(0.0)), "--tau"),
+            (flags(|s| s.widths = Some(vec![])), "--widths"),
+            (flags(|s| s.widths = Some(vec![4, 0])), "width 0"),
+            (flags(|s| s.arch = Some(19)), "--arch 19"),
+            (flags(|s| s.clamp = Some(ClampSetting(Some(-2.0)))), "--clamp"),
+        ];
+        for (settings, needle) in cases {
+            let err = TrainConfig::resolve(None, None, &settings).unwrap_err();
+            assert!(err.downcast_ref::<crate::error::InputError>().is_some());
+            assert!(err.to_string().contains(needle), "{needle}: {err}");
+        }
+        let err = "swish".parse::<Method>().unwrap_err().to_string();
+        assert!(err.contains("swish") && err.contains("smartmixed"), "{err}");
+        assert_eq!("LeakyReLU".parse::<Method>().unwrap(), Method::Baseline(Activation::LeakyRelu));
+        assert_eq!("smart-mixed".parse::<Method>().unwrap(), Method::SmartMixed);
+        assert_eq!("cuda:1".parse::<DeviceChoice>().unwrap(), DeviceChoice::Cuda(1));
+        assert!("tpu".parse::<DeviceChoice>().is_err());
+    }
+}

@@ -1,0 +1,170 @@
+//! Layers a model holds: [`SelectionLayer`] for phase 1, [`FixedLayer`] for phase 2, and
+//! [`freeze`], which turns the first into the second.
+
+use candle_core::{bail, Device, Result, Tensor, Var};
+use rand::Rng;
+
+use crate::activation::Activation;
+use crate::gumbel::{argmax_rows, one_hot_argmax, sample_straight_through};
+use crate::mixture::mixture;
+use crate::per_neuron::per_neuron;
+
+/// How a selection layer picks each neuron's function for one forward pass.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Selection {
+    /// A straight-through Gumbel-softmax sample (training; also evaluation in the reference).
+    Sample,
+    /// The argmax of the logits, deterministic (the project's default for evaluation).
+    Argmax,
+}
+
+/// Logit given to one random candidate per neuron at initialisation (the rest start at 0).
+pub const INITIAL_PREFERENCE: f32 = 0.001;
+
+/// Phase-1 layer: a learnable logit per neuron and candidate, `[N, 6]`.
+#[derive(Clone, Debug)]
+pub struct SelectionLayer {
+    logits: Var,
+    tau: f64,
+    clamp: Option<f64>,
+}
+
+impl SelectionLayer {
+    /// A layer of `neurons` neurons initialised as in the reference: all logits zero, then one
+    /// uniformly random candidate per neuron set to [`INITIAL_PREFERENCE`], drawn from `rng`.
+    pub fn new<R: Rng + ?Sized>(
+        neurons: usize,
+        tau: f64,
+        clamp: Option<f64>,
+        device: &Device,
+        rng: &mut R,
+    ) -> Result<Self> {
+        let mut init = vec![0f32; neurons * Activation::COUNT];
+        for n in 0..neurons {
+            init[n * Activation::COUNT + rng.random_range(0..Activation::COUNT)] =
+                INITIAL_PREFERENCE;
+        }
+        let logits = Tensor::from_vec(init, (neurons, Activation::COUNT), device)?;
+        Self::from_logits(Var::from_tensor(&logits)?, tau, clamp)
+    }
+
+    /// A layer over existing logits `[N, 6]` (for example loaded from a checkpoint).
+    pub fn from_logits(logits: Var, tau: f64, clamp: Option<f64>) -> Result<Self> {
+        match logits.dims() {
+            [_, k] if *k == Activation::COUNT => {}
+            dims => bail!("selection logits must have shape [neurons, 6], got {dims:?}"),
+        }
+        if !(tau.is_finite() && tau > 0.0) {
+            bail!("tau must be a positive finite number, got {tau}");
+        }
+        if let Some(c) = clamp {
+            if !(c.is_finite() && c > 0.0) {
+                bail!("clamp must be a positive finite number or none, got {c}");
+            }
+        }
+        Ok(Self { logits, tau, clamp })
+    }
+
+    /// The learnable logits, for the optimizer and checkpoints.
+    pub fn logits(&self) -> &Var {
+        &self.logits
+    }
+
+    pub fn neurons(&self) -> usize {
+        self.logits.dims()[0]
+    }
+
+    pub fn tau(&self) -> f64 {
+        self.tau
+    }
+
+    pub fn clamp(&self) -> Option<f64> {
+        self.clamp
+    }
+
+    /// The mixing weights `[N, 6]` for one forward pass: one-hot in value; with
+    /// [`Selection::Sample`] they carry the softmax gradient to the logits.
+    pub fn weights<R: Rng + ?Sized>(&self, selection: Selection, rng: &mut R) -> Result<Tensor> {
+        match selection {
+            Selection::Sample => sample_straight_through(self.logits.as_tensor(), self.tau, rng),
+            Selection::Argmax => one_hot_argmax(&self.logits.as_tensor().detach()),
+        }
+    }
+
+    /// `x` `[batch, N]` through the hard mixture; `rng` supplies the Gumbel noise when sampling.
+    pub fn forward<R: Rng + ?Sized>(
+        &self,
+        x: &Tensor,
+        selection: Selection,
+        rng: &mut R,
+    ) -> Result<Tensor> {
+        let w = self.weights(selection, rng)?.to_dtype(x.dtype())?;
+        mixture(x, &w, self.clamp)
+    }
+
+    /// Each neuron's current choice, the argmax of its logits (ties to the lowest id).
+    pub fn choices(&self) -> Result<Vec<Activation>> {
+        Ok(argmax_rows(self.logits.as_tensor())?
+            .into_iter()
+            .map(|k| Activation::ALL[k])
+            .collect())
+    }
+
+    /// How many neurons currently choose each function, indexed by activation id.
+    pub fn counts(&self) -> Result<[usize; Activation::COUNT]> {
+        Ok(count_activations(&self.choices()?))
+    }
+}
+
+/// Phase-2 layer: each neuron applies its own fixed function (no clamps).
+#[derive(Clone, Debug)]
+pub struct FixedLayer {
+    activations: Vec<Activation>,
+    /// The ids as a u32 tensor on the model's device, uploaded once.
+    ids: Tensor,
+}
+
+impl FixedLayer {
+    pub fn new(activations: Vec<Activation>, device: &Device) -> Result<Self> {
+        let ids: Vec<u32> = activations.iter().map(|a| a.id() as u32).collect();
+        let ids = Tensor::new(ids, device)?;
+        Ok(Self { activations, ids })
+    }
+
+    /// `x` `[batch, N]` through each neuron's function.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        per_neuron(x, &self.ids)
+    }
+
+    pub fn activations(&self) -> &[Activation] {
+        &self.activations
+    }
+
+    /// The ids as a tensor `[N]` (u32), for checkpoints.
+    pub fn ids(&self) -> &Tensor {
+        &self.ids
+    }
+
+    pub fn neurons(&self) -> usize {
+        self.activations.len()
+    }
+
+    /// How many neurons use each function, indexed by activation id.
+    pub fn counts(&self) -> [usize; Activation::COUNT] {
+        count_activations(&self.activations)
+    }
+}
+
+/// Ends phase 1 for one layer: every neuron keeps the argmax of its logits.
+pub fn freeze(layer: &SelectionLayer) -> Result<FixedLayer> {
+    FixedLayer::new(layer.choices()?, layer.logits.device())
+}
+
+/// Number of neurons per function, indexed by activation id.
+pub fn count_activations(activations: &[Activation]) -> [usize; Activation::COUNT] {
+    let mut counts = [0; Activation::COUNT];
+    for a in activations {
+        counts[a.id()] += 1;
+    }
+    counts
+}

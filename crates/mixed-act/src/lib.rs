@@ -1,0 +1,57 @@
+//! Fused per-neuron activation ops for SmartMixed, as candle custom ops.
+//!
+//! SmartMixed lets every hidden neuron learn its own activation function from a pool of six
+//! ([`Activation`]), in two phases:
+//!
+//! * **Phase 1, selection** ([`SelectionLayer`]): each neuron holds logits over the pool and uses
+//!   a straight-through Gumbel-softmax sample ([`gumbel`]) to pick one function per forward pass;
+//!   the layer's output is the hard mixture [`mixture`], whose backward pass reaches the logits.
+//! * **Phase 2, fixed** ([`FixedLayer`], made by [`freeze`]): each neuron applies its chosen
+//!   function through [`per_neuron`], which costs what a single activation costs.
+//!
+//! Each op is one fused pass over the data, forward and backward, with a slow reference built
+//! from candle's own ops beside it ([`per_neuron_slow`], [`mixture_slow`]) that the tests compare
+//! against. The CPU kernels are here; CUDA and Metal paths sit next to them behind the `cuda`
+//! and `metal` features.
+//!
+//! ```
+//! use candle_core::{Device, Tensor};
+//! use mixed_act::{freeze, per_neuron, Activation, Selection, SelectionLayer};
+//! use rand::SeedableRng;
+//!
+//! # fn main() -> candle_core::Result<()> {
+//! let device = Device::Cpu;
+//! let x = Tensor::new(&[[-1f32, 0.5, 2.0], [3.0, -0.25, -4.0]], &device)?;
+//!
+//! // Phase 2 directly: neuron 0 uses relu, neuron 1 tanh, neuron 2 selu.
+//! let ids = Tensor::new(&[0u32, 2, 5], &device)?;
+//! let y = per_neuron(&x, &ids)?;
+//! assert_eq!(y.to_vec2::<f32>()?[0][0], 0.0);
+//!
+//! // Phase 1: a selection layer samples one function per neuron, and freezing keeps the argmax.
+//! let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(42);
+//! let layer = SelectionLayer::new(3, 0.3, Some(10.0), &device, &mut rng)?;
+//! let h = layer.forward(&x, Selection::Sample, &mut rng)?;
+//! assert_eq!(h.dims(), &[2, 3]);
+//! let fixed = freeze(&layer)?;
+//! println!("functions per neuron: {:?}", fixed.activations());
+//! assert_eq!(fixed.counts().iter().sum::<usize>(), 3);
+//! # Ok(())
+//! # }
+//! ```
+
+mod activation;
+mod cpu;
+pub mod gumbel;
+mod layers;
+mod mixture;
+mod per_neuron;
+
+pub use activation::{
+    Activation, ActivationError, Real, ELU_ALPHA, LEAKY_RELU_SLOPE, SELU_ALPHA, SELU_LAMBDA,
+};
+pub use layers::{
+    count_activations, freeze, FixedLayer, Selection, SelectionLayer, INITIAL_PREFERENCE,
+};
+pub use mixture::{mixture, mixture_slow};
+pub use per_neuron::{activation_slow, per_neuron, per_neuron_slow};

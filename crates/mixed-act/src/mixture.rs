@@ -1,0 +1,359 @@
+//! Phase 1: the hard mixture that a straight-through Gumbel sample selects.
+//!
+//! ```text
+//! x: [B, N], w: [N, 6] (same dtype), C = clamp to [-c, c] or the identity
+//! s[b, n]      = sum_k w[n, k] * C(f_k(x[b, n]))          y = C(s)
+//! grad_x[b, n] = g * C'(s) * sum_k w[n, k] * C'(f_k(x)) * f_k'(x)
+//! grad_w[n, k] = sum_b g * C'(s) * C(f_k(x[b, n]))
+//! ```
+//! Terms whose weight is exactly zero are skipped; that equals the dense sum whenever f_k(x) is
+//! finite (always with a clamp, and for every finite x without one). No [B, N, 6] tensor is made:
+//! grad_w recomputes the six values element by element and reduces them over the batch at once.
+
+use candle_core::{bail, CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
+
+use crate::activation::{specialise, Activation, Real};
+use crate::cpu::{
+    float_dispatch, for_each_column_block, for_each_row_block, same_dtype, Clamp, ColumnPlan,
+    KernelFloat, Matrix,
+};
+use crate::per_neuron::activation_slow;
+use num_traits::{ToPrimitive, Zero};
+
+const K: usize = Activation::COUNT;
+
+/// `y = C(sum_k w[n, k] * C(f_k(x)))` for `x` `[batch, neurons]` and `w` `[neurons, 6]`, with
+/// autograd to both `x` and `w`. `clamp = Some(c)` clamps to `[-c, c]` (the reference uses 10);
+/// `None` disables both clamps.
+pub fn mixture(x: &Tensor, w: &Tensor, clamp: Option<f64>) -> Result<Tensor> {
+    x.apply_op2(
+        w,
+        Mixture {
+            clamp: check_clamp(clamp)?,
+        },
+    )
+}
+
+/// The same function from candle's own ops, with a `[B, N]` temporary per candidate: the
+/// unfused reference the tests compare against.
+pub fn mixture_slow(x: &Tensor, w: &Tensor, clamp: Option<f64>) -> Result<Tensor> {
+    let clamp = check_clamp(clamp)?;
+    let mut sum = x.zeros_like()?;
+    for act in Activation::ALL {
+        let weight = w.narrow(1, act.id(), 1)?.t()?; // [1, N]
+        let value = clamp_slow(activation_slow(act, x)?, clamp)?;
+        sum = (sum + value.broadcast_mul(&weight)?)?;
+    }
+    clamp_slow(sum, clamp)
+}
+
+/// PyTorch's clamp from candle ops. (candle's own `clamp` gives gradient 1/2 exactly on a
+/// bound, PyTorch 1; a one-hot mixture whose inner clamp is active sits exactly on the outer
+/// bound, so the difference matters for grad_w.)
+fn clamp_slow(t: Tensor, clamp: Option<f64>) -> Result<Tensor> {
+    let Some(c) = clamp else { return Ok(t) };
+    let upper = Tensor::full(c, t.shape(), t.device())?.to_dtype(t.dtype())?;
+    let lower = upper.neg()?;
+    let inside_or_low = t.lt(&lower)?.where_cond(&lower, &t)?;
+    t.gt(&upper)?.where_cond(&upper, &inside_or_low)
+}
+
+fn check_clamp(clamp: Option<f64>) -> Result<Option<f64>> {
+    match clamp {
+        Some(c) if !(c.is_finite() && c > 0.0) => {
+            bail!("clamp must be a positive finite number or none, got {c}")
+        }
+        _ => Ok(clamp),
+    }
+}
+
+struct Mixture {
+    clamp: Option<f64>,
+}
+
+impl CustomOp2 for Mixture {
+    fn name(&self) -> &'static str {
+        "mixture-activation"
+    }
+
+    fn cpu_fwd(
+        &self,
+        x: &CpuStorage,
+        x_layout: &Layout,
+        w: &CpuStorage,
+        w_layout: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (rows, cols) = x_layout.shape().dims2()?;
+        let out = float_dispatch!(x, "x", |data| {
+            let weights = read_weights(data, w, w_layout, cols)?;
+            forward_cpu(
+                &Matrix::new(data, x_layout, "x")?,
+                &weights,
+                Clamp::new(self.clamp),
+            )
+        });
+        Ok((out, Shape::from((rows, cols))))
+    }
+
+    // cuda_fwd and metal_fwd: the GPU issue adds them here, next to cpu_fwd.
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _y: &Tensor,
+        grad_y: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let grad_x = x.apply_op3_no_bwd(w, grad_y, &MixtureGradX { clamp: self.clamp })?;
+        let grad_w = x.apply_op3_no_bwd(w, grad_y, &MixtureGradW { clamp: self.clamp })?;
+        Ok((Some(grad_x), Some(grad_w)))
+    }
+}
+
+/// Gradient of the mixture to `x`: one pass over x and grad_y, writing `[B, N]`.
+struct MixtureGradX {
+    clamp: Option<f64>,
+}
+
+impl CustomOp3 for MixtureGradX {
+    fn name(&self) -> &'static str {
+        "mixture-activation-grad-x"
+    }
+
+    fn cpu_fwd(
+        &self,
+        x: &CpuStorage,
+        x_layout: &Layout,
+        w: &CpuStorage,
+        w_layout: &Layout,
+        grad_y: &CpuStorage,
+        grad_layout: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (rows, cols) = x_layout.shape().dims2()?;
+        check_grad_shape(x_layout, grad_layout)?;
+        let out = float_dispatch!(x, "x", |data| {
+            let weights = read_weights(data, w, w_layout, cols)?;
+            let grad = same_dtype(grad_y, "grad_y")?;
+            grad_x_cpu(
+                &Matrix::new(data, x_layout, "x")?,
+                &Matrix::new(grad, grad_layout, "grad_y")?,
+                &weights,
+                Clamp::new(self.clamp),
+            )
+        });
+        Ok((out, Shape::from((rows, cols))))
+    }
+}
+
+/// Gradient of the mixture to `w`: one pass over x and grad_y, reducing over the batch into
+/// `[N, 6]`. Each neuron's sums run over the rows in order within one task, so the result does
+/// not depend on the number of threads.
+struct MixtureGradW {
+    clamp: Option<f64>,
+}
+
+impl CustomOp3 for MixtureGradW {
+    fn name(&self) -> &'static str {
+        "mixture-activation-grad-w"
+    }
+
+    fn cpu_fwd(
+        &self,
+        x: &CpuStorage,
+        x_layout: &Layout,
+        w: &CpuStorage,
+        w_layout: &Layout,
+        grad_y: &CpuStorage,
+        grad_layout: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (_, cols) = x_layout.shape().dims2()?;
+        check_grad_shape(x_layout, grad_layout)?;
+        let out = float_dispatch!(x, "x", |data| {
+            let weights = read_weights(data, w, w_layout, cols)?;
+            let grad = same_dtype(grad_y, "grad_y")?;
+            grad_w_cpu(
+                &Matrix::new(data, x_layout, "x")?,
+                &Matrix::new(grad, grad_layout, "grad_y")?,
+                &weights,
+                Clamp::new(self.clamp),
+            )
+        });
+        Ok((out, Shape::from((cols, K))))
+    }
+}
+
+fn check_grad_shape(x_layout: &Layout, grad_layout: &Layout) -> Result<()> {
+    if grad_layout.dims() != x_layout.dims() {
+        bail!(
+            "grad_y has shape {:?} but x has {:?}",
+            grad_layout.dims(),
+            x_layout.dims()
+        );
+    }
+    Ok(())
+}
+
+/// The mixing weights, widened, with the plan that sends every neuron whose weights have a
+/// single non-zero entry (the one-hot case of training) down a specialised loop.
+struct Weights<A> {
+    rows: Vec<[A; K]>,
+    plan: ColumnPlan,
+}
+
+/// `_x` only fixes the element type: `w` must have the dtype of `x`.
+fn read_weights<T: KernelFloat>(
+    _x: &[T],
+    w: &CpuStorage,
+    layout: &Layout,
+    neurons: usize,
+) -> Result<Weights<T::Acc>> {
+    if layout.dims() != [neurons, K] {
+        bail!(
+            "w must have shape [neurons, 6] = [{neurons}, {K}], got {:?}",
+            layout.dims()
+        );
+    }
+    let w = Matrix::new(same_dtype::<T>(w, "w")?, layout, "w")?;
+    let mut scratch = Vec::new();
+    let rows: Vec<[T::Acc; K]> = (0..neurons)
+        .map(|n| {
+            let row = w.row(n, 0..K, &mut scratch);
+            std::array::from_fn(|k| row[k].widen())
+        })
+        .collect();
+    let single = |row: &[T::Acc; K]| {
+        let mut nonzero = Activation::ALL
+            .into_iter()
+            .filter(|a| row[a.id()] != T::Acc::zero());
+        match (nonzero.next(), nonzero.next()) {
+            (Some(a), None) => Some(a),
+            _ => None,
+        }
+    };
+    let plan = ColumnPlan::new(rows.iter().map(single));
+    Ok(Weights { rows, plan })
+}
+
+/// Pre-clamp sum `s` and the weighted derivative `sum_k w_k C'(f_k(x)) f_k'(x)` for a neuron on
+/// the general path (zero or several non-zero weights).
+#[inline]
+fn general_terms<A: Real>(x: A, weights: &[A; K], clamp: Clamp<A>) -> (A, A) {
+    let (mut sum, mut slope) = (A::zero(), A::zero());
+    for act in Activation::ALL {
+        let w = weights[act.id()];
+        if w != A::zero() {
+            let v = act.value(x);
+            sum = sum + w * clamp.apply(v);
+            slope = slope + w * clamp.derivative(v) * act.derivative(x);
+        }
+    }
+    (sum, slope)
+}
+
+fn forward_cpu<T: KernelFloat>(
+    x: &Matrix<T>,
+    weights: &Weights<T::Acc>,
+    clamp: Clamp<T::Acc>,
+) -> Vec<T> {
+    let cols = x.cols;
+    let mut out = vec![T::narrow(T::Acc::zero()); x.rows * cols];
+    for_each_row_block(&mut out, cols, |first_row, block| {
+        let mut scratch = Vec::new();
+        for (i, y) in block.chunks_exact_mut(cols).enumerate() {
+            let x = x.row(first_row + i, 0..cols, &mut scratch);
+            for act in Activation::ALL {
+                let k = act.id();
+                specialise!(act, |a| {
+                    for run in &weights.plan.runs[k] {
+                        for c in run.clone() {
+                            let w = weights.rows[c][k];
+                            y[c] = T::narrow(clamp.apply(w * clamp.apply(a.value(x[c].widen()))));
+                        }
+                    }
+                })
+            }
+            for &c in &weights.plan.general {
+                let (sum, _) = general_terms(x[c].widen(), &weights.rows[c], clamp);
+                y[c] = T::narrow(clamp.apply(sum));
+            }
+        }
+    });
+    out
+}
+
+fn grad_x_cpu<T: KernelFloat>(
+    x: &Matrix<T>,
+    grad_y: &Matrix<T>,
+    weights: &Weights<T::Acc>,
+    clamp: Clamp<T::Acc>,
+) -> Vec<T> {
+    let cols = x.cols;
+    let mut out = vec![T::narrow(T::Acc::zero()); x.rows * cols];
+    for_each_row_block(&mut out, cols, |first_row, block| {
+        let (mut x_scratch, mut g_scratch) = (Vec::new(), Vec::new());
+        for (i, gx) in block.chunks_exact_mut(cols).enumerate() {
+            let x = x.row(first_row + i, 0..cols, &mut x_scratch);
+            let g = grad_y.row(first_row + i, 0..cols, &mut g_scratch);
+            for act in Activation::ALL {
+                let k = act.id();
+                specialise!(act, |a| {
+                    for run in &weights.plan.runs[k] {
+                        for c in run.clone() {
+                            let (xc, w) = (x[c].widen(), weights.rows[c][k]);
+                            let v = a.value(xc);
+                            let s = w * clamp.apply(v);
+                            let slope = w * clamp.derivative(v) * a.derivative(xc);
+                            gx[c] = T::narrow(g[c].widen() * clamp.derivative(s) * slope);
+                        }
+                    }
+                })
+            }
+            for &c in &weights.plan.general {
+                let (sum, slope) = general_terms(x[c].widen(), &weights.rows[c], clamp);
+                gx[c] = T::narrow(g[c].widen() * clamp.derivative(sum) * slope);
+            }
+        }
+    });
+    out
+}
+
+fn grad_w_cpu<T: KernelFloat>(
+    x: &Matrix<T>,
+    grad_y: &Matrix<T>,
+    weights: &Weights<T::Acc>,
+    clamp: Clamp<T::Acc>,
+) -> Vec<T> {
+    let (rows, cols) = (x.rows, x.cols);
+    let mut out = vec![T::narrow(T::Acc::zero()); cols * K];
+    for_each_column_block(&mut out, K, rows * K, |block_cols, block| {
+        let (mut x_scratch, mut g_scratch) = (Vec::new(), Vec::new());
+        // f64 sums: the batch can be long, and the cost is small next to six function values.
+        let mut sums = vec![[0f64; K]; block_cols.len()];
+        for row in 0..rows {
+            let x = x.row(row, block_cols.clone(), &mut x_scratch);
+            let g = grad_y.row(row, block_cols.clone(), &mut g_scratch);
+            for (j, sum) in sums.iter_mut().enumerate() {
+                let w = &weights.rows[block_cols.start + j];
+                let xc = x[j].widen();
+                let values: [T::Acc; K] =
+                    std::array::from_fn(|k| clamp.apply(Activation::ALL[k].value(xc)));
+                let mut s = T::Acc::zero();
+                for k in 0..K {
+                    if w[k] != T::Acc::zero() {
+                        s = s + w[k] * values[k];
+                    }
+                }
+                let gate = g[j].widen() * clamp.derivative(s);
+                for k in 0..K {
+                    sum[k] += (gate * values[k]).to_f64().unwrap_or(f64::NAN);
+                }
+            }
+        }
+        for (dst, sum) in block.chunks_exact_mut(K).zip(&sums) {
+            for k in 0..K {
+                dst[k] = T::narrow(T::Acc::constant(sum[k]));
+            }
+        }
+    });
+    out
+}

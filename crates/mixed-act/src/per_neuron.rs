@@ -1,0 +1,185 @@
+//! Phase 2: each neuron applies its own fixed activation.
+//!
+//! ```text
+//! x: [B, N] float, ids: [N] integer in 0..6      y[b, n] = f_{ids[n]}(x[b, n])
+//! grad_x[b, n] = grad_y[b, n] * f'_{ids[n]}(x[b, n])
+//! ```
+//! Forward and grad-x are each one pass over the data that writes only the output.
+
+use candle_core::{bail, CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
+
+use crate::activation::{specialise, Activation};
+use crate::cpu::{
+    float_dispatch, for_each_row_block, read_ids, same_dtype, ColumnPlan, KernelFloat, Matrix,
+};
+
+/// Applies activation `ids[n]` to column `n` of `x` (`[batch, neurons]`), with autograd to `x`.
+///
+/// `ids` is an integer tensor `[neurons]` (u8, u32 or i64) on the same device as `x`; each entry
+/// is an [`Activation`] id. Wrong shapes, out-of-range ids and non-float `x` are errors.
+pub fn per_neuron(x: &Tensor, ids: &Tensor) -> Result<Tensor> {
+    x.apply_op2(ids, PerNeuron)
+}
+
+/// The same function composed from candle's own ops and one mask per function: slow, but it
+/// spells out the math, and the tests compare the fused op (values and gradients) against it.
+pub fn per_neuron_slow(x: &Tensor, ids: &[Activation]) -> Result<Tensor> {
+    let (_, neurons) = x.dims2()?;
+    if ids.len() != neurons {
+        bail!("ids has {} entries but x has {neurons} neurons", ids.len());
+    }
+    let mut y = x.zeros_like()?;
+    for act in Activation::ALL {
+        let mask: Vec<f64> = ids
+            .iter()
+            .map(|&a| if a == act { 1.0 } else { 0.0 })
+            .collect();
+        if mask.iter().all(|&m| m == 0.0) {
+            continue;
+        }
+        let mask = Tensor::new(mask, x.device())?
+            .to_dtype(x.dtype())?
+            .unsqueeze(0)?;
+        y = (y + activation_slow(act, x)?.broadcast_mul(&mask)?)?;
+    }
+    Ok(y)
+}
+
+/// One activation on a whole tensor with candle's own ops (the unfused reference).
+pub fn activation_slow(act: Activation, x: &Tensor) -> Result<Tensor> {
+    use crate::activation::{ELU_ALPHA, LEAKY_RELU_SLOPE, SELU_ALPHA, SELU_LAMBDA};
+    match act {
+        Activation::Relu => x.relu(),
+        Activation::Sigmoid => candle_nn::ops::sigmoid(x),
+        Activation::Tanh => x.tanh(),
+        Activation::LeakyRelu => candle_nn::ops::leaky_relu(x, LEAKY_RELU_SLOPE),
+        Activation::Elu => x.elu(ELU_ALPHA),
+        // candle_nn::ops::selu builds f32 constants and so fails on f64 tensors.
+        Activation::Selu => {
+            let negative = x.exp()?.affine(SELU_ALPHA, -SELU_ALPHA)?;
+            x.gt(0.0)?
+                .where_cond(x, &negative)?
+                .affine(SELU_LAMBDA, 0.0)
+        }
+    }
+}
+
+struct PerNeuron;
+
+impl CustomOp2 for PerNeuron {
+    fn name(&self) -> &'static str {
+        "per-neuron-activation"
+    }
+
+    fn cpu_fwd(
+        &self,
+        x: &CpuStorage,
+        x_layout: &Layout,
+        ids: &CpuStorage,
+        ids_layout: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (rows, cols) = x_layout.shape().dims2()?;
+        let plan = ColumnPlan::new(read_ids(ids, ids_layout, cols)?.into_iter().map(Some));
+        let out = float_dispatch!(x, "x", |data| {
+            forward_cpu(&Matrix::new(data, x_layout, "x")?, &plan)
+        });
+        Ok((out, Shape::from((rows, cols))))
+    }
+
+    // cuda_fwd and metal_fwd: the GPU issue adds them here, next to cpu_fwd.
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        ids: &Tensor,
+        _y: &Tensor,
+        grad_y: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let grad_x = x.apply_op3_no_bwd(ids, grad_y, &PerNeuronGradX)?;
+        Ok((Some(grad_x), None))
+    }
+}
+
+/// `grad_x = grad_y * f'_{ids[n]}(x)`: a forward-only op, so each device path is one kernel.
+struct PerNeuronGradX;
+
+impl CustomOp3 for PerNeuronGradX {
+    fn name(&self) -> &'static str {
+        "per-neuron-activation-grad-x"
+    }
+
+    fn cpu_fwd(
+        &self,
+        x: &CpuStorage,
+        x_layout: &Layout,
+        ids: &CpuStorage,
+        ids_layout: &Layout,
+        grad_y: &CpuStorage,
+        grad_layout: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (rows, cols) = x_layout.shape().dims2()?;
+        if grad_layout.dims() != x_layout.dims() {
+            bail!(
+                "grad_y has shape {:?} but x has {:?}",
+                grad_layout.dims(),
+                x_layout.dims()
+            );
+        }
+        let plan = ColumnPlan::new(read_ids(ids, ids_layout, cols)?.into_iter().map(Some));
+        let out = float_dispatch!(x, "x", |data| {
+            let grad = same_dtype(grad_y, "grad_y")?;
+            grad_x_cpu(
+                &Matrix::new(data, x_layout, "x")?,
+                &Matrix::new(grad, grad_layout, "grad_y")?,
+                &plan,
+            )
+        });
+        Ok((out, Shape::from((rows, cols))))
+    }
+}
+
+fn forward_cpu<T: KernelFloat>(x: &Matrix<T>, plan: &ColumnPlan) -> Vec<T> {
+    let cols = x.cols;
+    let mut out = vec![T::narrow(num_traits::Zero::zero()); x.rows * cols];
+    for_each_row_block(&mut out, cols, |first_row, block| {
+        let mut scratch = Vec::new();
+        for (i, y) in block.chunks_exact_mut(cols).enumerate() {
+            let x = x.row(first_row + i, 0..cols, &mut scratch);
+            for act in Activation::ALL {
+                let runs = &plan.runs[act.id()];
+                specialise!(act, |a| {
+                    for run in runs {
+                        for (y, x) in y[run.clone()].iter_mut().zip(&x[run.clone()]) {
+                            *y = T::narrow(a.value(x.widen()));
+                        }
+                    }
+                })
+            }
+        }
+    });
+    out
+}
+
+fn grad_x_cpu<T: KernelFloat>(x: &Matrix<T>, grad_y: &Matrix<T>, plan: &ColumnPlan) -> Vec<T> {
+    let cols = x.cols;
+    let mut out = vec![T::narrow(num_traits::Zero::zero()); x.rows * cols];
+    for_each_row_block(&mut out, cols, |first_row, block| {
+        let (mut x_scratch, mut g_scratch) = (Vec::new(), Vec::new());
+        for (i, gx) in block.chunks_exact_mut(cols).enumerate() {
+            let x = x.row(first_row + i, 0..cols, &mut x_scratch);
+            let g = grad_y.row(first_row + i, 0..cols, &mut g_scratch);
+            for act in Activation::ALL {
+                let runs = &plan.runs[act.id()];
+                specialise!(act, |a| {
+                    for run in runs {
+                        let r = run.clone();
+                        for ((gx, x), g) in gx[r.clone()].iter_mut().zip(&x[r.clone()]).zip(&g[r]) {
+                            *gx = T::narrow(g.widen() * a.derivative(x.widen()));
+                        }
+                    }
+                })
+            }
+        }
+    });
+    out
+}

@@ -1,0 +1,666 @@
+//! The fused ops against candle-op references, finite differences and the scalar formulas.
+//!
+//! Tolerances: |fused - reference| <= ATOL + RTOL * |reference|, with (1e-6, 1e-5) in f32 and
+//! (1e-12, 1e-10) in f64; for grad_w, a sum over the batch, ATOL is multiplied by the number of
+//! rows summed (rounding grows with the terms, and cancellation can make the sum small). The references differ from the fused kernels only in rounding (for
+//! example candle's elu forms e^x - 1 where we use exp_m1), so these bounds are loose enough for
+//! rounding and far too tight for a wrong formula, a wrong neuron or a missed clamp.
+
+use candle_core::{DType, Device, Tensor, Var};
+use mixed_act::gumbel::{gumbel_noise, straight_through};
+use mixed_act::{
+    freeze, mixture, mixture_slow, per_neuron, per_neuron_slow, Activation, Selection,
+    SelectionLayer, ELU_ALPHA, SELU_ALPHA, SELU_LAMBDA,
+};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+type TestResult = candle_core::Result<()>;
+
+fn tolerance(dtype: DType) -> (f64, f64) {
+    match dtype {
+        DType::F64 => (1e-12, 1e-10),
+        _ => (1e-6, 1e-5),
+    }
+}
+
+/// Asserts element-wise closeness and reports the worst error with its position.
+fn assert_close(actual: &Tensor, expected: &Tensor, what: &str) {
+    assert_close_summed(actual, expected, what, 1)
+}
+
+/// [`assert_close`] for values that are sums of `terms` terms.
+fn assert_close_summed(actual: &Tensor, expected: &Tensor, what: &str, terms: usize) {
+    assert_eq!(actual.dims(), expected.dims(), "{what}: shapes differ");
+    let (atol, rtol) = tolerance(expected.dtype());
+    let atol = atol * terms as f64;
+    let a = actual
+        .to_dtype(DType::F64)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f64>()
+        .unwrap();
+    let e = expected
+        .to_dtype(DType::F64)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f64>()
+        .unwrap();
+    let mut worst = (0.0f64, 0usize);
+    for (i, (x, y)) in a.iter().zip(&e).enumerate() {
+        assert!(x.is_finite() == y.is_finite(), "{what}[{i}]: {x} vs {y}");
+        let excess = (x - y).abs() - (atol + rtol * y.abs());
+        if excess > worst.0 {
+            worst = (excess, i);
+        }
+    }
+    let i = worst.1;
+    assert!(
+        worst.0 <= 0.0,
+        "{what}[{i}]: fused {} vs reference {} (tolerance {atol} + {rtol} * |ref|)",
+        a[i],
+        e[i]
+    );
+}
+
+/// Normal-ish values with scale `scale`, never exactly zero (candle's relu has gradient 1 at 0,
+/// PyTorch's and ours 0, so exact zeros are tested apart).
+fn random_matrix(
+    rng: &mut ChaCha8Rng,
+    rows: usize,
+    cols: usize,
+    scale: f64,
+    dtype: DType,
+) -> Tensor {
+    let data: Vec<f64> = (0..rows * cols)
+        .map(|_| {
+            let v: f64 = (0..4).map(|_| rng.random::<f64>() - 0.5).sum::<f64>() * scale;
+            if v.abs() < 1e-6 {
+                0.5
+            } else {
+                v
+            }
+        })
+        .collect();
+    Tensor::from_vec(data, (rows, cols), &Device::Cpu)
+        .unwrap()
+        .to_dtype(dtype)
+        .unwrap()
+}
+
+fn random_ids(rng: &mut ChaCha8Rng, n: usize) -> Vec<Activation> {
+    (0..n)
+        .map(|_| Activation::ALL[rng.random_range(0..6)])
+        .collect()
+}
+
+fn ids_tensor(ids: &[Activation]) -> Tensor {
+    Tensor::new(
+        ids.iter().map(|a| a.id() as u32).collect::<Vec<_>>(),
+        &Device::Cpu,
+    )
+    .unwrap()
+}
+
+/// Value and gradients of `sum(op(x, ...) * r)` for a random `r`, so every output element's
+/// gradient is distinct.
+fn value_and_grads(
+    op: impl Fn(&Tensor, &Tensor) -> candle_core::Result<Tensor>,
+    x: &Tensor,
+    w: &Tensor,
+    r: &Tensor,
+) -> (Tensor, Tensor, Tensor) {
+    let (xv, wv) = (Var::from_tensor(x).unwrap(), Var::from_tensor(w).unwrap());
+    let y = op(xv.as_tensor(), wv.as_tensor()).unwrap();
+    let grads = (&y * r).unwrap().sum_all().unwrap().backward().unwrap();
+    let gx = grads.get(xv.as_tensor()).unwrap().clone();
+    let gw = grads
+        .get(wv.as_tensor())
+        .map(|g| g.clone())
+        .unwrap_or_else(|| w.zeros_like().unwrap());
+    (y, gx, gw)
+}
+
+const SHAPES: [(usize, usize); 5] = [(1, 1), (7, 13), (64, 300), (300, 257), (2, 4096)];
+
+#[test]
+fn per_neuron_matches_candle_reference() -> TestResult {
+    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    for dtype in [DType::F32, DType::F64] {
+        for (rows, cols) in SHAPES {
+            let x = random_matrix(&mut rng, rows, cols, 6.0, dtype);
+            let r = random_matrix(&mut rng, rows, cols, 2.0, dtype);
+            let ids = random_ids(&mut rng, cols);
+            let (ids_t, dummy) = (ids_tensor(&ids), Tensor::zeros(1, dtype, &Device::Cpu)?);
+            let (y, gx, _) = value_and_grads(|x, _| per_neuron(x, &ids_t), &x, &dummy, &r);
+            let (y_ref, gx_ref, _) =
+                value_and_grads(|x, _| per_neuron_slow(x, &ids), &x, &dummy, &r);
+            let what = format!("{dtype:?} [{rows}, {cols}]");
+            assert_close(&y, &y_ref, &format!("per_neuron {what}"));
+            assert_close(&gx, &gx_ref, &format!("per_neuron grad_x {what}"));
+        }
+    }
+    Ok(())
+}
+
+/// One-hot weights (training), general real weights with zeros, with and without the clamp;
+/// x is scaled so that many values cross the clamp at 10.
+#[test]
+fn mixture_matches_candle_reference() -> TestResult {
+    let mut rng = ChaCha8Rng::seed_from_u64(2);
+    for dtype in [DType::F32, DType::F64] {
+        for (rows, cols) in SHAPES {
+            for one_hot in [true, false] {
+                for clamp in [Some(10.0), None, Some(0.7)] {
+                    let x = random_matrix(&mut rng, rows, cols, 30.0, dtype);
+                    let r = random_matrix(&mut rng, rows, cols, 2.0, dtype);
+                    let w: Vec<f64> = (0..cols * 6)
+                        .map(|i| match one_hot {
+                            true => 0.0,
+                            false if i % 3 == 0 => 0.0,
+                            false => rng.random::<f64>() * 2.0 - 0.5,
+                        })
+                        .collect();
+                    let mut w = w;
+                    if one_hot {
+                        for n in 0..cols {
+                            w[n * 6 + rng.random_range(0..6)] = 1.0;
+                        }
+                    }
+                    let w = Tensor::from_vec(w, (cols, 6), &Device::Cpu)?.to_dtype(dtype)?;
+                    let (y, gx, gw) = value_and_grads(|x, w| mixture(x, w, clamp), &x, &w, &r);
+                    let (y_ref, gx_ref, gw_ref) =
+                        value_and_grads(|x, w| mixture_slow(x, w, clamp), &x, &w, &r);
+                    let what =
+                        format!("{dtype:?} [{rows}, {cols}] one_hot={one_hot} clamp={clamp:?}");
+                    assert_close(&y, &y_ref, &format!("mixture {what}"));
+                    assert_close(&gx, &gx_ref, &format!("mixture grad_x {what}"));
+                    assert_close_summed(&gw, &gw_ref, &format!("mixture grad_w {what}"), rows);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Central differences in f64 at points away from the kinks and the clamp bounds.
+#[test]
+fn gradients_match_finite_differences() -> TestResult {
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    let (rows, cols, h) = (5, 12, 1e-6);
+    let x: Vec<f64> = (0..rows * cols)
+        .map(|_| {
+            let v = rng.random::<f64>() * 8.0 - 4.0;
+            if v.abs() < 0.05 {
+                0.3
+            } else {
+                v
+            }
+        })
+        .collect();
+    let x = Tensor::from_vec(x, (rows, cols), &Device::Cpu)?;
+    let r = random_matrix(&mut rng, rows, cols, 2.0, DType::F64);
+    let w: Vec<f64> = (0..cols * 6)
+        .map(|i| {
+            if i % 4 == 1 {
+                0.0
+            } else {
+                rng.random::<f64>() - 0.3
+            }
+        })
+        .collect();
+    let w = Tensor::from_vec(w, (cols, 6), &Device::Cpu)?;
+    let ids = random_ids(&mut rng, cols);
+    let ids_t = ids_tensor(&ids);
+
+    // clamp 2.5 so that some values are clamped, none within 1e-3 of the bound (checked below).
+    let clamp = Some(2.5);
+    let loss_mix = |x: &Tensor, w: &Tensor| {
+        (mixture(x, w, clamp).unwrap() * &r)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .to_scalar::<f64>()
+            .unwrap()
+    };
+    let loss_pn = |x: &Tensor| {
+        (per_neuron(x, &ids_t).unwrap() * &r)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .to_scalar::<f64>()
+            .unwrap()
+    };
+    let pre = mixture(&x, &w, None)?.flatten_all()?.to_vec1::<f64>()?;
+    assert!(
+        pre.iter().all(|s| (s.abs() - 2.5).abs() > 1e-3),
+        "a point sits on the clamp bound"
+    );
+
+    let (_, gx, gw) = value_and_grads(|x, w| mixture(x, w, clamp), &x, &w, &r);
+    let (_, gx_pn, _) = value_and_grads(|x, _| per_neuron(x, &ids_t), &x, &w, &r);
+    let (gx, gw, gx_pn) = (
+        gx.to_vec2::<f64>()?,
+        gw.to_vec2::<f64>()?,
+        gx_pn.to_vec2::<f64>()?,
+    );
+    let bump = |t: &Tensor, i: usize, j: usize, d: f64| -> Tensor {
+        let mut v = t.to_vec2::<f64>().unwrap();
+        v[i][j] += d;
+        Tensor::new(v, &Device::Cpu).unwrap()
+    };
+    for i in 0..rows {
+        for j in 0..cols {
+            let numeric =
+                (loss_mix(&bump(&x, i, j, h), &w) - loss_mix(&bump(&x, i, j, -h), &w)) / (2.0 * h);
+            assert!(
+                (numeric - gx[i][j]).abs() < 1e-6,
+                "mixture grad_x[{i}][{j}] {} vs {numeric}",
+                gx[i][j]
+            );
+            let numeric = (loss_pn(&bump(&x, i, j, h)) - loss_pn(&bump(&x, i, j, -h))) / (2.0 * h);
+            assert!(
+                (numeric - gx_pn[i][j]).abs() < 1e-6,
+                "per_neuron grad_x[{i}][{j}] {} vs {numeric}",
+                gx_pn[i][j]
+            );
+        }
+    }
+    for n in 0..cols {
+        for k in 0..6 {
+            let numeric =
+                (loss_mix(&x, &bump(&w, n, k, h)) - loss_mix(&x, &bump(&w, n, k, -h))) / (2.0 * h);
+            assert!(
+                (numeric - gw[n][k]).abs() < 1e-6,
+                "mixture grad_w[{n}][{k}] {} vs {numeric}",
+                gw[n][k]
+            );
+        }
+    }
+    Ok(())
+}
+
+/// At and next to the kinks and far in the tails, the fused ops equal the scalar formulas
+/// (which follow PyTorch at x = 0), with no NaN or inf.
+#[test]
+fn kinks_and_tails_follow_the_scalar_formulas() -> TestResult {
+    let points = [
+        0.0, 1e-30, -1e-30, 1e-7, -1e-7, 1e-3, -1e-3, 1e4, -1e4, 80.0, -80.0, 700.0, -700.0,
+    ];
+    let cols = points.len() * 6;
+    let x: Vec<f64> = (0..6).flat_map(|_| points).collect();
+    let ids: Vec<Activation> = Activation::ALL.iter().flat_map(|&a| [a; 13]).collect();
+    for dtype in [DType::F32, DType::F64] {
+        let x_t = Tensor::from_vec(x.clone(), (1, cols), &Device::Cpu)?.to_dtype(dtype)?;
+        let (y, gx, _) = value_and_grads(
+            |x, _| per_neuron(x, &ids_tensor(&ids)),
+            &x_t,
+            &Tensor::zeros(1, dtype, &Device::Cpu)?,
+            &Tensor::ones((1, cols), dtype, &Device::Cpu)?,
+        );
+        let (y, gx) = (
+            y.to_dtype(DType::F64)?.to_vec2::<f64>()?,
+            gx.to_dtype(DType::F64)?.to_vec2::<f64>()?,
+        );
+        for c in 0..cols {
+            let (a, xv) = (ids[c], x_t.to_dtype(DType::F64)?.to_vec2::<f64>()?[0][c]);
+            let (ev, ed) = match dtype {
+                DType::F32 => (a.value(xv as f32) as f64, a.derivative(xv as f32) as f64),
+                _ => (a.value(xv), a.derivative(xv)),
+            };
+            assert!(
+                y[0][c].is_finite() && gx[0][c].is_finite(),
+                "{a}({xv}) not finite"
+            );
+            assert_eq!(y[0][c], ev, "{dtype:?} {a}({xv})");
+            assert_eq!(gx[0][c], ed, "{dtype:?} {a}'({xv})");
+        }
+    }
+    // The limits themselves.
+    let at = |a: Activation, v: f64| -> f64 {
+        let x = Tensor::new(&[[v]], &Device::Cpu).unwrap();
+        per_neuron(&x, &Tensor::new(&[a.id() as u32], &Device::Cpu).unwrap())
+            .unwrap()
+            .to_vec2::<f64>()
+            .unwrap()[0][0]
+    };
+    assert_eq!(at(Activation::Sigmoid, 1e4), 1.0);
+    assert_eq!(at(Activation::Sigmoid, -1e4), 0.0);
+    assert_eq!(at(Activation::Tanh, -1e4), -1.0);
+    assert_eq!(at(Activation::Elu, -1e4), -ELU_ALPHA);
+    assert_eq!(at(Activation::Selu, -1e4), -SELU_LAMBDA * SELU_ALPHA);
+    assert_eq!(at(Activation::Relu, 0.0), 0.0);
+
+    // PyTorch's derivatives at 0, through the op.
+    let zero = Var::from_tensor(&Tensor::zeros((1, 6), DType::F64, &Device::Cpu)?)?;
+    let ids = Tensor::new(&[0u32, 1, 2, 3, 4, 5], &Device::Cpu)?;
+    let g = per_neuron(zero.as_tensor(), &ids)?.sum_all()?.backward()?;
+    let g = g.get(zero.as_tensor()).unwrap().to_vec2::<f64>()?;
+    assert_eq!(
+        g[0],
+        vec![0.0, 0.25, 1.0, 0.01, ELU_ALPHA, SELU_LAMBDA * SELU_ALPHA]
+    );
+    Ok(())
+}
+
+/// The clamp's derivative is 1 on the closed interval (PyTorch), 0 outside, for both clamps.
+#[test]
+fn clamp_bounds_follow_pytorch() -> TestResult {
+    let x = Var::new(&[[10.0f64, 10.5, -10.0, 9.5, 20.0]], &Device::Cpu)?;
+    // relu for the first two, leaky_relu (slope .01: -0.1 inside) for the third, selu, elu.
+    let w = Tensor::new(
+        &[
+            [1.0f64, 0.0, 0.0, 0.0, 0.0, 0.0],
+            [1.0, 0.0, 0.0, 0.0, 0.0, 0.0],
+            [0.0, 0.0, 0.0, 1.0, 0.0, 0.0],
+            [0.0, 0.0, 0.0, 0.0, 0.0, 1.0],
+            [0.0, 0.0, 0.0, 0.0, 2.0, 0.0],
+        ],
+        &Device::Cpu,
+    )?;
+    let y = mixture(x.as_tensor(), &w, Some(10.0))?;
+    assert_eq!(
+        y.to_vec2::<f64>()?[0],
+        vec![10.0, 10.0, -0.1, SELU_LAMBDA * 9.5, 10.0]
+    );
+    let g = y.sum_all()?.backward()?;
+    // 10: on the bound, passes; 10.5: clamped; -10 * 0.01 inside; selu(9.5) = 9.98 inside, then
+    // lambda; elu(20) clamped to 10 inside the inner clamp.
+    assert_eq!(
+        g.get(x.as_tensor()).unwrap().to_vec2::<f64>()?[0],
+        vec![1.0, 0.0, 0.01, SELU_LAMBDA, 0.0]
+    );
+    Ok(())
+}
+
+/// Transposed, narrowed and broadcast (stride-0) operands give the contiguous result.
+#[test]
+fn non_contiguous_inputs_match_contiguous() -> TestResult {
+    let mut rng = ChaCha8Rng::seed_from_u64(4);
+    let base = random_matrix(&mut rng, 40, 300, 8.0, DType::F32);
+    let transposed = base.t()?; // [300, 40], column stride 300
+    let narrowed = base.narrow(1, 17, 200)?; // [40, 200], row stride 300
+    for x in [transposed, narrowed] {
+        assert!(!x.is_contiguous());
+        let cols = x.dim(1)?;
+        let ids = ids_tensor(&random_ids(&mut rng, cols));
+        let w = random_matrix(&mut rng, cols, 6, 1.0, DType::F32);
+        let contiguous = x.contiguous()?;
+        assert_eq!(
+            per_neuron(&x, &ids)?.to_vec2::<f32>()?,
+            per_neuron(&contiguous, &ids)?.to_vec2::<f32>()?
+        );
+        assert_eq!(
+            mixture(&x, &w.t()?.contiguous()?.t()?, Some(10.0))?.to_vec2::<f32>()?,
+            mixture(&contiguous, &w, Some(10.0))?.to_vec2::<f32>()?
+        );
+        // sum_all's gradient reaches the ops as a broadcast of one scalar (stride 0).
+        let grads = |x: &Tensor| -> (Vec<Vec<f32>>, Vec<Vec<f32>>, Vec<Vec<f32>>) {
+            let (xv, wv) = (Var::from_tensor(x).unwrap(), Var::from_tensor(&w).unwrap());
+            let g = per_neuron(xv.as_tensor(), &ids)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap();
+            let g_mix = mixture(xv.as_tensor(), wv.as_tensor(), None)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap();
+            (
+                g.get(xv.as_tensor()).unwrap().to_vec2().unwrap(),
+                g_mix.get(xv.as_tensor()).unwrap().to_vec2().unwrap(),
+                g_mix.get(wv.as_tensor()).unwrap().to_vec2().unwrap(),
+            )
+        };
+        assert_eq!(grads(&x), grads(&contiguous));
+    }
+    Ok(())
+}
+
+#[test]
+fn half_precision_is_computed_in_f32() -> TestResult {
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    let x = random_matrix(&mut rng, 8, 30, 4.0, DType::F32);
+    let ids = ids_tensor(&random_ids(&mut rng, 30));
+    let exact = per_neuron(&x, &ids)?;
+    for dtype in [DType::BF16, DType::F16] {
+        let y = per_neuron(&x.to_dtype(dtype)?, &ids)?;
+        assert_eq!(y.dtype(), dtype);
+        let err = (y.to_dtype(DType::F32)? - &exact)?
+            .abs()?
+            .max_all()?
+            .to_scalar::<f32>()?;
+        assert!(err < 0.05, "{dtype:?} max error {err}");
+    }
+    Ok(())
+}
+
+#[test]
+fn bad_shapes_and_values_are_clear_errors() -> TestResult {
+    let dev = Device::Cpu;
+    let x = Tensor::zeros((4, 3), DType::F32, &dev)?;
+    let err = |r: candle_core::Result<Tensor>| r.expect_err("expected an error").to_string();
+
+    let e = err(per_neuron(&x, &Tensor::new(&[0u32, 1], &dev)?));
+    assert!(
+        e.contains("ids has 2 entries") && e.contains("3 neurons"),
+        "{e}"
+    );
+    let e = err(per_neuron(&x, &Tensor::new(&[0u32, 6, 1], &dev)?));
+    assert!(e.contains("ids[1] = 6"), "{e}");
+    let e = err(per_neuron(&x, &Tensor::new(&[0i64, -1, 1], &dev)?));
+    assert!(e.contains("ids[1] = -1"), "{e}");
+    let e = err(per_neuron(&x, &Tensor::new(&[0f32, 1.0, 1.0], &dev)?));
+    assert!(e.contains("ids must have an integer dtype"), "{e}");
+    let e = err(per_neuron(
+        &Tensor::zeros((4, 3), DType::U32, &dev)?,
+        &Tensor::new(&[0u32, 1, 2], &dev)?,
+    ));
+    assert!(e.contains("x must be a float tensor"), "{e}");
+    let e = err(per_neuron(
+        &Tensor::zeros((2, 4, 3), DType::F32, &dev)?,
+        &Tensor::new(&[0u32, 1, 2], &dev)?,
+    ));
+    assert!(e.contains("rank"), "{e}");
+
+    let e = err(mixture(&x, &Tensor::zeros((3, 5), DType::F32, &dev)?, None));
+    assert!(e.contains("w must have shape [neurons, 6] = [3, 6]"), "{e}");
+    let e = err(mixture(&x, &Tensor::zeros((3, 6), DType::F64, &dev)?, None));
+    assert!(e.contains("w has dtype F64 but x has F32"), "{e}");
+    let e = err(mixture(
+        &x,
+        &Tensor::zeros((3, 6), DType::F32, &dev)?,
+        Some(-1.0),
+    ));
+    assert!(e.contains("clamp must be a positive"), "{e}");
+    Ok(())
+}
+
+/// grad_w reduces over the batch; its order must not depend on the number of threads.
+#[test]
+fn results_do_not_depend_on_thread_count() -> TestResult {
+    let mut rng = ChaCha8Rng::seed_from_u64(6);
+    let x = random_matrix(&mut rng, 512, 256, 5.0, DType::F32);
+    let r = random_matrix(&mut rng, 512, 256, 1.0, DType::F32);
+    let w = random_matrix(&mut rng, 256, 6, 1.0, DType::F32);
+    let run = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            let (y, gx, gw) = value_and_grads(|x, w| mixture(x, w, Some(10.0)), &x, &w, &r);
+            (
+                y.to_vec2::<f32>().unwrap(),
+                gx.to_vec2::<f32>().unwrap(),
+                gw.to_vec2::<f32>().unwrap(),
+            )
+        })
+    };
+    assert_eq!(run(1), run(3));
+    Ok(())
+}
+
+#[test]
+fn gumbel_value_is_exactly_one_hot_and_gradient_is_the_softmax_jacobian() -> TestResult {
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    let (n, tau) = (50, 0.3);
+    let logits: Vec<f64> = (0..n * 6)
+        .map(|_| rng.random::<f64>() * 4.0 - 2.0)
+        .collect();
+    let logits = Var::from_tensor(&Tensor::from_vec(logits, (n, 6), &Device::Cpu)?)?;
+    let noise: Vec<f64> = gumbel_noise(&mut rng, n * 6)
+        .into_iter()
+        .map(f64::from)
+        .collect();
+    let noise = Tensor::from_vec(noise, (n, 6), &Device::Cpu)?;
+    let r = random_matrix(&mut rng, n, 6, 2.0, DType::F64);
+    let w = straight_through(logits.as_tensor(), &noise, tau)?;
+    let grad = (&w * &r)?.sum_all()?.backward()?;
+    let grad = grad.get(logits.as_tensor()).unwrap().to_vec2::<f64>()?;
+
+    let (l, g, r) = (
+        logits.to_vec2::<f64>()?,
+        noise.to_vec2::<f64>()?,
+        r.to_vec2::<f64>()?,
+    );
+    for (i, row) in w.to_vec2::<f64>()?.iter().enumerate() {
+        // Value: exactly one 1.0 at the argmax of the perturbed logits, zeros elsewhere.
+        let z: Vec<f64> = (0..6).map(|k| (l[i][k] + g[i][k]) / tau).collect();
+        let best = (0..6).fold(0, |b, k| if z[k] > z[b] { k } else { b });
+        for k in 0..6 {
+            assert_eq!(row[k], if k == best { 1.0 } else { 0.0 }, "row {i}");
+        }
+        // Gradient: d/dl of r . softmax(z) = s * (r - s . r) / tau.
+        let m = z.iter().cloned().fold(f64::MIN, f64::max);
+        let e: Vec<f64> = z.iter().map(|v| (v - m).exp()).collect();
+        let s: Vec<f64> = e.iter().map(|v| v / e.iter().sum::<f64>()).collect();
+        let sr: f64 = (0..6).map(|k| s[k] * r[i][k]).sum();
+        for k in 0..6 {
+            let expected = s[k] * (r[i][k] - sr) / tau;
+            assert!(
+                (grad[i][k] - expected).abs() < 1e-12,
+                "grad[{i}][{k}] {} vs {expected}",
+                grad[i][k]
+            );
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn gumbel_ties_go_to_the_lowest_id() -> TestResult {
+    let logits = Tensor::new(&[[1f32, 3.0, 3.0, 0.0, 3.0, 0.0]], &Device::Cpu)?;
+    let w = straight_through(&logits, &logits.zeros_like()?, 0.3)?;
+    assert_eq!(w.to_vec2::<f32>()?[0], vec![0.0, 1.0, 0.0, 0.0, 0.0, 0.0]);
+    Ok(())
+}
+
+#[test]
+fn gumbel_is_seeded_and_selects_with_softmax_probabilities() -> TestResult {
+    // Same seed, same noise; another seed, other noise.
+    let a = gumbel_noise(&mut ChaCha8Rng::seed_from_u64(9), 100);
+    assert_eq!(a, gumbel_noise(&mut ChaCha8Rng::seed_from_u64(9), 100));
+    assert_ne!(a, gumbel_noise(&mut ChaCha8Rng::seed_from_u64(10), 100));
+    assert!(a.iter().all(|v| v.is_finite()));
+
+    // Gumbel-max: argmax(l + g) ~ softmax(l), whatever tau. 40,000 draws put the standard error
+    // of each frequency below 0.0025; 0.012 is about five of them, while softmax(l / tau) or
+    // uniform noise would miss by more than 0.1.
+    let probe = [0.5f64, -1.0, 2.0, 0.0, 1.0, -0.5];
+    let neurons = 2000;
+    let logits = Tensor::from_vec(probe.repeat(neurons), (neurons, 6), &Device::Cpu)?
+        .to_dtype(DType::F32)?;
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    let mut counts = [0usize; 6];
+    for _ in 0..20 {
+        let w =
+            mixed_act::gumbel::sample_straight_through(&logits, 0.3, &mut rng)?.to_vec2::<f32>()?;
+        for row in w {
+            counts[row.iter().position(|&v| v == 1.0).unwrap()] += 1;
+        }
+    }
+    let total: f64 = probe.iter().map(|l| l.exp()).sum();
+    for k in 0..6 {
+        let expected = probe[k].exp() / total;
+        let seen = counts[k] as f64 / (neurons * 20) as f64;
+        assert!(
+            (seen - expected).abs() < 0.012,
+            "candidate {k}: {seen} vs softmax {expected}"
+        );
+    }
+    Ok(())
+}
+
+#[test]
+fn selection_layer_initialises_as_the_reference() -> TestResult {
+    let layer = SelectionLayer::new(
+        300,
+        0.3,
+        Some(10.0),
+        &Device::Cpu,
+        &mut ChaCha8Rng::seed_from_u64(12),
+    )?;
+    let logits = layer.logits().to_vec2::<f32>()?;
+    let mut counts = [0usize; 6];
+    for row in &logits {
+        let raised: Vec<usize> = (0..6).filter(|&k| row[k] != 0.0).collect();
+        assert_eq!(raised.len(), 1);
+        assert_eq!(row[raised[0]], mixed_act::INITIAL_PREFERENCE);
+        counts[raised[0]] += 1;
+    }
+    // Uniform over 6 candidates: each gets 50 of 300 on average; all must appear.
+    assert!(counts.iter().all(|&c| c > 20), "{counts:?}");
+    assert_eq!(layer.counts()?, counts);
+    Ok(())
+}
+
+#[test]
+fn freeze_keeps_the_argmax_and_matches_evaluation_output() -> TestResult {
+    let dev = Device::Cpu;
+    // Ties go to the lowest id.
+    let logits = Tensor::new(
+        &[
+            [0.0f32, 0.0, 0.0, 0.0, 0.0, 0.0],
+            [0.0, 2.0, 2.0, 0.0, 0.0, 0.0],
+            [0.0, 0.0, 0.0, 0.0, 0.0, 5.0],
+        ],
+        &dev,
+    )?;
+    let layer = SelectionLayer::from_logits(Var::from_tensor(&logits)?, 0.3, None)?;
+    let fixed = freeze(&layer)?;
+    assert_eq!(
+        fixed.activations(),
+        &[Activation::Relu, Activation::Sigmoid, Activation::Selu]
+    );
+    assert_eq!(fixed.counts(), [1, 1, 0, 0, 0, 1]);
+
+    let mut rng = ChaCha8Rng::seed_from_u64(13);
+    let trained: Vec<f32> = (0..64 * 6).map(|_| rng.random::<f32>()).collect();
+    let logits = Var::from_tensor(&Tensor::from_vec(trained, (64, 6), &dev)?)?;
+    let x = random_matrix(&mut rng, 32, 64, 30.0, DType::F32);
+    for clamp in [None, Some(10.0)] {
+        let layer = SelectionLayer::from_logits(logits.clone(), 0.3, clamp)?;
+        let fixed = freeze(&layer)?;
+        let eval = layer
+            .forward(&x, Selection::Argmax, &mut rng)?
+            .to_vec2::<f32>()?;
+        let frozen = fixed.forward(&x)?.to_vec2::<f32>()?;
+        for (e_row, f_row) in eval.iter().zip(&frozen) {
+            for (e, f) in e_row.iter().zip(f_row) {
+                // Phase 2 has no clamp, so the outputs agree exactly where the clamp is inactive.
+                if clamp.is_none() || f.abs() < 10.0 {
+                    assert_eq!(e, f);
+                } else {
+                    assert_eq!(e.abs(), 10.0);
+                }
+            }
+        }
+    }
+    Ok(())
+}
