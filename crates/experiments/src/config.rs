@@ -124,10 +124,11 @@ impl FromStr for ClampSetting {
         if s.trim().eq_ignore_ascii_case("none") {
             return Ok(ClampSetting(None));
         }
-        let v: f64 = s
-            .trim()
-            .parse()
-            .map_err(|_| input_error(format!("--clamp must be a positive number or 'none', got '{s}'")))?;
+        let v: f64 = s.trim().parse().map_err(|_| {
+            input_error(format!(
+                "--clamp must be a positive number or 'none', got '{s}'"
+            ))
+        })?;
         Ok(ClampSetting(Some(v)))
     }
 }
@@ -201,7 +202,9 @@ impl Serialize for DeviceChoice {
 
 impl<'de> Deserialize<'de> for DeviceChoice {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
     }
 }
 
@@ -238,8 +241,23 @@ impl Settings {
             ($($field:ident),*) => { $( if top.$field.is_some() { self.$field = top.$field.clone(); } )* };
         }
         take!(
-            preset, dataset, data_dir, method, epochs, phase1_epochs, lr, batch_size, seed, split_seed,
-            tau, clamp, grad_clip, phase2_init, loss, eval_selection, device
+            preset,
+            dataset,
+            data_dir,
+            method,
+            epochs,
+            phase1_epochs,
+            lr,
+            batch_size,
+            seed,
+            split_seed,
+            tau,
+            clamp,
+            grad_clip,
+            phase2_init,
+            loss,
+            eval_selection,
+            device
         );
         // An architecture id and explicit widths are two ways of saying one thing: the upper
         // layer's choice replaces the lower layer's, whichever form either used.
@@ -287,8 +305,13 @@ impl Settings {
     pub fn from_toml_file(path: &Path) -> Result<Settings> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| input_error(format!("cannot read config file {}: {e}", path.display())))?;
-        toml::from_str(&text)
-            .map_err(|e| input_error(format!("invalid config file {}: {}", path.display(), e.to_string().trim())))
+        toml::from_str(&text).map_err(|e| {
+            input_error(format!(
+                "invalid config file {}: {}",
+                path.display(),
+                e.to_string().trim()
+            ))
+        })
     }
 }
 
@@ -324,7 +347,11 @@ pub struct TrainConfig {
 
 impl TrainConfig {
     /// Resolves the precedence chain and validates every value.
-    pub fn resolve(file: Option<&Path>, preset_flag: Option<Preset>, flags: &Settings) -> Result<TrainConfig> {
+    pub fn resolve(
+        file: Option<&Path>,
+        preset_flag: Option<Preset>,
+        flags: &Settings,
+    ) -> Result<TrainConfig> {
         let mut settings = Settings::preset(Preset::Default);
         if let Some(path) = file {
             let from_file = Settings::from_toml_file(path)?;
@@ -425,7 +452,9 @@ impl TrainConfig {
 
     /// The data directory: the setting, else `SMARTMIXED_DATA_DIR`, else none (the hub).
     pub fn data_dir_or_env(&self) -> Option<PathBuf> {
-        self.data_dir.clone().or_else(|| std::env::var_os("SMARTMIXED_DATA_DIR").map(PathBuf::from))
+        self.data_dir
+            .clone()
+            .or_else(|| std::env::var_os("SMARTMIXED_DATA_DIR").map(PathBuf::from))
     }
 
     pub fn is_smartmixed(&self) -> bool {
@@ -449,32 +478,58 @@ mod tests {
 
     #[test]
     fn presets_and_flags_resolve_in_order() {
-        let reference = TrainConfig::resolve(None, Some(Preset::Reference), &Settings::default()).unwrap();
-        assert_eq!((reference.lr, reference.epochs, reference.phase1_epochs), (1e-4, 400, 50));
+        let reference =
+            TrainConfig::resolve(None, Some(Preset::Reference), &Settings::default()).unwrap();
+        assert_eq!(
+            (reference.lr, reference.epochs, reference.phase1_epochs),
+            (1e-4, 400, 50)
+        );
         assert_eq!(reference.loss, LossKind::Probs);
         assert_eq!(reference.phase2_init, Phase2Init::Fresh);
         assert_eq!(reference.eval_selection, EvalSelection::Sample);
-        assert_eq!((reference.clamp, reference.tau, reference.batch_size), (Some(10.0), 0.3, 128));
+        assert_eq!(
+            (reference.clamp, reference.tau, reference.batch_size),
+            (Some(10.0), 0.3, 128)
+        );
         assert_eq!(reference.widths, vec![512, 256, 128, 64]);
 
-        let cfg = TrainConfig::resolve(None, Some(Preset::Reference), &flags(|s| s.lr = Some(0.01))).unwrap();
+        let cfg =
+            TrainConfig::resolve(None, Some(Preset::Reference), &flags(|s| s.lr = Some(0.01)))
+                .unwrap();
         assert_eq!(cfg.lr, 0.01);
         assert_eq!(cfg.loss, LossKind::Probs);
 
         let dir = std::env::temp_dir().join(format!("smartmixed-config-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("run.toml");
-        std::fs::write(&file, "preset = \"reference\"\nlr = 0.5\nwidths = [32, 16]\nclamp = \"none\"\n").unwrap();
+        std::fs::write(
+            &file,
+            "preset = \"reference\"\nlr = 0.5\nwidths = [32, 16]\nclamp = \"none\"\n",
+        )
+        .unwrap();
         let cfg = TrainConfig::resolve(Some(&file), None, &Settings::default()).unwrap();
         assert_eq!((cfg.lr, cfg.epochs, cfg.clamp), (0.5, 400, None));
         assert_eq!((cfg.arch, cfg.widths.clone()), (None, vec![32, 16]));
         // The --preset flag overrides the file; a flag overrides both, --arch replaces widths.
-        let cfg = TrainConfig::resolve(Some(&file), Some(Preset::Default), &flags(|s| s.arch = Some(1))).unwrap();
-        assert_eq!((cfg.lr, cfg.arch, cfg.widths.clone()), (DEFAULT_LR, Some(1), vec![512]));
+        let cfg = TrainConfig::resolve(
+            Some(&file),
+            Some(Preset::Default),
+            &flags(|s| s.arch = Some(1)),
+        )
+        .unwrap();
+        assert_eq!(
+            (cfg.lr, cfg.arch, cfg.widths.clone()),
+            (DEFAULT_LR, Some(1), vec![512])
+        );
 
         std::fs::write(&file, "learning_rate = 0.5\n").unwrap();
-        let err = TrainConfig::resolve(Some(&file), None, &Settings::default()).unwrap_err().to_string();
-        assert!(err.contains("run.toml") && err.contains("learning_rate"), "{err}");
+        let err = TrainConfig::resolve(Some(&file), None, &Settings::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("run.toml") && err.contains("learning_rate"),
+            "{err}"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -482,7 +537,10 @@ mod tests {
     fn bad_values_name_the_flag() {
         let cases: Vec<(Settings, &str)> = vec![
             (flags(|s| s.epochs = Some(0)), "--epochs"),
-            (flags(|s| (s.epochs, s.phase1_epochs) = (Some(5), Some(5))), "--phase1-epochs"),
+            (
+                flags(|s| (s.epochs, s.phase1_epochs) = (Some(5), Some(5))),
+                "--phase1-epochs",
+            ),
             (flags(|s| s.lr = Some(f64::NAN)), "--lr"),
             (flags(|s| s.lr = Some(-1.0)), "--lr"),
             (flags(|s| s.batch_size = Some(0)), "--batch-size"),
@@ -490,7 +548,10 @@ mod tests {
             (flags(|s| s.widths = Some(vec![])), "--widths"),
             (flags(|s| s.widths = Some(vec![4, 0])), "width 0"),
             (flags(|s| s.arch = Some(19)), "--arch 19"),
-            (flags(|s| s.clamp = Some(ClampSetting(Some(-2.0)))), "--clamp"),
+            (
+                flags(|s| s.clamp = Some(ClampSetting(Some(-2.0)))),
+                "--clamp",
+            ),
         ];
         for (settings, needle) in cases {
             let err = TrainConfig::resolve(None, None, &settings).unwrap_err();
@@ -499,9 +560,15 @@ mod tests {
         }
         let err = "swish".parse::<Method>().unwrap_err().to_string();
         assert!(err.contains("swish") && err.contains("smartmixed"), "{err}");
-        assert_eq!("LeakyReLU".parse::<Method>().unwrap(), Method::Baseline(Activation::LeakyRelu));
+        assert_eq!(
+            "LeakyReLU".parse::<Method>().unwrap(),
+            Method::Baseline(Activation::LeakyRelu)
+        );
         assert_eq!("smart-mixed".parse::<Method>().unwrap(), Method::SmartMixed);
-        assert_eq!("cuda:1".parse::<DeviceChoice>().unwrap(), DeviceChoice::Cuda(1));
+        assert_eq!(
+            "cuda:1".parse::<DeviceChoice>().unwrap(),
+            DeviceChoice::Cuda(1)
+        );
         assert!("tpu".parse::<DeviceChoice>().is_err());
     }
 }

@@ -1,1 +1,207 @@
-fn main() {}
+//! `smartmixed`: train baselines and SmartMixed models. Thin: parse, validate, dispatch.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use experiments::config::{
+    ClampSetting, DatasetName, DeviceChoice, EvalSelection, LossKind, Method, Phase2Init, Preset,
+    Settings, TrainConfig,
+};
+use experiments::error::InputError;
+use experiments::progress::Progress;
+use experiments::run_files::write_json;
+use experiments::{data, device, git_commit, train};
+use serde::Serialize;
+
+#[derive(Parser)]
+#[command(
+    name = "smartmixed",
+    version,
+    about = "SmartMixed: per-neuron learned activation functions, in Rust"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train one baseline or SmartMixed model and write its results.
+    Train(TrainArgs),
+}
+
+#[derive(Args)]
+struct TrainArgs {
+    /// TOML file with any of the settings below (snake_case keys).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// `default` (corrected semantics, CPU budget) or `reference` (the reference code exactly).
+    #[arg(long, value_enum)]
+    preset: Option<Preset>,
+    #[arg(long, value_enum)]
+    dataset: Option<DatasetName>,
+    /// Directory with the four IDX files, raw or .gz [default: $SMARTMIXED_DATA_DIR, else the hub].
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Architecture id of the reference, 1..=18 [default: 3].
+    #[arg(long, conflicts_with = "widths")]
+    arch: Option<u32>,
+    /// Explicit hidden widths, e.g. 512,256,128,64.
+    #[arg(long, value_delimiter = ',')]
+    widths: Option<Vec<usize>>,
+    /// relu, sigmoid, tanh, leaky_relu, elu, selu or smartmixed [default: smartmixed].
+    #[arg(long)]
+    method: Option<Method>,
+    /// Total epochs (SmartMixed: phase 1 + phase 2).
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// Phase-1 epochs (SmartMixed only).
+    #[arg(long)]
+    phase1_epochs: Option<usize>,
+    #[arg(long)]
+    lr: Option<f64>,
+    #[arg(long)]
+    batch_size: Option<usize>,
+    /// Seed of initialisation, batch order and Gumbel noise.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Seed of the train/validation split (kept apart so every model of a sweep sees one split).
+    #[arg(long)]
+    split_seed: Option<u64>,
+    /// Gumbel-softmax temperature.
+    #[arg(long)]
+    tau: Option<f64>,
+    /// Phase-1 clamp bound, or `none`.
+    #[arg(long)]
+    clamp: Option<ClampSetting>,
+    /// Gradient-norm clipping bound, or `none`.
+    #[arg(long)]
+    grad_clip: Option<ClampSetting>,
+    #[arg(long, value_enum)]
+    phase2_init: Option<Phase2Init>,
+    #[arg(long, value_enum)]
+    loss: Option<LossKind>,
+    #[arg(long, value_enum)]
+    eval_selection: Option<EvalSelection>,
+    /// auto, cpu, cuda, cuda:N or metal.
+    #[arg(long)]
+    device: Option<DeviceChoice>,
+    /// Where the run's files go.
+    #[arg(long, default_value = "runs/train")]
+    out: PathBuf,
+    /// Print nothing but errors.
+    #[arg(long)]
+    quiet: bool,
+}
+
+impl TrainArgs {
+    fn flags(&self) -> Settings {
+        Settings {
+            preset: None,
+            dataset: self.dataset,
+            data_dir: self.data_dir.clone(),
+            arch: self.arch,
+            widths: self.widths.clone(),
+            method: self.method,
+            epochs: self.epochs,
+            phase1_epochs: self.phase1_epochs,
+            lr: self.lr,
+            batch_size: self.batch_size,
+            seed: self.seed,
+            split_seed: self.split_seed,
+            tau: self.tau,
+            clamp: self.clamp,
+            grad_clip: self.grad_clip,
+            phase2_init: self.phase2_init,
+            loss: self.loss,
+            eval_selection: self.eval_selection,
+            device: self.device,
+        }
+    }
+}
+
+/// `config.json`: every resolved setting and where and with what the run was made.
+#[derive(Serialize)]
+struct RunRecord<'a> {
+    #[serde(flatten)]
+    config: &'a TrainConfig,
+    data_source: &'a str,
+    device_used: &'a str,
+    threads: usize,
+    version: &'static str,
+    git_commit: Option<String>,
+}
+
+fn run_train(args: TrainArgs) -> Result<()> {
+    let cfg = TrainConfig::resolve(args.config.as_deref(), args.preset, &args.flags())?;
+    let progress = Progress::detect(args.quiet);
+    let (device, device_name) = device::select(cfg.device)?;
+    let raw = data::load(cfg.dataset, cfg.data_dir_or_env().as_deref())?;
+    let train_size =
+        raw.train.len() - (raw.train.len() as f64 * data::VALIDATION_FRACTION).round() as usize;
+    if cfg.batch_size > train_size {
+        experiments::bail_input!(
+            "--batch-size {} is larger than the training set ({train_size} images)",
+            cfg.batch_size
+        );
+    }
+    let splits = data::Splits::new(&raw, cfg.split_seed, &device)?;
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating output directory {}", args.out.display()))?;
+    let record = RunRecord {
+        config: &cfg,
+        data_source: &splits.source,
+        device_used: &device_name,
+        threads: rayon::current_num_threads(),
+        version: env!("CARGO_PKG_VERSION"),
+        git_commit: git_commit(),
+    };
+    write_json(&args.out.join("config.json"), &record)?;
+    progress.note(&format!(
+        "{} on {} widths {:?}: {} train / {} val / {} test images, device {device_name}",
+        cfg.method,
+        cfg.dataset.name(),
+        cfg.widths,
+        splits.train.len(),
+        splits.val.len(),
+        splits.test.len()
+    ));
+    let summary = train::train(&cfg, &splits, &device, &args.out, progress)?;
+    match summary.test_acc {
+        Some(acc) => progress.note(&format!(
+            "done: test_acc {:.2}% (best epoch {}), {:.1}s per epoch; results in {}",
+            100.0 * acc,
+            summary.best_epoch.unwrap_or(0),
+            summary.epoch_seconds,
+            args.out.display()
+        )),
+        None => eprintln!(
+            "run {}: non-finite loss in epoch {}; results in {}",
+            summary.status,
+            summary.diverged_epoch.unwrap_or(0),
+            args.out.display()
+        ),
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Train(args) => run_train(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            // Bad input (flags, config, data files) exits 2, like clap's own usage errors.
+            if e.chain().any(|c| c.downcast_ref::<InputError>().is_some()) {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+    }
+}

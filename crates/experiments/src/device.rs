@@ -1,0 +1,65 @@
+//! Choosing the device a run uses.
+
+use anyhow::Result;
+use candle_core::Device;
+
+use crate::bail_input;
+use crate::config::DeviceChoice;
+
+/// The GPU back ends this binary was built with.
+pub fn features() -> Vec<&'static str> {
+    let mut f = Vec::new();
+    if cfg!(feature = "cuda") {
+        f.push("cuda");
+    }
+    if cfg!(feature = "metal") {
+        f.push("metal");
+    }
+    f
+}
+
+fn built_in() -> String {
+    match features().as_slice() {
+        [] => "this binary was built without GPU support (build with --features cuda or --features metal)".into(),
+        f => format!("this binary was built with: {}", f.join(", ")),
+    }
+}
+
+/// The device for `choice`, and its name for the run's records. `auto` takes CUDA, then Metal,
+/// when built in and present, else the CPU.
+pub fn select(choice: DeviceChoice) -> Result<(Device, String)> {
+    match choice {
+        DeviceChoice::Cpu => Ok((Device::Cpu, "cpu".into())),
+        DeviceChoice::Auto => {
+            if cfg!(feature = "cuda") && candle_core::utils::cuda_is_available() {
+                if let Ok(d) = Device::new_cuda(0) {
+                    return Ok((d, "cuda:0".into()));
+                }
+            }
+            if cfg!(feature = "metal") && candle_core::utils::metal_is_available() {
+                if let Ok(d) = Device::new_metal(0) {
+                    return Ok((d, "metal".into()));
+                }
+            }
+            Ok((Device::Cpu, "cpu".into()))
+        }
+        DeviceChoice::Cuda(n) => {
+            if !cfg!(feature = "cuda") {
+                bail_input!("--device cuda:{n}: {}", built_in());
+            }
+            match Device::new_cuda(n) {
+                Ok(d) => Ok((d, format!("cuda:{n}"))),
+                Err(e) => bail_input!("--device cuda:{n}: no such CUDA device ({e})"),
+            }
+        }
+        DeviceChoice::Metal => {
+            if !cfg!(feature = "metal") {
+                bail_input!("--device metal: {}", built_in());
+            }
+            match Device::new_metal(0) {
+                Ok(d) => Ok((d, "metal".into())),
+                Err(e) => bail_input!("--device metal: no Metal device ({e})"),
+            }
+        }
+    }
+}

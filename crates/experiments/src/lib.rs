@@ -1,0 +1,35 @@
+//! SmartMixed experiments: configuration, data, model, the training loop and its records.
+//!
+//! Data flows one way: [`config`] → [`data`] → [`model`] → [`train`] → [`run_files`].
+
+pub mod arch;
+pub mod config;
+pub mod data;
+pub mod device;
+pub mod error;
+pub mod model;
+pub mod progress;
+pub mod run_files;
+pub mod train;
+
+/// The git commit of the working directory, with `-dirty` when it has changes; `None` outside a
+/// git checkout.
+pub fn git_commit() -> Option<String> {
+    let run = |args: &[&str]| {
+        std::process::Command::new("git")
+            .args(args)
+            .stderr(std::process::Stdio::null())
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    let commit = run(&["rev-parse", "--short=12", "HEAD"])?;
+    let dirty =
+        run(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
+    Some(if dirty {
+        format!("{commit}-dirty")
+    } else {
+        commit
+    })
+}

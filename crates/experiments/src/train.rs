@@ -1,0 +1,470 @@
+//! One run: baseline, or SmartMixed's two phases, with Adam, gradient-norm clipping and the
+//! best-validation-loss checkpoint. It calls the model, the metrics, the progress display and
+//! the run's files; it knows no file formats or terminals itself.
+
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use candle_core::backprop::GradStore;
+use candle_core::{DType, Device, Tensor, Var, D};
+use candle_nn::{AdamW, Optimizer, ParamsAdamW};
+use mixed_act::{Activation, Selection};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::config::{EvalSelection, LossKind, Method, Phase2Init, TrainConfig};
+use crate::data::{epoch_order, DeviceSplit, Splits};
+use crate::model::{Mlp, Pass};
+use crate::progress::Progress;
+use crate::run_files::{shares, write_choices, write_json, EpochLog, EpochRow};
+
+/// `summary.json`: the outcome of a run. Accuracies are fractions in [0, 1].
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Summary {
+    /// "ok", or "diverged" (non-finite loss; see `diverged_epoch`).
+    pub status: String,
+    pub diverged_epoch: Option<usize>,
+    pub test_acc: Option<f64>,
+    pub val_acc: Option<f64>,
+    pub val_loss: Option<f64>,
+    pub best_epoch: Option<usize>,
+    pub phase1_test_acc: Option<f64>,
+    pub n_params: usize,
+    pub epoch_seconds: f64,
+    pub phase1_epoch_seconds: Option<f64>,
+    pub phase2_epoch_seconds: Option<f64>,
+    pub train_seconds: f64,
+    /// SmartMixed: per hidden layer, the share of neurons using each function (pool order).
+    pub layer_shares: Option<Vec<[f64; Activation::COUNT]>>,
+}
+
+/// Independent random streams of one run, all derived from its seed, so that (for example)
+/// the number of Gumbel draws never shifts the batch order.
+struct Streams {
+    init: ChaCha8Rng,
+    shuffle: ChaCha8Rng,
+    gumbel: ChaCha8Rng,
+}
+
+impl Streams {
+    fn new(seed: u64) -> Self {
+        let stream = |n: u64| {
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            rng.set_stream(n);
+            rng
+        };
+        Self {
+            init: stream(0),
+            shuffle: stream(1),
+            gumbel: stream(2),
+        }
+    }
+}
+
+/// Mean cross-entropy of a batch: on the logits, or on softmax probabilities (the reference).
+fn loss(logits: &Tensor, labels: &Tensor, kind: LossKind) -> candle_core::Result<Tensor> {
+    match kind {
+        LossKind::Logits => candle_nn::loss::cross_entropy(logits, labels),
+        LossKind::Probs => {
+            candle_nn::loss::cross_entropy(&candle_nn::ops::softmax(logits, D::Minus1)?, labels)
+        }
+    }
+}
+
+/// Scales all gradients so that their joint L2 norm is at most `max_norm`, as PyTorch's
+/// `clip_grad_norm_` does (coefficient max_norm / (norm + 1e-6), capped at 1). Stays on the
+/// device: no host sync.
+pub fn clip_grad_norm(grads: &mut GradStore, vars: &[Var], max_norm: f64) -> Result<()> {
+    let present: Vec<(&Var, Tensor)> = vars
+        .iter()
+        .filter_map(|v| grads.get(v.as_tensor()).map(|g| (v, g.clone())))
+        .collect();
+    if present.is_empty() {
+        return Ok(());
+    }
+    let squares = present
+        .iter()
+        .map(|(_, g)| g.sqr()?.sum_all())
+        .collect::<candle_core::Result<Vec<_>>>()?;
+    let norm = Tensor::stack(&squares, 0)?.sum_all()?.sqrt()?;
+    let coefficient = (norm + 1e-6)?
+        .recip()?
+        .affine(max_norm, 0.0)?
+        .clamp(0.0, 1.0)?;
+    for (var, grad) in present {
+        grads.insert(var.as_tensor(), grad.broadcast_mul(&coefficient)?);
+    }
+    Ok(())
+}
+
+/// Loss and accuracy over a split, in chunks.
+struct Evaluation {
+    loss: f64,
+    acc: f64,
+}
+
+const EVAL_CHUNK: usize = 2048;
+
+fn evaluate(
+    model: &Mlp,
+    split: &DeviceSplit,
+    pass: Pass,
+    kind: LossKind,
+    rng: &mut ChaCha8Rng,
+) -> Result<Evaluation> {
+    let n = split.len();
+    let (mut loss_sum, mut correct) = (0f64, 0f64);
+    for start in (0..n).step_by(EVAL_CHUNK) {
+        let len = EVAL_CHUNK.min(n - start);
+        let x = split.images.narrow(0, start, len)?;
+        let y = split.labels.narrow(0, start, len)?;
+        let logits = model.forward(&x, pass, rng)?;
+        loss_sum += loss(&logits, &y, kind)?
+            .to_dtype(DType::F64)?
+            .to_scalar::<f64>()?
+            * len as f64;
+        correct += logits
+            .argmax(D::Minus1)?
+            .eq(&y)?
+            .to_dtype(DType::F64)?
+            .sum_all()?
+            .to_scalar::<f64>()?;
+    }
+    Ok(Evaluation {
+        loss: loss_sum / n as f64,
+        acc: correct / n as f64,
+    })
+}
+
+/// The best checkpoint of one phase.
+struct PhaseResult {
+    best_epoch: usize,
+    best_val_loss: f64,
+    best_val_acc: f64,
+    epoch_seconds: Vec<f64>,
+}
+
+enum PhaseOutcome {
+    Finished(PhaseResult),
+    Diverged {
+        epoch: usize,
+        epoch_seconds: Vec<f64>,
+    },
+}
+
+struct Learner<'a> {
+    cfg: &'a TrainConfig,
+    splits: &'a Splits,
+    device: &'a Device,
+    progress: Progress,
+    log: EpochLog,
+    streams: Streams,
+    eval_selection: Selection,
+}
+
+impl Learner<'_> {
+    /// Trains `model` for epochs `first..=last` (numbered over the whole run) with a fresh
+    /// optimizer, keeps the best-validation-loss weights in the model at the end.
+    fn run_phase(
+        &mut self,
+        model: &Mlp,
+        first: usize,
+        last: usize,
+        phase: &'static str,
+    ) -> Result<PhaseOutcome> {
+        let vars = model.vars();
+        let params = ParamsAdamW {
+            lr: self.cfg.lr,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.0,
+        };
+        let mut optimizer = AdamW::new(vars.clone(), params)?;
+        let train = &self.splits.train;
+        let batches = train.len().div_ceil(self.cfg.batch_size);
+        let mut best: Option<(PhaseResult, Vec<Tensor>)> = None;
+        let mut epoch_seconds = Vec::new();
+        let is_phase1 = phase == "1";
+        for epoch in first..=last {
+            let started = Instant::now();
+            let label = match phase {
+                "baseline" => format!("epoch {epoch}/{}", self.cfg.epochs),
+                p => format!("epoch {epoch}/{} [phase {p}]", self.cfg.epochs),
+            };
+            let bar = self.progress.epoch(label, batches);
+            let order = epoch_order(train.len(), &mut self.streams.shuffle, self.device)?;
+            let mut loss_sum = Tensor::zeros((), DType::F32, self.device)?;
+            for b in 0..batches {
+                let start = b * self.cfg.batch_size;
+                let index = order.narrow(0, start, self.cfg.batch_size.min(train.len() - start))?;
+                let x = train.images.index_select(&index, 0)?;
+                let y = train.labels.index_select(&index, 0)?;
+                let logits = model.forward(&x, Pass::Train, &mut self.streams.gumbel)?;
+                let batch_loss = loss(&logits, &y, self.cfg.loss)?;
+                let mut grads = batch_loss.backward()?;
+                if let Some(max_norm) = self.cfg.grad_clip {
+                    clip_grad_norm(&mut grads, &vars, max_norm)?;
+                }
+                optimizer.step(&grads)?;
+                loss_sum = (loss_sum + batch_loss.detach())?;
+                if self.progress == Progress::Bar && (b % 25 == 24 || b + 1 == batches) {
+                    let running = loss_sum.to_scalar::<f32>()? as f64 / (b + 1) as f64;
+                    bar.batch(b + 1, Some(running));
+                }
+            }
+            let train_loss = loss_sum.to_scalar::<f32>()? as f64 / batches as f64;
+            let val = evaluate(
+                model,
+                &self.splits.val,
+                Pass::Eval(self.eval_selection),
+                self.cfg.loss,
+                &mut self.streams.gumbel,
+            )?;
+            let seconds = started.elapsed().as_secs_f64();
+            epoch_seconds.push(seconds);
+            let shares = if is_phase1 {
+                Some(shares(&model.choices()?))
+            } else {
+                None
+            };
+            self.log.append(&EpochRow {
+                epoch,
+                phase,
+                train_loss,
+                val_loss: val.loss,
+                val_acc: val.acc,
+                seconds,
+                shares,
+            })?;
+            bar.finish(&format!(
+                "train_loss {train_loss:.4} val_loss {:.4} val_acc {:.2}% {seconds:.1}s",
+                val.loss,
+                100.0 * val.acc
+            ));
+            if !(train_loss.is_finite() && val.loss.is_finite()) {
+                return Ok(PhaseOutcome::Diverged {
+                    epoch,
+                    epoch_seconds,
+                });
+            }
+            if best
+                .as_ref()
+                .is_none_or(|(b, _)| val.loss < b.best_val_loss)
+            {
+                let result = PhaseResult {
+                    best_epoch: epoch,
+                    best_val_loss: val.loss,
+                    best_val_acc: val.acc,
+                    epoch_seconds: Vec::new(),
+                };
+                best = Some((result, model.snapshot()?));
+            }
+        }
+        let (mut result, snapshot) = best.context("a phase has at least one epoch")?;
+        model.restore(&snapshot)?;
+        result.epoch_seconds = epoch_seconds;
+        Ok(PhaseOutcome::Finished(result))
+    }
+}
+
+fn mean(v: &[f64]) -> f64 {
+    if v.is_empty() {
+        0.0
+    } else {
+        v.iter().sum::<f64>() / v.len() as f64
+    }
+}
+
+/// Trains one model as `cfg` says and writes epochs.csv, choices.csv (SmartMixed),
+/// model.safetensors and summary.json into `out` (config.json is the caller's).
+pub fn train(
+    cfg: &TrainConfig,
+    splits: &Splits,
+    device: &Device,
+    out: &Path,
+    progress: Progress,
+) -> Result<Summary> {
+    let started = Instant::now();
+    let mut streams = Streams::new(cfg.seed);
+    let model = match cfg.method {
+        Method::Baseline(a) => Mlp::baseline(&cfg.widths, a, &mut streams.init, device)?,
+        Method::SmartMixed => {
+            Mlp::selection(&cfg.widths, cfg.tau, cfg.clamp, &mut streams.init, device)?
+        }
+    };
+    let n_params = model.n_params();
+    let eval_selection = match cfg.eval_selection {
+        EvalSelection::Argmax => Selection::Argmax,
+        EvalSelection::Sample => Selection::Sample,
+    };
+    let log = EpochLog::create(&out.join("epochs.csv"), cfg.widths.len())?;
+    let mut learner = Learner {
+        cfg,
+        splits,
+        device,
+        progress,
+        log,
+        streams,
+        eval_selection,
+    };
+    let diverged = |epoch: usize, seconds: &[f64], p1: Option<f64>, p2: Option<f64>| Summary {
+        status: "diverged".into(),
+        diverged_epoch: Some(epoch),
+        test_acc: None,
+        val_acc: None,
+        val_loss: None,
+        best_epoch: None,
+        phase1_test_acc: None,
+        n_params,
+        epoch_seconds: mean(seconds),
+        phase1_epoch_seconds: p1,
+        phase2_epoch_seconds: p2,
+        train_seconds: started.elapsed().as_secs_f64(),
+        layer_shares: None,
+    };
+
+    let (final_model, result, phase1) = match cfg.method {
+        Method::Baseline(_) => match learner.run_phase(&model, 1, cfg.epochs, "baseline")? {
+            PhaseOutcome::Finished(r) => (model, r, None),
+            PhaseOutcome::Diverged {
+                epoch,
+                epoch_seconds,
+            } => {
+                let summary = diverged(epoch, &epoch_seconds, None, None);
+                write_json(&out.join("summary.json"), &summary)?;
+                return Ok(summary);
+            }
+        },
+        Method::SmartMixed => {
+            let p1 = match learner.run_phase(&model, 1, cfg.phase1_epochs, "1")? {
+                PhaseOutcome::Finished(r) => r,
+                PhaseOutcome::Diverged {
+                    epoch,
+                    epoch_seconds,
+                } => {
+                    let summary = diverged(epoch, &epoch_seconds, Some(mean(&epoch_seconds)), None);
+                    write_json(&out.join("summary.json"), &summary)?;
+                    return Ok(summary);
+                }
+            };
+            let phase1_test = evaluate(
+                &model,
+                &splits.test,
+                Pass::Eval(eval_selection),
+                cfg.loss,
+                &mut learner.streams.gumbel,
+            )?;
+            progress.note(&format!(
+                "phase 1 done: best epoch {}, val_acc {:.2}%, test_acc {:.2}%; freezing",
+                p1.best_epoch,
+                100.0 * p1.best_val_acc,
+                100.0 * phase1_test.acc
+            ));
+            let fresh = match cfg.phase2_init {
+                Phase2Init::Warm => None,
+                Phase2Init::Fresh => {
+                    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
+                    rng.set_stream(3);
+                    Some(rng)
+                }
+            };
+            let phase2_model = match fresh {
+                None => model.freeze(None)?,
+                Some(mut rng) => model.freeze(Some((&mut rng, device)))?,
+            };
+            match learner.run_phase(&phase2_model, cfg.phase1_epochs + 1, cfg.epochs, "2")? {
+                PhaseOutcome::Finished(r) => (phase2_model, r, Some((p1, phase1_test.acc))),
+                PhaseOutcome::Diverged {
+                    epoch,
+                    epoch_seconds,
+                } => {
+                    let all: Vec<f64> = p1
+                        .epoch_seconds
+                        .iter()
+                        .chain(&epoch_seconds)
+                        .copied()
+                        .collect();
+                    let summary = diverged(
+                        epoch,
+                        &all,
+                        Some(mean(&p1.epoch_seconds)),
+                        Some(mean(&epoch_seconds)),
+                    );
+                    write_json(&out.join("summary.json"), &summary)?;
+                    return Ok(summary);
+                }
+            }
+        }
+    };
+
+    let test = evaluate(
+        &final_model,
+        &splits.test,
+        Pass::Eval(eval_selection),
+        cfg.loss,
+        &mut learner.streams.gumbel,
+    )?;
+    final_model.save(&out.join("model.safetensors"))?;
+    let choices = final_model.choices()?;
+    let is_smartmixed = cfg.is_smartmixed();
+    if is_smartmixed {
+        write_choices(&out.join("choices.csv"), &choices)?;
+    }
+    let mut all_seconds = phase1
+        .as_ref()
+        .map(|(p, _)| p.epoch_seconds.clone())
+        .unwrap_or_default();
+    all_seconds.extend(&result.epoch_seconds);
+    let summary = Summary {
+        status: "ok".into(),
+        diverged_epoch: None,
+        test_acc: Some(test.acc),
+        val_acc: Some(result.best_val_acc),
+        val_loss: Some(result.best_val_loss),
+        best_epoch: Some(result.best_epoch),
+        phase1_test_acc: phase1.as_ref().map(|(_, acc)| *acc),
+        n_params,
+        epoch_seconds: mean(&all_seconds),
+        phase1_epoch_seconds: phase1.as_ref().map(|(p, _)| mean(&p.epoch_seconds)),
+        phase2_epoch_seconds: phase1.as_ref().map(|_| mean(&result.epoch_seconds)),
+        train_seconds: started.elapsed().as_secs_f64(),
+        layer_shares: is_smartmixed.then(|| shares(&choices)),
+    };
+    write_json(&out.join("summary.json"), &summary)?;
+    Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clipping_scales_the_joint_norm_like_pytorch() {
+        let dev = Device::Cpu;
+        let a = Var::new(&[1f32, 2.0], &dev).unwrap();
+        let b = Var::new(&[[0f32, 0.0]], &dev).unwrap();
+        let loss = ((a.as_tensor() * 3.0).unwrap().sum_all().unwrap()
+            + (b.as_tensor() * 4.0).unwrap().sum_all().unwrap())
+        .unwrap();
+        let vars = vec![a.clone(), b.clone()];
+        // Gradients (3, 3) and (4, 4): joint norm sqrt(50).
+        let mut grads = loss.backward().unwrap();
+        clip_grad_norm(&mut grads, &vars, 1.0).unwrap();
+        let coef = 1.0 / (50f64.sqrt() + 1e-6);
+        let ga = grads.get(a.as_tensor()).unwrap().to_vec1::<f32>().unwrap();
+        let gb = grads.get(b.as_tensor()).unwrap().to_vec2::<f32>().unwrap();
+        assert!(
+            (ga[0] as f64 - 3.0 * coef).abs() < 1e-6 && (gb[0][1] as f64 - 4.0 * coef).abs() < 1e-6
+        );
+        // Below the limit, nothing changes.
+        let mut grads = loss.backward().unwrap();
+        clip_grad_norm(&mut grads, &vars, 100.0).unwrap();
+        assert_eq!(
+            grads.get(a.as_tensor()).unwrap().to_vec1::<f32>().unwrap(),
+            vec![3.0, 3.0]
+        );
+    }
+}
