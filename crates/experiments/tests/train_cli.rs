@@ -1,0 +1,296 @@
+//! End to end: the `smartmixed train` binary on the MNIST subset shipped in tests/data.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn mini_data() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/mnist-mini")
+}
+
+fn out_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("smartmixed-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn smartmixed(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_smartmixed"))
+        .args(args)
+        .env_remove("SMARTMIXED_DATA_DIR")
+        .output()
+        .expect("the smartmixed binary runs")
+}
+
+fn train(out: &Path, extra: &[&str]) -> serde_json::Value {
+    let data = mini_data();
+    let mut args = vec![
+        "train",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+    ];
+    args.extend_from_slice(extra);
+    let output = smartmixed(&args);
+    assert!(
+        output.status.success(),
+        "train failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        output.stderr.is_empty(),
+        "--quiet printed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let summary = std::fs::read_to_string(out.join("summary.json")).expect("summary.json");
+    serde_json::from_str(&summary).expect("summary.json parses")
+}
+
+fn metrics(summary: &serde_json::Value) -> Vec<String> {
+    [
+        "status",
+        "test_acc",
+        "val_acc",
+        "val_loss",
+        "best_epoch",
+        "phase1_test_acc",
+        "n_params",
+        "layer_shares",
+    ]
+    .iter()
+    .map(|k| summary[k].to_string())
+    .collect()
+}
+
+/// Training rows of epochs.csv without the seconds column.
+fn epoch_rows(out: &Path) -> Vec<Vec<String>> {
+    let mut reader = csv::Reader::from_path(out.join("epochs.csv")).expect("epochs.csv");
+    let header = reader.headers().unwrap().clone();
+    let seconds = header
+        .iter()
+        .position(|h| h == "seconds")
+        .expect("seconds column");
+    reader
+        .records()
+        .map(|r| {
+            r.unwrap()
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| *i != seconds)
+                .map(|(_, v)| v.to_string())
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn baseline_trains_writes_its_files_and_is_reproducible() {
+    let (a, b) = (out_dir("relu-a"), out_dir("relu-b"));
+    let args = [
+        "--method",
+        "relu",
+        "--widths",
+        "128,64",
+        "--epochs",
+        "4",
+        "--batch-size",
+        "64",
+        "--seed",
+        "3",
+    ];
+    let summary = train(&a, &args);
+    assert_eq!(summary["status"], "ok");
+    let acc = summary["test_acc"].as_f64().unwrap();
+    assert!(
+        acc > 0.7,
+        "test accuracy {acc} is not far above chance (0.1)"
+    );
+    assert!(summary["phase1_test_acc"].is_null());
+    assert_eq!(
+        summary["n_params"],
+        784 * 128 + 128 + 128 * 64 + 64 + 64 * 10 + 10
+    );
+    for f in [
+        "config.json",
+        "epochs.csv",
+        "summary.json",
+        "model.safetensors",
+    ] {
+        assert!(a.join(f).is_file(), "{f} missing");
+    }
+    assert!(!a.join("choices.csv").exists(), "a baseline has no choices");
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(a.join("config.json")).unwrap()).unwrap();
+    assert_eq!(
+        (
+            config["method"].as_str(),
+            config["seed"].as_u64(),
+            config["lr"].as_f64()
+        ),
+        (Some("relu"), Some(3), Some(1e-3))
+    );
+    assert_eq!(epoch_rows(&a).len(), 4);
+    let weights =
+        candle_core::safetensors::load(a.join("model.safetensors"), &candle_core::Device::Cpu)
+            .unwrap();
+    assert_eq!(weights["linear.0.weight"].dims(), &[128, 784]);
+
+    // Same seed and config: the same metrics and the same epoch log (timing aside).
+    let again = train(&b, &args);
+    assert_eq!(metrics(&summary), metrics(&again));
+    assert_eq!(epoch_rows(&a), epoch_rows(&b));
+    for d in [a, b] {
+        std::fs::remove_dir_all(d).unwrap();
+    }
+}
+
+#[test]
+fn smartmixed_runs_both_phases_and_records_its_choices() {
+    let (a, b) = (out_dir("sm-a"), out_dir("sm-b"));
+    let args = [
+        "--widths",
+        "96,48",
+        "--epochs",
+        "5",
+        "--phase1-epochs",
+        "2",
+        "--batch-size",
+        "64",
+        "--seed",
+        "5",
+    ];
+    let summary = train(&a, &args);
+    assert_eq!(summary["status"], "ok");
+    let acc = summary["test_acc"].as_f64().unwrap();
+    assert!(
+        acc > 0.7,
+        "test accuracy {acc} is not far above chance (0.1)"
+    );
+    assert!(summary["phase1_test_acc"].as_f64().unwrap() > 0.3);
+    assert!(
+        summary["best_epoch"].as_u64().unwrap() >= 3,
+        "the final model comes from phase 2"
+    );
+    assert!(summary["phase1_epoch_seconds"].as_f64().unwrap() > 0.0);
+    assert!(summary["phase2_epoch_seconds"].as_f64().unwrap() > 0.0);
+    // Logits of phase 1 add 6 per hidden neuron to the phase-1 model's count.
+    assert_eq!(
+        summary["n_params"],
+        784 * 96 + 96 + 96 * 48 + 48 + 48 * 10 + 10 + 6 * (96 + 48)
+    );
+
+    // choices.csv: one row per hidden neuron, valid names, matching the shares in the summary.
+    let mut reader = csv::Reader::from_path(a.join("choices.csv")).unwrap();
+    assert_eq!(
+        reader.headers().unwrap().iter().collect::<Vec<_>>(),
+        ["layer", "neuron", "activation"]
+    );
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), 96 + 48);
+    let relu_in_l1 = rows
+        .iter()
+        .filter(|r| &r[0] == "1" && &r[2] == "relu")
+        .count();
+    let share = summary["layer_shares"][0][0].as_f64().unwrap();
+    assert!((share - relu_in_l1 as f64 / 96.0).abs() < 1e-12);
+    for r in &rows {
+        r[2].parse::<mixed_act::Activation>()
+            .expect("a valid activation name");
+    }
+    let weights =
+        candle_core::safetensors::load(a.join("model.safetensors"), &candle_core::Device::Cpu)
+            .unwrap();
+    assert_eq!(weights["hidden.1.ids"].dims(), &[48]);
+
+    // Phase-1 epochs carry shares that sum to 1 per layer; phase-2 epochs leave them empty.
+    let epochs = epoch_rows(&a);
+    assert_eq!(
+        epochs.iter().map(|r| r[1].as_str()).collect::<Vec<_>>(),
+        ["1", "1", "2", "2", "2"]
+    );
+    let layer1: f64 = epochs[0][5..11]
+        .iter()
+        .map(|v| v.parse::<f64>().unwrap())
+        .sum();
+    assert!((layer1 - 1.0).abs() < 1e-5);
+    assert!(epochs[4][5..].iter().all(|v| v.is_empty()));
+
+    let again = train(&b, &args);
+    assert_eq!(metrics(&summary), metrics(&again));
+    assert_eq!(epoch_rows(&a), epoch_rows(&b));
+    for d in [a, b] {
+        std::fs::remove_dir_all(d).unwrap();
+    }
+}
+
+/// Bad input: exit code 2, no panic, a message that names the problem.
+#[test]
+fn bad_input_is_a_clear_error() {
+    let out = out_dir("bad");
+    let mini = mini_data();
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["--method", "swish"], "unknown method 'swish'"),
+        (vec!["--epochs", "0"], "--epochs"),
+        (
+            vec!["--epochs", "3", "--phase1-epochs", "3"],
+            "--phase1-epochs",
+        ),
+        (vec!["--lr=-0.1"], "--lr"),
+        (vec!["--batch-size", "5000"], "larger than the training set"),
+        (vec!["--device", "cuda"], "built without GPU support"),
+        (
+            vec!["--data-dir", "/nonexistent/mnist"],
+            "/nonexistent/mnist",
+        ),
+    ];
+    for (extra, needle) in cases {
+        let mut args = vec![
+            "train",
+            "--out",
+            out.to_str().unwrap(),
+            "--data-dir",
+            mini.to_str().unwrap(),
+        ];
+        args.extend(extra.iter().copied());
+        let output = smartmixed(&args);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{extra:?}: {stderr}");
+        assert!(
+            stderr.contains(needle),
+            "{extra:?}: '{needle}' not in: {stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{extra:?}: {stderr}");
+    }
+}
+
+/// Without a data directory the hub is tried; offline, the error says what to do instead.
+#[test]
+fn offline_hub_failure_points_to_data_dir() {
+    let home = out_dir("hf-home");
+    let out = out_dir("hub");
+    let output = Command::new(env!("CARGO_BIN_EXE_smartmixed"))
+        .args([
+            "train",
+            "--method",
+            "relu",
+            "--epochs",
+            "1",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .env_remove("SMARTMIXED_DATA_DIR")
+        .env("HF_HOME", &home)
+        .env("HF_HUB_CACHE", home.join("hub"))
+        // A closed port on the loopback: no traffic leaves the machine.
+        .env("HF_ENDPOINT", "http://127.0.0.1:9")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--data-dir") && stderr.contains("SMARTMIXED_DATA_DIR"),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(home);
+}
