@@ -8,6 +8,7 @@ pub mod data;
 pub mod device;
 pub mod error;
 pub mod model;
+pub mod optim;
 pub mod progress;
 pub mod run_files;
 pub mod train;

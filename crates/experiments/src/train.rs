@@ -8,7 +8,6 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use candle_core::backprop::GradStore;
 use candle_core::{DType, Device, Tensor, Var, D};
-use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use mixed_act::{Activation, Selection};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -17,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::{EvalSelection, LossKind, Method, Phase2Init, TrainConfig};
 use crate::data::{epoch_order, DeviceSplit, Splits};
 use crate::model::{Mlp, Pass};
+use crate::optim::{Adam, AdamConfig};
 use crate::progress::Progress;
 use crate::run_files::{shares, write_choices, write_json, EpochLog, EpochRow};
 
@@ -175,14 +175,7 @@ impl Learner<'_> {
         phase: &'static str,
     ) -> Result<PhaseOutcome> {
         let vars = model.vars();
-        let params = ParamsAdamW {
-            lr: self.cfg.lr,
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-            weight_decay: 0.0,
-        };
-        let mut optimizer = AdamW::new(vars.clone(), params)?;
+        let mut optimizer = Adam::new(vars.clone(), AdamConfig::with_lr(self.cfg.lr))?;
         let train = &self.splits.train;
         let batches = train.len().div_ceil(self.cfg.batch_size);
         let mut best: Option<(PhaseResult, Vec<Tensor>)> = None;
