@@ -6,6 +6,9 @@
 //! example candle's elu forms e^x - 1 where we use exp_m1), so these bounds are loose enough for
 //! rounding and far too tight for a wrong formula, a wrong neuron or a missed clamp.
 
+// Index loops mirror the math (w[n][k], row[k]) more plainly than iterator chains here.
+#![allow(clippy::needless_range_loop)]
+
 use candle_core::{DType, Device, Tensor, Var};
 use mixed_act::gumbel::{gumbel_noise, straight_through};
 use mixed_act::{
@@ -118,7 +121,7 @@ fn value_and_grads(
     let gx = grads.get(xv.as_tensor()).unwrap().clone();
     let gw = grads
         .get(wv.as_tensor())
-        .map(|g| g.clone())
+        .cloned()
         .unwrap_or_else(|| w.zeros_like().unwrap());
     (y, gx, gw)
 }
@@ -397,7 +400,8 @@ fn non_contiguous_inputs_match_contiguous() -> TestResult {
             mixture(&contiguous, &w, Some(10.0))?.to_vec2::<f32>()?
         );
         // sum_all's gradient reaches the ops as a broadcast of one scalar (stride 0).
-        let grads = |x: &Tensor| -> (Vec<Vec<f32>>, Vec<Vec<f32>>, Vec<Vec<f32>>) {
+        type Grads = (Vec<Vec<f32>>, Vec<Vec<f32>>, Vec<Vec<f32>>);
+        let grads = |x: &Tensor| -> Grads {
             let (xv, wv) = (Var::from_tensor(x).unwrap(), Var::from_tensor(&w).unwrap());
             let g = per_neuron(xv.as_tensor(), &ids)
                 .unwrap()
