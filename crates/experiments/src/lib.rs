@@ -1,8 +1,10 @@
 //! SmartMixed experiments: configuration, data, model, the training loop and its records.
 //!
-//! Data flows one way: [`config`] → [`data`] → [`model`] → [`train`] → [`run_files`].
+//! Data flows one way: [`config`] → [`data`] → [`model`] → [`train`] → [`run_files`] /
+//! [`store`] (via [`sweep`]) → [`compare`].
 
 pub mod arch;
+pub mod compare;
 pub mod config;
 pub mod data;
 pub mod device;
@@ -11,6 +13,8 @@ pub mod model;
 pub mod optim;
 pub mod progress;
 pub mod run_files;
+pub mod store;
+pub mod sweep;
 pub mod train;
 
 /// The git commit of the working directory, with `-dirty` when it has changes; `None` outside a

@@ -11,9 +11,9 @@ use experiments::config::{
 };
 use experiments::error::InputError;
 use experiments::progress::Progress;
-use experiments::run_files::write_json;
-use experiments::{data, device, git_commit, train};
-use serde::Serialize;
+use experiments::run_files::RunRecord;
+use experiments::sweep::{run_sweep, Shard, SweepOptions};
+use experiments::{compare, data, device, train};
 
 #[derive(Parser)]
 #[command(
@@ -30,6 +30,42 @@ struct Cli {
 enum Command {
     /// Train one baseline or SmartMixed model and write its results.
     Train(TrainArgs),
+    /// Run a grid of architectures x methods x seeds; resumes where it stopped.
+    Sweep(SweepArgs),
+    /// Compare baselines and SmartMixed across one or more sweep outputs.
+    Compare(CompareArgs),
+}
+
+#[derive(Args)]
+struct SweepArgs {
+    /// Sweep config (TOML), e.g. experiments/quick.toml.
+    #[arg(long)]
+    config: PathBuf,
+    /// Output directory: results.csv, layer_shares.csv, manifest.json, runs/.
+    #[arg(long)]
+    out: PathBuf,
+    /// Run only the I-th of N disjoint parts of the grid, e.g. 2/4.
+    #[arg(long)]
+    shard: Option<Shard>,
+    /// Overrides the config's device: auto, cpu, cuda, cuda:N or metal.
+    #[arg(long)]
+    device: Option<DeviceChoice>,
+    /// Overrides the config's data directory.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Print nothing but errors.
+    #[arg(long)]
+    quiet: bool,
+}
+
+#[derive(Args)]
+struct CompareArgs {
+    /// Sweep output directories; comparison.md and comparison.csv go into the first.
+    #[arg(required = true)]
+    dirs: Vec<PathBuf>,
+    /// Seed of the bootstrap resampling.
+    #[arg(long, default_value_t = 0)]
+    bootstrap_seed: u64,
 }
 
 #[derive(Args)]
@@ -122,18 +158,6 @@ impl TrainArgs {
     }
 }
 
-/// `config.json`: every resolved setting and where and with what the run was made.
-#[derive(Serialize)]
-struct RunRecord<'a> {
-    #[serde(flatten)]
-    config: &'a TrainConfig,
-    data_source: &'a str,
-    device_used: &'a str,
-    threads: usize,
-    version: &'static str,
-    git_commit: Option<String>,
-}
-
 fn run_train(args: TrainArgs) -> Result<()> {
     let cfg = TrainConfig::resolve(args.config.as_deref(), args.preset, &args.flags())?;
     let progress = Progress::detect(args.quiet);
@@ -150,15 +174,7 @@ fn run_train(args: TrainArgs) -> Result<()> {
     let splits = data::Splits::new(&raw, cfg.split_seed, &device)?;
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating output directory {}", args.out.display()))?;
-    let record = RunRecord {
-        config: &cfg,
-        data_source: &splits.source,
-        device_used: &device_name,
-        threads: rayon::current_num_threads(),
-        version: env!("CARGO_PKG_VERSION"),
-        git_commit: git_commit(),
-    };
-    write_json(&args.out.join("config.json"), &record)?;
+    RunRecord::new(&cfg, &splits.source, &device_name).write(&args.out.join("config.json"))?;
     progress.note(&format!(
         "{} on {} widths {:?}: {} train / {} val / {} test images, device {device_name}",
         cfg.method,
@@ -191,6 +207,23 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Train(args) => run_train(args),
+        Command::Sweep(args) => run_sweep(&SweepOptions {
+            config_file: args.config,
+            out: args.out,
+            shard: args.shard.unwrap_or(Shard::WHOLE),
+            device: args.device,
+            data_dir: args.data_dir,
+            progress: Progress::detect(args.quiet),
+        })
+        .map(|report| {
+            if report.failed > 0 {
+                eprintln!(
+                    "{} of {} runs did not finish with status ok; see results.csv",
+                    report.failed, report.ran
+                );
+            }
+        }),
+        Command::Compare(args) => compare::run(&args.dirs, args.bootstrap_seed),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -125,3 +125,36 @@ pub fn shares(choices: &[Vec<Activation>]) -> Vec<[f64; Activation::COUNT]> {
         })
         .collect()
 }
+
+/// `config.json`: every resolved setting, and where and with what the run was made.
+#[derive(Serialize)]
+pub struct RunRecord<'a> {
+    #[serde(flatten)]
+    pub config: &'a crate::config::TrainConfig,
+    pub data_source: &'a str,
+    pub device_used: &'a str,
+    pub threads: usize,
+    pub version: &'static str,
+    pub git_commit: Option<String>,
+}
+
+impl<'a> RunRecord<'a> {
+    pub fn new(
+        config: &'a crate::config::TrainConfig,
+        data_source: &'a str,
+        device_used: &'a str,
+    ) -> Self {
+        Self {
+            config,
+            data_source,
+            device_used,
+            threads: rayon::current_num_threads(),
+            version: env!("CARGO_PKG_VERSION"),
+            git_commit: crate::git_commit(),
+        }
+    }
+
+    pub fn write(&self, path: &Path) -> Result<()> {
+        write_json(path, self)
+    }
+}

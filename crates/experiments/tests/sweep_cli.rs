@@ -1,0 +1,239 @@
+//! A tiny sweep on the shipped MNIST subset: rows, resume, sharding, a failing run, compare.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use experiments::store::{ResultRow, ResultsStore};
+use experiments::sweep::{expand, SweepConfig};
+
+const TINY: &str = r#"
+name = "tiny"
+dataset = "mnist"
+architectures = [[16], [16, 8]]
+methods = ["relu", "smartmixed"]
+seeds = [1, 2]
+preset = "default"
+device = "cpu"
+
+[overrides]
+epochs = 2
+phase1_epochs = 1
+batch_size = 64
+lr = 3e-3
+"#;
+
+fn temp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("smartmixed-sweep-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn config_file(dir: &Path) -> PathBuf {
+    let path = dir.join("tiny.toml");
+    std::fs::write(&path, TINY).unwrap();
+    path
+}
+
+fn smartmixed(args: &[&str]) -> Output {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/mnist-mini");
+    Command::new(env!("CARGO_BIN_EXE_smartmixed"))
+        .args(args)
+        .env("SMARTMIXED_DATA_DIR", data)
+        .output()
+        .expect("the smartmixed binary runs")
+}
+
+fn sweep(config: &Path, out: &Path, extra: &[&str]) -> String {
+    let mut args = vec![
+        "sweep",
+        "--config",
+        config.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let output = smartmixed(&args);
+    let stderr = String::from_utf8_lossy(&output.stderr).to_string();
+    assert!(output.status.success(), "sweep failed: {stderr}");
+    stderr
+}
+
+fn rows(dir: &Path) -> Vec<ResultRow> {
+    ResultsStore::open(dir).unwrap().results().unwrap()
+}
+
+/// Everything but timing and provenance, keyed and sorted.
+fn metrics(
+    rows: &[ResultRow],
+) -> Vec<(
+    String,
+    String,
+    Option<f64>,
+    Option<f64>,
+    Option<usize>,
+    String,
+)> {
+    let mut m: Vec<_> = rows
+        .iter()
+        .map(|r| {
+            (
+                r.key.clone(),
+                r.method.clone(),
+                r.test_acc,
+                r.val_loss,
+                r.best_epoch,
+                r.status.clone(),
+            )
+        })
+        .collect();
+    m.sort_by(|a, b| a.0.cmp(&b.0));
+    m
+}
+
+#[test]
+fn sweep_records_resumes_shards_and_compares() {
+    let base = temp("main");
+    let config = config_file(&base);
+    let whole = base.join("whole");
+    let log = sweep(&config, &whole, &[]);
+    assert!(
+        log.contains("8 runs in the grid") && log.contains("8 to run"),
+        "{log}"
+    );
+    let all = rows(&whole);
+    assert_eq!(all.len(), 8);
+    assert!(all.iter().all(|r| r.status == "ok"), "{all:?}");
+    let keys: std::collections::HashSet<_> = all.iter().map(|r| r.key.clone()).collect();
+    assert_eq!(keys.len(), 8, "no duplicate rows");
+    assert!(all
+        .iter()
+        .all(|r| r.test_acc.unwrap() > 0.3 && r.threads >= 1 && !r.timestamp.is_empty()));
+    let shares = ResultsStore::open(&whole).unwrap().shares().unwrap();
+    assert_eq!(
+        shares.len(),
+        2 * (1 + 2),
+        "SmartMixed: 2 seeds x (1 + 2 layers)"
+    );
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(whole.join("manifest.json")).unwrap())
+            .unwrap();
+    assert_eq!(manifest["config"]["name"], "tiny");
+    assert!(manifest["rustc_version"]
+        .as_str()
+        .unwrap()
+        .starts_with("rustc"));
+
+    // Resume: a second invocation runs nothing and changes nothing.
+    let before = std::fs::read(whole.join("results.csv")).unwrap();
+    let log = sweep(&config, &whole, &[]);
+    assert!(log.contains("8 already done, 0 to run"), "{log}");
+    assert_eq!(std::fs::read(whole.join("results.csv")).unwrap(), before);
+
+    // Two shards into one directory make the whole grid, with the same metrics.
+    let sharded = base.join("sharded");
+    let log = sweep(&config, &sharded, &["--shard", "1/2"]);
+    assert!(log.contains("4 in shard 1/2"), "{log}");
+    assert_eq!(rows(&sharded).len(), 4);
+    sweep(&config, &sharded, &["--shard", "2/2"]);
+    assert_eq!(metrics(&rows(&sharded)), metrics(&all));
+
+    // compare writes its report next to the results and prints it.
+    let output = smartmixed(&["compare", whole.to_str().unwrap()]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let printed = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        printed.contains("SmartMixed minus the best baseline"),
+        "{printed}"
+    );
+    let mut reader = csv::Reader::from_path(whole.join("comparison.csv")).unwrap();
+    assert_eq!(reader.records().count(), 4, "2 architectures x 2 methods");
+    assert!(whole.join("comparison.md").is_file());
+    std::fs::remove_dir_all(base).unwrap();
+}
+
+#[test]
+fn a_failing_run_gets_its_status_and_the_sweep_goes_on() {
+    let base = temp("fail");
+    let config = config_file(&base);
+    let out = base.join("out");
+    // Block one run's directory with a plain file: that run cannot write its files.
+    let grid = expand(&SweepConfig::from_file(&config).unwrap(), None, None).unwrap();
+    let victim = &grid[2];
+    std::fs::create_dir_all(out.join("runs")).unwrap();
+    std::fs::write(out.join("runs").join(&victim.key), "in the way").unwrap();
+    let log = sweep(&config, &out, &[]);
+    assert!(log.contains("did not finish with status ok"), "{log}");
+    let all = rows(&out);
+    assert_eq!(all.len(), 8);
+    let failed: Vec<_> = all.iter().filter(|r| r.status != "ok").collect();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].key, victim.key);
+    assert!(
+        failed[0].status.starts_with("failed: "),
+        "{}",
+        failed[0].status
+    );
+    assert!(failed[0].test_acc.is_none());
+    std::fs::remove_dir_all(base).unwrap();
+}
+
+#[test]
+fn bad_sweep_input_is_a_clear_error() {
+    let base = temp("bad");
+    let config = base.join("bad.toml");
+    std::fs::write(
+        &config,
+        TINY.replace("seeds = [1, 2]", "seeds = [1, 2]\nepochz = 3"),
+    )
+    .unwrap();
+    let out = base.join("out");
+    for (args, needle) in [
+        (
+            vec![
+                "sweep",
+                "--config",
+                config.to_str().unwrap(),
+                "--out",
+                out.to_str().unwrap(),
+            ],
+            "epochz",
+        ),
+        (
+            vec![
+                "sweep",
+                "--config",
+                "/nonexistent.toml",
+                "--out",
+                out.to_str().unwrap(),
+            ],
+            "/nonexistent.toml",
+        ),
+        (vec!["compare", base.to_str().unwrap()], "no results.csv"),
+    ] {
+        let output = smartmixed(&args);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains(needle), "{needle}: {stderr}");
+    }
+    std::fs::write(&config, TINY).unwrap();
+    for shard in ["0/2", "3/2", "x", "1/0"] {
+        let output = smartmixed(&[
+            "sweep",
+            "--config",
+            config.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--shard",
+            shard,
+        ]);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{shard}: {stderr}");
+        assert!(stderr.contains("--shard"), "{shard}: {stderr}");
+    }
+    std::fs::remove_dir_all(base).unwrap();
+}
