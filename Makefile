@@ -7,12 +7,30 @@ CARGO_TARGET_DIR ?= $(HOME)/.cache/smartmixed/target
 export CARGO_TARGET_DIR
 BIN := $(CARGO_TARGET_DIR)/release/smartmixed
 
-.PHONY: all build test lint fmt timing clean-cache
+.PHONY: all build bin test lint fmt timing sweep
+
+# `make sweep [CONFIG=experiments/paper.toml] [DATA_DIR=../shared/data/mnist] [DEVICE=cuda]`
+CONFIG ?= experiments/quick.toml
+SWEEP_OUT ?= results/$(basename $(notdir $(CONFIG)))
+DATA_DIR ?=
+DEVICE ?=
+FEATURES ?=
 
 all: build
 
 build:
 	$(CARGO) build --release --workspace --all-targets
+
+# Just the binary (what `make sweep` needs). FEATURES=cuda or FEATURES=metal for GPUs.
+bin:
+	$(CARGO) build --release -p experiments --bin smartmixed $(if $(FEATURES),--features $(FEATURES))
+
+# The main job: the grid, then the comparison and the figures. Rerunning resumes: finished runs
+# are skipped, so a second `make sweep` only redoes the report.
+sweep: bin
+	$(BIN) sweep --config $(CONFIG) --out $(SWEEP_OUT) $(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(if $(DEVICE),--device $(DEVICE))
+	$(BIN) compare $(SWEEP_OUT)
+	$(BIN) plot $(SWEEP_OUT)
 
 # Unit, integration and doc tests, all in release mode (the same build as the tools).
 test:

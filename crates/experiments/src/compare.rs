@@ -181,6 +181,19 @@ pub fn compare(rows: &[ResultRow], share_rows: &[ShareRow], bootstrap_seed: u64)
             cells.push(cell);
         }
     }
+    // Within an architecture: the baselines in pool order, then SmartMixed.
+    let order = |m: &str| {
+        m.parse::<Activation>()
+            .map_or(Activation::COUNT, |a| a.id())
+    };
+    cells.sort_by(|a, b| {
+        (a.depth, &a.widths, &a.arch, order(&a.method)).cmp(&(
+            b.depth,
+            &b.widths,
+            &b.arch,
+            order(&b.method),
+        ))
+    });
     for v in ranks.values_mut() {
         v.1 /= v.3 as f64;
         v.2 /= v.3 as f64;

@@ -11,6 +11,7 @@ pub mod device;
 pub mod error;
 pub mod model;
 pub mod optim;
+pub mod plot;
 pub mod progress;
 pub mod run_files;
 pub mod store;

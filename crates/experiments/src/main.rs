@@ -13,7 +13,7 @@ use experiments::error::InputError;
 use experiments::progress::Progress;
 use experiments::run_files::RunRecord;
 use experiments::sweep::{run_sweep, Shard, SweepOptions};
-use experiments::{compare, data, device, train};
+use experiments::{compare, data, device, plot, train};
 
 #[derive(Parser)]
 #[command(
@@ -34,6 +34,8 @@ enum Command {
     Sweep(SweepArgs),
     /// Compare baselines and SmartMixed across one or more sweep outputs.
     Compare(CompareArgs),
+    /// Draw the comparison's figures (SVG and PNG) into the first directory's figures/.
+    Plot(CompareArgs),
 }
 
 #[derive(Args)]
@@ -224,6 +226,11 @@ fn main() -> ExitCode {
             }
         }),
         Command::Compare(args) => compare::run(&args.dirs, args.bootstrap_seed),
+        Command::Plot(args) => plot::run(&args.dirs, args.bootstrap_seed).map(|files| {
+            for f in files {
+                println!("{}", f.display());
+            }
+        }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
