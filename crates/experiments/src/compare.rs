@@ -50,6 +50,11 @@ pub fn bootstrap_diff_ci(a: &[f64], b: &[f64], rng: &mut ChaCha8Rng) -> (f64, f6
     (percentile(&diffs, 0.025), percentile(&diffs, 0.975))
 }
 
+/// An architecture in reports: its depth (for ordering) and its label.
+pub type ArchKey = (usize, String);
+/// One share per function, in pool order.
+pub type Shares = [f64; Activation::COUNT];
+
 /// One (architecture, method) cell of the comparison: `comparison.csv` rows.
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct Cell {
@@ -81,7 +86,7 @@ pub struct Comparison {
     /// Mean over architectures of SmartMixed's phase-1 and phase-2 epoch time / ReLU's.
     pub phase_time_ratios: Option<(f64, f64)>,
     /// Per architecture label and layer: mean share of each function over seeds.
-    pub shares: BTreeMap<(usize, String), Vec<[f64; Activation::COUNT]>>,
+    pub shares: BTreeMap<ArchKey, Vec<Shares>>,
 }
 
 fn arch_label(arch: Option<u32>, widths: &str) -> String {
@@ -206,7 +211,7 @@ pub fn compare(rows: &[ResultRow], share_rows: &[ShareRow], bootstrap_seed: u64)
         )
     });
 
-    let mut share_sums: BTreeMap<(usize, String), BTreeMap<usize, Vec<[f64; 6]>>> = BTreeMap::new();
+    let mut share_sums: BTreeMap<ArchKey, BTreeMap<usize, Vec<Shares>>> = BTreeMap::new();
     let ok_keys: std::collections::HashSet<&str> = rows
         .iter()
         .filter(|r| r.status == "ok")

@@ -316,8 +316,8 @@ impl Settings {
 }
 
 pub const DEFAULT_LR: f64 = 1e-3;
-pub const DEFAULT_EPOCHS: usize = 20;
-pub const DEFAULT_PHASE1_EPOCHS: usize = 5;
+pub const DEFAULT_EPOCHS: usize = 30;
+pub const DEFAULT_PHASE1_EPOCHS: usize = 10;
 
 /// Everything a run needs, resolved and checked. Saved as the run's `config.json`.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]

@@ -9,7 +9,7 @@ use mixed_act::Activation;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use crate::compare::{compare, Comparison};
+use crate::compare::{compare, ArchKey, Comparison, Shares};
 use crate::error::input_error;
 use crate::store::ResultsStore;
 
@@ -70,13 +70,44 @@ fn save(
     Ok(vec![svg_path, png_path])
 }
 
-/// Test accuracy against depth, one line per method, with the 95 % interval as a band.
+/// Methods whose mean is within `points` percentage points of the best method at every depth
+/// (the zoomed figure leaves out collapsed baselines so that the close ones can be told apart).
+fn close_to_best(c: &Comparison, points: f64) -> Vec<String> {
+    let mut best: BTreeMap<(usize, &str), f64> = BTreeMap::new();
+    for cell in &c.cells {
+        let b = best.entry((cell.depth, &cell.arch)).or_insert(0.0);
+        *b = b.max(cell.mean_test_acc);
+    }
+    let mut methods: Vec<String> = c.cells.iter().map(|x| x.method.clone()).collect();
+    methods.sort();
+    methods.dedup();
+    methods.retain(|m| {
+        c.cells
+            .iter()
+            .filter(|x| &x.method == m)
+            .all(|x| 100.0 * (best[&(x.depth, x.arch.as_str())] - x.mean_test_acc) <= points)
+    });
+    methods
+}
+
+/// Test accuracy against depth, one line per method, with the 95 % interval as a band;
+/// `only` restricts the methods drawn.
 fn accuracy_vs_depth<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     c: &Comparison,
+    only: Option<&[String]>,
 ) -> Result<()> {
+    let cells: Vec<&crate::compare::Cell> = c
+        .cells
+        .iter()
+        .filter(|x| only.is_none_or(|o| o.contains(&x.method)))
+        .collect();
+    let caption = match only {
+        None => "Test accuracy by depth (mean over seeds, 95 % bootstrap band)",
+        Some(_) => "Test accuracy by depth: methods within 2 points of the best",
+    };
     let mut by_method: BTreeMap<&str, Vec<(f64, f64, f64, f64)>> = BTreeMap::new();
-    for cell in &c.cells {
+    for cell in &cells {
         by_method.entry(&cell.method).or_default().push((
             cell.depth as f64,
             100.0 * cell.mean_test_acc,
@@ -84,23 +115,20 @@ fn accuracy_vs_depth<DB: DrawingBackend>(
             100.0 * cell.ci_high,
         ));
     }
-    let depths: Vec<f64> = c.cells.iter().map(|c| c.depth as f64).collect();
+    let depths: Vec<f64> = cells.iter().map(|c| c.depth as f64).collect();
     let (x0, x1) = (
         depths.iter().cloned().fold(f64::MAX, f64::min),
         depths.iter().cloned().fold(f64::MIN, f64::max),
     );
-    let lows = c.cells.iter().map(|c| 100.0 * c.ci_low);
-    let highs = c.cells.iter().map(|c| 100.0 * c.ci_high);
+    let lows = cells.iter().map(|c| 100.0 * c.ci_low);
+    let highs = cells.iter().map(|c| 100.0 * c.ci_high);
     let (y0, y1) = (
         lows.fold(f64::MAX, f64::min),
         highs.fold(f64::MIN, f64::max),
     );
     let pad = ((y1 - y0) * 0.08).max(0.05);
     let mut chart = ChartBuilder::on(area)
-        .caption(
-            "Test accuracy by depth (mean over seeds, 95 % bootstrap band)",
-            (FONT, 22),
-        )
+        .caption(caption, (FONT, 22))
         .margin(15)
         .x_label_area_size(45)
         .y_label_area_size(60)
@@ -287,8 +315,8 @@ fn share_trajectories<DB: DrawingBackend>(
 }
 
 /// Phase-1 share rows of each SmartMixed run's epochs.csv, averaged over seeds per architecture.
-fn phase1_trajectories(dirs: &[PathBuf]) -> Result<BTreeMap<(usize, String), Vec<Vec<[f64; 6]>>>> {
-    let mut runs: BTreeMap<(usize, String), Vec<Vec<Vec<[f64; 6]>>>> = BTreeMap::new();
+fn phase1_trajectories(dirs: &[PathBuf]) -> Result<BTreeMap<ArchKey, Vec<Vec<Shares>>>> {
+    let mut runs: BTreeMap<ArchKey, Vec<Vec<Vec<Shares>>>> = BTreeMap::new();
     for dir in dirs {
         for row in ResultsStore::open(dir)?
             .results()?
@@ -374,9 +402,20 @@ pub fn run(dirs: &[PathBuf], bootstrap_seed: u64) -> Result<Vec<PathBuf>> {
         &out,
         "accuracy_vs_depth",
         (1000, 650),
-        &|a| accuracy_vs_depth(a, &c),
-        &|a| accuracy_vs_depth(a, &c),
+        &|a| accuracy_vs_depth(a, &c, None),
+        &|a| accuracy_vs_depth(a, &c, None),
     )?;
+    let close = close_to_best(&c, 2.0);
+    if !close.is_empty() && close.len() < c.ranks.len() {
+        let only = Some(close.as_slice());
+        written.extend(save(
+            &out,
+            "accuracy_vs_depth_zoom",
+            (1000, 650),
+            &|a| accuracy_vs_depth(a, &c, only),
+            &|a| accuracy_vs_depth(a, &c, only),
+        )?);
+    }
     for ((_, arch), layers) in &c.shares {
         let name = format!("shares_arch_{}", file_label(arch));
         written.extend(save(

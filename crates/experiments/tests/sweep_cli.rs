@@ -63,17 +63,18 @@ fn rows(dir: &Path) -> Vec<ResultRow> {
     ResultsStore::open(dir).unwrap().results().unwrap()
 }
 
-/// Everything but timing and provenance, keyed and sorted.
-fn metrics(
-    rows: &[ResultRow],
-) -> Vec<(
+/// Key, method, test_acc, val_loss, best_epoch, status.
+type Metrics = (
     String,
     String,
     Option<f64>,
     Option<f64>,
     Option<usize>,
     String,
-)> {
+);
+
+/// Everything but timing and provenance, keyed and sorted.
+fn metrics(rows: &[ResultRow]) -> Vec<Metrics> {
     let mut m: Vec<_> = rows
         .iter()
         .map(|r| {
