@@ -408,9 +408,8 @@ fn paper_finding(c: &Comparison) -> Option<String> {
     ))
 }
 
-/// Reads every directory's results, writes comparison.md and comparison.csv into the first,
-/// and prints the Markdown.
-pub fn run(dirs: &[PathBuf], bootstrap_seed: u64) -> Result<()> {
+/// The comparison of the results in `dirs` (any number of sweep outputs or shards of one).
+pub fn compare_dirs(dirs: &[PathBuf], bootstrap_seed: u64) -> Result<Comparison> {
     let (mut rows, mut shares) = (Vec::new(), Vec::new());
     for dir in dirs {
         if !dir.join(crate::store::RESULTS_FILE).is_file() {
@@ -429,6 +428,13 @@ pub fn run(dirs: &[PathBuf], bootstrap_seed: u64) -> Result<()> {
             "no finished runs (status ok) in the given directories",
         ));
     }
+    Ok(comparison)
+}
+
+/// Reads every directory's results, writes comparison.md and comparison.csv into the first,
+/// and prints the Markdown.
+pub fn run(dirs: &[PathBuf], bootstrap_seed: u64) -> Result<()> {
+    let comparison = compare_dirs(dirs, bootstrap_seed)?;
     let md = render_markdown(&comparison, dirs);
     let out: &Path = &dirs[0];
     write_atomic(&out.join("comparison.md"), md.as_bytes())?;

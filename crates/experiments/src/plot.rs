@@ -9,8 +9,7 @@ use mixed_act::Activation;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use crate::compare::{compare, ArchKey, Comparison, Shares};
-use crate::error::input_error;
+use crate::compare::{compare_dirs, ArchKey, Comparison, Shares};
 use crate::store::ResultsStore;
 
 const FONT: &str = "sans-serif";
@@ -380,22 +379,7 @@ fn file_label(arch: &str) -> String {
 /// Draws every figure into `DIR/figures` for the first directory; returns the files written.
 pub fn run(dirs: &[PathBuf], bootstrap_seed: u64) -> Result<Vec<PathBuf>> {
     register_font()?;
-    let (mut rows, mut shares) = (Vec::new(), Vec::new());
-    for dir in dirs {
-        if !dir.join(crate::store::RESULTS_FILE).is_file() {
-            return Err(input_error(format!(
-                "{}: no results.csv (not a sweep output?)",
-                dir.display()
-            )));
-        }
-        let store = ResultsStore::open(dir)?;
-        rows.extend(store.results()?);
-        shares.extend(store.shares()?);
-    }
-    let c = compare(&rows, &shares, bootstrap_seed);
-    if c.cells.is_empty() {
-        return Err(input_error("no finished runs (status ok) to plot"));
-    }
+    let c = compare_dirs(dirs, bootstrap_seed)?;
     let out = dirs[0].join("figures");
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     let mut written = save(
