@@ -9,6 +9,7 @@ pub mod config;
 pub mod data;
 pub mod device;
 pub mod error;
+pub mod interrupt;
 pub mod model;
 pub mod optim;
 pub mod plot;

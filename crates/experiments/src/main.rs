@@ -10,6 +10,7 @@ use experiments::config::{
     Settings, TrainConfig,
 };
 use experiments::error::InputError;
+use experiments::interrupt::{self, Interrupted};
 use experiments::progress::Progress;
 use experiments::run_files::RunRecord;
 use experiments::sweep::{run_sweep, Shard, SweepOptions};
@@ -186,7 +187,14 @@ fn run_train(args: TrainArgs) -> Result<()> {
         splits.val.len(),
         splits.test.len()
     ));
-    let summary = train::train(&cfg, &splits, &device, &args.out, progress)?;
+    let summary = train::train(&cfg, &splits, &device, &args.out, progress).inspect_err(|e| {
+        if e.downcast_ref::<Interrupted>().is_some() {
+            eprintln!(
+                "interrupted: the finished epochs are in {}",
+                args.out.join("epochs.csv").display()
+            );
+        }
+    })?;
     match summary.test_acc {
         Some(acc) => progress.note(&format!(
             "done: test_acc {:.2}% (best epoch {}), {:.1}s per epoch; results in {}",
@@ -207,6 +215,7 @@ fn run_train(args: TrainArgs) -> Result<()> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    interrupt::install();
     let result = match cli.command {
         Command::Train(args) => run_train(args),
         Command::Sweep(args) => run_sweep(&SweepOptions {
@@ -234,6 +243,7 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.downcast_ref::<Interrupted>().is_some() => ExitCode::from(interrupt::EXIT_CODE),
         Err(e) => {
             eprintln!("error: {e:#}");
             // Bad input (flags, config, data files) exits 2, like clap's own usage errors.

@@ -14,6 +14,7 @@ use crate::config::{DatasetName, DeviceChoice, Method, Preset, Settings, TrainCo
 use crate::data::{self, Splits};
 use crate::device;
 use crate::error::input_error;
+use crate::interrupt::Interrupted;
 use crate::progress::Progress;
 use crate::run_files::{write_json, RunRecord};
 use crate::store::{ResultRow, ResultsStore, ShareRow};
@@ -273,6 +274,16 @@ pub fn run_sweep(opts: &SweepOptions) -> Result<SweepReport> {
     let (device, device_name) = device::select(first.device)?;
     let raw = data::load(first.dataset, first.data_dir_or_env().as_deref())?;
     let splits = Splits::new(&raw, first.split_seed, &device)?;
+    for run in &pending {
+        if run.config.batch_size > splits.train.len() {
+            bail_input!(
+                "sweep config {}: batch_size {} is larger than the training set ({} images)",
+                opts.config_file.display(),
+                run.config.batch_size,
+                splits.train.len()
+            );
+        }
+    }
     let commit = crate::git_commit();
     write_json(
         &opts.out.join("manifest.json"),
@@ -296,7 +307,18 @@ pub fn run_sweep(opts: &SweepOptions) -> Result<SweepReport> {
     )?;
 
     let started = Instant::now();
+    let interrupted = |finished: usize| {
+        eprintln!(
+            "interrupted: the {finished} runs finished by this invocation are kept in {}; \
+             run the same command again to resume",
+            opts.out.join(crate::store::RESULTS_FILE).display()
+        );
+        anyhow::Error::new(Interrupted)
+    };
     for (i, run) in pending.iter().enumerate() {
+        if crate::interrupt::requested() {
+            return Err(interrupted(report.ran));
+        }
         if run.config.split_seed != first.split_seed || run.config.dataset != first.dataset {
             bail_input!(
                 "all runs of a sweep must share dataset and split_seed (grid entry {})",
@@ -312,6 +334,10 @@ pub fn run_sweep(opts: &SweepOptions) -> Result<SweepReport> {
                     .write(&run_dir.join("config.json"))
             })
             .and_then(|_| train::train(&run.config, &splits, &device, &run_dir, opts.progress));
+        // An interrupted run is dropped, not recorded: the next invocation runs it again.
+        if matches!(&outcome, Err(e) if e.downcast_ref::<Interrupted>().is_some()) {
+            return Err(interrupted(report.ran));
+        }
         let row = result_row(run, &outcome, &device_name, commit.as_deref().unwrap_or(""));
         let shares = match &outcome {
             Ok(summary) => share_rows(run, summary),

@@ -195,6 +195,9 @@ impl Learner<'_> {
                 let index = order.narrow(0, start, self.cfg.batch_size.min(train.len() - start))?;
                 let x = train.images.index_select(&index, 0)?;
                 let y = train.labels.index_select(&index, 0)?;
+                if crate::interrupt::requested() {
+                    return Err(crate::interrupt::Interrupted.into());
+                }
                 let logits = model.forward(&x, Pass::Train, &mut self.streams.gumbel)?;
                 let batch_loss = loss(&logits, &y, self.cfg.loss)?;
                 let mut grads = batch_loss.backward()?;
