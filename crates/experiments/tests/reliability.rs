@@ -65,11 +65,14 @@ fn assert_input_error(output: &Output, needles: &[&str], what: &str) {
     }
 }
 
+/// Changes made to one file's bytes.
+type Corruption = Box<dyn FnOnce(&mut Vec<u8>)>;
+
 #[test]
 fn bad_data_files_are_named_with_what_is_wrong() {
     let images = "train-images-idx3-ubyte";
     let labels = "train-labels-idx1-ubyte";
-    let cases: Vec<(&str, &str, Box<dyn FnOnce(&mut Vec<u8>)>, &str)> = vec![
+    let cases: Vec<(&str, &str, Corruption, &str)> = vec![
         (
             "magic",
             images,
