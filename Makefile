@@ -7,7 +7,7 @@ CARGO_TARGET_DIR ?= $(HOME)/.cache/smartmixed/target
 export CARGO_TARGET_DIR
 BIN := $(CARGO_TARGET_DIR)/release/smartmixed
 
-.PHONY: all build bin test lint fmt timing sweep
+.PHONY: all build bin test lint fmt timing sweep sweep-slurm slurm-test
 
 # `make sweep [CONFIG=experiments/paper.toml] [DATA_DIR=../shared/data/mnist] [DEVICE=cuda]`
 CONFIG ?= experiments/quick.toml
@@ -46,6 +46,16 @@ sweep: bin
 test:
 	$(CARGO) test --release --workspace --all-targets
 	$(CARGO) test --release --workspace --doc
+
+# The same grid as a SLURM job array (one task per run, at most 64; TASKS=N to choose), then
+# compare and plot as a dependent job. See README.md, "On a cluster".
+TASKS ?=
+sweep-slurm: bin
+	DATA_DIR=$(DATA_DIR) scripts/slurm-sweep.sh $(CONFIG) $(SWEEP_OUT) $(TASKS)
+
+# scripts/slurm-sweep.sh against a real one-node SLURM cluster started (and stopped) here.
+slurm-test: bin
+	scripts/slurm-test.sh
 
 # Formatting and lints (a separate check build; not part of `make test`).
 lint:

@@ -446,7 +446,7 @@ pub fn run(dirs: &[PathBuf], bootstrap_seed: u64) -> Result<()> {
         &out.join("comparison.csv"),
         &writer.into_inner().context("encoding comparison.csv")?,
     )?;
-    println!("{md}");
+    crate::print_stdout(&md)?;
     Ok(())
 }
 

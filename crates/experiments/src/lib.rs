@@ -40,3 +40,13 @@ pub fn git_commit() -> Option<String> {
         commit
     })
 }
+
+/// Writes `text` to stdout; a closed pipe (`smartmixed ... | head`) is not an error.
+pub fn print_stdout(text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
+    }
+}

@@ -13,8 +13,8 @@ use experiments::error::InputError;
 use experiments::interrupt::{self, Interrupted};
 use experiments::progress::Progress;
 use experiments::run_files::RunRecord;
-use experiments::sweep::{run_sweep, Shard, SweepOptions};
-use experiments::{compare, data, device, plot, train};
+use experiments::sweep::{expand, run_sweep, Shard, SweepConfig, SweepOptions};
+use experiments::{compare, data, device, plot, print_stdout, train};
 
 #[derive(Parser)]
 #[command(
@@ -59,6 +59,9 @@ struct SweepArgs {
     /// Print nothing but errors.
     #[arg(long)]
     quiet: bool,
+    /// Print the grid (a `runs: N` line, then index, key and label per run) and exit.
+    #[arg(long)]
+    plan: bool,
 }
 
 #[derive(Args)]
@@ -213,11 +216,23 @@ fn run_train(args: TrainArgs) -> Result<()> {
     Ok(())
 }
 
+/// `sweep --plan`: the grid without running it (used by scripts/slurm-sweep.sh to size arrays).
+fn print_plan(args: &SweepArgs) -> Result<()> {
+    let cfg = SweepConfig::from_file(&args.config)?;
+    let grid = expand(&cfg, args.data_dir.clone(), args.device)?;
+    let mut text = format!("runs: {}\n", grid.len());
+    for run in &grid {
+        text.push_str(&format!("{} {} {}\n", run.index + 1, run.key, run.label()));
+    }
+    print_stdout(&text)
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     interrupt::install();
     let result = match cli.command {
         Command::Train(args) => run_train(args),
+        Command::Sweep(args) if args.plan => print_plan(&args),
         Command::Sweep(args) => run_sweep(&SweepOptions {
             config_file: args.config,
             out: args.out,
@@ -235,10 +250,9 @@ fn main() -> ExitCode {
             }
         }),
         Command::Compare(args) => compare::run(&args.dirs, args.bootstrap_seed),
-        Command::Plot(args) => plot::run(&args.dirs, args.bootstrap_seed).map(|files| {
-            for f in files {
-                println!("{}", f.display());
-            }
+        Command::Plot(args) => plot::run(&args.dirs, args.bootstrap_seed).and_then(|files| {
+            let list: Vec<String> = files.iter().map(|f| format!("{}\n", f.display())).collect();
+            print_stdout(&list.concat())
         }),
     };
     match result {
