@@ -4,6 +4,7 @@
 //! [`store`] (via [`sweep`]) → [`compare`].
 
 pub mod arch;
+pub mod bench;
 pub mod compare;
 pub mod config;
 pub mod data;

@@ -14,7 +14,7 @@ use experiments::interrupt::{self, Interrupted};
 use experiments::progress::Progress;
 use experiments::run_files::RunRecord;
 use experiments::sweep::{expand, run_sweep, Shard, SweepConfig, SweepOptions};
-use experiments::{compare, data, device, plot, print_stdout, train};
+use experiments::{bench, compare, data, device, plot, print_stdout, train};
 
 #[derive(Parser)]
 #[command(
@@ -37,6 +37,43 @@ enum Command {
     Compare(CompareArgs),
     /// Draw the comparison's figures (SVG and PNG) into the first directory's figures/.
     Plot(CompareArgs),
+    /// Time the fused ops or a training step against their floors.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Forward and forward+backward of the activation ops, interleaved, per shape.
+    Ops {
+        /// Shapes as ROWSxCOLS, comma-separated.
+        #[arg(long, default_value = "128x512,1024x1024,4096x4096")]
+        shapes: String,
+        /// Rayon threads (default: RAYON_NUM_THREADS or the core count).
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Timed repeats per case (after 2 warm-up rounds).
+        #[arg(long, default_value_t = 30)]
+        repeats: usize,
+        /// Append one row per measurement to this CSV.
+        #[arg(long)]
+        csv: Option<PathBuf>,
+    },
+    /// One training step (forward, backward, clipping, Adam) at batch 128 on MNIST-shaped data.
+    Train {
+        /// Architecture id.
+        #[arg(long, default_value_t = 3)]
+        arch: u32,
+        /// Timed steps per variant (after 5 warm-up steps).
+        #[arg(long, default_value_t = 60)]
+        batches: usize,
+        /// Rayon threads (default: RAYON_NUM_THREADS or the core count).
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Append one row per measurement to this CSV.
+        #[arg(long)]
+        csv: Option<PathBuf>,
+    },
 }
 
 #[derive(Args)]
@@ -216,6 +253,42 @@ fn run_train(args: TrainArgs) -> Result<()> {
     Ok(())
 }
 
+fn run_bench(command: BenchCommand) -> Result<()> {
+    let threads = match &command {
+        BenchCommand::Ops { threads, .. } | BenchCommand::Train { threads, .. } => *threads,
+    };
+    if let Some(n) = threads {
+        if n == 0 {
+            experiments::bail_input!("--threads must be at least 1");
+        }
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build_global()
+            .context("setting --threads")?;
+    }
+    match command {
+        BenchCommand::Ops {
+            shapes,
+            repeats,
+            csv,
+            ..
+        } => bench::bench_ops(
+            &bench::parse_shapes(&shapes)?,
+            repeats.max(1),
+            csv.as_deref(),
+        )
+        .map(drop),
+        BenchCommand::Train {
+            arch, batches, csv, ..
+        } => {
+            let Some((_, widths)) = experiments::arch::architecture(arch) else {
+                experiments::bail_input!("--arch {arch} is not an architecture id (valid: 1..=18)");
+            };
+            bench::bench_train(widths, batches.max(1), csv.as_deref()).map(drop)
+        }
+    }
+}
+
 /// `sweep --plan`: the grid without running it (used by scripts/slurm-sweep.sh to size arrays).
 fn print_plan(args: &SweepArgs) -> Result<()> {
     let cfg = SweepConfig::from_file(&args.config)?;
@@ -249,6 +322,7 @@ fn main() -> ExitCode {
                 );
             }
         }),
+        Command::Bench(command) => run_bench(command),
         Command::Compare(args) => compare::run(&args.dirs, args.bootstrap_seed),
         Command::Plot(args) => plot::run(&args.dirs, args.bootstrap_seed).and_then(|files| {
             let list: Vec<String> = files.iter().map(|f| format!("{}\n", f.display())).collect();

@@ -1,0 +1,442 @@
+//! `smartmixed bench ops|train`: timings measured in one process, interleaved so that the
+//! machine's drift hits every variant alike, reported as p20/p50/p80 and as ratios.
+
+use std::fs::OpenOptions;
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use candle_core::{Device, Tensor, Var};
+use mixed_act::{
+    gumbel::one_hot_argmax, mixture, mixture_slow, per_neuron, per_neuron_slow, Activation,
+};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+
+use crate::data::{CLASSES, IMAGE_PIXELS};
+use crate::model::{Mlp, Pass};
+use crate::optim::{Adam, AdamConfig};
+use crate::train::clip_grad_norm;
+
+/// One row of the benchmark CSV (columns other tools read).
+#[derive(Clone, Debug, Serialize)]
+pub struct BenchRow {
+    pub bench: String,
+    #[serde(rename = "impl")]
+    pub implementation: String,
+    pub pass: String,
+    pub rows: usize,
+    pub cols: usize,
+    pub dtype: String,
+    pub device: String,
+    pub threads: usize,
+    pub p20_us: f64,
+    pub p50_us: f64,
+    pub p80_us: f64,
+    pub gbps: f64,
+    pub git: String,
+    pub timestamp: String,
+}
+
+fn quantile(sorted: &[f64], q: f64) -> f64 {
+    sorted[((q * (sorted.len() - 1) as f64).round() as usize).min(sorted.len() - 1)]
+}
+
+/// A timed case: a name, a pass and the bytes it must move at least once.
+struct Case<'a> {
+    name: &'static str,
+    pass: &'static str,
+    bytes: f64,
+    run: Box<dyn Fn() -> candle_core::Result<()> + 'a>,
+}
+
+/// Runs every case `repeats` times, round-robin after `warmup` rounds; returns sorted µs.
+fn measure(cases: &[Case], warmup: usize, repeats: usize) -> Result<Vec<Vec<f64>>> {
+    let mut times = vec![Vec::with_capacity(repeats); cases.len()];
+    for round in 0..warmup + repeats {
+        for (i, case) in cases.iter().enumerate() {
+            let start = Instant::now();
+            (case.run)().with_context(|| format!("bench case {} {}", case.name, case.pass))?;
+            if round >= warmup {
+                times[i].push(start.elapsed().as_secs_f64() * 1e6);
+            }
+        }
+    }
+    for t in &mut times {
+        t.sort_by(f64::total_cmp);
+    }
+    Ok(times)
+}
+
+fn rows_of(
+    bench: &str,
+    cases: &[Case],
+    times: &[Vec<f64>],
+    shape: (usize, usize),
+) -> Vec<BenchRow> {
+    let git = crate::git_commit().unwrap_or_default();
+    let timestamp = crate::sweep::timestamp();
+    cases
+        .iter()
+        .zip(times)
+        .map(|(case, t)| {
+            let p50 = quantile(t, 0.5);
+            BenchRow {
+                bench: bench.into(),
+                implementation: case.name.into(),
+                pass: case.pass.into(),
+                rows: shape.0,
+                cols: shape.1,
+                dtype: "f32".into(),
+                device: "cpu".into(),
+                threads: rayon::current_num_threads(),
+                p20_us: quantile(t, 0.2),
+                p50_us: p50,
+                p80_us: quantile(t, 0.8),
+                gbps: if case.bytes > 0.0 {
+                    case.bytes / (p50 * 1e-6) / 1e9
+                } else {
+                    0.0
+                },
+                git: git.clone(),
+                timestamp: timestamp.clone(),
+            }
+        })
+        .collect()
+}
+
+/// Appends rows to `path`, writing the header only when the file is new or empty.
+pub fn append_csv(path: &Path, rows: &[BenchRow]) -> Result<()> {
+    let fresh = std::fs::metadata(path).map_or(true, |m| m.len() == 0);
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    let mut writer = csv::WriterBuilder::new()
+        .has_headers(fresh)
+        .from_writer(file);
+    for row in rows {
+        writer.serialize(row)?;
+    }
+    writer
+        .flush()
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+fn p50(rows: &[BenchRow], name: &str, pass: &str) -> Option<f64> {
+    rows.iter()
+        .find(|r| r.implementation == name && r.pass == pass)
+        .map(|r| r.p50_us)
+}
+
+fn print_table(title: &str, rows: &[BenchRow], floor: &str) {
+    println!("\n{title}");
+    println!(
+        "{:<16}{:<9}{:>11}{:>11}{:>11}{:>9}{:>10}",
+        "impl", "pass", "p20 us", "p50 us", "p80 us", "GB/s", "x floor"
+    );
+    for r in rows {
+        let ratio =
+            p50(rows, floor, &r.pass).map_or(String::from("-"), |f| format!("{:.2}", r.p50_us / f));
+        println!(
+            "{:<16}{:<9}{:>11.0}{:>11.0}{:>11.0}{:>9.1}{:>10}",
+            r.implementation, r.pass, r.p20_us, r.p50_us, r.p80_us, r.gbps, ratio
+        );
+    }
+}
+
+/// Parses `128x512,1024x1024`.
+pub fn parse_shapes(s: &str) -> Result<Vec<(usize, usize)>> {
+    s.split(',')
+        .map(|part| {
+            let (r, c) = part.trim().split_once('x').ok_or_else(|| {
+                crate::error::input_error(format!("--shapes: '{part}' is not ROWSxCOLS"))
+            })?;
+            match (r.parse::<usize>(), c.parse::<usize>()) {
+                (Ok(r), Ok(c)) if r > 0 && c > 0 => Ok((r, c)),
+                _ => Err(crate::error::input_error(format!(
+                    "--shapes: '{part}' is not ROWSxCOLS with positive numbers"
+                ))),
+            }
+        })
+        .collect()
+}
+
+/// The reference's way: each function's neurons gathered, activated and scattered back.
+fn grouped(x: &Tensor, groups: &[(Activation, Tensor)]) -> candle_core::Result<Tensor> {
+    let mut y = x.zeros_like()?;
+    for (act, index) in groups {
+        let part = mixed_act::activation_slow(*act, &x.index_select(index, 1)?)?;
+        y = y.index_add(index, &part, 1)?;
+    }
+    Ok(y)
+}
+
+type OpFn<'a> = Box<dyn Fn() -> candle_core::Result<Tensor> + 'a>;
+
+/// A forward (`fwd`: read x, write y) or forward+backward case (`fwd_bwd`: also read x and the
+/// incoming gradient and write grad_x) of an op on `elem_bytes` bytes of input.
+fn op_case<'a>(name: &'static str, backward: bool, elem_bytes: f64, f: OpFn<'a>) -> Case<'a> {
+    if backward {
+        Case {
+            name,
+            pass: "fwd_bwd",
+            bytes: 5.0 * elem_bytes,
+            run: Box::new(move || f()?.backward().map(drop)),
+        }
+    } else {
+        Case {
+            name,
+            pass: "fwd",
+            bytes: 2.0 * elem_bytes,
+            run: Box::new(move || f().map(drop)),
+        }
+    }
+}
+
+/// `smartmixed bench ops`.
+pub fn bench_ops(
+    shapes: &[(usize, usize)],
+    repeats: usize,
+    csv: Option<&Path>,
+) -> Result<Vec<BenchRow>> {
+    let dev = Device::Cpu;
+    let mut all = Vec::new();
+    for &(rows, cols) in shapes {
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
+        let x: Vec<f32> = (0..rows * cols)
+            .map(|_| rng.random::<f32>() * 6.0 - 3.0)
+            .collect();
+        let x = Var::from_tensor(&Tensor::from_vec(x, (rows, cols), &dev)?)?;
+        // Functions drawn evenly from all six, in random order.
+        let mut ids: Vec<u32> = (0..cols).map(|n| (n % Activation::COUNT) as u32).collect();
+        for i in (1..cols).rev() {
+            ids.swap(i, rng.random_range(0..=i));
+        }
+        let acts: Vec<Activation> = ids.iter().map(|&i| Activation::ALL[i as usize]).collect();
+        let ids_t = Tensor::new(ids.clone(), &dev)?;
+        let groups: Vec<(Activation, Tensor)> = Activation::ALL
+            .iter()
+            .filter_map(|&a| {
+                let idx: Vec<u32> = (0..cols as u32)
+                    .filter(|&n| acts[n as usize] == a)
+                    .collect();
+                (!idx.is_empty()).then(|| Tensor::new(idx, &dev).map(|t| (a, t)))
+            })
+            .collect::<candle_core::Result<_>>()?;
+        let logits: Vec<f32> = (0..cols * 6).map(|_| rng.random()).collect();
+        let w = Var::from_tensor(&one_hot_argmax(&Tensor::from_vec(
+            logits,
+            (cols, 6),
+            &dev,
+        )?)?)?;
+        let elems = (rows * cols * 4) as f64;
+        let (xt, wt) = (x.as_tensor(), w.as_tensor());
+        let mut cases = Vec::new();
+        for backward in [false, true] {
+            cases.push(op_case(
+                "fused",
+                backward,
+                elems,
+                Box::new(|| per_neuron(xt, &ids_t)),
+            ));
+            cases.push(op_case(
+                "uniform-relu",
+                backward,
+                elems,
+                Box::new(|| xt.relu()),
+            ));
+            cases.push(op_case(
+                "uniform-elu",
+                backward,
+                elems,
+                Box::new(|| xt.elu(1.0)),
+            ));
+            cases.push(op_case(
+                "uniform-tanh",
+                backward,
+                elems,
+                Box::new(|| xt.tanh()),
+            ));
+            cases.push(op_case(
+                "grouped",
+                backward,
+                elems,
+                Box::new(|| grouped(xt, &groups)),
+            ));
+            cases.push(op_case(
+                "masked",
+                backward,
+                elems,
+                Box::new(|| per_neuron_slow(xt, &acts)),
+            ));
+            cases.push(op_case(
+                "mixture-fused",
+                backward,
+                elems,
+                Box::new(|| mixture(xt, wt, Some(10.0))),
+            ));
+            cases.push(op_case(
+                "mixture-naive",
+                backward,
+                elems,
+                Box::new(|| mixture_slow(xt, wt, Some(10.0))),
+            ));
+        }
+        cases.push(Case {
+            name: "copy",
+            pass: "fwd",
+            bytes: 2.0 * elems,
+            run: Box::new(|| xt.copy().map(drop)),
+        });
+        let times = measure(&cases, 2, repeats)?;
+        let rows_out = rows_of("ops", &cases, &times, (rows, cols));
+        print_table(
+            &format!(
+                "[{rows}, {cols}] f32, {repeats} interleaved repeats, {} threads",
+                rayon::current_num_threads()
+            ),
+            &rows_out,
+            "uniform-relu",
+        );
+        let ratio =
+            |a: &str, b: &str, pass: &str| match (p50(&rows_out, a, pass), p50(&rows_out, b, pass))
+            {
+                (Some(x), Some(y)) => format!("{:.2}x", y / x),
+                _ => "-".into(),
+            };
+        println!(
+            "fused fwd_bwd is {} faster than grouped and {} faster than masked; mixture-fused fwd_bwd is {} faster than mixture-naive",
+            ratio("fused", "grouped", "fwd_bwd"),
+            ratio("fused", "masked", "fwd_bwd"),
+            ratio("mixture-fused", "mixture-naive", "fwd_bwd")
+        );
+        all.extend(rows_out);
+    }
+    if let Some(path) = csv {
+        append_csv(path, &all)?;
+    }
+    Ok(all)
+}
+
+/// `smartmixed bench train`: one optimizer step at batch 128 on MNIST-shaped random data.
+pub fn bench_train(widths: &[usize], batches: usize, csv: Option<&Path>) -> Result<Vec<BenchRow>> {
+    let dev = Device::Cpu;
+    let batch = 128;
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    let x: Vec<f32> = (0..batch * IMAGE_PIXELS).map(|_| rng.random()).collect();
+    let x = Tensor::from_vec(x, (batch, IMAGE_PIXELS), &dev)?;
+    let y: Vec<u32> = (0..batch)
+        .map(|_| rng.random_range(0..CLASSES as u32))
+        .collect();
+    let y = Tensor::new(y, &dev)?;
+    let relu = Mlp::baseline(widths, Activation::Relu, &mut rng, &dev)?;
+    let phase1 = Mlp::selection(widths, 0.3, Some(10.0), &mut rng, &dev)?;
+    let phase2 = phase1.freeze(None)?;
+    struct Stepper {
+        model: Mlp,
+        adam: std::cell::RefCell<Adam>,
+        rng: std::cell::RefCell<ChaCha8Rng>,
+    }
+    let stepper = |model: Mlp| -> Result<Stepper> {
+        let adam = Adam::new(model.vars(), AdamConfig::with_lr(1e-3))?;
+        Ok(Stepper {
+            model,
+            adam: adam.into(),
+            rng: ChaCha8Rng::seed_from_u64(1).into(),
+        })
+    };
+    let steppers = [stepper(relu)?, stepper(phase1)?, stepper(phase2)?];
+    let step = |s: &Stepper| -> candle_core::Result<()> {
+        let logits = s
+            .model
+            .forward(&x, Pass::Train, &mut s.rng.borrow_mut())
+            .map_err(candle_core::Error::msg)?;
+        let loss = candle_nn::loss::cross_entropy(&logits, &y)?;
+        let mut grads = loss.backward()?;
+        let vars = s.model.vars();
+        clip_grad_norm(&mut grads, &vars, 1.0).map_err(candle_core::Error::msg)?;
+        s.adam
+            .borrow_mut()
+            .step(&grads)
+            .map_err(candle_core::Error::msg)
+    };
+    // The same step's matrix products alone: forward, grad-input and grad-weight per layer.
+    let mut sizes = vec![IMAGE_PIXELS];
+    sizes.extend_from_slice(widths);
+    sizes.push(CLASSES);
+    let mats: Vec<(Tensor, Tensor, Tensor)> = sizes
+        .windows(2)
+        .map(|w| {
+            let input = Tensor::rand(0f32, 1.0, (batch, w[0]), &dev)?;
+            let weight = Tensor::rand(-0.1f32, 0.1, (w[1], w[0]), &dev)?;
+            let grad_out = Tensor::rand(-0.1f32, 0.1, (batch, w[1]), &dev)?;
+            Ok((input, weight, grad_out))
+        })
+        .collect::<candle_core::Result<_>>()?;
+    let floor = || -> candle_core::Result<()> {
+        for (input, weight, grad_out) in &mats {
+            input.matmul(&weight.t()?)?;
+            grad_out.matmul(weight)?;
+            grad_out.t()?.matmul(input)?;
+        }
+        Ok(())
+    };
+    let (s0, s1, s2) = (&steppers[0], &steppers[1], &steppers[2]);
+    let cases = vec![
+        Case {
+            name: "relu",
+            pass: "step",
+            bytes: 0.0,
+            run: Box::new(move || step(s0)),
+        },
+        Case {
+            name: "phase1",
+            pass: "step",
+            bytes: 0.0,
+            run: Box::new(move || step(s1)),
+        },
+        Case {
+            name: "phase2",
+            pass: "step",
+            bytes: 0.0,
+            run: Box::new(move || step(s2)),
+        },
+        Case {
+            name: "matmul-floor",
+            pass: "step",
+            bytes: 0.0,
+            run: Box::new(floor),
+        },
+    ];
+    let times = measure(&cases, 5, batches)?;
+    let rows = rows_of("train", &cases, &times, (batch, widths[0]));
+    print_table(
+        &format!(
+            "training step, widths {widths:?}, batch {batch}, {batches} interleaved steps each"
+        ),
+        &rows,
+        "matmul-floor",
+    );
+    let r = |a: &str, b: &str| {
+        p50(&rows, a, "step")
+            .zip(p50(&rows, b, "step"))
+            .map_or("-".into(), |(x, y)| format!("{:.2}", x / y))
+    };
+    println!(
+        "relu / matmul-floor {}; phase2 / relu {}; phase1 / relu {}",
+        r("relu", "matmul-floor"),
+        r("phase2", "relu"),
+        r("phase1", "relu")
+    );
+    if let Some(path) = csv {
+        append_csv(path, &rows)?;
+    }
+    Ok(rows)
+}
