@@ -6,9 +6,19 @@ use std::fmt;
 use std::str::FromStr;
 
 /// Scalar type the formulas are evaluated in: `f32` or `f64` (half types are widened to `f32`).
+///
+/// The transcendental functions are this trait's own: for `f32` they are branch-free
+/// polynomials (`fastmath`, error bounds tested there) that vectorise, for `f64` the standard
+/// library's.
 pub trait Real: num_traits::Float + Send + Sync + 'static {
     /// Converts an `f64` constant to this type (rounding to nearest for `f32`).
     fn constant(v: f64) -> Self;
+    /// e^x.
+    fn exponential(self) -> Self;
+    /// e^x - 1, accurate near 0.
+    fn exp_minus_one(self) -> Self;
+    /// tanh x.
+    fn hyperbolic_tangent(self) -> Self;
 }
 
 impl Real for f32 {
@@ -16,12 +26,36 @@ impl Real for f32 {
     fn constant(v: f64) -> Self {
         v as f32
     }
+    #[inline(always)]
+    fn exponential(self) -> Self {
+        crate::fastmath::exp(self)
+    }
+    #[inline(always)]
+    fn exp_minus_one(self) -> Self {
+        crate::fastmath::exp_m1(self)
+    }
+    #[inline(always)]
+    fn hyperbolic_tangent(self) -> Self {
+        crate::fastmath::tanh(self)
+    }
 }
 
 impl Real for f64 {
     #[inline(always)]
     fn constant(v: f64) -> Self {
         v
+    }
+    #[inline(always)]
+    fn exponential(self) -> Self {
+        self.exp()
+    }
+    #[inline(always)]
+    fn exp_minus_one(self) -> Self {
+        self.exp_m1()
+    }
+    #[inline(always)]
+    fn hyperbolic_tangent(self) -> Self {
+        self.tanh()
     }
 }
 
@@ -132,47 +166,55 @@ impl Activation {
 
     /// `f(x)`.
     ///
-    /// Written so that the tails are exact limits rather than NaN: sigmoid never forms
-    /// `exp(-x)` for a large negative `x`, and ELU/SELU use `exp_m1`, which is accurate near 0.
+    /// Written branch-free (both sides computed, then selected), so that loops over a slice
+    /// vectorise, and so that the tails are exact limits rather than NaN: sigmoid only forms
+    /// `exp(-|x|)`, ELU and SELU use `exp(min(x, 0)) - 1` in its accurate form.
     #[inline(always)]
     pub fn value<F: Real>(self, x: F) -> F {
         let zero = F::zero();
+        let positive = x > zero;
         match self {
             Activation::Relu => {
-                if x > zero {
+                if positive {
                     x
                 } else {
                     zero
                 }
             }
             Activation::Sigmoid => {
+                let e = (-x.abs()).exponential();
+                let r = F::one() / (F::one() + e);
                 if x >= zero {
-                    F::one() / (F::one() + (-x).exp())
+                    r
                 } else {
-                    let e = x.exp();
-                    e / (F::one() + e)
+                    e * r
                 }
             }
-            Activation::Tanh => x.tanh(),
+            Activation::Tanh => x.hyperbolic_tangent(),
             Activation::LeakyRelu => {
-                if x > zero {
+                let negative = F::constant(LEAKY_RELU_SLOPE) * x;
+                if positive {
                     x
                 } else {
-                    F::constant(LEAKY_RELU_SLOPE) * x
+                    negative
                 }
             }
             Activation::Elu => {
-                if x > zero {
+                let negative = F::constant(ELU_ALPHA) * x.min(zero).exp_minus_one();
+                // `min` drops NaN; keep it, so that a diverging run stays visibly NaN.
+                if positive || x.is_nan() {
                     x
                 } else {
-                    F::constant(ELU_ALPHA) * x.exp_m1()
+                    negative
                 }
             }
             Activation::Selu => {
-                if x > zero {
-                    F::constant(SELU_LAMBDA) * x
+                let negative = F::constant(SELU_LAMBDA * SELU_ALPHA) * x.min(zero).exp_minus_one();
+                let linear = F::constant(SELU_LAMBDA) * x;
+                if positive || x.is_nan() {
+                    linear
                 } else {
-                    F::constant(SELU_LAMBDA * SELU_ALPHA) * x.exp_m1()
+                    negative
                 }
             }
         }
@@ -183,9 +225,10 @@ impl Activation {
     #[inline(always)]
     pub fn derivative<F: Real>(self, x: F) -> F {
         let zero = F::zero();
+        let positive = x > zero;
         match self {
             Activation::Relu => {
-                if x > zero {
+                if positive {
                     F::one()
                 } else {
                     zero
@@ -196,28 +239,30 @@ impl Activation {
                 s * (F::one() - s)
             }
             Activation::Tanh => {
-                let t = x.tanh();
+                let t = x.hyperbolic_tangent();
                 F::one() - t * t
             }
             Activation::LeakyRelu => {
-                if x > zero {
+                if positive {
                     F::one()
                 } else {
                     F::constant(LEAKY_RELU_SLOPE)
                 }
             }
             Activation::Elu => {
-                if x > zero {
+                let negative = F::constant(ELU_ALPHA) * x.min(zero).exponential();
+                if positive {
                     F::one()
                 } else {
-                    F::constant(ELU_ALPHA) * x.exp()
+                    negative
                 }
             }
             Activation::Selu => {
-                if x > zero {
+                let negative = F::constant(SELU_LAMBDA * SELU_ALPHA) * x.min(zero).exponential();
+                if positive {
                     F::constant(SELU_LAMBDA)
                 } else {
-                    F::constant(SELU_LAMBDA * SELU_ALPHA) * x.exp()
+                    negative
                 }
             }
         }

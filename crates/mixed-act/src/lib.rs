@@ -42,6 +42,7 @@
 
 mod activation;
 mod cpu;
+mod fastmath;
 pub mod gumbel;
 mod layers;
 mod mixture;
