@@ -175,6 +175,8 @@ pub(crate) fn read_ids(
 pub(crate) struct ColumnPlan {
     /// `runs[k]`: runs of columns that use only activation `k`.
     pub runs: [Vec<Range<usize>>; Activation::COUNT],
+    /// `columns[k]`: the same columns one by one, for the gathered path.
+    pub columns: [Vec<u32>; Activation::COUNT],
     /// Columns that need the general path (mixtures with zero or several non-zero weights).
     pub general: Vec<usize>,
 }
@@ -186,6 +188,7 @@ impl ColumnPlan {
         for (c, act) in choice.into_iter().enumerate() {
             match act {
                 Some(a) => {
+                    plan.columns[a.id()].push(c as u32);
                     let runs = &mut plan.runs[a.id()];
                     match runs.last_mut() {
                         Some(last) if last.end == c => last.end = c + 1,
@@ -196,6 +199,65 @@ impl ColumnPlan {
             }
         }
         plan
+    }
+}
+
+impl ColumnPlan {
+    /// Whether function `k`'s columns are scattered (runs shorter than 16 on average, as with
+    /// neurons in random order): then the gathered path beats slice loops.
+    pub fn scattered(&self, k: usize) -> bool {
+        self.runs[k].len() * 16 > self.columns[k].len()
+    }
+}
+
+/// Columns per gathered block: small enough for the stack and L1, long enough to vectorise.
+const BLOCK: usize = 64;
+
+/// `y[c] = f(x[c])` for the given columns of one row: gathered into a block, mapped in a loop
+/// that vectorises (f is one specialised activation), scattered back.
+#[inline(always)]
+pub(crate) fn map_gathered<T: Copy>(columns: &[u32], x: &[T], y: &mut [T], f: impl Fn(T) -> T) {
+    let Some(&first) = columns.first() else {
+        return;
+    };
+    let mut block = [x[first as usize]; BLOCK];
+    for chunk in columns.chunks(BLOCK) {
+        for (b, &c) in block.iter_mut().zip(chunk) {
+            *b = x[c as usize];
+        }
+        for b in &mut block[..chunk.len()] {
+            *b = f(*b);
+        }
+        for (&c, b) in chunk.iter().zip(&block) {
+            y[c as usize] = *b;
+        }
+    }
+}
+
+/// `out[c] = f(x[c], g[c])` for the given columns of one row, gathered like [`map_gathered`].
+#[inline(always)]
+pub(crate) fn map2_gathered<T: Copy>(
+    columns: &[u32],
+    x: &[T],
+    g: &[T],
+    out: &mut [T],
+    f: impl Fn(T, T) -> T,
+) {
+    let Some(&first) = columns.first() else {
+        return;
+    };
+    let (mut xs, mut gs) = ([x[first as usize]; BLOCK], [g[first as usize]; BLOCK]);
+    for chunk in columns.chunks(BLOCK) {
+        for ((xb, gb), &c) in xs.iter_mut().zip(gs.iter_mut()).zip(chunk) {
+            *xb = x[c as usize];
+            *gb = g[c as usize];
+        }
+        for (xb, gb) in xs[..chunk.len()].iter_mut().zip(&gs) {
+            *xb = f(*xb, *gb);
+        }
+        for (&c, xb) in chunk.iter().zip(&xs) {
+            out[c as usize] = *xb;
+        }
     }
 }
 

@@ -10,7 +10,8 @@ use candle_core::{bail, CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape,
 
 use crate::activation::{specialise, Activation};
 use crate::cpu::{
-    float_dispatch, for_each_row_block, read_ids, same_dtype, ColumnPlan, KernelFloat, Matrix,
+    float_dispatch, for_each_row_block, map2_gathered, map_gathered, read_ids, same_dtype,
+    ColumnPlan, KernelFloat, Matrix,
 };
 
 /// Applies activation `ids[n]` to column `n` of `x` (`[batch, neurons]`), with autograd to `x`.
@@ -146,11 +147,16 @@ fn forward_cpu<T: KernelFloat>(x: &Matrix<T>, plan: &ColumnPlan) -> Vec<T> {
         for (i, y) in block.chunks_exact_mut(cols).enumerate() {
             let x = x.row(first_row + i, 0..cols, &mut scratch);
             for act in Activation::ALL {
-                let runs = &plan.runs[act.id()];
+                let k = act.id();
                 specialise!(act, |a| {
-                    for run in runs {
-                        for (y, x) in y[run.clone()].iter_mut().zip(&x[run.clone()]) {
-                            *y = T::narrow(a.value(x.widen()));
+                    let f = |v: T| T::narrow(a.value(v.widen()));
+                    if plan.scattered(k) {
+                        map_gathered(&plan.columns[k], x, y, f);
+                    } else {
+                        for run in &plan.runs[k] {
+                            for (y, x) in y[run.clone()].iter_mut().zip(&x[run.clone()]) {
+                                *y = f(*x);
+                            }
                         }
                     }
                 })
@@ -169,12 +175,19 @@ fn grad_x_cpu<T: KernelFloat>(x: &Matrix<T>, grad_y: &Matrix<T>, plan: &ColumnPl
             let x = x.row(first_row + i, 0..cols, &mut x_scratch);
             let g = grad_y.row(first_row + i, 0..cols, &mut g_scratch);
             for act in Activation::ALL {
-                let runs = &plan.runs[act.id()];
+                let k = act.id();
                 specialise!(act, |a| {
-                    for run in runs {
-                        let r = run.clone();
-                        for ((gx, x), g) in gx[r.clone()].iter_mut().zip(&x[r.clone()]).zip(&g[r]) {
-                            *gx = T::narrow(g.widen() * a.derivative(x.widen()));
+                    let f = |x: T, g: T| T::narrow(g.widen() * a.derivative(x.widen()));
+                    if plan.scattered(k) {
+                        map2_gathered(&plan.columns[k], x, g, gx, f);
+                    } else {
+                        for run in &plan.runs[k] {
+                            let r = run.clone();
+                            for ((gx, x), g) in
+                                gx[r.clone()].iter_mut().zip(&x[r.clone()]).zip(&g[r])
+                            {
+                                *gx = f(*x, *g);
+                            }
                         }
                     }
                 })
