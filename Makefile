@@ -7,7 +7,7 @@ CARGO_TARGET_DIR ?= $(HOME)/.cache/smartmixed/target
 export CARGO_TARGET_DIR
 BIN := $(CARGO_TARGET_DIR)/release/smartmixed
 
-.PHONY: all build bin test lint fmt timing bench sweep sweep-slurm slurm-test
+.PHONY: all build bin test lint fmt bench sweep sweep-slurm slurm-test
 
 # `make sweep [CONFIG=experiments/paper.toml] [DATA_DIR=../shared/data/mnist] [DEVICE=cuda]`
 CONFIG ?= experiments/quick.toml
@@ -70,6 +70,3 @@ bench: bin
 	$(BIN) bench ops --csv results/bench/cpu.csv
 	$(BIN) bench train --csv results/bench/cpu.csv
 
-# First timing of the fused ops against candle's relu at [1024, 1024].
-timing:
-	$(CARGO) run --release -p mixed-act --example op_timing -- 1024 1024 40
