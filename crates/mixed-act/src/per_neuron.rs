@@ -143,56 +143,81 @@ fn forward_cpu<T: KernelFloat>(x: &Matrix<T>, plan: &ColumnPlan) -> Vec<T> {
     let cols = x.cols;
     let mut out = vec![T::narrow(num_traits::Zero::zero()); x.rows * cols];
     for_each_row_block(&mut out, cols, |first_row, block| {
-        let mut scratch = Vec::new();
-        for (i, y) in block.chunks_exact_mut(cols).enumerate() {
-            let x = x.row(first_row + i, 0..cols, &mut scratch);
-            for act in Activation::ALL {
-                let k = act.id();
-                specialise!(act, |a| {
-                    let f = |v: T| T::narrow(a.value(v.widen()));
-                    if plan.scattered(k) {
-                        map_gathered(&plan.columns[k], x, y, f);
-                    } else {
-                        for run in &plan.runs[k] {
-                            for (y, x) in y[run.clone()].iter_mut().zip(&x[run.clone()]) {
-                                *y = f(*x);
-                            }
-                        }
-                    }
-                })
-            }
-        }
+        forward_rows(x, plan, first_row, block)
     });
     out
+}
+
+/// Rows `first_row..` of the forward pass into `block`. Compiled for AVX2 + FMA as well as the
+/// baseline and chosen at run time, so that the activation loops use 8-lane vectors where the
+/// CPU has them while the binary still runs everywhere.
+#[multiversion::multiversion(targets("x86_64+avx2+fma"))]
+fn forward_rows<T: KernelFloat>(
+    x: &Matrix<T>,
+    plan: &ColumnPlan,
+    first_row: usize,
+    block: &mut [T],
+) {
+    let cols = x.cols;
+    let mut scratch = Vec::new();
+    for (i, y) in block.chunks_exact_mut(cols).enumerate() {
+        let x = x.row(first_row + i, 0..cols, &mut scratch);
+        for act in Activation::ALL {
+            let k = act.id();
+            specialise!(act, |a| {
+                let f = |v: T| T::narrow(a.value(v.widen()));
+                if plan.scattered(k) {
+                    map_gathered(&plan.columns[k], x, y, f);
+                } else {
+                    for run in &plan.runs[k] {
+                        for (y, x) in y[run.clone()].iter_mut().zip(&x[run.clone()]) {
+                            *y = f(*x);
+                        }
+                    }
+                }
+            })
+        }
+    }
 }
 
 fn grad_x_cpu<T: KernelFloat>(x: &Matrix<T>, grad_y: &Matrix<T>, plan: &ColumnPlan) -> Vec<T> {
     let cols = x.cols;
     let mut out = vec![T::narrow(num_traits::Zero::zero()); x.rows * cols];
     for_each_row_block(&mut out, cols, |first_row, block| {
-        let (mut x_scratch, mut g_scratch) = (Vec::new(), Vec::new());
-        for (i, gx) in block.chunks_exact_mut(cols).enumerate() {
-            let x = x.row(first_row + i, 0..cols, &mut x_scratch);
-            let g = grad_y.row(first_row + i, 0..cols, &mut g_scratch);
-            for act in Activation::ALL {
-                let k = act.id();
-                specialise!(act, |a| {
-                    let f = |x: T, g: T| T::narrow(g.widen() * a.derivative(x.widen()));
-                    if plan.scattered(k) {
-                        map2_gathered(&plan.columns[k], x, g, gx, f);
-                    } else {
-                        for run in &plan.runs[k] {
-                            let r = run.clone();
-                            for ((gx, x), g) in
-                                gx[r.clone()].iter_mut().zip(&x[r.clone()]).zip(&g[r])
-                            {
-                                *gx = f(*x, *g);
-                            }
-                        }
-                    }
-                })
-            }
-        }
+        grad_x_rows(x, grad_y, plan, first_row, block)
     });
     out
+}
+
+/// Rows `first_row..` of grad-x into `block`, multiversioned like [`forward_rows`].
+#[multiversion::multiversion(targets("x86_64+avx2+fma"))]
+fn grad_x_rows<T: KernelFloat>(
+    x: &Matrix<T>,
+    grad_y: &Matrix<T>,
+    plan: &ColumnPlan,
+    first_row: usize,
+    block: &mut [T],
+) {
+    let cols = x.cols;
+    let (mut x_scratch, mut g_scratch) = (Vec::new(), Vec::new());
+    for (i, gx) in block.chunks_exact_mut(cols).enumerate() {
+        let x = x.row(first_row + i, 0..cols, &mut x_scratch);
+        let g = grad_y.row(first_row + i, 0..cols, &mut g_scratch);
+        for act in Activation::ALL {
+            let k = act.id();
+            specialise!(act, |a| {
+                let f = |x: T, g: T| T::narrow(g.widen() * a.derivative(x.widen()));
+                if plan.scattered(k) {
+                    map2_gathered(&plan.columns[k], x, g, gx, f);
+                } else {
+                    for run in &plan.runs[k] {
+                        let r = run.clone();
+                        for ((gx, x), g) in gx[r.clone()].iter_mut().zip(&x[r.clone()]).zip(&g[r]) {
+                            *gx = f(*x, *g);
+                        }
+                    }
+                }
+            })
+        }
+    }
 }
