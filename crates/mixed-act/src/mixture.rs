@@ -258,27 +258,40 @@ fn forward_cpu<T: KernelFloat>(
     let cols = x.cols;
     let mut out = vec![T::narrow(T::Acc::zero()); x.rows * cols];
     for_each_row_block(&mut out, cols, |first_row, block| {
-        let mut scratch = Vec::new();
-        for (i, y) in block.chunks_exact_mut(cols).enumerate() {
-            let x = x.row(first_row + i, 0..cols, &mut scratch);
-            for act in Activation::ALL {
-                let k = act.id();
-                specialise!(act, |a| {
-                    for run in &weights.plan.runs[k] {
-                        for c in run.clone() {
-                            let w = weights.rows[c][k];
-                            y[c] = T::narrow(clamp.apply(w * clamp.apply(a.value(x[c].widen()))));
-                        }
-                    }
-                })
-            }
-            for &c in &weights.plan.general {
-                let (sum, _) = general_terms(x[c].widen(), &weights.rows[c], clamp);
-                y[c] = T::narrow(clamp.apply(sum));
-            }
-        }
+        forward_rows(x, weights, clamp, first_row, block)
     });
     out
+}
+
+/// Rows `first_row..` of the forward pass; multiversioned for AVX2 + FMA like the phase-2 op.
+#[multiversion::multiversion(targets("x86_64+avx2+fma"))]
+fn forward_rows<T: KernelFloat>(
+    x: &Matrix<T>,
+    weights: &Weights<T::Acc>,
+    clamp: Clamp<T::Acc>,
+    first_row: usize,
+    block: &mut [T],
+) {
+    let cols = x.cols;
+    let mut scratch = Vec::new();
+    for (i, y) in block.chunks_exact_mut(cols).enumerate() {
+        let x = x.row(first_row + i, 0..cols, &mut scratch);
+        for act in Activation::ALL {
+            let k = act.id();
+            specialise!(act, |a| {
+                for run in &weights.plan.runs[k] {
+                    for c in run.clone() {
+                        let w = weights.rows[c][k];
+                        y[c] = T::narrow(clamp.apply(w * clamp.apply(a.value(x[c].widen()))));
+                    }
+                }
+            })
+        }
+        for &c in &weights.plan.general {
+            let (sum, _) = general_terms(x[c].widen(), &weights.rows[c], clamp);
+            y[c] = T::narrow(clamp.apply(sum));
+        }
+    }
 }
 
 fn grad_x_cpu<T: KernelFloat>(
@@ -290,31 +303,45 @@ fn grad_x_cpu<T: KernelFloat>(
     let cols = x.cols;
     let mut out = vec![T::narrow(T::Acc::zero()); x.rows * cols];
     for_each_row_block(&mut out, cols, |first_row, block| {
-        let (mut x_scratch, mut g_scratch) = (Vec::new(), Vec::new());
-        for (i, gx) in block.chunks_exact_mut(cols).enumerate() {
-            let x = x.row(first_row + i, 0..cols, &mut x_scratch);
-            let g = grad_y.row(first_row + i, 0..cols, &mut g_scratch);
-            for act in Activation::ALL {
-                let k = act.id();
-                specialise!(act, |a| {
-                    for run in &weights.plan.runs[k] {
-                        for c in run.clone() {
-                            let (xc, w) = (x[c].widen(), weights.rows[c][k]);
-                            let v = a.value(xc);
-                            let s = w * clamp.apply(v);
-                            let slope = w * clamp.derivative(v) * a.derivative(xc);
-                            gx[c] = T::narrow(g[c].widen() * clamp.derivative(s) * slope);
-                        }
-                    }
-                })
-            }
-            for &c in &weights.plan.general {
-                let (sum, slope) = general_terms(x[c].widen(), &weights.rows[c], clamp);
-                gx[c] = T::narrow(g[c].widen() * clamp.derivative(sum) * slope);
-            }
-        }
+        grad_x_rows(x, grad_y, weights, clamp, first_row, block)
     });
     out
+}
+
+/// Rows `first_row..` of grad-x; multiversioned like [`forward_rows`].
+#[multiversion::multiversion(targets("x86_64+avx2+fma"))]
+fn grad_x_rows<T: KernelFloat>(
+    x: &Matrix<T>,
+    grad_y: &Matrix<T>,
+    weights: &Weights<T::Acc>,
+    clamp: Clamp<T::Acc>,
+    first_row: usize,
+    block: &mut [T],
+) {
+    let cols = x.cols;
+    let (mut x_scratch, mut g_scratch) = (Vec::new(), Vec::new());
+    for (i, gx) in block.chunks_exact_mut(cols).enumerate() {
+        let x = x.row(first_row + i, 0..cols, &mut x_scratch);
+        let g = grad_y.row(first_row + i, 0..cols, &mut g_scratch);
+        for act in Activation::ALL {
+            let k = act.id();
+            specialise!(act, |a| {
+                for run in &weights.plan.runs[k] {
+                    for c in run.clone() {
+                        let (xc, w) = (x[c].widen(), weights.rows[c][k]);
+                        let v = a.value(xc);
+                        let s = w * clamp.apply(v);
+                        let slope = w * clamp.derivative(v) * a.derivative(xc);
+                        gx[c] = T::narrow(g[c].widen() * clamp.derivative(s) * slope);
+                    }
+                }
+            })
+        }
+        for &c in &weights.plan.general {
+            let (sum, slope) = general_terms(x[c].widen(), &weights.rows[c], clamp);
+            gx[c] = T::narrow(g[c].widen() * clamp.derivative(sum) * slope);
+        }
+    }
 }
 
 fn grad_w_cpu<T: KernelFloat>(
@@ -326,34 +353,48 @@ fn grad_w_cpu<T: KernelFloat>(
     let (rows, cols) = (x.rows, x.cols);
     let mut out = vec![T::narrow(T::Acc::zero()); cols * K];
     for_each_column_block(&mut out, K, rows * K, |block_cols, block| {
-        let (mut x_scratch, mut g_scratch) = (Vec::new(), Vec::new());
-        // f64 sums: the batch can be long, and the cost is small next to six function values.
-        let mut sums = vec![[0f64; K]; block_cols.len()];
-        for row in 0..rows {
-            let x = x.row(row, block_cols.clone(), &mut x_scratch);
-            let g = grad_y.row(row, block_cols.clone(), &mut g_scratch);
-            for (j, sum) in sums.iter_mut().enumerate() {
-                let w = &weights.rows[block_cols.start + j];
-                let xc = x[j].widen();
-                let values: [T::Acc; K] =
-                    std::array::from_fn(|k| clamp.apply(Activation::ALL[k].value(xc)));
-                let mut s = T::Acc::zero();
-                for k in 0..K {
-                    if w[k] != T::Acc::zero() {
-                        s = s + w[k] * values[k];
-                    }
-                }
-                let gate = g[j].widen() * clamp.derivative(s);
-                for k in 0..K {
-                    sum[k] += (gate * values[k]).to_f64().unwrap_or(f64::NAN);
-                }
-            }
-        }
-        for (dst, sum) in block.chunks_exact_mut(K).zip(&sums) {
-            for k in 0..K {
-                dst[k] = T::narrow(T::Acc::constant(sum[k]));
-            }
-        }
+        grad_w_columns(x, grad_y, weights, clamp, block_cols, block)
     });
     out
+}
+
+/// grad-w for the neurons `block_cols` (all rows, in order); multiversioned like [`forward_rows`].
+#[multiversion::multiversion(targets("x86_64+avx2+fma"))]
+fn grad_w_columns<T: KernelFloat>(
+    x: &Matrix<T>,
+    grad_y: &Matrix<T>,
+    weights: &Weights<T::Acc>,
+    clamp: Clamp<T::Acc>,
+    block_cols: std::ops::Range<usize>,
+    block: &mut [T],
+) {
+    let rows = x.rows;
+    let (mut x_scratch, mut g_scratch) = (Vec::new(), Vec::new());
+    // f64 sums: the batch can be long, and the cost is small next to six function values.
+    let mut sums = vec![[0f64; K]; block_cols.len()];
+    for row in 0..rows {
+        let x = x.row(row, block_cols.clone(), &mut x_scratch);
+        let g = grad_y.row(row, block_cols.clone(), &mut g_scratch);
+        for (j, sum) in sums.iter_mut().enumerate() {
+            let w = &weights.rows[block_cols.start + j];
+            let xc = x[j].widen();
+            let values: [T::Acc; K] =
+                std::array::from_fn(|k| clamp.apply(Activation::ALL[k].value(xc)));
+            let mut s = T::Acc::zero();
+            for k in 0..K {
+                if w[k] != T::Acc::zero() {
+                    s = s + w[k] * values[k];
+                }
+            }
+            let gate = g[j].widen() * clamp.derivative(s);
+            for k in 0..K {
+                sum[k] += (gate * values[k]).to_f64().unwrap_or(f64::NAN);
+            }
+        }
+    }
+    for (dst, sum) in block.chunks_exact_mut(K).zip(&sums) {
+        for k in 0..K {
+            dst[k] = T::narrow(T::Acc::constant(sum[k]));
+        }
+    }
 }
