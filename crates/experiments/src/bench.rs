@@ -14,10 +14,11 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
+use crate::config::LossKind;
 use crate::data::{CLASSES, IMAGE_PIXELS};
-use crate::model::{Mlp, Pass};
+use crate::model::Mlp;
 use crate::optim::{Adam, AdamConfig};
-use crate::train::clip_grad_norm;
+use crate::train::train_step;
 
 /// One row of the benchmark CSV (columns other tools read).
 #[derive(Clone, Debug, Serialize)]
@@ -339,33 +340,37 @@ pub fn bench_train(widths: &[usize], batches: usize, csv: Option<&Path>) -> Resu
     let relu = Mlp::baseline(widths, Activation::Relu, &mut rng, &dev)?;
     let phase1 = Mlp::selection(widths, 0.3, Some(10.0), &mut rng, &dev)?;
     let phase2 = phase1.freeze(None)?;
+    // The same step as training (train::train_step), with the default preset's loss and clip.
     struct Stepper {
         model: Mlp,
+        vars: Vec<Var>,
         adam: std::cell::RefCell<Adam>,
         rng: std::cell::RefCell<ChaCha8Rng>,
     }
     let stepper = |model: Mlp| -> Result<Stepper> {
-        let adam = Adam::new(model.vars(), AdamConfig::with_lr(1e-3))?;
+        let vars = model.vars();
+        let adam = Adam::new(vars.clone(), AdamConfig::with_lr(1e-3))?;
         Ok(Stepper {
             model,
+            vars,
             adam: adam.into(),
             rng: ChaCha8Rng::seed_from_u64(1).into(),
         })
     };
     let steppers = [stepper(relu)?, stepper(phase1)?, stepper(phase2)?];
     let step = |s: &Stepper| -> candle_core::Result<()> {
-        let logits = s
-            .model
-            .forward(&x, Pass::Train, &mut s.rng.borrow_mut())
-            .map_err(candle_core::Error::msg)?;
-        let loss = candle_nn::loss::cross_entropy(&logits, &y)?;
-        let mut grads = loss.backward()?;
-        let vars = s.model.vars();
-        clip_grad_norm(&mut grads, &vars, 1.0).map_err(candle_core::Error::msg)?;
-        s.adam
-            .borrow_mut()
-            .step(&grads)
-            .map_err(candle_core::Error::msg)
+        let (mut adam, mut rng) = (s.adam.borrow_mut(), s.rng.borrow_mut());
+        train_step(
+            &s.model,
+            &s.vars,
+            &mut adam,
+            (&x, &y),
+            LossKind::Logits,
+            Some(1.0),
+            &mut rng,
+        )
+        .map(drop)
+        .map_err(candle_core::Error::msg)
     };
     // The same step's matrix products alone: forward, grad-input and grad-weight per layer.
     let mut sizes = vec![IMAGE_PIXELS];

@@ -89,7 +89,8 @@ pub struct Comparison {
     pub shares: BTreeMap<ArchKey, Vec<Shares>>,
 }
 
-fn arch_label(arch: Option<u32>, widths: &str) -> String {
+/// How reports name an architecture: its id, or `widths 512-256` for explicit widths.
+pub fn arch_label(arch: Option<u32>, widths: &str) -> String {
     arch.map_or_else(|| format!("widths {widths}"), |id| id.to_string())
 }
 

@@ -8,7 +8,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use mixed_act::Activation;
 use serde::{Deserialize, Serialize};
 
@@ -459,10 +459,6 @@ impl TrainConfig {
 
     pub fn is_smartmixed(&self) -> bool {
         self.method == Method::SmartMixed
-    }
-
-    pub fn to_json(&self) -> Result<String> {
-        serde_json::to_string_pretty(self).context("serialising the config")
     }
 }
 

@@ -332,6 +332,17 @@ impl Splits {
     }
 }
 
+/// A batch must fit in the training set; `what` names the flag or config that set it.
+pub fn check_batch_size(batch_size: usize, splits: &Splits, what: &str) -> Result<()> {
+    if batch_size > splits.train.len() {
+        return Err(input_error(format!(
+            "{what} {batch_size} is larger than the training set ({} images)",
+            splits.train.len()
+        )));
+    }
+    Ok(())
+}
+
 /// The order of one epoch's training samples, as a u32 tensor on the device; batches are
 /// `index_select`s of it, so no images cross to the host.
 pub fn epoch_order(len: usize, rng: &mut ChaCha8Rng, device: &Device) -> Result<Tensor> {

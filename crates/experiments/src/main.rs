@@ -206,15 +206,8 @@ fn run_train(args: TrainArgs) -> Result<()> {
     let progress = Progress::detect(args.quiet);
     let (device, device_name) = device::select(cfg.device)?;
     let raw = data::load(cfg.dataset, cfg.data_dir_or_env().as_deref())?;
-    let train_size =
-        raw.train.len() - (raw.train.len() as f64 * data::VALIDATION_FRACTION).round() as usize;
-    if cfg.batch_size > train_size {
-        experiments::bail_input!(
-            "--batch-size {} is larger than the training set ({train_size} images)",
-            cfg.batch_size
-        );
-    }
     let splits = data::Splits::new(&raw, cfg.split_seed, &device)?;
+    data::check_batch_size(cfg.batch_size, &splits, "--batch-size")?;
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating output directory {}", args.out.display()))?;
     RunRecord::new(&cfg, &splits.source, &device_name).write(&args.out.join("config.json"))?;

@@ -9,7 +9,7 @@ use mixed_act::Activation;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use crate::compare::{compare_dirs, ArchKey, Comparison, Shares};
+use crate::compare::{arch_label, compare_dirs, ArchKey, Comparison, Shares};
 use crate::store::ResultsStore;
 
 const FONT: &str = "sans-serif";
@@ -344,9 +344,7 @@ fn phase1_trajectories(dirs: &[PathBuf]) -> Result<BTreeMap<ArchKey, Vec<Vec<Sha
                         .collect(),
                 );
             }
-            let label = row
-                .arch
-                .map_or_else(|| format!("widths {}", row.widths), |id| id.to_string());
+            let label = arch_label(row.arch, &row.widths);
             runs.entry((row.depth, label)).or_default().push(per_epoch);
         }
     }

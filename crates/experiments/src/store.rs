@@ -92,10 +92,6 @@ impl ResultsStore {
         })
     }
 
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
     /// Holds the directory's lock until dropped.
     fn lock(&self) -> Result<File> {
         let path = self.dir.join(".lock");

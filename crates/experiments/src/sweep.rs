@@ -274,15 +274,9 @@ pub fn run_sweep(opts: &SweepOptions) -> Result<SweepReport> {
     let (device, device_name) = device::select(first.device)?;
     let raw = data::load(first.dataset, first.data_dir_or_env().as_deref())?;
     let splits = Splits::new(&raw, first.split_seed, &device)?;
+    let what = format!("sweep config {}: batch_size", opts.config_file.display());
     for run in &pending {
-        if run.config.batch_size > splits.train.len() {
-            bail_input!(
-                "sweep config {}: batch_size {} is larger than the training set ({} images)",
-                opts.config_file.display(),
-                run.config.batch_size,
-                splits.train.len()
-            );
-        }
+        data::check_batch_size(run.config.batch_size, &splits, &what)?;
     }
     let commit = crate::git_commit();
     write_json(

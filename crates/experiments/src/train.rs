@@ -99,6 +99,27 @@ pub fn clip_grad_norm(grads: &mut GradStore, vars: &[Var], max_norm: f64) -> Res
     Ok(())
 }
 
+/// One optimizer step on a batch: forward (sampling selection layers), loss, backward,
+/// gradient-norm clipping, Adam. Returns the batch loss, still on the device.
+pub fn train_step(
+    model: &Mlp,
+    vars: &[Var],
+    optimizer: &mut Adam,
+    (x, y): (&Tensor, &Tensor),
+    kind: LossKind,
+    grad_clip: Option<f64>,
+    rng: &mut ChaCha8Rng,
+) -> Result<Tensor> {
+    let logits = model.forward(x, Pass::Train, rng)?;
+    let batch_loss = loss(&logits, y, kind)?;
+    let mut grads = batch_loss.backward()?;
+    if let Some(max_norm) = grad_clip {
+        clip_grad_norm(&mut grads, vars, max_norm)?;
+    }
+    optimizer.step(&grads)?;
+    Ok(batch_loss)
+}
+
 /// Loss and accuracy over a split, in chunks.
 struct Evaluation {
     loss: f64,
@@ -198,13 +219,15 @@ impl Learner<'_> {
                 if crate::interrupt::requested() {
                     return Err(crate::interrupt::Interrupted.into());
                 }
-                let logits = model.forward(&x, Pass::Train, &mut self.streams.gumbel)?;
-                let batch_loss = loss(&logits, &y, self.cfg.loss)?;
-                let mut grads = batch_loss.backward()?;
-                if let Some(max_norm) = self.cfg.grad_clip {
-                    clip_grad_norm(&mut grads, &vars, max_norm)?;
-                }
-                optimizer.step(&grads)?;
+                let batch_loss = train_step(
+                    model,
+                    &vars,
+                    &mut optimizer,
+                    (&x, &y),
+                    self.cfg.loss,
+                    self.cfg.grad_clip,
+                    &mut self.streams.gumbel,
+                )?;
                 loss_sum = (loss_sum + batch_loss.detach())?;
                 if self.progress == Progress::Bar && (b % 25 == 24 || b + 1 == batches) {
                     let running = loss_sum.to_scalar::<f32>()? as f64 / (b + 1) as f64;
