@@ -7,7 +7,7 @@ CARGO_TARGET_DIR ?= $(HOME)/.cache/smartmixed/target
 export CARGO_TARGET_DIR
 BIN := $(CARGO_TARGET_DIR)/release/smartmixed
 
-.PHONY: all build bin test lint fmt bench sweep sweep-slurm slurm-test
+.PHONY: all build bin test lint fmt bench sweep sweep-slurm slurm-test gpu-checks cuda-check ptx-check metal-check gpu-bundle
 
 # `make sweep [CONFIG=experiments/paper.toml] [DATA_DIR=../shared/data/mnist] [DEVICE=cuda]`
 CONFIG ?= experiments/quick.toml
@@ -70,3 +70,50 @@ bench: bin
 	$(BIN) bench ops --csv results/bench/cpu.csv
 	$(BIN) bench train --csv results/bench/cpu.csv
 
+
+# ---- GPU code checks that need no GPU (all three run in CI) ------------------------------
+#
+# cuda-check: type-checks and lints every cfg(feature = "cuda") line. candle's CUDA build runs
+# nvcc even for `cargo check`; a stand-in nvcc (scripts/ci/stand-in/nvcc) answers its version
+# query and creates the files it is asked for. It cannot link: ptx-check compiles our kernels
+# for real, and scripts/gpu-check.sh runs them on a GPU.
+STAND_IN := $(CURDIR)/scripts/ci/stand-in
+cuda-check:
+	CUDA_COMPUTE_CAP=90 CUDARC_CUDA_VERSION=13000 NVCC=$(STAND_IN)/nvcc PATH="$(STAND_IN):$$PATH" \
+	  $(CARGO) clippy --workspace --features experiments/cuda,mixed-act/cuda --all-targets -- -D warnings
+
+# ptx-check: compiles src/kernels/mixed_act.cu with a real nvcc 13.0 to PTX for sm_80 and sm_90
+# (warnings are errors), and with NVRTC as the library does at run time. The compilers come
+# from NVIDIA's PyPI wheels, pinned, installed once into CUDA_TOOLS (about 270 MB).
+CUDA_TOOLS ?= $(HOME)/.cache/smartmixed/cuda-13.0
+CUDA_WHEELS := nvidia-cuda-nvcc==13.0.88 nvidia-nvvm==13.0.88 nvidia-cuda-crt==13.0.88 \
+  nvidia-cuda-runtime==13.0.96 nvidia-cuda-cccl==13.0.85 nvidia-cuda-nvrtc==13.0.88
+CUDA_SRC := crates/mixed-act/src/kernels/mixed_act.cu
+$(CUDA_TOOLS)/.installed:
+	python3 -m pip install --quiet --disable-pip-version-check --target $(CUDA_TOOLS) $(CUDA_WHEELS)
+	touch $@
+ptx-check: $(CUDA_TOOLS)/.installed
+	scripts/ci/ptx-check.sh $(CUDA_TOOLS)/nvidia/cu13 $(CUDA_SRC)
+
+# metal-check: Metal compiles only on Apple machines; this parses the MSL source as C++20
+# under a shim (crates/mixed-act/tests/emulation/metal_stdlib), which catches typos, undefined
+# names and type errors. (`make test` also runs these kernels on the CPU through the same shim:
+# tests/emulated_kernels.rs.)
+metal-check:
+	g++ -std=c++20 -fsyntax-only -Wall -Werror -Wno-attributes -Wno-unknown-pragmas \
+	  -I crates/mixed-act/tests/emulation -x c++ crates/mixed-act/src/kernels/mixed_act.metal
+	@echo "metal-check: mixed_act.metal parses as C++ under the shim (not a Metal compile)"
+
+gpu-checks: cuda-check ptx-check metal-check
+
+# The binaries scripts/gpu-check.sh runs, built here for a GPU machine that has no Rust: needs
+# a real nvcc 13 (and the CUDA libraries to link); see README, "GPU check".
+GPU_BUNDLE ?= $(CARGO_TARGET_DIR)/gpu-bundle
+gpu-bundle:
+	$(CARGO) build --release -p experiments --bin smartmixed --features cuda
+	mkdir -p $(GPU_BUNDLE)
+	cp $(CARGO_TARGET_DIR)/release/smartmixed $(GPU_BUNDLE)/smartmixed
+	cp "$$($(CARGO) test --release -p mixed-act --features cuda --test gpu --no-run 2>&1 \
+	  | grep -oP 'Executable .*\(\K[^)]+' | tail -1)" $(GPU_BUNDLE)/gpu-tests
+	strip $(GPU_BUNDLE)/smartmixed $(GPU_BUNDLE)/gpu-tests
+	@echo "copy $(GPU_BUNDLE) to the GPU machine, then: BIN_DIR=... scripts/gpu-check.sh OUT_DIR"

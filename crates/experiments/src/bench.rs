@@ -53,12 +53,20 @@ struct Case<'a> {
 }
 
 /// Runs every case `repeats` times, round-robin after `warmup` rounds; returns sorted µs.
-fn measure(cases: &[Case], warmup: usize, repeats: usize) -> Result<Vec<Vec<f64>>> {
+/// GPU work is asynchronous: the device is synchronised before the clock starts and stops.
+fn measure(
+    cases: &[Case],
+    warmup: usize,
+    repeats: usize,
+    device: &Device,
+) -> Result<Vec<Vec<f64>>> {
     let mut times = vec![Vec::with_capacity(repeats); cases.len()];
     for round in 0..warmup + repeats {
         for (i, case) in cases.iter().enumerate() {
+            device.synchronize()?;
             let start = Instant::now();
             (case.run)().with_context(|| format!("bench case {} {}", case.name, case.pass))?;
+            device.synchronize()?;
             if round >= warmup {
                 times[i].push(start.elapsed().as_secs_f64() * 1e6);
             }
@@ -75,6 +83,7 @@ fn rows_of(
     cases: &[Case],
     times: &[Vec<f64>],
     shape: (usize, usize),
+    device_name: &str,
 ) -> Vec<BenchRow> {
     let git = crate::git_commit().unwrap_or_default();
     let timestamp = crate::sweep::timestamp();
@@ -90,7 +99,7 @@ fn rows_of(
                 rows: shape.0,
                 cols: shape.1,
                 dtype: "f32".into(),
-                device: "cpu".into(),
+                device: device_name.into(),
                 threads: rayon::current_num_threads(),
                 p20_us: quantile(t, 0.2),
                 p50_us: p50,
@@ -206,37 +215,33 @@ pub fn bench_ops(
     shapes: &[(usize, usize)],
     repeats: usize,
     csv: Option<&Path>,
+    (dev, device_name): &(Device, String),
 ) -> Result<Vec<BenchRow>> {
-    let dev = Device::Cpu;
     let mut all = Vec::new();
     for &(rows, cols) in shapes {
         let mut rng = ChaCha8Rng::seed_from_u64(0);
         let x: Vec<f32> = (0..rows * cols)
             .map(|_| rng.random::<f32>() * 6.0 - 3.0)
             .collect();
-        let x = Var::from_tensor(&Tensor::from_vec(x, (rows, cols), &dev)?)?;
+        let x = Var::from_tensor(&Tensor::from_vec(x, (rows, cols), dev)?)?;
         // Functions drawn evenly from all six, in random order.
         let mut ids: Vec<u32> = (0..cols).map(|n| (n % Activation::COUNT) as u32).collect();
         for i in (1..cols).rev() {
             ids.swap(i, rng.random_range(0..=i));
         }
         let acts: Vec<Activation> = ids.iter().map(|&i| Activation::ALL[i as usize]).collect();
-        let ids_t = Tensor::new(ids.clone(), &dev)?;
+        let ids_t = Tensor::new(ids.clone(), dev)?;
         let groups: Vec<(Activation, Tensor)> = Activation::ALL
             .iter()
             .filter_map(|&a| {
                 let idx: Vec<u32> = (0..cols as u32)
                     .filter(|&n| acts[n as usize] == a)
                     .collect();
-                (!idx.is_empty()).then(|| Tensor::new(idx, &dev).map(|t| (a, t)))
+                (!idx.is_empty()).then(|| Tensor::new(idx, dev).map(|t| (a, t)))
             })
             .collect::<candle_core::Result<_>>()?;
         let logits: Vec<f32> = (0..cols * 6).map(|_| rng.random()).collect();
-        let w = Var::from_tensor(&one_hot_argmax(&Tensor::from_vec(
-            logits,
-            (cols, 6),
-            &dev,
-        )?)?)?;
+        let w = Var::from_tensor(&one_hot_argmax(&Tensor::from_vec(logits, (cols, 6), dev)?)?)?;
         let elems = (rows * cols * 4) as f64;
         let (xt, wt) = (x.as_tensor(), w.as_tensor());
         let mut cases = Vec::new();
@@ -296,11 +301,11 @@ pub fn bench_ops(
             bytes: 2.0 * elems,
             run: Box::new(|| xt.copy().map(drop)),
         });
-        let times = measure(&cases, 2, repeats)?;
-        let rows_out = rows_of("ops", &cases, &times, (rows, cols));
+        let times = measure(&cases, 2, repeats, dev)?;
+        let rows_out = rows_of("ops", &cases, &times, (rows, cols), device_name);
         print_table(
             &format!(
-                "[{rows}, {cols}] f32, {repeats} interleaved repeats, {} threads",
+                "[{rows}, {cols}] f32 on {device_name}, {repeats} interleaved repeats, {} threads",
                 rayon::current_num_threads()
             ),
             &rows_out,
@@ -327,18 +332,23 @@ pub fn bench_ops(
 }
 
 /// `smartmixed bench train`: one optimizer step at batch 128 on MNIST-shaped random data.
-pub fn bench_train(widths: &[usize], batches: usize, csv: Option<&Path>) -> Result<Vec<BenchRow>> {
-    let dev = Device::Cpu;
+pub fn bench_train(
+    widths: &[usize],
+    batches: usize,
+    csv: Option<&Path>,
+    (device, device_name): &(Device, String),
+) -> Result<Vec<BenchRow>> {
+    let dev = device;
     let batch = 128;
     let mut rng = ChaCha8Rng::seed_from_u64(0);
     let x: Vec<f32> = (0..batch * IMAGE_PIXELS).map(|_| rng.random()).collect();
-    let x = Tensor::from_vec(x, (batch, IMAGE_PIXELS), &dev)?;
+    let x = Tensor::from_vec(x, (batch, IMAGE_PIXELS), dev)?;
     let y: Vec<u32> = (0..batch)
         .map(|_| rng.random_range(0..CLASSES as u32))
         .collect();
-    let y = Tensor::new(y, &dev)?;
-    let relu = Mlp::baseline(widths, Activation::Relu, &mut rng, &dev)?;
-    let phase1 = Mlp::selection(widths, 0.3, Some(10.0), &mut rng, &dev)?;
+    let y = Tensor::new(y, dev)?;
+    let relu = Mlp::baseline(widths, Activation::Relu, &mut rng, dev)?;
+    let phase1 = Mlp::selection(widths, 0.3, Some(10.0), &mut rng, dev)?;
     let phase2 = phase1.freeze(None)?;
     // The same step as training (train::train_step), with the default preset's loss and clip.
     struct Stepper {
@@ -379,9 +389,9 @@ pub fn bench_train(widths: &[usize], batches: usize, csv: Option<&Path>) -> Resu
     let mats: Vec<(Tensor, Tensor, Tensor)> = sizes
         .windows(2)
         .map(|w| {
-            let input = Tensor::rand(0f32, 1.0, (batch, w[0]), &dev)?;
-            let weight = Tensor::rand(-0.1f32, 0.1, (w[1], w[0]), &dev)?;
-            let grad_out = Tensor::rand(-0.1f32, 0.1, (batch, w[1]), &dev)?;
+            let input = Tensor::rand(0f32, 1.0, (batch, w[0]), dev)?;
+            let weight = Tensor::rand(-0.1f32, 0.1, (w[1], w[0]), dev)?;
+            let grad_out = Tensor::rand(-0.1f32, 0.1, (batch, w[1]), dev)?;
             Ok((input, weight, grad_out))
         })
         .collect::<candle_core::Result<_>>()?;
@@ -420,11 +430,11 @@ pub fn bench_train(widths: &[usize], batches: usize, csv: Option<&Path>) -> Resu
             run: Box::new(floor),
         },
     ];
-    let times = measure(&cases, 5, batches)?;
-    let rows = rows_of("train", &cases, &times, (batch, widths[0]));
+    let times = measure(&cases, 5, batches, dev)?;
+    let rows = rows_of("train", &cases, &times, (batch, widths[0]), device_name);
     print_table(
         &format!(
-            "training step, widths {widths:?}, batch {batch}, {batches} interleaved steps each"
+            "training step on {device_name}, widths {widths:?}, batch {batch}, {batches} interleaved steps each"
         ),
         &rows,
         "matmul-floor",

@@ -52,6 +52,10 @@ enum BenchCommand {
         /// Rayon threads (default: RAYON_NUM_THREADS or the core count).
         #[arg(long)]
         threads: Option<usize>,
+        /// Device: cpu (default), auto, cuda, cuda:N or metal. GPU timings synchronise the
+        /// device after every run.
+        #[arg(long, default_value = "cpu")]
+        device: DeviceChoice,
         /// Timed repeats per case (after 2 warm-up rounds).
         #[arg(long, default_value_t = 30)]
         repeats: usize,
@@ -64,6 +68,10 @@ enum BenchCommand {
         /// Architecture id.
         #[arg(long, default_value_t = 3)]
         arch: u32,
+        /// Device: cpu (default), auto, cuda, cuda:N or metal. GPU timings synchronise the
+        /// device after every run.
+        #[arg(long, default_value = "cpu")]
+        device: DeviceChoice,
         /// Timed steps per variant (after 5 warm-up steps).
         #[arg(long, default_value_t = 60)]
         batches: usize,
@@ -264,20 +272,25 @@ fn run_bench(command: BenchCommand) -> Result<()> {
             shapes,
             repeats,
             csv,
+            device,
             ..
-        } => bench::bench_ops(
-            &bench::parse_shapes(&shapes)?,
-            repeats.max(1),
-            csv.as_deref(),
-        )
-        .map(drop),
+        } => {
+            let shapes = bench::parse_shapes(&shapes)?;
+            let device = device::select(device)?;
+            bench::bench_ops(&shapes, repeats.max(1), csv.as_deref(), &device).map(drop)
+        }
         BenchCommand::Train {
-            arch, batches, csv, ..
+            arch,
+            batches,
+            csv,
+            device,
+            ..
         } => {
             let Some((_, widths)) = experiments::arch::architecture(arch) else {
                 experiments::bail_input!("--arch {arch} is not an architecture id (valid: 1..=18)");
             };
-            bench::bench_train(widths, batches.max(1), csv.as_deref()).map(drop)
+            let device = device::select(device)?;
+            bench::bench_train(widths, batches.max(1), csv.as_deref(), &device).map(drop)
         }
     }
 }

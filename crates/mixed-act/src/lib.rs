@@ -42,15 +42,22 @@
 
 mod activation;
 mod cpu;
+#[cfg(feature = "cuda")]
+mod cuda;
 mod fastmath;
 pub mod gumbel;
+mod kernels;
 mod layers;
+#[cfg(feature = "metal")]
+mod metal;
 mod mixture;
 mod per_neuron;
 
 pub use activation::{
     Activation, ActivationError, Real, ELU_ALPHA, LEAKY_RELU_SLOPE, SELU_ALPHA, SELU_LAMBDA,
 };
+#[cfg(feature = "cuda")]
+pub use cuda::cuda_ptx;
 pub use layers::{
     count_activations, freeze, FixedLayer, Selection, SelectionLayer, INITIAL_PREFERENCE,
 };

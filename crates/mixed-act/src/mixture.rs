@@ -17,7 +17,7 @@ use crate::cpu::{
     float_dispatch, for_each_column_block, for_each_row_block, same_dtype, Clamp, ColumnPlan,
     KernelFloat, Matrix,
 };
-use crate::per_neuron::activation_slow;
+use crate::per_neuron::{activation_slow, check_grad_shape, gpu_ready};
 use num_traits::{ToPrimitive, Zero};
 
 const K: usize = Activation::COUNT;
@@ -26,12 +26,8 @@ const K: usize = Activation::COUNT;
 /// autograd to both `x` and `w`. `clamp = Some(c)` clamps to `[-c, c]` (the reference uses 10);
 /// `None` disables both clamps.
 pub fn mixture(x: &Tensor, w: &Tensor, clamp: Option<f64>) -> Result<Tensor> {
-    x.apply_op2(
-        w,
-        Mixture {
-            clamp: check_clamp(clamp)?,
-        },
-    )
+    let clamp = check_clamp(clamp)?;
+    gpu_ready(x)?.apply_op2(&gpu_ready(w)?, Mixture { clamp })
 }
 
 /// The same function from candle's own ops, with a `[B, N]` temporary per candidate: the
@@ -95,7 +91,29 @@ impl CustomOp2 for Mixture {
         Ok((out, Shape::from((rows, cols))))
     }
 
-    // cuda_fwd and metal_fwd: the GPU issue adds them here, next to cpu_fwd.
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        x: &candle_core::CudaStorage,
+        x_layout: &Layout,
+        w: &candle_core::CudaStorage,
+        w_layout: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        let y = crate::cuda::mixture_fwd(x, x_layout, w, w_layout, self.clamp)?;
+        Ok((y, x_layout.shape().clone()))
+    }
+
+    #[cfg(feature = "metal")]
+    fn metal_fwd(
+        &self,
+        x: &candle_core::MetalStorage,
+        x_layout: &Layout,
+        w: &candle_core::MetalStorage,
+        w_layout: &Layout,
+    ) -> Result<(candle_core::MetalStorage, Shape)> {
+        let y = crate::metal::mixture_fwd(x, x_layout, w, w_layout, self.clamp)?;
+        Ok((y, x_layout.shape().clone()))
+    }
 
     fn bwd(
         &self,
@@ -104,8 +122,9 @@ impl CustomOp2 for Mixture {
         _y: &Tensor,
         grad_y: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let grad_x = x.apply_op3_no_bwd(w, grad_y, &MixtureGradX { clamp: self.clamp })?;
-        let grad_w = x.apply_op3_no_bwd(w, grad_y, &MixtureGradW { clamp: self.clamp })?;
+        let grad_y = gpu_ready(grad_y)?;
+        let grad_x = x.apply_op3_no_bwd(w, &grad_y, &MixtureGradX { clamp: self.clamp })?;
+        let grad_w = x.apply_op3_no_bwd(w, &grad_y, &MixtureGradW { clamp: self.clamp })?;
         Ok((Some(grad_x), Some(grad_w)))
     }
 }
@@ -142,6 +161,45 @@ impl CustomOp3 for MixtureGradX {
             )
         });
         Ok((out, Shape::from((rows, cols))))
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        x: &candle_core::CudaStorage,
+        x_layout: &Layout,
+        w: &candle_core::CudaStorage,
+        w_layout: &Layout,
+        grad_y: &candle_core::CudaStorage,
+        grad_layout: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        check_grad_shape(x_layout, grad_layout)?;
+        let out =
+            crate::cuda::mixture_grad_x(x, x_layout, w, w_layout, grad_y, grad_layout, self.clamp)?;
+        Ok((out, x_layout.shape().clone()))
+    }
+
+    #[cfg(feature = "metal")]
+    fn metal_fwd(
+        &self,
+        x: &candle_core::MetalStorage,
+        x_layout: &Layout,
+        w: &candle_core::MetalStorage,
+        w_layout: &Layout,
+        grad_y: &candle_core::MetalStorage,
+        grad_layout: &Layout,
+    ) -> Result<(candle_core::MetalStorage, Shape)> {
+        check_grad_shape(x_layout, grad_layout)?;
+        let out = crate::metal::mixture_grad_x(
+            x,
+            x_layout,
+            w,
+            w_layout,
+            grad_y,
+            grad_layout,
+            self.clamp,
+        )?;
+        Ok((out, x_layout.shape().clone()))
     }
 }
 
@@ -180,17 +238,45 @@ impl CustomOp3 for MixtureGradW {
         });
         Ok((out, Shape::from((cols, K))))
     }
-}
 
-fn check_grad_shape(x_layout: &Layout, grad_layout: &Layout) -> Result<()> {
-    if grad_layout.dims() != x_layout.dims() {
-        bail!(
-            "grad_y has shape {:?} but x has {:?}",
-            grad_layout.dims(),
-            x_layout.dims()
-        );
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        x: &candle_core::CudaStorage,
+        x_layout: &Layout,
+        w: &candle_core::CudaStorage,
+        w_layout: &Layout,
+        grad_y: &candle_core::CudaStorage,
+        grad_layout: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        check_grad_shape(x_layout, grad_layout)?;
+        let out =
+            crate::cuda::mixture_grad_w(x, x_layout, w, w_layout, grad_y, grad_layout, self.clamp)?;
+        Ok((out, w_layout.shape().clone()))
     }
-    Ok(())
+
+    #[cfg(feature = "metal")]
+    fn metal_fwd(
+        &self,
+        x: &candle_core::MetalStorage,
+        x_layout: &Layout,
+        w: &candle_core::MetalStorage,
+        w_layout: &Layout,
+        grad_y: &candle_core::MetalStorage,
+        grad_layout: &Layout,
+    ) -> Result<(candle_core::MetalStorage, Shape)> {
+        check_grad_shape(x_layout, grad_layout)?;
+        let out = crate::metal::mixture_grad_w(
+            x,
+            x_layout,
+            w,
+            w_layout,
+            grad_y,
+            grad_layout,
+            self.clamp,
+        )?;
+        Ok((out, w_layout.shape().clone()))
+    }
 }
 
 /// The mixing weights, widened, with the plan that sends every neuron whose weights have a

@@ -19,7 +19,37 @@ use crate::cpu::{
 /// `ids` is an integer tensor `[neurons]` (u8, u32 or i64) on the same device as `x`; each entry
 /// is an [`Activation`] id. Wrong shapes, out-of-range ids and non-float `x` are errors.
 pub fn per_neuron(x: &Tensor, ids: &Tensor) -> Result<Tensor> {
-    x.apply_op2(ids, PerNeuron)
+    let (x, ids) = if x.device().is_cpu() {
+        (x.clone(), ids.clone())
+    } else {
+        // The GPU kernels read contiguous data and u32 ids (a no-op when already so).
+        (
+            x.contiguous()?,
+            ids.to_dtype(candle_core::DType::U32)?.contiguous()?,
+        )
+    };
+    x.apply_op2(&ids, PerNeuron)
+}
+
+/// The GPU kernels read contiguous inputs; gradients can arrive as stride-0 broadcasts. On the
+/// CPU the kernels follow any layout, so nothing is copied there.
+pub(crate) fn gpu_ready(t: &Tensor) -> Result<Tensor> {
+    if t.device().is_cpu() {
+        Ok(t.clone())
+    } else {
+        t.contiguous()
+    }
+}
+
+pub(crate) fn check_grad_shape(x_layout: &Layout, grad_layout: &Layout) -> Result<()> {
+    if grad_layout.dims() != x_layout.dims() {
+        bail!(
+            "grad_y has shape {:?} but x has {:?}",
+            grad_layout.dims(),
+            x_layout.dims()
+        );
+    }
+    Ok(())
 }
 
 /// The same function composed from candle's own ops and one mask per function: slow, but it
@@ -87,7 +117,29 @@ impl CustomOp2 for PerNeuron {
         Ok((out, Shape::from((rows, cols))))
     }
 
-    // cuda_fwd and metal_fwd: the GPU issue adds them here, next to cpu_fwd.
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        x: &candle_core::CudaStorage,
+        x_layout: &Layout,
+        ids: &candle_core::CudaStorage,
+        ids_layout: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        let y = crate::cuda::per_neuron_fwd(x, x_layout, ids, ids_layout)?;
+        Ok((y, x_layout.shape().clone()))
+    }
+
+    #[cfg(feature = "metal")]
+    fn metal_fwd(
+        &self,
+        x: &candle_core::MetalStorage,
+        x_layout: &Layout,
+        ids: &candle_core::MetalStorage,
+        ids_layout: &Layout,
+    ) -> Result<(candle_core::MetalStorage, Shape)> {
+        let y = crate::metal::per_neuron_fwd(x, x_layout, ids, ids_layout)?;
+        Ok((y, x_layout.shape().clone()))
+    }
 
     fn bwd(
         &self,
@@ -96,7 +148,8 @@ impl CustomOp2 for PerNeuron {
         _y: &Tensor,
         grad_y: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let grad_x = x.apply_op3_no_bwd(ids, grad_y, &PerNeuronGradX)?;
+        let grad_y = gpu_ready(grad_y)?;
+        let grad_x = x.apply_op3_no_bwd(ids, &grad_y, &PerNeuronGradX)?;
         Ok((Some(grad_x), None))
     }
 }
@@ -119,13 +172,7 @@ impl CustomOp3 for PerNeuronGradX {
         grad_layout: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let (rows, cols) = x_layout.shape().dims2()?;
-        if grad_layout.dims() != x_layout.dims() {
-            bail!(
-                "grad_y has shape {:?} but x has {:?}",
-                grad_layout.dims(),
-                x_layout.dims()
-            );
-        }
+        check_grad_shape(x_layout, grad_layout)?;
         let plan = ColumnPlan::new(read_ids(ids, ids_layout, cols)?.into_iter().map(Some));
         let out = float_dispatch!(x, "x", |data| {
             let grad = same_dtype(grad_y, "grad_y")?;
@@ -136,6 +183,38 @@ impl CustomOp3 for PerNeuronGradX {
             )
         });
         Ok((out, Shape::from((rows, cols))))
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        x: &candle_core::CudaStorage,
+        x_layout: &Layout,
+        ids: &candle_core::CudaStorage,
+        ids_layout: &Layout,
+        grad_y: &candle_core::CudaStorage,
+        grad_layout: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        check_grad_shape(x_layout, grad_layout)?;
+        let grad_x =
+            crate::cuda::per_neuron_grad_x(x, x_layout, ids, ids_layout, grad_y, grad_layout)?;
+        Ok((grad_x, x_layout.shape().clone()))
+    }
+
+    #[cfg(feature = "metal")]
+    fn metal_fwd(
+        &self,
+        x: &candle_core::MetalStorage,
+        x_layout: &Layout,
+        ids: &candle_core::MetalStorage,
+        ids_layout: &Layout,
+        grad_y: &candle_core::MetalStorage,
+        grad_layout: &Layout,
+    ) -> Result<(candle_core::MetalStorage, Shape)> {
+        check_grad_shape(x_layout, grad_layout)?;
+        let grad_x =
+            crate::metal::per_neuron_grad_x(x, x_layout, ids, ids_layout, grad_y, grad_layout)?;
+        Ok((grad_x, x_layout.shape().clone()))
     }
 }
 

@@ -1,0 +1,334 @@
+//! The CUDA and Metal kernel sources, run on the CPU, against the Rust CPU kernels.
+//!
+//! No GPU is needed: `tests/emulation/harness.cpp` compiles `src/kernels/mixed_act.cu` (and,
+//! separately, `mixed_act.metal`) as host C++ under small shims that play CUDA's and Metal's
+//! thread model (one std::thread per GPU thread of a block, barriers, shared memory), and
+//! launches each kernel with the geometry the Rust launch code uses. This checks what the
+//! PTX compile cannot: indexing, the per-column ids and weights, the clamps, the grid-stride and
+//! bounds checks, and the atomics-free grad-w reduction. It does not check GPU precision or the
+//! launch code in cuda.rs / metal.rs themselves (scripts/gpu-check.sh does, on a GPU).
+//!
+//! Needs a C++20 compiler: `$CXX`, else `c++`. Tolerances as in tests/ops.rs:
+//! |emulated - cpu| <= ATOL + RTOL * |cpu|, (1e-6, 1e-5) in f32 and (1e-12, 1e-10) in f64, ATOL
+//! times the rows summed for grad_w; the Metal kernels sum grad_w in f32 (Metal has no f64),
+//! so there RTOL is 1e-4.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use candle_core::{DType, Device, Tensor, Var};
+use mixed_act::{mixture, per_neuron, Activation};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+const ROWS: usize = 75;
+const COLS: usize = 70;
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Backend {
+    Cuda,
+    Metal,
+}
+
+/// Compiles the harness for `backend` once per test process.
+fn harness(backend: Backend) -> PathBuf {
+    let here = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/emulation");
+    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("harness-{backend:?}"));
+    let compiler = std::env::var("CXX").unwrap_or_else(|_| "c++".into());
+    let define = match backend {
+        Backend::Cuda => "-DEMULATE_CUDA",
+        Backend::Metal => "-DEMULATE_METAL",
+    };
+    let status = Command::new(&compiler)
+        .args([
+            "-std=c++20",
+            "-O1",
+            "-Wall",
+            "-Werror",
+            "-Wno-unknown-pragmas",
+        ])
+        .args(["-Wno-attributes", "-pthread", define, "-I"])
+        .arg(&here)
+        .arg("-o")
+        .arg(&out)
+        .arg(here.join("harness.cpp"))
+        .status()
+        .unwrap_or_else(|e| {
+            panic!("this test needs a C++20 compiler ($CXX or c++); running {compiler}: {e}")
+        });
+    assert!(status.success(), "compiling the {backend:?} harness failed");
+    out
+}
+
+fn write_floats(path: &Path, values: &[f64], dtype: DType) {
+    let bytes: Vec<u8> = match dtype {
+        DType::F64 => values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        _ => values
+            .iter()
+            .flat_map(|v| (*v as f32).to_le_bytes())
+            .collect(),
+    };
+    std::fs::write(path, bytes).unwrap();
+}
+
+fn read_floats(path: &Path, dtype: DType) -> Vec<f64> {
+    let bytes = std::fs::read(path).unwrap();
+    match dtype {
+        DType::F64 => bytes
+            .chunks_exact(8)
+            .map(|b| f64::from_le_bytes(b.try_into().unwrap()))
+            .collect(),
+        _ => bytes
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes(b.try_into().unwrap()) as f64)
+            .collect(),
+    }
+}
+
+/// Inputs with the kinks and tails mixed in (every 7th value from a fixed list).
+fn inputs(rng: &mut ChaCha8Rng, n: usize, scale: f64) -> Vec<f64> {
+    const SPECIAL: [f64; 12] = [
+        0.0, -0.0, 1e-7, -1e-7, 0.5, -0.5, 12.0, -12.0, 40.0, -40.0, 1e4, -1e4,
+    ];
+    (0..n)
+        .map(|i| {
+            if i % 7 == 0 {
+                SPECIAL[(i / 7) % SPECIAL.len()]
+            } else {
+                (rng.random::<f64>() * 2.0 - 1.0) * scale
+            }
+        })
+        .collect()
+}
+
+struct Case {
+    x: Vec<f64>,
+    ids: Vec<u32>,
+    w: Vec<f64>,
+    grad_y: Vec<f64>,
+}
+
+fn case(seed: u64) -> Case {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let x = inputs(&mut rng, ROWS * COLS, 4.0);
+    let grad_y: Vec<f64> = (0..ROWS * COLS)
+        .map(|_| rng.random::<f64>() - 0.5)
+        .collect();
+    let ids: Vec<u32> = (0..COLS)
+        .map(|n| (n % Activation::COUNT) as u32 ^ (rng.random::<u32>() % 2))
+        .map(|id| id.min(Activation::COUNT as u32 - 1))
+        .collect();
+    // Neurons 0..40 one-hot (training's case), the rest dense soft weights.
+    let w = (0..COLS * Activation::COUNT)
+        .map(|i| {
+            let (n, k) = (i / Activation::COUNT, i % Activation::COUNT);
+            if n < 40 {
+                f64::from(ids[n] as usize == k)
+            } else {
+                rng.random::<f64>() * 1.5 - 0.25
+            }
+        })
+        .collect();
+    Case { x, ids, w, grad_y }
+}
+
+/// `(y, grad_x, grad_w)` of the CPU ops for `sum(op(x) * grad_y)`.
+fn cpu(case: &Case, dtype: DType, clamp: Option<f64>) -> [Vec<f64>; 5] {
+    let dev = Device::Cpu;
+    let x = Var::from_tensor(
+        &Tensor::from_slice(&case.x, (ROWS, COLS), &dev)
+            .unwrap()
+            .to_dtype(dtype)
+            .unwrap(),
+    )
+    .unwrap();
+    let w = Var::from_tensor(
+        &Tensor::from_slice(&case.w, (COLS, Activation::COUNT), &dev)
+            .unwrap()
+            .to_dtype(dtype)
+            .unwrap(),
+    )
+    .unwrap();
+    let ids = Tensor::new(case.ids.as_slice(), &dev).unwrap();
+    let gy = Tensor::from_slice(&case.grad_y, (ROWS, COLS), &dev)
+        .unwrap()
+        .to_dtype(dtype)
+        .unwrap();
+    let flat = |t: &Tensor| -> Vec<f64> {
+        t.to_dtype(DType::F64)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap()
+    };
+    let y_pn = per_neuron(x.as_tensor(), &ids).unwrap();
+    let g_pn = (&y_pn * &gy)
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .backward()
+        .unwrap();
+    let y_mx = mixture(x.as_tensor(), w.as_tensor(), clamp).unwrap();
+    let g_mx = (&y_mx * &gy)
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .backward()
+        .unwrap();
+    [
+        flat(&y_pn),
+        flat(g_pn.get(x.as_tensor()).unwrap()),
+        flat(&y_mx),
+        flat(g_mx.get(x.as_tensor()).unwrap()),
+        flat(g_mx.get(w.as_tensor()).unwrap()),
+    ]
+}
+
+fn emulated(
+    harness: &Path,
+    case: &Case,
+    dtype: DType,
+    clamp: Option<f64>,
+    dir: &Path,
+) -> [Vec<f64>; 5] {
+    std::fs::create_dir_all(dir).unwrap();
+    write_floats(&dir.join("x.bin"), &case.x, dtype);
+    write_floats(&dir.join("w.bin"), &case.w, dtype);
+    write_floats(&dir.join("gy.bin"), &case.grad_y, dtype);
+    let ids: Vec<u8> = case.ids.iter().flat_map(|i| i.to_le_bytes()).collect();
+    std::fs::write(dir.join("ids.bin"), ids).unwrap();
+    let dtype_name = if dtype == DType::F64 { "f64" } else { "f32" };
+    let limit = clamp.map_or("inf".to_string(), |c| c.to_string());
+    let status = Command::new(harness)
+        .arg(dir)
+        .args([dtype_name, &ROWS.to_string(), &COLS.to_string(), &limit])
+        .status()
+        .unwrap();
+    assert!(status.success(), "{} failed", harness.display());
+    ["y_pn", "gx_pn", "y_mx", "gx_mx", "gw_mx"]
+        .map(|f| read_floats(&dir.join(format!("{f}.bin")), dtype))
+}
+
+/// The first element outside the tolerance, described.
+fn mismatch(emulated: &[f64], cpu: &[f64], (atol, rtol): (f64, f64)) -> Option<String> {
+    if emulated.len() != cpu.len() {
+        return Some(format!("lengths {} vs {}", emulated.len(), cpu.len()));
+    }
+    emulated
+        .iter()
+        .zip(cpu)
+        .enumerate()
+        .find_map(|(i, (a, b))| {
+            let ok = (a.is_nan() && b.is_nan()) || (a - b).abs() <= atol + rtol * b.abs();
+            (!ok).then(|| format!("[{i}]: emulated kernel {a} vs CPU kernel {b}"))
+        })
+}
+
+fn assert_close(emulated: &[f64], cpu: &[f64], what: &str, tolerance: (f64, f64)) {
+    if let Some(m) = mismatch(emulated, cpu, tolerance) {
+        panic!("{what}{m}");
+    }
+}
+
+fn check(backend: Backend, dtypes: &[DType]) {
+    let harness = harness(backend);
+    for &dtype in dtypes {
+        for clamp in [Some(10.0), Some(1.5), None] {
+            let case = case(11);
+            let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+                .join(format!("emulation-{backend:?}-{dtype:?}-{clamp:?}"));
+            let got = emulated(&harness, &case, dtype, clamp, &dir);
+            let want = cpu(&case, dtype, clamp);
+            let base = if dtype == DType::F64 {
+                (1e-12, 1e-10)
+            } else {
+                (1e-6, 1e-5)
+            };
+            let sums_rtol = if backend == Backend::Metal {
+                1e-4
+            } else {
+                base.1
+            };
+            let names = [
+                "per_neuron y",
+                "per_neuron grad_x",
+                "mixture y",
+                "mixture grad_x",
+            ];
+            for (k, name) in names.iter().enumerate() {
+                let what = format!("{backend:?} {dtype:?} clamp {clamp:?} {name}");
+                assert_close(&got[k], &want[k], &what, base);
+            }
+            let what = format!("{backend:?} {dtype:?} clamp {clamp:?} mixture grad_w");
+            assert_close(&got[4], &want[4], &what, (base.0 * ROWS as f64, sums_rtol));
+        }
+    }
+}
+
+#[test]
+fn cuda_kernels_emulated_on_the_cpu_match_the_cpu_kernels() {
+    check(Backend::Cuda, &[DType::F32, DType::F64]);
+}
+
+#[test]
+fn metal_kernels_emulated_on_the_cpu_match_the_cpu_kernels() {
+    check(Backend::Metal, &[DType::F32]);
+}
+
+/// The comparison above is not vacuous: a kernel with one wrong formula is caught.
+#[test]
+fn a_wrong_kernel_formula_is_caught() {
+    let source = include_str!("../src/kernels/mixed_act.cu");
+    let broken_line = "    case 3: return x > zero ? x : T(LEAKY_RELU_SLOPE) * x;";
+    assert!(
+        source.contains(broken_line),
+        "test out of date with mixed_act.cu"
+    );
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("emulation-broken");
+    std::fs::create_dir_all(dir.join("src/kernels")).unwrap();
+    let emulation = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/emulation");
+    // The harness includes ../../src/kernels/mixed_act.cu relative to itself.
+    let tests = dir.join("tests/emulation");
+    std::fs::create_dir_all(&tests).unwrap();
+    for f in ["harness.cpp", "cuda_host.h", "metal_stdlib"] {
+        std::fs::copy(emulation.join(f), tests.join(f)).unwrap();
+    }
+    std::fs::write(
+        dir.join("src/kernels/mixed_act.cu"),
+        source.replace(broken_line, "    case 3: return x > zero ? x : T(0.1) * x;"),
+    )
+    .unwrap();
+    let bin = dir.join("harness");
+    let compiler = std::env::var("CXX").unwrap_or_else(|_| "c++".into());
+    let status = Command::new(compiler)
+        .args([
+            "-std=c++20",
+            "-O1",
+            "-w",
+            "-pthread",
+            "-DEMULATE_CUDA",
+            "-I",
+        ])
+        .arg(&tests)
+        .arg("-o")
+        .arg(&bin)
+        .arg(tests.join("harness.cpp"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let case = case(12);
+    let got = emulated(&bin, &case, DType::F32, Some(10.0), &dir.join("io"));
+    let want = cpu(&case, DType::F32, Some(10.0));
+    assert!(
+        mismatch(&got[0], &want[0], (1e-6, 1e-5)).is_some(),
+        "a wrong leaky_relu slope went unnoticed"
+    );
+    // And only where the broken formula applies: leaky_relu neurons at negative inputs
+    // (beyond rounding: at -1e-7 the two slopes give values within the tolerance).
+    for (i, (a, b)) in got[0].iter().zip(&want[0]).enumerate() {
+        let leaky = case.ids[i % COLS] == Activation::LeakyRelu.id() as u32;
+        let differs = mismatch(&[*a], &[*b], (1e-6, 1e-5)).is_some();
+        assert_eq!(differs, leaky && case.x[i] < -1e-3, "element {i}");
+    }
+}

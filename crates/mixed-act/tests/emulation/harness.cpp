@@ -1,0 +1,141 @@
+// Runs the five GPU kernels of src/kernels/mixed_act.cu (built with -DEMULATE_CUDA) or
+// src/kernels/mixed_act.metal (-DEMULATE_METAL) on the CPU, for tests/emulated_kernels.rs.
+//
+// Usage: harness DIR DTYPE ROWS COLS LIMIT
+//   reads  DIR/x.bin [rows*cols], DIR/ids.bin [cols] u32, DIR/w.bin [cols*6], DIR/gy.bin
+//   writes DIR/y_pn.bin, DIR/gx_pn.bin (phase 2), DIR/y_mx.bin, DIR/gx_mx.bin, DIR/gw_mx.bin
+// Floats are raw little-endian f32 or f64 (DTYPE); LIMIT is the clamp, "inf" for none.
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#if defined(EMULATE_CUDA)
+#include "cuda_host.h"
+#include "../../src/kernels/mixed_act.cu"
+#elif defined(EMULATE_METAL)
+#include <thread>  // before the shim's address-space macros, which would break it
+#include "../../src/kernels/mixed_act.metal"
+// The address-space words are macros from here on only inside the kernels' text.
+#undef kernel
+#undef device
+#undef constant
+#undef thread
+#undef threadgroup
+#else
+#error "define EMULATE_CUDA or EMULATE_METAL"
+#endif
+
+template <typename T>
+static std::vector<T> read(const std::string& path, size_t n) {
+    std::vector<T> v(n);
+    FILE* f = std::fopen(path.c_str(), "rb");
+    if (!f || std::fread(v.data(), sizeof(T), n, f) != n) {
+        std::fprintf(stderr, "harness: cannot read %zu values from %s\n", n, path.c_str());
+        std::exit(2);
+    }
+    std::fclose(f);
+    return v;
+}
+
+template <typename T>
+static void write(const std::string& path, const std::vector<T>& v) {
+    FILE* f = std::fopen(path.c_str(), "wb");
+    if (!f || std::fwrite(v.data(), sizeof(T), v.size(), f) != v.size()) {
+        std::fprintf(stderr, "harness: cannot write %s\n", path.c_str());
+        std::exit(2);
+    }
+    std::fclose(f);
+}
+
+#if defined(EMULATE_CUDA)
+// The launches of src/cuda.rs, with a small grid so that the grid-stride loops wrap around.
+#define ENTRY(name, suffix) name##_##suffix
+template <typename T>
+static void run(const std::string& dir, unsigned int rows, unsigned int cols, T limit,
+                void (*pn_fwd)(const T*, const unsigned int*, T*, unsigned int, unsigned int),
+                void (*pn_gx)(const T*, const unsigned int*, const T*, T*, unsigned int, unsigned int),
+                void (*mx_fwd)(const T*, const T*, T*, T, unsigned int, unsigned int),
+                void (*mx_gx)(const T*, const T*, const T*, T*, T, unsigned int, unsigned int),
+                void (*mx_gw)(const T*, const T*, const T*, T*, T, unsigned int, unsigned int)) {
+    const size_t n = (size_t)rows * cols;
+    auto x = read<T>(dir + "/x.bin", n);
+    auto ids = read<unsigned int>(dir + "/ids.bin", cols);
+    auto w = read<T>(dir + "/w.bin", (size_t)cols * ACT_COUNT);
+    auto gy = read<T>(dir + "/gy.bin", n);
+    std::vector<T> y(n), gx(n), gw((size_t)cols * ACT_COUNT);
+    const dim3 grid{3, 1, 1}, block{64, 1, 1};
+    launch(grid, block, [&] { pn_fwd(x.data(), ids.data(), y.data(), rows, cols); });
+    write(dir + "/y_pn.bin", y);
+    launch(grid, block, [&] { pn_gx(x.data(), ids.data(), gy.data(), gx.data(), rows, cols); });
+    write(dir + "/gx_pn.bin", gx);
+    launch(grid, block, [&] { mx_fwd(x.data(), w.data(), y.data(), limit, rows, cols); });
+    write(dir + "/y_mx.bin", y);
+    launch(grid, block, [&] { mx_gx(x.data(), w.data(), gy.data(), gx.data(), limit, rows, cols); });
+    write(dir + "/gx_mx.bin", gx);
+    const dim3 gw_grid{(cols + GRAD_W_COLS - 1) / GRAD_W_COLS, 1, 1};
+    const dim3 gw_block{GRAD_W_COLS, GRAD_W_ROW_GROUPS, 1};
+    launch(gw_grid, gw_block, [&] { mx_gw(x.data(), w.data(), gy.data(), gw.data(), limit, rows, cols); });
+    write(dir + "/gw_mx.bin", gw);
+}
+#else
+// The dispatches of src/metal.rs: groups of 256 threads over the elements (the last group
+// partly out of range), and (32, 16) threadgroups for grad_w.
+static void run_metal(const std::string& dir, uint rows, uint cols, float limit) {
+    const size_t n = (size_t)rows * cols;
+    auto x = read<float>(dir + "/x.bin", n);
+    auto ids = read<uint>(dir + "/ids.bin", cols);
+    auto w = read<float>(dir + "/w.bin", (size_t)cols * ACT_COUNT);
+    auto gy = read<float>(dir + "/gy.bin", n);
+    std::vector<float> y(n), gx(n), gw((size_t)cols * ACT_COUNT);
+    const uint threads = ((uint)n + 255) / 256 * 256;
+    for (uint i = 0; i < threads; ++i) per_neuron_fwd_f32(x.data(), ids.data(), y.data(), rows, cols, i);
+    write(dir + "/y_pn.bin", y);
+    for (uint i = 0; i < threads; ++i)
+        per_neuron_grad_x_f32(x.data(), ids.data(), gy.data(), gx.data(), rows, cols, i);
+    write(dir + "/gx_pn.bin", gx);
+    for (uint i = 0; i < threads; ++i) mixture_fwd_f32(x.data(), w.data(), y.data(), limit, rows, cols, i);
+    write(dir + "/y_mx.bin", y);
+    for (uint i = 0; i < threads; ++i)
+        mixture_grad_x_f32(x.data(), w.data(), gy.data(), gx.data(), limit, rows, cols, i);
+    write(dir + "/gx_mx.bin", gx);
+    for (uint group = 0; group < (cols + GRAD_W_COLS - 1) / GRAD_W_COLS; ++group) {
+        std::barrier<> barrier(GRAD_W_COLS * GRAD_W_ROW_GROUPS);
+        metal::current_threadgroup_barrier = &barrier;
+        std::vector<std::thread> pool;
+        for (uint ty = 0; ty < GRAD_W_ROW_GROUPS; ++ty)
+            for (uint tx = 0; tx < GRAD_W_COLS; ++tx)
+                pool.emplace_back([&, tx, ty, group] {
+                    mixture_grad_w_f32(x.data(), w.data(), gy.data(), gw.data(), limit, rows, cols,
+                                       uint2{tx, ty}, uint2{group, 0});
+                });
+        for (auto& t : pool) t.join();
+    }
+    write(dir + "/gw_mx.bin", gw);
+}
+#endif
+
+int main(int argc, char** argv) {
+    if (argc != 6) {
+        std::fprintf(stderr, "usage: harness DIR f32|f64 ROWS COLS LIMIT\n");
+        return 2;
+    }
+    const std::string dir = argv[1], dtype = argv[2];
+    const unsigned int rows = std::stoul(argv[3]), cols = std::stoul(argv[4]);
+    const double limit = std::strtod(argv[5], nullptr);
+#if defined(EMULATE_CUDA)
+    if (dtype == "f32")
+        run<float>(dir, rows, cols, (float)limit, per_neuron_fwd_f32, per_neuron_grad_x_f32,
+                   mixture_fwd_f32, mixture_grad_x_f32, mixture_grad_w_f32);
+    else
+        run<double>(dir, rows, cols, limit, per_neuron_fwd_f64, per_neuron_grad_x_f64,
+                    mixture_fwd_f64, mixture_grad_x_f64, mixture_grad_w_f64);
+#else
+    if (dtype != "f32") {
+        std::fprintf(stderr, "harness: Metal kernels are f32 only\n");
+        return 2;
+    }
+    run_metal(dir, rows, cols, (float)limit);
+#endif
+    return 0;
+}

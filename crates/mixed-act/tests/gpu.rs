@@ -1,0 +1,210 @@
+//! The CUDA and Metal kernels against the CPU ones (which tests/ops.rs checks against candle-op
+//! references), built only with `--features cuda` or `--features metal`.
+//!
+//! Run on a GPU machine by `scripts/gpu-check.sh`. Without a device of the built-in kind every
+//! test here prints "SKIPPED: no GPU" and passes; the script fails when it sees that line.
+//!
+//! Tolerances: |gpu - cpu| <= ATOL + RTOL * |cpu| with (1e-6, 1e-5) in f32 (the GPU's expf and
+//! tanhf are within 2 ulp, the CPU's polynomials within 3e-7 relative) and (1e-12, 1e-10) in
+//! f64; for grad_w, a sum over the batch in another order, ATOL is multiplied by the rows.
+#![cfg(any(feature = "cuda", feature = "metal"))]
+
+use candle_core::{DType, Device, Tensor, Var};
+use mixed_act::{mixture, per_neuron, Activation};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+type TestResult = candle_core::Result<()>;
+
+/// The GPU devices this build can use here.
+fn gpu_devices() -> Vec<(Device, Vec<DType>)> {
+    let mut devices = Vec::new();
+    #[cfg(feature = "cuda")]
+    if let Ok(d) = Device::new_cuda(0) {
+        devices.push((d, vec![DType::F32, DType::F64]));
+    }
+    #[cfg(feature = "metal")]
+    if let Ok(d) = Device::new_metal(0) {
+        devices.push((d, vec![DType::F32]));
+    }
+    if devices.is_empty() {
+        println!("SKIPPED: no GPU device of the built-in kind");
+    }
+    devices
+}
+
+fn assert_close(gpu: &Tensor, cpu: &Tensor, what: &str, terms: usize) {
+    assert_eq!(gpu.dims(), cpu.dims(), "{what}: shapes differ");
+    let (atol, rtol) = match cpu.dtype() {
+        DType::F64 => (1e-12, 1e-10),
+        _ => (1e-6, 1e-5),
+    };
+    let atol = atol * terms as f64;
+    let flat = |t: &Tensor| -> Vec<f64> {
+        let t = t
+            .to_device(&Device::Cpu)
+            .unwrap()
+            .to_dtype(DType::F64)
+            .unwrap();
+        t.flatten_all().unwrap().to_vec1().unwrap()
+    };
+    let (g, c) = (flat(gpu), flat(cpu));
+    for (i, (a, b)) in g.iter().zip(&c).enumerate() {
+        let ok = (a.is_nan() && b.is_nan()) || (a - b).abs() <= atol + rtol * b.abs();
+        assert!(
+            ok,
+            "{what}[{i}]: gpu {a} vs cpu {b} (tolerance {atol} + {rtol} * |cpu|)"
+        );
+    }
+}
+
+/// [rows, cols] values: mostly normal with scale 3, plus the kinks and the tails (exact zeros,
+/// tiny values of both signs, saturation of sigmoid/tanh/elu, values beyond the clamp).
+fn inputs(rng: &mut ChaCha8Rng, rows: usize, cols: usize) -> Vec<f64> {
+    const SPECIAL: [f64; 12] = [
+        0.0, -0.0, 1e-7, -1e-7, 0.5, -0.5, 12.0, -12.0, 40.0, -40.0, 1e4, -1e4,
+    ];
+    (0..rows * cols)
+        .map(|i| {
+            if i % 7 == 0 {
+                SPECIAL[(i / 7) % SPECIAL.len()]
+            } else {
+                let (u, v): (f64, f64) = (rng.random(), rng.random());
+                3.0 * (-2.0 * (u + 1e-12).ln()).sqrt() * (std::f64::consts::TAU * v).cos()
+            }
+        })
+        .collect()
+}
+
+/// Every function at least once, the rest random, in random order.
+fn ids(rng: &mut ChaCha8Rng, cols: usize) -> Vec<u32> {
+    let mut ids: Vec<u32> = (0..cols)
+        .map(|n| {
+            if n < Activation::COUNT {
+                n as u32
+            } else {
+                rng.random_range(0..Activation::COUNT as u32)
+            }
+        })
+        .collect();
+    for i in (1..cols).rev() {
+        ids.swap(i, rng.random_range(0..=i));
+    }
+    ids
+}
+
+/// `(y, grad_x, grad_w)` of `sum(op(x, w) * r)` on `device`.
+fn run(
+    op: &dyn Fn(&Tensor, &Tensor) -> candle_core::Result<Tensor>,
+    x: &[f64],
+    w: &Tensor,
+    r: &[f64],
+    shape: (usize, usize),
+    dtype: DType,
+    device: &Device,
+) -> candle_core::Result<(Tensor, Tensor, Option<Tensor>)> {
+    let x = Var::from_tensor(&Tensor::from_slice(x, shape, device)?.to_dtype(dtype)?)?;
+    // Mixing weights get a gradient; integer ids do not.
+    let w = w.to_device(device)?;
+    let w = if w.dtype().is_float() {
+        Var::from_tensor(&w)?.as_tensor().clone()
+    } else {
+        w
+    };
+    let r = Tensor::from_slice(r, shape, device)?.to_dtype(dtype)?;
+    let y = op(x.as_tensor(), &w)?;
+    let grads = (&y * &r)?.sum_all()?.backward()?;
+    let gx = grads.get(x.as_tensor()).expect("grad x").clone();
+    let gw = grads.get(&w).cloned();
+    Ok((y, gx, gw))
+}
+
+#[test]
+fn per_neuron_on_gpu_matches_cpu() -> TestResult {
+    for (device, dtypes) in gpu_devices() {
+        for dtype in dtypes {
+            let mut rng = ChaCha8Rng::seed_from_u64(5);
+            let shape = (257, 70);
+            let x = inputs(&mut rng, shape.0, shape.1);
+            let r: Vec<f64> = (0..x.len()).map(|_| rng.random::<f64>() - 0.5).collect();
+            let ids = Tensor::new(ids(&mut rng, shape.1), &Device::Cpu)?;
+            let op = |x: &Tensor, ids: &Tensor| per_neuron(x, &ids.to_device(x.device())?);
+            let cpu = run(&op, &x, &ids, &r, shape, dtype, &Device::Cpu)?;
+            let gpu = run(&op, &x, &ids, &r, shape, dtype, &device)?;
+            assert_close(&gpu.0, &cpu.0, &format!("{dtype:?} per_neuron y"), 1);
+            assert_close(&gpu.1, &cpu.1, &format!("{dtype:?} per_neuron grad_x"), 1);
+            // u8 ids are converted on the device.
+            let ids_u8 = ids.to_dtype(DType::U8)?.to_device(&device)?;
+            let xd = Tensor::from_slice(&x, shape, &device)?.to_dtype(dtype)?;
+            assert_close(&per_neuron(&xd, &ids_u8)?, &cpu.0, "u8 ids", 1);
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn mixture_on_gpu_matches_cpu_for_one_hot_and_soft_weights() -> TestResult {
+    for (device, dtypes) in gpu_devices() {
+        for dtype in dtypes {
+            for clamp in [Some(10.0), None] {
+                let mut rng = ChaCha8Rng::seed_from_u64(6);
+                let shape = (257, 70);
+                let x = inputs(&mut rng, shape.0, shape.1);
+                let r: Vec<f64> = (0..x.len()).map(|_| rng.random::<f64>() - 0.5).collect();
+                // Rows 0..35 one-hot (the training case), the rest dense soft weights.
+                let chosen = ids(&mut rng, shape.1);
+                let w: Vec<f64> = (0..shape.1 * Activation::COUNT)
+                    .map(|i| {
+                        let (n, k) = (i / Activation::COUNT, i % Activation::COUNT);
+                        if n < 35 {
+                            f64::from(chosen[n] == k as u32)
+                        } else {
+                            rng.random::<f64>() * 2.0 - 0.5
+                        }
+                    })
+                    .collect();
+                let w = Tensor::from_vec(w, (shape.1, Activation::COUNT), &Device::Cpu)?
+                    .to_dtype(dtype)?;
+                let op = |x: &Tensor, w: &Tensor| mixture(x, w, clamp);
+                let cpu = run(&op, &x, &w, &r, shape, dtype, &Device::Cpu)?;
+                let gpu = run(&op, &x, &w, &r, shape, dtype, &device)?;
+                let what = format!("{dtype:?} clamp {clamp:?} mixture");
+                assert_close(&gpu.0, &cpu.0, &format!("{what} y"), 1);
+                assert_close(&gpu.1, &cpu.1, &format!("{what} grad_x"), 1);
+                let (gw, cw) = (gpu.2.unwrap(), cpu.2.unwrap());
+                assert_close(&gw, &cw, &format!("{what} grad_w"), shape.0);
+                // The batch reduction uses no atomics: the same inputs give the same bits.
+                let again = run(&op, &x, &w, &r, shape, dtype, &device)?.2.unwrap();
+                let same = (gw.to_dtype(DType::F64)? - again.to_dtype(DType::F64)?)?
+                    .abs()?
+                    .max_all()?
+                    .to_scalar::<f64>()?;
+                assert_eq!(same, 0.0, "{what}: grad_w differs between two runs");
+            }
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn gpu_kernels_handle_non_contiguous_inputs_and_bad_ids() -> TestResult {
+    for (device, _) in gpu_devices() {
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        let x = inputs(&mut rng, 40, 33);
+        let xt = Tensor::from_slice(&x, (40, 33), &Device::Cpu)?.to_dtype(DType::F32)?;
+        let ids = Tensor::new(ids(&mut rng, 40), &Device::Cpu)?;
+        // A transposed view: the op makes it contiguous on the GPU.
+        let cpu = per_neuron(&xt.t()?, &ids)?;
+        let gpu = per_neuron(&xt.to_device(&device)?.t()?, &ids.to_device(&device)?)?;
+        assert_close(&gpu, &cpu, "transposed x", 1);
+        // An id out of range cannot be reported by a kernel: it shows as NaN in that column.
+        let mut bad: Vec<u32> = ids.to_vec1()?;
+        bad[3] = 9;
+        let y = per_neuron(&xt.t()?.to_device(&device)?, &Tensor::new(bad, &device)?)?
+            .to_device(&Device::Cpu)?
+            .to_vec2::<f32>()?;
+        assert!(y.iter().all(|row| row[3].is_nan()), "bad id not NaN");
+        assert!(y.iter().all(|row| row[4].is_finite()));
+    }
+    Ok(())
+}

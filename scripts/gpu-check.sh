@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# The GPU check for an NVIDIA machine, in at most ~10 minutes:
+#   1. the toolchain it finds (driver, GPU, nvcc, CUDA libraries, what the binaries link to);
+#   2. the op tests on CUDA against the CPU kernels (crates/mixed-act/tests/gpu.rs);
+#   3. fused ops, candle's relu and a device-to-device copy at [8192, 8192] (effective GB/s);
+#   4. one training epoch of architecture 3: ReLU baseline, SmartMixed phase 1 and phase 2;
+# then a short table, last. Full output goes into OUT_DIR.
+#
+# Usage: scripts/gpu-check.sh OUT_DIR
+#   BIN_DIR=dir   prebuilt `smartmixed` and `gpu-tests` (see README, "GPU check"); without it
+#                 the script builds them with cargo and the machine's nvcc (--features cuda).
+#   DATA_DIR=dir  MNIST IDX files (default ../shared/data/mnist, else tests/data/mnist-mini).
+# Exit status: non-zero when a step fails or a target is missed.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+out=${1:?usage: scripts/gpu-check.sh OUT_DIR}
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+log() { echo "== $*" | tee -a "$out/gpu-check.log"; }
+fail=0
+
+# ---- 1. toolchain ----------------------------------------------------------------------------
+log "toolchain ($(date -u +%Y-%m-%dT%H:%M:%SZ))"
+if ! command -v nvidia-smi >/dev/null; then
+  log "no nvidia-smi: this script needs an NVIDIA GPU machine"; exit 1
+fi
+gpu_name=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)
+nvidia-smi --query-gpu=name,driver_version,compute_cap,memory.total --format=csv | tee "$out/gpu.txt"
+if command -v nvcc >/dev/null; then nvcc --version | tail -2 | tee -a "$out/gpu-check.log"; else
+  log "no nvcc on PATH (only needed to build here; NVRTC compiles our kernels at run time)"; fi
+for lib in libcuda.so.1 libnvrtc.so.13 libcublas.so.13 libcurand.so.10; do
+  where=$(ldconfig -p 2>/dev/null | grep -m1 "$lib" | awk '{print $NF}')
+  log "$lib: ${where:-not in ldconfig (LD_LIBRARY_PATH=${LD_LIBRARY_PATH:-unset})}"
+done
+
+if [[ -n "${BIN_DIR:-}" ]]; then
+  smartmixed="$BIN_DIR/smartmixed"; gpu_tests="$BIN_DIR/gpu-tests"
+else
+  command -v cargo >/dev/null || { log "no BIN_DIR and no cargo: nothing to run"; exit 1; }
+  export CUDA_COMPUTE_CAP=${CUDA_COMPUTE_CAP:-$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader | head -1 | tr -d .)}
+  log "building with --features cuda (CUDA_COMPUTE_CAP=$CUDA_COMPUTE_CAP)"
+  cargo build --release -p experiments --bin smartmixed --features cuda >"$out/build.txt" 2>&1 || { log "build failed: $out/build.txt"; exit 1; }
+  gpu_tests=$(cargo test --release -p mixed-act --features cuda --test gpu --no-run 2>&1 | tee -a "$out/build.txt" | grep -oP 'Executable .*\(\K[^)]+' | tail -1)
+  smartmixed=${CARGO_TARGET_DIR:-target}/release/smartmixed
+fi
+for bin in "$smartmixed" "$gpu_tests"; do
+  [[ -x "$bin" ]] || { log "missing binary $bin"; exit 1; }
+  if ldd "$bin" | grep -q "not found"; then
+    log "$bin cannot find: $(ldd "$bin" | grep "not found" | awk '{print $1}' | tr '\n' ' ')(set LD_LIBRARY_PATH to the CUDA libraries)"
+    exit 1
+  fi
+done
+
+# ---- 2. op tests on CUDA ---------------------------------------------------------------------
+log "op tests on CUDA against the CPU kernels"
+if "$gpu_tests" --test-threads=1 --nocapture >"$out/op-tests.txt" 2>&1 && ! grep -q SKIPPED "$out/op-tests.txt"; then
+  ops_result="pass ($(grep -oP '\d+ passed' "$out/op-tests.txt" | tail -1))"
+else
+  ops_result="FAIL (see op-tests.txt)"; fail=1
+fi
+log "op tests: $ops_result"
+
+# ---- 3. op timings at [8192, 8192] -----------------------------------------------------------
+log "bench ops at [8192, 8192]"
+rm -f "$out/bench.csv"
+timeout 240 "$smartmixed" bench ops --device cuda --shapes 8192x8192 --repeats 20 --csv "$out/bench.csv" >"$out/bench-ops.txt" 2>&1 || { log "bench failed: bench-ops.txt"; fail=1; }
+# impl,pass -> gbps and p50 from the CSV (columns: bench,impl,pass,rows,cols,dtype,device,threads,p20,p50,p80,gbps,...)
+field() { awk -F, -v i="$1" -v p="$2" -v c="$3" '$2==i && $3==p {print $c}' "$out/bench.csv" 2>/dev/null | tail -1; }
+fused_gbps=$(field fused fwd 12); copy_gbps=$(field copy fwd 12)
+relu_us=$(field uniform-relu fwd 10); fused_us=$(field fused fwd 10)
+fused_bwd_us=$(field fused fwd_bwd 10); relu_bwd_us=$(field uniform-relu fwd_bwd 10)
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b == 0) print "-"; else printf "%.2f", a / b }'; }
+bw_share=$(ratio "$fused_gbps" "$copy_gbps")
+
+# ---- 4. one epoch each -----------------------------------------------------------------------
+data=${DATA_DIR:-}
+[[ -z "$data" && -d ../shared/data/mnist ]] && data=../shared/data/mnist
+[[ -z "$data" ]] && data=crates/experiments/tests/data/mnist-mini
+log "training on $data"
+train() { # name, extra flags...
+  local name=$1; shift
+  timeout 240 "$smartmixed" train --device cuda --arch 3 --data-dir "$data" --out "$out/train-$name" --quiet "$@" \
+    >"$out/train-$name.txt" 2>&1 || { log "training $name failed: train-$name.txt"; fail=1; }
+}
+json() { grep -oP "\"$2\":\s*\K[0-9.eE+-]+" "$out/train-$1/summary.json" 2>/dev/null | head -1; }
+train relu --method relu --epochs 1
+train smartmixed --method smartmixed --epochs 2 --phase1-epochs 1
+relu_epoch=$(json relu epoch_seconds)
+p1_epoch=$(json smartmixed phase1_epoch_seconds); p2_epoch=$(json smartmixed phase2_epoch_seconds)
+p2_vs_relu=$(ratio "$p2_epoch" "$relu_epoch")
+
+# ---- table -----------------------------------------------------------------------------------
+target() { awk -v v="$1" -v op="$2" -v t="$3" 'BEGIN { if (v == "-") print "n/a"; else if ((op == ">=" && v >= t) || (op == "<=" && v <= t)) print "met"; else print "MISSED" }'; }
+bw_verdict=$(target "$bw_share" ">=" 0.70); ep_verdict=$(target "$p2_vs_relu" "<=" 1.10)
+[[ "$bw_verdict" == met && "$ep_verdict" == met ]] || fail=1
+{
+  echo "# GPU check: $gpu_name, $(date -u +%Y-%m-%d), git $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+  echo
+  echo "| check | value | target |"
+  echo "|---|---|---|"
+  echo "| op tests on CUDA vs CPU kernels | $ops_result | all pass |"
+  echo "| fused fwd [8192, 8192] | ${fused_gbps:-?} GB/s, p50 ${fused_us:-?} us | |"
+  echo "| device copy [8192, 8192] | ${copy_gbps:-?} GB/s | |"
+  echo "| fused fwd / copy bandwidth | $bw_share | >= 0.70: $bw_verdict |"
+  echo "| fused fwd / relu fwd (time) | $(ratio "$fused_us" "$relu_us") | |"
+  echo "| fused fwd_bwd / relu fwd_bwd (time) | $(ratio "$fused_bwd_us" "$relu_bwd_us") | |"
+  echo "| epoch s, arch 3: relu / phase 1 / phase 2 | ${relu_epoch:-?} / ${p1_epoch:-?} / ${p2_epoch:-?} | |"
+  echo "| phase-2 epoch / relu epoch | $p2_vs_relu | <= 1.10: $ep_verdict |"
+} | tee "$out/table.md"
+exit $fail
