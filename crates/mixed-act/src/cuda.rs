@@ -1,25 +1,23 @@
 //! CUDA launches of the kernels in `kernels/mixed_act.cu` (behind the `cuda` feature).
 //!
 //! The source is compiled once per process with NVRTC and loaded once per device through
-//! candle's custom-module cache. Each function here is the `cuda_fwd` of one op in
-//! `per_neuron.rs` / `mixture.rs`: inputs stay on the device, one kernel writes a fresh output,
-//! nothing is copied to the host.
+//! candle's custom-module cache. [`launch`] is the `cuda_fwd` of every op in `per_neuron.rs` /
+//! `mixture.rs`: inputs stay on the device, one kernel writes a fresh output, nothing is
+//! copied to the host.
 
 use std::sync::OnceLock;
 
 use candle_core::backend::BackendStorage;
 use candle_core::cuda_backend::cudarc::driver::{
-    CudaSlice, CudaView, DeviceRepr, LaunchArgs, LaunchConfig, PushKernelArg,
+    CudaView, DeviceRepr, LaunchArgs, LaunchConfig, PushKernelArg,
 };
 use candle_core::cuda_backend::cudarc::nvrtc::{compile_ptx_with_opts, CompileOptions};
 use candle_core::cuda_backend::{CudaDType, WrapErr};
-use candle_core::{bail, CudaDevice, CudaStorage, DType, Layout, Result};
+use candle_core::{bail, CudaStorage, DType, Layout, Result, Shape};
 
 use crate::kernels::{
-    Kernel, CUDA_SOURCE, ELEMENTWISE_THREADS, GRAD_W_COLS, GRAD_W_ROW_GROUPS, MIXTURE_FWD,
-    MIXTURE_GRAD_W, MIXTURE_GRAD_X, PER_NEURON_FWD, PER_NEURON_GRAD_X,
+    Kernel, Operands, Phase, CUDA_SOURCE, ELEMENTWISE_THREADS, GRAD_W_COLS, GRAD_W_ROW_GROUPS,
 };
-use crate::Activation;
 
 /// Name under which candle caches our module on each device.
 const MODULE: &str = "smartmixed_mixed_act";
@@ -106,11 +104,11 @@ impl<'a> Launch<'a> {
     }
 
     fn run(mut self, config: LaunchConfig) -> Result<()> {
-        if self.pushed != self.kernel.args {
+        if self.pushed != self.kernel.args() {
             bail!(
                 "internal error: kernel {} takes {} arguments but the host passed {}",
                 self.kernel.name,
-                self.kernel.args,
+                self.kernel.args(),
                 self.pushed
             );
         }
@@ -122,257 +120,78 @@ impl<'a> Launch<'a> {
     }
 }
 
-/// One thread per element, in blocks of ELEMENTWISE_THREADS (the kernels loop if the grid is
-/// capped).
-fn elementwise_config(elements: usize) -> LaunchConfig {
-    let blocks = elements
-        .div_ceil(ELEMENTWISE_THREADS as usize)
-        .clamp(1, 1 << 20);
-    LaunchConfig {
-        grid_dim: (blocks as u32, 1, 1),
-        block_dim: (ELEMENTWISE_THREADS, 1, 1),
-        shared_mem_bytes: 0,
-    }
+/// Launches `kernel` on `ops` and returns its fresh output. Every kernel takes its arguments
+/// in the order [`Kernel`] documents, so this one function serves all five.
+pub(crate) fn launch(kernel: Kernel, ops: Operands<CudaStorage>) -> Result<(CudaStorage, Shape)> {
+    let (rows, cols) = ops.check(kernel, "CUDA", &[DType::F32, DType::F64])?;
+    with_float_type!(ops.x.0.dtype(), |T| launch_typed::<T>(
+        kernel, &ops, rows, cols
+    ))
 }
 
-/// `(rows, cols)` of a `[rows, cols]` input, as the kernels' u32 arguments.
-fn dims(layout: &Layout, what: &str) -> Result<(u32, u32)> {
-    let (rows, cols) = layout.shape().dims2()?;
-    match (u32::try_from(rows), u32::try_from(cols)) {
-        (Ok(r), Ok(c)) => Ok((r, c)),
-        _ => bail!("{what} of shape [{rows}, {cols}] is too large for the CUDA kernels"),
-    }
-}
-
-/// A contiguous view of a float input. The public ops make GPU inputs contiguous first.
-fn view<'a, T: GpuFloat>(
-    s: &'a CudaStorage,
-    layout: &Layout,
-    what: &str,
-) -> Result<CudaView<'a, T>> {
-    match layout.contiguous_offsets() {
-        Some((start, end)) => Ok(s.as_cuda_slice::<T>()?.slice(start..end)),
-        None => bail!("{what} must be contiguous for the CUDA kernels"),
-    }
-}
-
-/// The ids as a contiguous u32 view of `cols` entries.
-fn ids_view<'a>(ids: &'a CudaStorage, layout: &Layout, cols: u32) -> Result<CudaView<'a, u32>> {
-    if ids.dtype() != DType::U32 {
-        bail!("ids must be u32 on CUDA, got {:?}", ids.dtype());
-    }
-    if layout.dims() != [cols as usize] {
-        bail!(
-            "ids must have shape [{cols}] (one id per neuron), got {:?}",
-            layout.dims()
-        );
-    }
-    match layout.contiguous_offsets() {
-        Some((start, end)) => Ok(ids.as_cuda_slice::<u32>()?.slice(start..end)),
-        None => bail!("ids must be contiguous for the CUDA kernels"),
-    }
-}
-
-fn check_w(layout: &Layout, cols: u32) -> Result<()> {
-    if layout.dims() != [cols as usize, Activation::COUNT] {
-        bail!(
-            "w must have shape [neurons, 6] = [{cols}, 6], got {:?}",
-            layout.dims()
-        );
-    }
-    Ok(())
-}
-
-fn check_same_dtype(a: &CudaStorage, b: &CudaStorage, what: &str) -> Result<()> {
-    if a.dtype() != b.dtype() {
-        bail!("{what} has dtype {:?} but x has {:?}", b.dtype(), a.dtype());
-    }
-    Ok(())
-}
-
-fn output<T: GpuFloat>(dev: &CudaDevice, elements: usize) -> Result<CudaSlice<T>> {
-    // SAFETY: every element is written by the kernel before anything reads it.
-    unsafe { dev.alloc::<T>(elements) }
-}
-
-/// Phase 2 forward: `y = f_{ids[n]}(x)`.
-pub(crate) fn per_neuron_fwd(
-    x: &CudaStorage,
-    x_layout: &Layout,
-    ids: &CudaStorage,
-    ids_layout: &Layout,
-) -> Result<CudaStorage> {
-    let (rows, cols) = dims(x_layout, "x")?;
-    let ids = ids_view(ids, ids_layout, cols)?;
-    with_float_type!(x.dtype(), |T| {
-        let dev = &x.device;
-        let x = view::<T>(x, x_layout, "x")?;
-        let n = rows as usize * cols as usize;
-        let mut y = output::<T>(dev, n)?;
-        if n > 0 {
-            let func =
-                dev.get_or_load_custom_func(&PER_NEURON_FWD.entry(T::SUFFIX), MODULE, cuda_ptx()?)?;
-            let mut launch = Launch::new(PER_NEURON_FWD, func.builder());
-            launch.arg(&x).arg(&ids).arg(&mut y).arg(&rows).arg(&cols);
-            launch.run(elementwise_config(n))?;
+fn launch_typed<T: GpuFloat>(
+    kernel: Kernel,
+    ops: &Operands<CudaStorage>,
+    rows: u32,
+    cols: u32,
+) -> Result<(CudaStorage, Shape)> {
+    let dev = &ops.x.0.device;
+    let (elements, shape) = kernel.output(rows, cols);
+    // SAFETY: the kernel writes every element before anything reads it.
+    let mut out = unsafe { dev.alloc::<T>(elements) }?;
+    if elements > 0 {
+        let x = view::<T>(ops.x)?;
+        let grad_y = ops.grad_y.map(view::<T>).transpose()?;
+        let limit = T::limit(ops.clamp);
+        let (ids, w);
+        let func = dev.get_or_load_custom_func(&kernel.entry(T::SUFFIX), MODULE, cuda_ptx()?)?;
+        let mut launch = Launch::new(kernel, func.builder());
+        launch.arg(&x);
+        match kernel.phase {
+            Phase::PerNeuron => {
+                ids = view::<u32>(ops.per_neuron)?;
+                launch.arg(&ids);
+            }
+            Phase::Mixture => {
+                w = view::<T>(ops.per_neuron)?;
+                launch.arg(&w);
+            }
         }
-        Ok(CudaStorage::wrap_cuda_slice(y, dev.clone()))
-    })
-}
-
-/// Phase 2 backward: `grad_x = grad_y * f'_{ids[n]}(x)`.
-pub(crate) fn per_neuron_grad_x(
-    x: &CudaStorage,
-    x_layout: &Layout,
-    ids: &CudaStorage,
-    ids_layout: &Layout,
-    grad_y: &CudaStorage,
-    grad_layout: &Layout,
-) -> Result<CudaStorage> {
-    let (rows, cols) = dims(x_layout, "x")?;
-    let ids = ids_view(ids, ids_layout, cols)?;
-    check_same_dtype(x, grad_y, "grad_y")?;
-    with_float_type!(x.dtype(), |T| {
-        let dev = &x.device;
-        let x = view::<T>(x, x_layout, "x")?;
-        let grad_y = view::<T>(grad_y, grad_layout, "grad_y")?;
-        let n = rows as usize * cols as usize;
-        let mut grad_x = output::<T>(dev, n)?;
-        if n > 0 {
-            let func = dev.get_or_load_custom_func(
-                &PER_NEURON_GRAD_X.entry(T::SUFFIX),
-                MODULE,
-                cuda_ptx()?,
-            )?;
-            let mut launch = Launch::new(PER_NEURON_GRAD_X, func.builder());
-            launch
-                .arg(&x)
-                .arg(&ids)
-                .arg(&grad_y)
-                .arg(&mut grad_x)
-                .arg(&rows)
-                .arg(&cols);
-            launch.run(elementwise_config(n))?;
+        if let Some(grad_y) = &grad_y {
+            launch.arg(grad_y);
         }
-        Ok(CudaStorage::wrap_cuda_slice(grad_x, dev.clone()))
-    })
-}
-
-/// Phase 1 forward: `y = C(sum_k w[n, k] C(f_k(x)))`.
-pub(crate) fn mixture_fwd(
-    x: &CudaStorage,
-    x_layout: &Layout,
-    w: &CudaStorage,
-    w_layout: &Layout,
-    clamp: Option<f64>,
-) -> Result<CudaStorage> {
-    let (rows, cols) = dims(x_layout, "x")?;
-    check_w(w_layout, cols)?;
-    check_same_dtype(x, w, "w")?;
-    with_float_type!(x.dtype(), |T| {
-        let dev = &x.device;
-        let x = view::<T>(x, x_layout, "x")?;
-        let w = view::<T>(w, w_layout, "w")?;
-        let limit = T::limit(clamp);
-        let n = rows as usize * cols as usize;
-        let mut y = output::<T>(dev, n)?;
-        if n > 0 {
-            let func =
-                dev.get_or_load_custom_func(&MIXTURE_FWD.entry(T::SUFFIX), MODULE, cuda_ptx()?)?;
-            let mut launch = Launch::new(MIXTURE_FWD, func.builder());
-            launch
-                .arg(&x)
-                .arg(&w)
-                .arg(&mut y)
-                .arg(&limit)
-                .arg(&rows)
-                .arg(&cols);
-            launch.run(elementwise_config(n))?;
+        launch.arg(&mut out);
+        if kernel.phase == Phase::Mixture {
+            launch.arg(&limit);
         }
-        Ok(CudaStorage::wrap_cuda_slice(y, dev.clone()))
-    })
-}
-
-/// Phase 1 backward to x.
-pub(crate) fn mixture_grad_x(
-    x: &CudaStorage,
-    x_layout: &Layout,
-    w: &CudaStorage,
-    w_layout: &Layout,
-    grad_y: &CudaStorage,
-    grad_layout: &Layout,
-    clamp: Option<f64>,
-) -> Result<CudaStorage> {
-    let (rows, cols) = dims(x_layout, "x")?;
-    check_w(w_layout, cols)?;
-    check_same_dtype(x, w, "w")?;
-    check_same_dtype(x, grad_y, "grad_y")?;
-    with_float_type!(x.dtype(), |T| {
-        let dev = &x.device;
-        let x = view::<T>(x, x_layout, "x")?;
-        let w = view::<T>(w, w_layout, "w")?;
-        let grad_y = view::<T>(grad_y, grad_layout, "grad_y")?;
-        let limit = T::limit(clamp);
-        let n = rows as usize * cols as usize;
-        let mut grad_x = output::<T>(dev, n)?;
-        if n > 0 {
-            let func =
-                dev.get_or_load_custom_func(&MIXTURE_GRAD_X.entry(T::SUFFIX), MODULE, cuda_ptx()?)?;
-            let mut launch = Launch::new(MIXTURE_GRAD_X, func.builder());
-            launch
-                .arg(&x)
-                .arg(&w)
-                .arg(&grad_y)
-                .arg(&mut grad_x)
-                .arg(&limit)
-                .arg(&rows)
-                .arg(&cols);
-            launch.run(elementwise_config(n))?;
-        }
-        Ok(CudaStorage::wrap_cuda_slice(grad_x, dev.clone()))
-    })
-}
-
-/// Phase 1 backward to w: a batch reduction laid out so that it needs no atomics (see the
-/// comment above `mixture_grad_w` in the .cu file), hence bitwise reproducible.
-pub(crate) fn mixture_grad_w(
-    x: &CudaStorage,
-    x_layout: &Layout,
-    w: &CudaStorage,
-    w_layout: &Layout,
-    grad_y: &CudaStorage,
-    grad_layout: &Layout,
-    clamp: Option<f64>,
-) -> Result<CudaStorage> {
-    let (rows, cols) = dims(x_layout, "x")?;
-    check_w(w_layout, cols)?;
-    check_same_dtype(x, w, "w")?;
-    check_same_dtype(x, grad_y, "grad_y")?;
-    with_float_type!(x.dtype(), |T| {
-        let dev = &x.device;
-        let x = view::<T>(x, x_layout, "x")?;
-        let w = view::<T>(w, w_layout, "w")?;
-        let grad_y = view::<T>(grad_y, grad_layout, "grad_y")?;
-        let limit = T::limit(clamp);
-        let mut grad_w = output::<T>(dev, cols as usize * Activation::COUNT)?;
-        if cols > 0 {
-            let func =
-                dev.get_or_load_custom_func(&MIXTURE_GRAD_W.entry(T::SUFFIX), MODULE, cuda_ptx()?)?;
-            let mut launch = Launch::new(MIXTURE_GRAD_W, func.builder());
-            launch
-                .arg(&x)
-                .arg(&w)
-                .arg(&grad_y)
-                .arg(&mut grad_w)
-                .arg(&limit)
-                .arg(&rows)
-                .arg(&cols);
-            launch.run(LaunchConfig {
+        launch.arg(&rows).arg(&cols);
+        launch.run(if kernel.reduces_batch {
+            // See the comment above mixture_grad_w in the .cu file.
+            LaunchConfig {
                 grid_dim: (cols.div_ceil(GRAD_W_COLS), 1, 1),
                 block_dim: (GRAD_W_COLS, GRAD_W_ROW_GROUPS, 1),
                 shared_mem_bytes: 0,
-            })?;
-        }
-        Ok(CudaStorage::wrap_cuda_slice(grad_w, dev.clone()))
-    })
+            }
+        } else {
+            // One thread per element; the grid-stride loop covers a capped grid.
+            let blocks = elements.div_ceil(ELEMENTWISE_THREADS as usize).min(1 << 20);
+            LaunchConfig {
+                grid_dim: (blocks as u32, 1, 1),
+                block_dim: (ELEMENTWISE_THREADS, 1, 1),
+                shared_mem_bytes: 0,
+            }
+        })?;
+    }
+    Ok((CudaStorage::wrap_cuda_slice(out, dev.clone()), shape))
+}
+
+/// The contiguous device view of an operand ([`Operands::check`] made sure it is contiguous
+/// and of the right dtype).
+fn view<'a, T: CudaDType>(
+    (storage, layout): (&'a CudaStorage, &Layout),
+) -> Result<CudaView<'a, T>> {
+    match layout.contiguous_offsets() {
+        Some((start, end)) => Ok(storage.as_cuda_slice::<T>()?.slice(start..end)),
+        None => bail!("internal error: operand not contiguous"),
+    }
 }

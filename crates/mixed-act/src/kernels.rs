@@ -1,27 +1,46 @@
 //! The GPU kernel sources and the one list of their entry points.
 //!
 //! `kernels/mixed_act.cu` (CUDA, compiled at run time with NVRTC) and `kernels/mixed_act.metal`
-//! (MSL, compiled at run time by Metal) hold the same five kernels. [`KERNELS`] names each
-//! with the number of arguments the host passes; the launch code in `cuda.rs` and `metal.rs`
-//! checks its own argument count against it on every launch, and the tests below check it
-//! against both sources, so a kernel renamed or given another argument on one side only fails
-//! `make test` instead of failing on a user's GPU.
+//! (MSL, compiled at run time by Metal) hold the same five kernels. [`KERNELS`] describes
+//! each (name, operands, argument order); the launch code in `cuda.rs` and `metal.rs` is one
+//! function per backend driven by it, which checks its argument count on every launch, and
+//! the tests below check it against both sources, so a kernel renamed or given another
+//! argument on one side only fails `make test` instead of failing on a user's GPU.
 
 // Each GPU feature reads part of this, the tests all of it.
 #![cfg_attr(not(all(feature = "cuda", feature = "metal")), allow(dead_code))]
+
+use candle_core::backend::BackendStorage;
+use candle_core::{bail, DType, Layout, Result, Shape};
+
+use crate::Activation;
 
 /// CUDA C++ source of every kernel.
 pub(crate) const CUDA_SOURCE: &str = include_str!("kernels/mixed_act.cu");
 /// Metal Shading Language source of the same kernels.
 pub(crate) const METAL_SOURCE: &str = include_str!("kernels/mixed_act.metal");
 
-/// One kernel: its base name (the entry point appends the element type, as in
-/// `mixture_fwd_f32`) and how many arguments the host passes (buffers and scalars; Metal's
-/// thread-position arguments are not passed by the host and not counted).
+/// Which per-neuron operand a kernel reads besides `x`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Phase {
+    /// Phase 2: `ids [N]` (u32), one function per neuron.
+    PerNeuron,
+    /// Phase 1: mixing weights `w [N, 6]` (the dtype of x) and a clamp limit.
+    Mixture,
+}
+
+/// One kernel. Every kernel takes its arguments in one order,
+/// `(x, ids | w, [grad_y], out, [limit], rows, cols)`: grad_y for the backward kernels, limit
+/// for the mixture's. The tests check the parameter names of both sources against this.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Kernel {
+    /// Base name; the entry point appends the element type, as in `mixture_fwd_f32`.
     pub name: &'static str,
-    pub args: usize,
+    pub phase: Phase,
+    /// Backward kernels read the incoming gradient.
+    pub reads_grad: bool,
+    /// grad-w reduces over the batch into `[N, 6]`; the others write `[rows, cols]`.
+    pub reduces_batch: bool,
 }
 
 impl Kernel {
@@ -29,32 +48,54 @@ impl Kernel {
     pub fn entry(self, dtype: &str) -> String {
         format!("{}_{dtype}", self.name)
     }
+
+    /// How many arguments the host passes (buffers and scalars; Metal's thread positions
+    /// are not passed by the host and not counted).
+    pub fn args(self) -> usize {
+        let grad = usize::from(self.reads_grad);
+        let limit = usize::from(self.phase == Phase::Mixture);
+        2 + grad + 1 + limit + 2
+    }
+
+    /// Elements and shape of the output for an input of `[rows, cols]`.
+    pub fn output(self, rows: u32, cols: u32) -> (usize, Shape) {
+        let (rows, cols) = (rows as usize, cols as usize);
+        if self.reduces_batch {
+            (
+                cols * Activation::COUNT,
+                Shape::from((cols, Activation::COUNT)),
+            )
+        } else {
+            (rows * cols, Shape::from((rows, cols)))
+        }
+    }
 }
 
-/// `(x, ids, y, rows, cols)`.
 pub(crate) const PER_NEURON_FWD: Kernel = Kernel {
     name: "per_neuron_fwd",
-    args: 5,
+    phase: Phase::PerNeuron,
+    reads_grad: false,
+    reduces_batch: false,
 };
-/// `(x, ids, grad_y, grad_x, rows, cols)`.
 pub(crate) const PER_NEURON_GRAD_X: Kernel = Kernel {
     name: "per_neuron_grad_x",
-    args: 6,
+    reads_grad: true,
+    ..PER_NEURON_FWD
 };
-/// `(x, w, y, limit, rows, cols)`.
 pub(crate) const MIXTURE_FWD: Kernel = Kernel {
     name: "mixture_fwd",
-    args: 6,
+    phase: Phase::Mixture,
+    ..PER_NEURON_FWD
 };
-/// `(x, w, grad_y, grad_x, limit, rows, cols)`.
 pub(crate) const MIXTURE_GRAD_X: Kernel = Kernel {
     name: "mixture_grad_x",
-    args: 7,
+    reads_grad: true,
+    ..MIXTURE_FWD
 };
-/// `(x, w, grad_y, grad_w, limit, rows, cols)`.
 pub(crate) const MIXTURE_GRAD_W: Kernel = Kernel {
     name: "mixture_grad_w",
-    args: 7,
+    reduces_batch: true,
+    ..MIXTURE_GRAD_X
 };
 
 /// Every kernel, in source order.
@@ -65,6 +106,94 @@ pub(crate) const KERNELS: [Kernel; 5] = [
     MIXTURE_GRAD_X,
     MIXTURE_GRAD_W,
 ];
+
+/// The tensors one launch reads, each with its layout, and the mixture's clamp.
+pub(crate) struct Operands<'a, S> {
+    pub x: (&'a S, &'a Layout),
+    /// `ids` for phase-2 kernels, `w` for phase-1 kernels.
+    pub per_neuron: (&'a S, &'a Layout),
+    pub grad_y: Option<(&'a S, &'a Layout)>,
+    /// `Some(c)` clamps to [-c, c]; read by the mixture kernels only.
+    pub clamp: Option<f64>,
+}
+
+impl<'a, S: BackendStorage> Operands<'a, S> {
+    pub fn new(x: (&'a S, &'a Layout), per_neuron: (&'a S, &'a Layout)) -> Self {
+        Self {
+            x,
+            per_neuron,
+            grad_y: None,
+            clamp: None,
+        }
+    }
+
+    pub fn with_grad(self, grad_y: (&'a S, &'a Layout)) -> Self {
+        Self {
+            grad_y: Some(grad_y),
+            ..self
+        }
+    }
+
+    pub fn with_clamp(self, clamp: Option<f64>) -> Self {
+        Self { clamp, ..self }
+    }
+
+    /// Checks what the GPU kernels assume (the public ops arrange it: contiguous inputs, u32
+    /// ids) and returns `(rows, cols)` as the kernels' u32 arguments. `floats` are the element
+    /// types the backend's kernels take.
+    pub fn check(&self, kernel: Kernel, backend: &str, floats: &[DType]) -> Result<(u32, u32)> {
+        let (x, x_layout) = self.x;
+        let (rows, cols) = x_layout.shape().dims2()?;
+        if !floats.contains(&x.dtype()) {
+            bail!(
+                "the {backend} activation kernels take {floats:?} tensors, x is {:?}",
+                x.dtype()
+            );
+        }
+        let (p, p_layout) = self.per_neuron;
+        let (what, dtype, dims) = match kernel.phase {
+            Phase::PerNeuron => ("ids", DType::U32, vec![cols]),
+            Phase::Mixture => ("w", x.dtype(), vec![cols, Activation::COUNT]),
+        };
+        if p.dtype() != dtype || p_layout.dims() != dims.as_slice() {
+            bail!(
+                "{what} must be {dtype:?} of shape {dims:?} for x of shape [{rows}, {cols}], got {:?} {:?}",
+                p.dtype(),
+                p_layout.dims()
+            );
+        }
+        let mut inputs = vec![("x", x_layout), (what, p_layout)];
+        match (kernel.reads_grad, self.grad_y) {
+            (true, Some((g, g_layout))) => {
+                if g.dtype() != x.dtype() || g_layout.dims() != x_layout.dims() {
+                    bail!(
+                        "grad_y must match x ({:?} {:?}), got {:?} {:?}",
+                        x.dtype(),
+                        x_layout.dims(),
+                        g.dtype(),
+                        g_layout.dims()
+                    );
+                }
+                inputs.push(("grad_y", g_layout));
+            }
+            (true, None) => bail!("internal error: {} needs grad_y", kernel.name),
+            (false, _) => {}
+        }
+        for (what, layout) in inputs {
+            if !layout.is_contiguous() {
+                bail!("{what} must be contiguous for the {backend} kernels");
+            }
+        }
+        match (
+            u32::try_from(rows),
+            u32::try_from(cols),
+            u32::try_from(rows * cols),
+        ) {
+            (Ok(r), Ok(c), Ok(_)) => Ok((r, c)),
+            _ => bail!("x of shape [{rows}, {cols}] is too large for the {backend} kernels"),
+        }
+    }
+}
 
 /// Element types with CUDA entry points.
 pub(crate) const CUDA_DTYPES: [&str; 2] = ["f32", "f64"];
@@ -131,7 +260,7 @@ mod tests {
     fn expected_entries(dtypes: &[&str]) -> Vec<(String, usize)> {
         KERNELS
             .iter()
-            .flat_map(|k| dtypes.iter().map(move |d| (k.entry(d), k.args)))
+            .flat_map(|k| dtypes.iter().map(move |d| (k.entry(d), k.args())))
             .collect()
     }
 
@@ -164,6 +293,111 @@ mod tests {
             })
             .collect();
         assert_eq!(found, expected_entries(&METAL_DTYPES));
+    }
+
+    /// The parameter names the host's argument order implies.
+    fn expected_names(k: Kernel) -> Vec<&'static str> {
+        let mut names = vec!["x"];
+        names.push(match k.phase {
+            Phase::PerNeuron => "ids",
+            Phase::Mixture => "w",
+        });
+        if k.reads_grad {
+            names.push("grad_y");
+        }
+        names.push(match (k.reads_grad, k.reduces_batch) {
+            (_, true) => "grad_w",
+            (true, false) => "grad_x",
+            (false, false) => "y",
+        });
+        if k.phase == Phase::Mixture {
+            names.push("limit");
+        }
+        names.extend(["rows", "cols"]);
+        names
+    }
+
+    /// The last identifier of a parameter, attributes (`[[buffer(0)]]`) removed.
+    fn parameter_name(p: &str) -> &str {
+        let p = p.split("[[").next().unwrap().trim_end();
+        let start = p
+            .rfind(|c: char| !(c.is_alphanumeric() || c == '_'))
+            .map_or(0, |i| i + 1);
+        &p[start..]
+    }
+
+    #[test]
+    fn both_sources_take_the_arguments_in_the_hosts_order() {
+        for (source, marker, file) in [
+            (CUDA_SOURCE, "extern \"C\" __global__ void", "mixed_act.cu"),
+            (METAL_SOURCE, "\nkernel void", "mixed_act.metal"),
+        ] {
+            for (name, list) in entry_points(source, marker) {
+                let kernel = KERNELS
+                    .into_iter()
+                    .find(|k| name.rsplit_once('_').map(|(base, _)| base) == Some(k.name))
+                    .unwrap_or_else(|| panic!("{file}: {name} is not in KERNELS"));
+                let names: Vec<&str> = parameters(list)
+                    .into_iter()
+                    .filter(|p| marker.contains("extern") || p.contains("[[buffer("))
+                    .map(parameter_name)
+                    .collect();
+                assert_eq!(names, expected_names(kernel), "{file}: {name}");
+            }
+        }
+    }
+
+    #[test]
+    fn operands_are_checked_before_any_launch() {
+        use candle_core::{CpuStorage, Shape};
+        let x = CpuStorage::F32(vec![0.0; 12]);
+        let x_layout = Layout::contiguous(Shape::from((3, 4)));
+        let ids = CpuStorage::U32(vec![0; 4]);
+        let ids_layout = Layout::contiguous(Shape::from(4));
+        let ok = Operands::new((&x, &x_layout), (&ids, &ids_layout));
+        assert_eq!(
+            ok.check(PER_NEURON_FWD, "CUDA", &[DType::F32]).unwrap(),
+            (3, 4)
+        );
+        let err = |ops: Operands<CpuStorage>, k: Kernel| {
+            ops.check(k, "CUDA", &[DType::F32]).unwrap_err().to_string()
+        };
+        // ids of another length, ids of another dtype, f64 where only f32 is taken.
+        let short_layout = Layout::contiguous(Shape::from(3));
+        let e = err(
+            Operands::new((&x, &x_layout), (&ids, &short_layout)),
+            PER_NEURON_FWD,
+        );
+        assert!(e.contains("ids") && e.contains("[3]"), "{e}");
+        let ids64 = CpuStorage::I64(vec![0; 4]);
+        let e = err(
+            Operands::new((&x, &x_layout), (&ids64, &ids_layout)),
+            PER_NEURON_FWD,
+        );
+        assert!(e.contains("U32"), "{e}");
+        let x64 = CpuStorage::F64(vec![0.0; 12]);
+        let e = err(
+            Operands::new((&x64, &x_layout), (&ids, &ids_layout)),
+            PER_NEURON_FWD,
+        );
+        assert!(e.contains("F64"), "{e}");
+        // A mixture needs w [4, 6]; a transposed x is not contiguous; grad_y must match x.
+        let e = err(
+            Operands::new((&x, &x_layout), (&ids, &ids_layout)),
+            MIXTURE_FWD,
+        );
+        assert!(e.contains("w must be"), "{e}");
+        let t_layout = Layout::contiguous(Shape::from((4, 3)))
+            .transpose(0, 1)
+            .unwrap();
+        let e = err(
+            Operands::new((&x, &t_layout), (&ids, &ids_layout)),
+            PER_NEURON_FWD,
+        );
+        assert!(e.contains("contiguous"), "{e}");
+        let g_layout = Layout::contiguous(Shape::from((4, 3)));
+        let ops = Operands::new((&x, &x_layout), (&ids, &ids_layout)).with_grad((&x, &g_layout));
+        assert!(err(ops, PER_NEURON_GRAD_X).contains("grad_y"));
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Metal launches of the kernels in `kernels/mixed_act.metal` (behind the `metal` feature).
 //!
 //! The MSL source is compiled once per device with `new_library_with_source`, and its
-//! pipelines are cached per device. Each function here is the `metal_fwd` of one op in
+//! pipelines are cached per device. [`launch`] is the `metal_fwd` of every op in
 //! `per_neuron.rs` / `mixture.rs`, encoded on candle's current command encoder (outputs bound
 //! with `set_output_buffer`, so candle inserts the barriers later kernels need). Metal has no
 //! f64: the kernels take f32.
@@ -86,7 +86,7 @@ impl<'a> Launch<'a> {
     }
 
     /// An input tensor: its buffer and the byte offset of its first element.
-    fn input(&mut self, storage: &MetalStorage, layout: &Layout) -> &mut Self {
+    fn input(&mut self, (storage, layout): (&MetalStorage, &Layout)) -> &mut Self {
         let offset = layout.start_offset() * storage.dtype().size_in_bytes();
         self.encoder
             .set_input_buffer(self.bound, Some(storage.buffer()), offset);
@@ -107,11 +107,11 @@ impl<'a> Launch<'a> {
     }
 
     fn dispatch(&self, groups: MTLSize, threads_per_group: MTLSize) -> Result<()> {
-        if self.bound != self.kernel.args {
+        if self.bound != self.kernel.args() {
             bail!(
                 "internal error: kernel {} takes {} arguments but the host bound {}",
                 self.kernel.name,
-                self.kernel.args,
+                self.kernel.args(),
                 self.bound
             );
         }
@@ -129,220 +129,44 @@ fn size(width: usize, height: usize) -> MTLSize {
     }
 }
 
-/// One thread per element in groups of ELEMENTWISE_THREADS (the kernels bounds-check).
-fn elementwise_groups(elements: usize) -> (MTLSize, MTLSize) {
-    let threads = ELEMENTWISE_THREADS as usize;
-    (size(elements.div_ceil(threads), 1), size(threads, 1))
-}
-
-/// `(rows, cols)` of a `[rows, cols]` input, checked: f32 only, contiguous, and few enough
-/// elements for the kernels' u32 indices.
-fn check_input(storage: &MetalStorage, layout: &Layout, what: &str) -> Result<(u32, u32)> {
-    if storage.dtype() != DType::F32 {
-        bail!(
-            "the Metal activation kernels take f32 tensors, {what} is {:?}",
-            storage.dtype()
-        );
-    }
-    if !layout.is_contiguous() {
-        bail!("{what} must be contiguous for the Metal kernels");
-    }
-    let (rows, cols) = layout.shape().dims2()?;
-    if rows.checked_mul(cols).is_none_or(|n| n > u32::MAX as usize) {
-        bail!("{what} of shape [{rows}, {cols}] is too large for the Metal kernels");
-    }
-    Ok((rows as u32, cols as u32))
-}
-
-fn check_ids(ids: &MetalStorage, layout: &Layout, cols: u32) -> Result<()> {
-    if ids.dtype() != DType::U32 {
-        bail!("ids must be u32 on Metal, got {:?}", ids.dtype());
-    }
-    if layout.dims() != [cols as usize] || !layout.is_contiguous() {
-        bail!(
-            "ids must be a contiguous [{cols}] tensor (one id per neuron), got {:?}",
-            layout.dims()
-        );
-    }
-    Ok(())
-}
-
-fn check_w(w: &MetalStorage, layout: &Layout, cols: u32) -> Result<()> {
-    if w.dtype() != DType::F32 || !layout.is_contiguous() {
-        bail!("w must be a contiguous f32 tensor on Metal");
-    }
-    if layout.dims() != [cols as usize, Activation::COUNT] {
-        bail!(
-            "w must have shape [neurons, 6] = [{cols}, 6], got {:?}",
-            layout.dims()
-        );
-    }
-    Ok(())
-}
-
-fn limit(clamp: Option<f64>) -> f32 {
-    clamp.map_or(f32::INFINITY, |c| c as f32)
-}
-
-fn new_output(device: &MetalDevice, elements: usize, label: &str) -> Result<Arc<Buffer>> {
-    device
+/// Launches `kernel` on `ops` and returns its fresh output: the Metal twin of
+/// `cuda::launch`, one function for all five kernels.
+pub(crate) fn launch(kernel: Kernel, ops: Operands<MetalStorage>) -> Result<(MetalStorage, Shape)> {
+    let (rows, cols) = ops.check(kernel, "Metal", &[DType::F32])?;
+    let device = ops.x.0.device();
+    let (elements, shape) = kernel.output(rows, cols);
+    let out = device
         .new_buffer_builder()
         .with_size_for(elements, DType::F32)
-        .with_label(label)
-        .build()
-}
-
-fn storage(buffer: Arc<Buffer>, device: &MetalDevice, elements: usize) -> MetalStorage {
-    MetalStorage::new(buffer, device.clone(), elements, DType::F32)
-}
-
-/// Phase 2 forward: `y = f_{ids[n]}(x)`.
-pub(crate) fn per_neuron_fwd(
-    x: &MetalStorage,
-    x_layout: &Layout,
-    ids: &MetalStorage,
-    ids_layout: &Layout,
-) -> Result<MetalStorage> {
-    let (rows, cols) = check_input(x, x_layout, "x")?;
-    check_ids(ids, ids_layout, cols)?;
-    let device = x.device();
-    let n = rows as usize * cols as usize;
-    let y = new_output(device, n, "per-neuron-fwd")?;
-    if n > 0 {
-        let pipeline = pipeline(device, PER_NEURON_FWD)?;
+        .with_label(kernel.name)
+        .build()?;
+    if elements > 0 {
+        let pipeline = pipeline(device, kernel)?;
         let encoder = device.command_encoder()?;
-        let mut launch = Launch::new(PER_NEURON_FWD, encoder.as_ref(), &pipeline);
-        launch.input(x, x_layout).input(ids, ids_layout).output(&y);
+        let mut launch = Launch::new(kernel, encoder.as_ref(), &pipeline);
+        launch.input(ops.x).input(ops.per_neuron);
+        if let Some(grad_y) = ops.grad_y {
+            launch.input(grad_y);
+        }
+        launch.output(&out);
+        if kernel.phase == Phase::Mixture {
+            launch.scalar(&ops.clamp.map_or(f32::INFINITY, |c| c as f32));
+        }
         launch.scalar(&rows).scalar(&cols);
-        let (groups, threads) = elementwise_groups(n);
-        launch.dispatch(groups, threads)?;
+        if kernel.reduces_batch {
+            // See the comment above mixture_grad_w in the .metal file.
+            launch.dispatch(
+                size(cols.div_ceil(GRAD_W_COLS) as usize, 1),
+                size(GRAD_W_COLS as usize, GRAD_W_ROW_GROUPS as usize),
+            )?;
+        } else {
+            // One thread per element; the kernels bounds-check the last group.
+            let threads = ELEMENTWISE_THREADS as usize;
+            launch.dispatch(size(elements.div_ceil(threads), 1), size(threads, 1))?;
+        }
     }
-    Ok(storage(y, device, n))
-}
-
-/// Phase 2 backward: `grad_x = grad_y * f'_{ids[n]}(x)`.
-pub(crate) fn per_neuron_grad_x(
-    x: &MetalStorage,
-    x_layout: &Layout,
-    ids: &MetalStorage,
-    ids_layout: &Layout,
-    grad_y: &MetalStorage,
-    grad_layout: &Layout,
-) -> Result<MetalStorage> {
-    let (rows, cols) = check_input(x, x_layout, "x")?;
-    check_ids(ids, ids_layout, cols)?;
-    check_input(grad_y, grad_layout, "grad_y")?;
-    let device = x.device();
-    let n = rows as usize * cols as usize;
-    let grad_x = new_output(device, n, "per-neuron-grad-x")?;
-    if n > 0 {
-        let pipeline = pipeline(device, PER_NEURON_GRAD_X)?;
-        let encoder = device.command_encoder()?;
-        let mut launch = Launch::new(PER_NEURON_GRAD_X, encoder.as_ref(), &pipeline);
-        launch
-            .input(x, x_layout)
-            .input(ids, ids_layout)
-            .input(grad_y, grad_layout);
-        launch.output(&grad_x).scalar(&rows).scalar(&cols);
-        let (groups, threads) = elementwise_groups(n);
-        launch.dispatch(groups, threads)?;
-    }
-    Ok(storage(grad_x, device, n))
-}
-
-/// Phase 1 forward: `y = C(sum_k w[n, k] C(f_k(x)))`.
-pub(crate) fn mixture_fwd(
-    x: &MetalStorage,
-    x_layout: &Layout,
-    w: &MetalStorage,
-    w_layout: &Layout,
-    clamp: Option<f64>,
-) -> Result<MetalStorage> {
-    let (rows, cols) = check_input(x, x_layout, "x")?;
-    check_w(w, w_layout, cols)?;
-    let device = x.device();
-    let n = rows as usize * cols as usize;
-    let y = new_output(device, n, "mixture-fwd")?;
-    if n > 0 {
-        let pipeline = pipeline(device, MIXTURE_FWD)?;
-        let encoder = device.command_encoder()?;
-        let mut launch = Launch::new(MIXTURE_FWD, encoder.as_ref(), &pipeline);
-        launch.input(x, x_layout).input(w, w_layout).output(&y);
-        launch.scalar(&limit(clamp)).scalar(&rows).scalar(&cols);
-        let (groups, threads) = elementwise_groups(n);
-        launch.dispatch(groups, threads)?;
-    }
-    Ok(storage(y, device, n))
-}
-
-/// Phase 1 backward to x.
-pub(crate) fn mixture_grad_x(
-    x: &MetalStorage,
-    x_layout: &Layout,
-    w: &MetalStorage,
-    w_layout: &Layout,
-    grad_y: &MetalStorage,
-    grad_layout: &Layout,
-    clamp: Option<f64>,
-) -> Result<MetalStorage> {
-    let (rows, cols) = check_input(x, x_layout, "x")?;
-    check_w(w, w_layout, cols)?;
-    check_input(grad_y, grad_layout, "grad_y")?;
-    let device = x.device();
-    let n = rows as usize * cols as usize;
-    let grad_x = new_output(device, n, "mixture-grad-x")?;
-    if n > 0 {
-        let pipeline = pipeline(device, MIXTURE_GRAD_X)?;
-        let encoder = device.command_encoder()?;
-        let mut launch = Launch::new(MIXTURE_GRAD_X, encoder.as_ref(), &pipeline);
-        launch
-            .input(x, x_layout)
-            .input(w, w_layout)
-            .input(grad_y, grad_layout);
-        launch
-            .output(&grad_x)
-            .scalar(&limit(clamp))
-            .scalar(&rows)
-            .scalar(&cols);
-        let (groups, threads) = elementwise_groups(n);
-        launch.dispatch(groups, threads)?;
-    }
-    Ok(storage(grad_x, device, n))
-}
-
-/// Phase 1 backward to w: the atomics-free batch reduction described in the .metal file.
-pub(crate) fn mixture_grad_w(
-    x: &MetalStorage,
-    x_layout: &Layout,
-    w: &MetalStorage,
-    w_layout: &Layout,
-    grad_y: &MetalStorage,
-    grad_layout: &Layout,
-    clamp: Option<f64>,
-) -> Result<MetalStorage> {
-    let (rows, cols) = check_input(x, x_layout, "x")?;
-    check_w(w, w_layout, cols)?;
-    check_input(grad_y, grad_layout, "grad_y")?;
-    let device = x.device();
-    let n = cols as usize * Activation::COUNT;
-    let grad_w = new_output(device, n, "mixture-grad-w")?;
-    if cols > 0 {
-        let pipeline = pipeline(device, MIXTURE_GRAD_W)?;
-        let encoder = device.command_encoder()?;
-        let mut launch = Launch::new(MIXTURE_GRAD_W, encoder.as_ref(), &pipeline);
-        launch
-            .input(x, x_layout)
-            .input(w, w_layout)
-            .input(grad_y, grad_layout);
-        launch
-            .output(&grad_w)
-            .scalar(&limit(clamp))
-            .scalar(&rows)
-            .scalar(&cols);
-        launch.dispatch(
-            size(cols.div_ceil(GRAD_W_COLS) as usize, 1),
-            size(GRAD_W_COLS as usize, GRAD_W_ROW_GROUPS as usize),
-        )?;
-    }
-    Ok(storage(grad_w, device, n))
+    Ok((
+        MetalStorage::new(out, device.clone(), elements, DType::F32),
+        shape,
+    ))
 }

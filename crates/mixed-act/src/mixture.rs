@@ -17,6 +17,8 @@ use crate::cpu::{
     float_dispatch, for_each_column_block, for_each_row_block, same_dtype, Clamp, ColumnPlan,
     KernelFloat, Matrix,
 };
+#[cfg(any(feature = "cuda", feature = "metal"))]
+use crate::kernels::{Operands, MIXTURE_FWD, MIXTURE_GRAD_W, MIXTURE_GRAD_X};
 use crate::per_neuron::{activation_slow, check_grad_shape, gpu_ready};
 use num_traits::{ToPrimitive, Zero};
 
@@ -99,8 +101,8 @@ impl CustomOp2 for Mixture {
         w: &candle_core::CudaStorage,
         w_layout: &Layout,
     ) -> Result<(candle_core::CudaStorage, Shape)> {
-        let y = crate::cuda::mixture_fwd(x, x_layout, w, w_layout, self.clamp)?;
-        Ok((y, x_layout.shape().clone()))
+        let ops = Operands::new((x, x_layout), (w, w_layout)).with_clamp(self.clamp);
+        crate::cuda::launch(MIXTURE_FWD, ops)
     }
 
     #[cfg(feature = "metal")]
@@ -111,8 +113,8 @@ impl CustomOp2 for Mixture {
         w: &candle_core::MetalStorage,
         w_layout: &Layout,
     ) -> Result<(candle_core::MetalStorage, Shape)> {
-        let y = crate::metal::mixture_fwd(x, x_layout, w, w_layout, self.clamp)?;
-        Ok((y, x_layout.shape().clone()))
+        let ops = Operands::new((x, x_layout), (w, w_layout)).with_clamp(self.clamp);
+        crate::metal::launch(MIXTURE_FWD, ops)
     }
 
     fn bwd(
@@ -173,10 +175,10 @@ impl CustomOp3 for MixtureGradX {
         grad_y: &candle_core::CudaStorage,
         grad_layout: &Layout,
     ) -> Result<(candle_core::CudaStorage, Shape)> {
-        check_grad_shape(x_layout, grad_layout)?;
-        let out =
-            crate::cuda::mixture_grad_x(x, x_layout, w, w_layout, grad_y, grad_layout, self.clamp)?;
-        Ok((out, x_layout.shape().clone()))
+        let ops = Operands::new((x, x_layout), (w, w_layout))
+            .with_grad((grad_y, grad_layout))
+            .with_clamp(self.clamp);
+        crate::cuda::launch(MIXTURE_GRAD_X, ops)
     }
 
     #[cfg(feature = "metal")]
@@ -189,17 +191,10 @@ impl CustomOp3 for MixtureGradX {
         grad_y: &candle_core::MetalStorage,
         grad_layout: &Layout,
     ) -> Result<(candle_core::MetalStorage, Shape)> {
-        check_grad_shape(x_layout, grad_layout)?;
-        let out = crate::metal::mixture_grad_x(
-            x,
-            x_layout,
-            w,
-            w_layout,
-            grad_y,
-            grad_layout,
-            self.clamp,
-        )?;
-        Ok((out, x_layout.shape().clone()))
+        let ops = Operands::new((x, x_layout), (w, w_layout))
+            .with_grad((grad_y, grad_layout))
+            .with_clamp(self.clamp);
+        crate::metal::launch(MIXTURE_GRAD_X, ops)
     }
 }
 
@@ -249,10 +244,10 @@ impl CustomOp3 for MixtureGradW {
         grad_y: &candle_core::CudaStorage,
         grad_layout: &Layout,
     ) -> Result<(candle_core::CudaStorage, Shape)> {
-        check_grad_shape(x_layout, grad_layout)?;
-        let out =
-            crate::cuda::mixture_grad_w(x, x_layout, w, w_layout, grad_y, grad_layout, self.clamp)?;
-        Ok((out, w_layout.shape().clone()))
+        let ops = Operands::new((x, x_layout), (w, w_layout))
+            .with_grad((grad_y, grad_layout))
+            .with_clamp(self.clamp);
+        crate::cuda::launch(MIXTURE_GRAD_W, ops)
     }
 
     #[cfg(feature = "metal")]
@@ -265,17 +260,10 @@ impl CustomOp3 for MixtureGradW {
         grad_y: &candle_core::MetalStorage,
         grad_layout: &Layout,
     ) -> Result<(candle_core::MetalStorage, Shape)> {
-        check_grad_shape(x_layout, grad_layout)?;
-        let out = crate::metal::mixture_grad_w(
-            x,
-            x_layout,
-            w,
-            w_layout,
-            grad_y,
-            grad_layout,
-            self.clamp,
-        )?;
-        Ok((out, w_layout.shape().clone()))
+        let ops = Operands::new((x, x_layout), (w, w_layout))
+            .with_grad((grad_y, grad_layout))
+            .with_clamp(self.clamp);
+        crate::metal::launch(MIXTURE_GRAD_W, ops)
     }
 }
 

@@ -13,6 +13,8 @@ use crate::cpu::{
     float_dispatch, for_each_row_block, map2_gathered, map_gathered, read_ids, same_dtype,
     ColumnPlan, KernelFloat, Matrix,
 };
+#[cfg(any(feature = "cuda", feature = "metal"))]
+use crate::kernels::{Operands, PER_NEURON_FWD, PER_NEURON_GRAD_X};
 
 /// Applies activation `ids[n]` to column `n` of `x` (`[batch, neurons]`), with autograd to `x`.
 ///
@@ -125,8 +127,8 @@ impl CustomOp2 for PerNeuron {
         ids: &candle_core::CudaStorage,
         ids_layout: &Layout,
     ) -> Result<(candle_core::CudaStorage, Shape)> {
-        let y = crate::cuda::per_neuron_fwd(x, x_layout, ids, ids_layout)?;
-        Ok((y, x_layout.shape().clone()))
+        let ops = Operands::new((x, x_layout), (ids, ids_layout));
+        crate::cuda::launch(PER_NEURON_FWD, ops)
     }
 
     #[cfg(feature = "metal")]
@@ -137,8 +139,8 @@ impl CustomOp2 for PerNeuron {
         ids: &candle_core::MetalStorage,
         ids_layout: &Layout,
     ) -> Result<(candle_core::MetalStorage, Shape)> {
-        let y = crate::metal::per_neuron_fwd(x, x_layout, ids, ids_layout)?;
-        Ok((y, x_layout.shape().clone()))
+        let ops = Operands::new((x, x_layout), (ids, ids_layout));
+        crate::metal::launch(PER_NEURON_FWD, ops)
     }
 
     fn bwd(
@@ -195,10 +197,8 @@ impl CustomOp3 for PerNeuronGradX {
         grad_y: &candle_core::CudaStorage,
         grad_layout: &Layout,
     ) -> Result<(candle_core::CudaStorage, Shape)> {
-        check_grad_shape(x_layout, grad_layout)?;
-        let grad_x =
-            crate::cuda::per_neuron_grad_x(x, x_layout, ids, ids_layout, grad_y, grad_layout)?;
-        Ok((grad_x, x_layout.shape().clone()))
+        let ops = Operands::new((x, x_layout), (ids, ids_layout)).with_grad((grad_y, grad_layout));
+        crate::cuda::launch(PER_NEURON_GRAD_X, ops)
     }
 
     #[cfg(feature = "metal")]
@@ -211,10 +211,8 @@ impl CustomOp3 for PerNeuronGradX {
         grad_y: &candle_core::MetalStorage,
         grad_layout: &Layout,
     ) -> Result<(candle_core::MetalStorage, Shape)> {
-        check_grad_shape(x_layout, grad_layout)?;
-        let grad_x =
-            crate::metal::per_neuron_grad_x(x, x_layout, ids, ids_layout, grad_y, grad_layout)?;
-        Ok((grad_x, x_layout.shape().clone()))
+        let ops = Operands::new((x, x_layout), (ids, ids_layout)).with_grad((grad_y, grad_layout));
+        crate::metal::launch(PER_NEURON_GRAD_X, ops)
     }
 }
 
