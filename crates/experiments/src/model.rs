@@ -6,6 +6,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use candle_core::{Device, Tensor, Var};
+use mixed_act::gumbel::gumbel_noise;
 use mixed_act::{Activation, FixedLayer, Selection, SelectionLayer};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -154,14 +155,37 @@ impl Mlp {
 
     /// Logits `[batch, 10]`. `rng` gives the Gumbel noise of selection layers when sampling.
     pub fn forward(&self, x: &Tensor, pass: Pass, rng: &mut ChaCha8Rng) -> Result<Tensor> {
+        let sampling = matches!(pass, Pass::Train | Pass::Eval(Selection::Sample));
+        // The Gumbel noise of every selection layer goes to the device in one upload per pass,
+        // drawn in layer order (the same values as drawing layer by layer).
+        let neurons: usize = self
+            .hidden
+            .iter()
+            .map(|h| match h {
+                Hidden::Selection(s) if sampling => s.neurons() * Activation::COUNT,
+                _ => 0,
+            })
+            .sum();
+        let noise = (neurons > 0)
+            .then(|| Tensor::from_vec(gumbel_noise(rng, neurons), neurons, x.device()))
+            .transpose()?;
+        let mut offset = 0;
         let mut h = x.clone();
         for (i, linear) in self.linears.iter().enumerate() {
             h = linear.forward(&h)?;
             if let Some(hidden) = self.hidden.get(i) {
-                h = match (hidden, pass) {
+                h = match (hidden, &noise) {
                     (Hidden::Fixed(f), _) => f.forward(&h)?,
-                    (Hidden::Selection(s), Pass::Train) => s.forward(&h, Selection::Sample, rng)?,
-                    (Hidden::Selection(s), Pass::Eval(sel)) => s.forward(&h, sel, rng)?,
+                    (Hidden::Selection(s), Some(noise)) if sampling => {
+                        let len = s.neurons() * Activation::COUNT;
+                        let layer_noise = noise
+                            .narrow(0, offset, len)?
+                            .reshape((s.neurons(), Activation::COUNT))?
+                            .to_dtype(s.logits().dtype())?;
+                        offset += len;
+                        s.forward_with_noise(&h, &layer_noise)?
+                    }
+                    (Hidden::Selection(s), _) => s.forward(&h, Selection::Argmax, rng)?,
                 };
             }
         }

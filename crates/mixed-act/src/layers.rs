@@ -5,7 +5,7 @@ use candle_core::{bail, Device, Result, Tensor, Var};
 use rand::Rng;
 
 use crate::activation::Activation;
-use crate::gumbel::{argmax_rows, one_hot_argmax, sample_straight_through};
+use crate::gumbel::{argmax_rows, one_hot_argmax, sample_straight_through, straight_through};
 use crate::mixture::mixture;
 use crate::per_neuron::per_neuron;
 
@@ -99,6 +99,13 @@ impl SelectionLayer {
         rng: &mut R,
     ) -> Result<Tensor> {
         let w = self.weights(selection, rng)?.to_dtype(x.dtype())?;
+        mixture(x, &w, self.clamp)
+    }
+
+    /// [`forward`](Self::forward) with [`Selection::Sample`] and the Gumbel noise `[N, 6]`
+    /// given, so that a model can upload the noise of all its layers at once.
+    pub fn forward_with_noise(&self, x: &Tensor, noise: &Tensor) -> Result<Tensor> {
+        let w = straight_through(self.logits.as_tensor(), noise, self.tau)?.to_dtype(x.dtype())?;
         mixture(x, &w, self.clamp)
     }
 
