@@ -19,6 +19,9 @@ pub trait Real: num_traits::Float + Send + Sync + 'static {
     fn exp_minus_one(self) -> Self;
     /// tanh x.
     fn hyperbolic_tangent(self) -> Self;
+    /// `(e^x, e^x - 1)` for x <= 0 (not for positive x), the second accurate near 0, from one
+    /// exponential where possible.
+    fn exponential_pair(self) -> (Self, Self);
 }
 
 impl Real for f32 {
@@ -38,6 +41,10 @@ impl Real for f32 {
     fn hyperbolic_tangent(self) -> Self {
         crate::fastmath::tanh(self)
     }
+    #[inline(always)]
+    fn exponential_pair(self) -> (Self, Self) {
+        crate::fastmath::exp_and_exp_m1(self)
+    }
 }
 
 impl Real for f64 {
@@ -56,6 +63,10 @@ impl Real for f64 {
     #[inline(always)]
     fn hyperbolic_tangent(self) -> Self {
         self.tanh()
+    }
+    #[inline(always)]
+    fn exponential_pair(self) -> (Self, Self) {
+        (self.exp(), self.exp_m1())
     }
 }
 
@@ -168,14 +179,16 @@ impl Activation {
     ///
     /// Written branch-free (both sides computed, then selected), so that loops over a slice
     /// vectorise, and so that the tails are exact limits rather than NaN: sigmoid only forms
-    /// `exp(-|x|)`, ELU and SELU use `exp(min(x, 0)) - 1` in its accurate form.
+    /// `exp(-|x|)`, ELU and SELU use `exp(min(x, 0)) - 1` in its accurate form. NaN gives NaN
+    /// for every function.
     #[inline(always)]
     pub fn value<F: Real>(self, x: F) -> F {
         let zero = F::zero();
         let positive = x > zero;
         match self {
             Activation::Relu => {
-                if positive {
+                // NaN stays NaN (as in PyTorch), so that a diverging run stays visible.
+                if positive || x.is_nan() {
                     x
                 } else {
                     zero

@@ -19,10 +19,13 @@ pub(crate) trait KernelFloat: Copy + Send + Sync + 'static {
     fn narrow(v: Self::Acc) -> Self;
     /// The storage's data when it holds this type.
     fn slice(storage: &CpuStorage) -> Option<&[Self]>;
+    /// The same slice as `Acc` when the types are the same (f32, f64): no conversion needed.
+    fn as_acc(s: &[Self]) -> Option<&[Self::Acc]>;
+    fn as_acc_mut(s: &mut [Self]) -> Option<&mut [Self::Acc]>;
 }
 
 macro_rules! kernel_float {
-    ($t:ty, $variant:ident, $acc:ty, $widen:expr, $narrow:expr) => {
+    ($t:ty, $variant:ident, $acc:ty, $widen:expr, $narrow:expr, $same:expr) => {
         impl KernelFloat for $t {
             type Acc = $acc;
             const DTYPE: DType = DType::$variant;
@@ -40,13 +43,21 @@ macro_rules! kernel_float {
                     _ => None,
                 }
             }
+            #[inline(always)]
+            fn as_acc(s: &[Self]) -> Option<&[$acc]> {
+                $same(s)
+            }
+            #[inline(always)]
+            fn as_acc_mut(s: &mut [Self]) -> Option<&mut [$acc]> {
+                $same(s)
+            }
         }
     };
 }
-kernel_float!(f32, F32, f32, |v| v, |v| v);
-kernel_float!(f64, F64, f64, |v| v, |v| v);
-kernel_float!(f16, F16, f32, f16::to_f32, f16::from_f32);
-kernel_float!(bf16, BF16, f32, bf16::to_f32, bf16::from_f32);
+kernel_float!(f32, F32, f32, |v| v, |v| v, Some);
+kernel_float!(f64, F64, f64, |v| v, |v| v, Some);
+kernel_float!(f16, F16, f32, f16::to_f32, f16::from_f32, |_| None);
+kernel_float!(bf16, BF16, f32, bf16::to_f32, bf16::from_f32, |_| None);
 
 /// Runs `$body` with `$data` bound to the storage's slice for each float dtype and wraps the
 /// `Vec` it returns back into storage of the same dtype; other dtypes fail, naming `$what`.
@@ -175,7 +186,7 @@ pub(crate) fn read_ids(
 pub(crate) struct ColumnPlan {
     /// `runs[k]`: runs of columns that use only activation `k`.
     pub runs: [Vec<Range<usize>>; Activation::COUNT],
-    /// `columns[k]`: the same columns one by one, for the gathered path.
+    /// `columns[k]`: the same columns one by one.
     pub columns: [Vec<u32>; Activation::COUNT],
     /// Columns that need the general path (mixtures with zero or several non-zero weights).
     pub general: Vec<usize>,
@@ -203,61 +214,15 @@ impl ColumnPlan {
 }
 
 impl ColumnPlan {
+    /// Whether any function's columns are scattered (see [`ColumnPlan::scattered`]).
+    pub fn any_scattered(&self) -> bool {
+        (0..Activation::COUNT).any(|k| self.scattered(k))
+    }
+
     /// Whether function `k`'s columns are scattered (runs shorter than 16 on average, as with
-    /// neurons in random order): then the gathered path beats slice loops.
+    /// neurons in random order): then per-function loops over runs are too short to pay.
     pub fn scattered(&self, k: usize) -> bool {
         self.runs[k].len() * 16 > self.columns[k].len()
-    }
-}
-
-/// Columns per gathered block: small enough for the stack and L1, long enough to vectorise.
-const BLOCK: usize = 64;
-
-/// `y[c] = f(x[c])` for the given columns of one row: gathered into a block, mapped in a loop
-/// that vectorises (f is one specialised activation), scattered back.
-#[inline(always)]
-pub(crate) fn map_gathered<T: Copy>(columns: &[u32], x: &[T], y: &mut [T], f: impl Fn(T) -> T) {
-    let Some(&first) = columns.first() else {
-        return;
-    };
-    let mut block = [x[first as usize]; BLOCK];
-    for chunk in columns.chunks(BLOCK) {
-        for (b, &c) in block.iter_mut().zip(chunk) {
-            *b = x[c as usize];
-        }
-        for b in &mut block[..chunk.len()] {
-            *b = f(*b);
-        }
-        for (&c, b) in chunk.iter().zip(&block) {
-            y[c as usize] = *b;
-        }
-    }
-}
-
-/// `out[c] = f(x[c], g[c])` for the given columns of one row, gathered like [`map_gathered`].
-#[inline(always)]
-pub(crate) fn map2_gathered<T: Copy>(
-    columns: &[u32],
-    x: &[T],
-    g: &[T],
-    out: &mut [T],
-    f: impl Fn(T, T) -> T,
-) {
-    let Some(&first) = columns.first() else {
-        return;
-    };
-    let (mut xs, mut gs) = ([x[first as usize]; BLOCK], [g[first as usize]; BLOCK]);
-    for chunk in columns.chunks(BLOCK) {
-        for ((xb, gb), &c) in xs.iter_mut().zip(gs.iter_mut()).zip(chunk) {
-            *xb = x[c as usize];
-            *gb = g[c as usize];
-        }
-        for (xb, gb) in xs[..chunk.len()].iter_mut().zip(&gs) {
-            *xb = f(*xb, *gb);
-        }
-        for (&c, xb) in chunk.iter().zip(&xs) {
-            out[c as usize] = *xb;
-        }
     }
 }
 

@@ -53,15 +53,56 @@ pub fn exp(x: f32) -> f32 {
 pub fn exp_m1(x: f32) -> f32 {
     let small = x
         * (1.0
-            + x / 2.0
-                * (1.0
-                    + x / 3.0
-                        * (1.0 + x / 4.0 * (1.0 + x / 5.0 * (1.0 + x / 6.0 * (1.0 + x / 7.0))))));
+            + x * (1.0 / 2.0
+                + x * (1.0 / 6.0
+                    + x * (1.0 / 24.0
+                        + x * (1.0 / 120.0 + x * (1.0 / 720.0 + x * (1.0 / 5040.0)))))));
     if x.abs() < 0.3 {
         small
     } else {
         exp(x) - 1.0
     }
+}
+
+/// e^x for x <= 0 (the exponents of the lane formulation, `lanes.rs`): [`exp`] without the
+/// overflow and NaN handling that x <= 0 never needs (NaN gives a finite value here; callers
+/// pass NaN through themselves). Same accuracy as [`exp`] on [-87.3, 0], 0 below.
+#[inline(always)]
+pub fn exp_nonpositive(x: f32) -> f32 {
+    let xc = x.max(MIN_X);
+    let t = xc * LOG2E + ROUND;
+    let n = t - ROUND;
+    let r = (xc - n * LN2_HI) - n * LN2_LO;
+    let p = 1.0
+        + r * (1.0
+            + r * (0.5
+                + r * (1.0 / 6.0
+                    + r * (1.0 / 24.0
+                        + r * (1.0 / 120.0 + r * (1.0 / 720.0 + r * (1.0 / 5040.0)))))));
+    // n in [-126, 0]: 2^n is a normal float built from its exponent bits.
+    let n_int = (t.to_bits() as i32).wrapping_sub(ROUND.to_bits() as i32);
+    let y = p * f32::from_bits(((n_int + 127) << 23) as u32);
+    if x < MIN_X {
+        0.0
+    } else {
+        y
+    }
+}
+
+/// `(e^x, e^x - 1)` for x <= 0 from one exponential: the small-|x| polynomial replaces
+/// e^x - 1 where that would cancel. Same accuracy as [`exp`] and [`exp_m1`].
+#[inline(always)]
+pub fn exp_and_exp_m1(x: f32) -> (f32, f32) {
+    let e = exp_nonpositive(x);
+    // Taylor to degree 7 in Horner form with constant coefficients (multiplications only:
+    // divisions by 3, 5, 6, 7 would not be folded and cost more than the whole exponential).
+    let small = x
+        * (1.0
+            + x * (1.0 / 2.0
+                + x * (1.0 / 6.0
+                    + x * (1.0 / 24.0
+                        + x * (1.0 / 120.0 + x * (1.0 / 720.0 + x * (1.0 / 5040.0)))))));
+    (e, if x.abs() < 0.3 { small } else { e - 1.0 })
 }
 
 /// tanh |x| = em / (em + 2) with em = e^(2|x|) - 1; |x| is capped at 9, where tanh is 1 in f32.
@@ -113,6 +154,24 @@ mod tests {
         assert_eq!(super::exp(-100.0), 0.0);
         assert_eq!(super::exp(100.0), f32::INFINITY);
         assert!(super::exp(f32::NAN).is_nan());
+    }
+
+    #[test]
+    fn the_nonpositive_pair_is_as_accurate_on_its_domain() {
+        let e = |x: f32| super::exp_and_exp_m1(x).0;
+        let em = |x: f32| super::exp_and_exp_m1(x).1;
+        let (err, at) = worst(e, f64::exp, -87.3, 0.0, 1_000_000);
+        assert!(err < 3e-7, "exp_nonpositive: relative error {err} at {at}");
+        let (err, at) = worst(em, f64::exp_m1, -20.0, 0.0, 1_000_000);
+        assert!(err < 4e-7, "pair exp_m1: relative error {err} at {at}");
+        let (err, at) = worst(em, f64::exp_m1, -1e-3, 0.0, 100_000);
+        assert!(
+            err < 4e-7,
+            "pair exp_m1 near 0: relative error {err} at {at}"
+        );
+        assert_eq!(super::exp_and_exp_m1(0.0), (1.0, 0.0));
+        assert_eq!(super::exp_and_exp_m1(-100.0), (0.0, -1.0));
+        assert_eq!(super::exp_and_exp_m1(f32::NEG_INFINITY), (0.0, -1.0));
     }
 
     #[test]

@@ -47,6 +47,7 @@ mod cuda;
 mod fastmath;
 pub mod gumbel;
 mod kernels;
+mod lanes;
 mod layers;
 #[cfg(feature = "metal")]
 mod metal;

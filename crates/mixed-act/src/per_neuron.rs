@@ -8,13 +8,14 @@
 
 use candle_core::{bail, CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 
+use crate::activation::Real;
 use crate::activation::{specialise, Activation};
 use crate::cpu::{
-    float_dispatch, for_each_row_block, map2_gathered, map_gathered, read_ids, same_dtype,
-    ColumnPlan, KernelFloat, Matrix,
+    float_dispatch, for_each_row_block, read_ids, same_dtype, ColumnPlan, KernelFloat, Matrix,
 };
 #[cfg(any(feature = "cuda", feature = "metal"))]
 use crate::kernels::{Operands, PER_NEURON_FWD, PER_NEURON_GRAD_X};
+use crate::lanes::Lanes;
 
 /// Applies activation `ids[n]` to column `n` of `x` (`[batch, neurons]`), with autograd to `x`.
 ///
@@ -112,9 +113,9 @@ impl CustomOp2 for PerNeuron {
         ids_layout: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let (rows, cols) = x_layout.shape().dims2()?;
-        let plan = ColumnPlan::new(read_ids(ids, ids_layout, cols)?.into_iter().map(Some));
+        let ids = read_ids(ids, ids_layout, cols)?;
         let out = float_dispatch!(x, "x", |data| {
-            forward_cpu(&Matrix::new(data, x_layout, "x")?, &plan)
+            forward_cpu(&Matrix::new(data, x_layout, "x")?, &RowPlan::new(&ids))
         });
         Ok((out, Shape::from((rows, cols))))
     }
@@ -175,13 +176,13 @@ impl CustomOp3 for PerNeuronGradX {
     ) -> Result<(CpuStorage, Shape)> {
         let (rows, cols) = x_layout.shape().dims2()?;
         check_grad_shape(x_layout, grad_layout)?;
-        let plan = ColumnPlan::new(read_ids(ids, ids_layout, cols)?.into_iter().map(Some));
+        let ids = read_ids(ids, ids_layout, cols)?;
         let out = float_dispatch!(x, "x", |data| {
             let grad = same_dtype(grad_y, "grad_y")?;
             grad_x_cpu(
                 &Matrix::new(data, x_layout, "x")?,
                 &Matrix::new(grad, grad_layout, "grad_y")?,
-                &plan,
+                &RowPlan::new(&ids),
             )
         });
         Ok((out, Shape::from((rows, cols))))
@@ -216,7 +217,27 @@ impl CustomOp3 for PerNeuronGradX {
     }
 }
 
-fn forward_cpu<T: KernelFloat>(x: &Matrix<T>, plan: &ColumnPlan) -> Vec<T> {
+/// How the rows are computed: per-function loops over runs of neighbouring columns when each
+/// function's neurons sit together (the loops are plain slice loops, each specialised for one
+/// function), else one loop over the whole row with per-column coefficients ([`Lanes`]), which
+/// needs no gather or scatter.
+enum RowPlan<A> {
+    Runs(ColumnPlan),
+    Lanes(Lanes<A>),
+}
+
+impl<A: Real> RowPlan<A> {
+    fn new(ids: &[Activation]) -> Self {
+        let plan = ColumnPlan::new(ids.iter().copied().map(Some));
+        if plan.any_scattered() {
+            RowPlan::Lanes(Lanes::new(ids))
+        } else {
+            RowPlan::Runs(plan)
+        }
+    }
+}
+
+fn forward_cpu<T: KernelFloat>(x: &Matrix<T>, plan: &RowPlan<T::Acc>) -> Vec<T> {
     let cols = x.cols;
     let mut out = vec![T::narrow(num_traits::Zero::zero()); x.rows * cols];
     for_each_row_block(&mut out, cols, |first_row, block| {
@@ -231,33 +252,53 @@ fn forward_cpu<T: KernelFloat>(x: &Matrix<T>, plan: &ColumnPlan) -> Vec<T> {
 #[multiversion::multiversion(targets("x86_64+avx2+fma"))]
 fn forward_rows<T: KernelFloat>(
     x: &Matrix<T>,
-    plan: &ColumnPlan,
+    plan: &RowPlan<T::Acc>,
     first_row: usize,
     block: &mut [T],
 ) {
     let cols = x.cols;
-    let mut scratch = Vec::new();
+    let (mut scratch, mut wide_x, mut wide_y) = (Vec::new(), Vec::new(), Vec::new());
     for (i, y) in block.chunks_exact_mut(cols).enumerate() {
         let x = x.row(first_row + i, 0..cols, &mut scratch);
-        for act in Activation::ALL {
-            let k = act.id();
-            specialise!(act, |a| {
-                let f = |v: T| T::narrow(a.value(v.widen()));
-                if plan.scattered(k) {
-                    map_gathered(&plan.columns[k], x, y, f);
-                } else {
-                    for run in &plan.runs[k] {
-                        for (y, x) in y[run.clone()].iter_mut().zip(&x[run.clone()]) {
-                            *y = f(*x);
-                        }
-                    }
+        match plan {
+            RowPlan::Lanes(lanes) => match (T::as_acc(x), T::as_acc_mut(y)) {
+                (Some(x), Some(y)) => lanes.values(x, y),
+                // Half types: widen the row, compute, narrow.
+                (_, None) => {
+                    widen(x, &mut wide_x);
+                    wide_y.resize(cols, num_traits::Zero::zero());
+                    lanes.values(&wide_x, &mut wide_y);
+                    narrow(&wide_y, y);
                 }
-            })
+                (None, Some(_)) => unreachable!("as_acc and as_acc_mut agree"),
+            },
+            RowPlan::Runs(plan) => {
+                for act in Activation::ALL {
+                    specialise!(act, |a| {
+                        for run in &plan.runs[act.id()] {
+                            for (y, x) in y[run.clone()].iter_mut().zip(&x[run.clone()]) {
+                                *y = T::narrow(a.value(x.widen()));
+                            }
+                        }
+                    })
+                }
+            }
         }
     }
 }
 
-fn grad_x_cpu<T: KernelFloat>(x: &Matrix<T>, grad_y: &Matrix<T>, plan: &ColumnPlan) -> Vec<T> {
+fn widen<T: KernelFloat>(row: &[T], wide: &mut Vec<T::Acc>) {
+    wide.clear();
+    wide.extend(row.iter().map(|v| v.widen()));
+}
+
+fn narrow<T: KernelFloat>(wide: &[T::Acc], row: &mut [T]) {
+    for (out, v) in row.iter_mut().zip(wide) {
+        *out = T::narrow(*v);
+    }
+}
+
+fn grad_x_cpu<T: KernelFloat>(x: &Matrix<T>, grad_y: &Matrix<T>, plan: &RowPlan<T::Acc>) -> Vec<T> {
     let cols = x.cols;
     let mut out = vec![T::narrow(num_traits::Zero::zero()); x.rows * cols];
     for_each_row_block(&mut out, cols, |first_row, block| {
@@ -271,30 +312,42 @@ fn grad_x_cpu<T: KernelFloat>(x: &Matrix<T>, grad_y: &Matrix<T>, plan: &ColumnPl
 fn grad_x_rows<T: KernelFloat>(
     x: &Matrix<T>,
     grad_y: &Matrix<T>,
-    plan: &ColumnPlan,
+    plan: &RowPlan<T::Acc>,
     first_row: usize,
     block: &mut [T],
 ) {
     let cols = x.cols;
     let (mut x_scratch, mut g_scratch) = (Vec::new(), Vec::new());
+    let (mut wide_x, mut wide_g, mut wide_out) = (Vec::new(), Vec::new(), Vec::new());
     for (i, gx) in block.chunks_exact_mut(cols).enumerate() {
         let x = x.row(first_row + i, 0..cols, &mut x_scratch);
         let g = grad_y.row(first_row + i, 0..cols, &mut g_scratch);
-        for act in Activation::ALL {
-            let k = act.id();
-            specialise!(act, |a| {
-                let f = |x: T, g: T| T::narrow(g.widen() * a.derivative(x.widen()));
-                if plan.scattered(k) {
-                    map2_gathered(&plan.columns[k], x, g, gx, f);
-                } else {
-                    for run in &plan.runs[k] {
-                        let r = run.clone();
-                        for ((gx, x), g) in gx[r.clone()].iter_mut().zip(&x[r.clone()]).zip(&g[r]) {
-                            *gx = f(*x, *g);
-                        }
-                    }
+        match plan {
+            RowPlan::Lanes(lanes) => match (T::as_acc(x), T::as_acc(g), T::as_acc_mut(gx)) {
+                (Some(x), Some(g), Some(gx)) => lanes.grad(x, g, gx),
+                (_, _, None) => {
+                    widen(x, &mut wide_x);
+                    widen(g, &mut wide_g);
+                    wide_out.resize(cols, num_traits::Zero::zero());
+                    lanes.grad(&wide_x, &wide_g, &mut wide_out);
+                    narrow(&wide_out, gx);
                 }
-            })
+                _ => unreachable!("as_acc and as_acc_mut agree"),
+            },
+            RowPlan::Runs(plan) => {
+                for act in Activation::ALL {
+                    specialise!(act, |a| {
+                        for run in &plan.runs[act.id()] {
+                            let r = run.clone();
+                            for ((gx, x), g) in
+                                gx[r.clone()].iter_mut().zip(&x[r.clone()]).zip(&g[r])
+                            {
+                                *gx = T::narrow(g.widen() * a.derivative(x.widen()));
+                            }
+                        }
+                    })
+                }
+            }
         }
     }
 }

@@ -37,14 +37,15 @@ template <> struct Math<double> {
 };
 
 // ---- the six functions and their derivatives (see Activation::value / derivative) ---------
-// Unknown ids give NaN, so that a bad id shows in the output instead of passing silently
+// NaN inputs give NaN for every function. Unknown ids give NaN, so that a bad id shows in
+// the output instead of passing silently
 // (the host checks ids when a layer is built; kernels cannot report errors cheaply).
 
 template <typename T>
 __device__ __forceinline__ T act_value(unsigned int id, T x) {
     const T zero = T(0);
     switch (id) {
-    case 0: return x > zero ? x : zero;
+    case 0: return (x > zero || isnan(x)) ? x : zero;
     case 1: {
         const T e = Math<T>::exp(-fabs(x));
         const T r = T(1) / (T(1) + e);

@@ -35,12 +35,13 @@ inline float expm1_accurate(float x) {
 }
 
 // ---- the six functions and their derivatives (see Activation::value / derivative) ---------
-// Unknown ids give NaN, so that a bad id shows in the output instead of passing silently.
+// NaN inputs give NaN for every function. Unknown ids give NaN, so that a bad id shows in
+// the output instead of passing silently.
 
 inline float act_value(uint id, float x) {
     const float zero = 0.0f;
     switch (id) {
-    case 0: return x > zero ? x : zero;
+    case 0: return (x > zero || isnan(x)) ? x : zero;
     case 1: {
         const float e = precise::exp(-fabs(x));
         const float r = 1.0f / (1.0f + e);
