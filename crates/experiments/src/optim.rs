@@ -66,6 +66,14 @@ impl Adam {
 
     /// One update with the gradients in `grads` (parameters without a gradient are skipped).
     pub fn step(&mut self, grads: &GradStore) -> Result<()> {
+        self.step_scaled(grads, 1.0)
+    }
+
+    /// One update with every gradient multiplied by `grad_scale` first (gradient clipping),
+    /// the multiplication fused into the update's own pass over the gradient on the CPU. The
+    /// product is rounded to f32 as a separately scaled gradient would be, so the result is
+    /// the same as scaling first.
+    pub fn step_scaled(&mut self, grads: &GradStore, grad_scale: f32) -> Result<()> {
         self.step += 1;
         let c = self.config;
         let update = ParamUpdate {
@@ -76,6 +84,7 @@ impl Adam {
         let moments_update = MomentsUpdate {
             beta1: c.beta1,
             beta2: c.beta2,
+            grad_scale,
         };
         for slot in &self.slots {
             let Some(grad) = grads.get(slot.var.as_tensor()) else {
@@ -88,6 +97,11 @@ impl Adam {
                     slot.var.as_tensor().inplace_op2(&slot.moments, &update)?;
                 }
                 _ => {
+                    let grad = if grad_scale == 1.0 {
+                        grad
+                    } else {
+                        grad.affine(grad_scale as f64, 0.0)?
+                    };
                     self.step_with_tensor_ops(slot, &grad.flatten_all()?, &moments_update, &update)?
                 }
             }
@@ -137,10 +151,11 @@ fn contiguous_f32_mut<'a>(
     }
 }
 
-/// In place on the moments `[m, v]`, from the gradient.
+/// In place on the moments `[m, v]`, from the gradient times `grad_scale`.
 struct MomentsUpdate {
     beta1: f64,
     beta2: f64,
+    grad_scale: f32,
 }
 
 impl InplaceOp2 for MomentsUpdate {
@@ -158,8 +173,9 @@ impl InplaceOp2 for MomentsUpdate {
         let grad = contiguous_f32(grad, grad_l, "the gradient")?;
         let moments = contiguous_f32_mut(dst, dst_l, "the moments")?;
         let (m, v) = moments.split_at_mut(grad.len());
-        let (b1, b2) = (self.beta1 as f32, self.beta2 as f32);
+        let (b1, b2, scale) = (self.beta1 as f32, self.beta2 as f32, self.grad_scale);
         for ((m, v), &g) in m.iter_mut().zip(v.iter_mut()).zip(grad) {
+            let g = g * scale;
             *m = b1 * *m + (1.0 - b1) * g;
             *v = b2 * *v + (1.0 - b2) * g * g;
         }
@@ -258,6 +274,50 @@ mod tests {
         assert!(
             moved.to_scalar::<f32>().unwrap() > 0.01,
             "the parameters moved"
+        );
+    }
+
+    /// Clipping fused into the update gives the same bits as scaling the gradients first.
+    #[test]
+    fn a_scaled_step_equals_scaling_the_gradients_first() {
+        let dev = Device::Cpu;
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        let mut random =
+            |n: usize| -> Vec<f32> { (0..n).map(|_| rng.random::<f32>() * 4.0 - 2.0).collect() };
+        let init = Tensor::from_vec(random(40), (5, 8), &dev).unwrap();
+        let (fused, apart) = (
+            Var::from_tensor(&init).unwrap(),
+            Var::from_tensor(&init.copy().unwrap()).unwrap(),
+        );
+        let cfg = AdamConfig::with_lr(0.01);
+        let mut adam_fused = Adam::new(vec![fused.clone()], cfg).unwrap();
+        let mut adam_apart = Adam::new(vec![apart.clone()], cfg).unwrap();
+        for scale in [0.37f32, 1.0, 0.0123] {
+            let target = Tensor::from_vec(random(40), (5, 8), &dev).unwrap();
+            let loss = |v: &Var| {
+                (v.as_tensor() - &target)
+                    .unwrap()
+                    .sqr()
+                    .unwrap()
+                    .sum_all()
+                    .unwrap()
+            };
+            adam_fused
+                .step_scaled(&loss(&fused).backward().unwrap(), scale)
+                .unwrap();
+            let mut grads = loss(&apart).backward().unwrap();
+            let coefficient = Tensor::new(&[scale], &dev).unwrap();
+            let scaled = grads
+                .get(apart.as_tensor())
+                .unwrap()
+                .broadcast_mul(&coefficient)
+                .unwrap();
+            grads.insert(apart.as_tensor(), scaled);
+            adam_apart.step(&grads).unwrap();
+        }
+        assert_eq!(
+            fused.as_tensor().to_vec2::<f32>().unwrap(),
+            apart.as_tensor().to_vec2::<f32>().unwrap()
         );
     }
 }

@@ -73,28 +73,37 @@ fn loss(logits: &Tensor, labels: &Tensor, kind: LossKind) -> candle_core::Result
     }
 }
 
-/// Scales all gradients so that their joint L2 norm is at most `max_norm`, as PyTorch's
-/// `clip_grad_norm_` does (coefficient max_norm / (norm + 1e-6), capped at 1). Stays on the
-/// device: no host sync.
-pub fn clip_grad_norm(grads: &mut GradStore, vars: &[Var], max_norm: f64) -> Result<()> {
-    let present: Vec<(&Var, Tensor)> = vars
+/// The factor that brings the joint L2 norm of all gradients to at most `max_norm`, as
+/// PyTorch's `clip_grad_norm_` computes it (max_norm / (norm + 1e-6), capped at 1), as a
+/// scalar tensor on the device (no host sync); `None` when no variable has a gradient.
+pub fn clip_coefficient(grads: &GradStore, vars: &[Var], max_norm: f64) -> Result<Option<Tensor>> {
+    let squares = vars
         .iter()
-        .filter_map(|v| grads.get(v.as_tensor()).map(|g| (v, g.clone())))
-        .collect();
-    if present.is_empty() {
-        return Ok(());
-    }
-    let squares = present
-        .iter()
-        .map(|(_, g)| g.sqr()?.sum_all())
+        .filter_map(|v| grads.get(v.as_tensor()))
+        .map(|g| g.sqr()?.sum_all())
         .collect::<candle_core::Result<Vec<_>>>()?;
+    if squares.is_empty() {
+        return Ok(None);
+    }
     let norm = Tensor::stack(&squares, 0)?.sum_all()?.sqrt()?;
     let coefficient = (norm + 1e-6)?
         .recip()?
         .affine(max_norm, 0.0)?
         .clamp(0.0, 1.0)?;
-    for (var, grad) in present {
-        grads.insert(var.as_tensor(), grad.broadcast_mul(&coefficient)?);
+    Ok(Some(coefficient))
+}
+
+/// Scales all gradients so that their joint L2 norm is at most `max_norm` (see
+/// [`clip_coefficient`]). Stays on the device: no host sync.
+pub fn clip_grad_norm(grads: &mut GradStore, vars: &[Var], max_norm: f64) -> Result<()> {
+    let Some(coefficient) = clip_coefficient(grads, vars, max_norm)? else {
+        return Ok(());
+    };
+    for var in vars {
+        if let Some(grad) = grads.get(var.as_tensor()) {
+            let scaled = grad.broadcast_mul(&coefficient)?;
+            grads.insert(var.as_tensor(), scaled);
+        }
     }
     Ok(())
 }
@@ -113,10 +122,22 @@ pub fn train_step(
     let logits = model.forward(x, Pass::Train, rng)?;
     let batch_loss = loss(&logits, y, kind)?;
     let mut grads = batch_loss.backward()?;
-    if let Some(max_norm) = grad_clip {
-        clip_grad_norm(&mut grads, vars, max_norm)?;
+    match grad_clip {
+        // On the CPU reading the factor costs nothing, and the optimizer applies it in its
+        // own pass over the gradients instead of a pass (and a copy of every gradient) here.
+        Some(max_norm) if x.device().is_cpu() => {
+            let scale = match clip_coefficient(&grads, vars, max_norm)? {
+                Some(c) => c.to_scalar::<f32>()?,
+                None => 1.0,
+            };
+            optimizer.step_scaled(&grads, scale)?;
+        }
+        Some(max_norm) => {
+            clip_grad_norm(&mut grads, vars, max_norm)?;
+            optimizer.step(&grads)?;
+        }
+        None => optimizer.step(&grads)?,
     }
-    optimizer.step(&grads)?;
     Ok(batch_loss)
 }
 
