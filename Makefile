@@ -95,14 +95,24 @@ $(CUDA_TOOLS)/.installed:
 ptx-check: $(CUDA_TOOLS)/.installed
 	scripts/ci/ptx-check.sh $(CUDA_TOOLS)/nvidia/cu13 $(CUDA_SRC)
 
-# metal-check: Metal compiles only on Apple machines; this parses the MSL source as C++20
-# under a shim (crates/mixed-act/tests/emulation/metal_stdlib), which catches typos, undefined
-# names and type errors. (`make test` also runs these kernels on the CPU through the same shim:
-# tests/emulated_kernels.rs.)
+# metal-check: Metal compiles only on Apple machines. This parses the MSL source as C++20 under
+# a shim (crates/mixed-act/tests/emulation/metal_stdlib), which catches typos, undefined names
+# and type errors (`make test` also runs those kernels on the CPU through the same shim), and
+# type-checks and lints the Rust side, src/metal.rs, against candle's real Metal backend by
+# checking mixed-act for aarch64-apple-darwin (no linking, so no Apple SDK needed; rustup
+# installs the target's standard library once). The other crates pull in C code (TLS) that
+# cannot be cross-compiled here, and their Metal-specific lines are only device selection.
+APPLE_TARGET := aarch64-apple-darwin
 metal-check:
 	g++ -std=c++20 -fsyntax-only -Wall -Werror -Wno-attributes -Wno-unknown-pragmas \
 	  -I crates/mixed-act/tests/emulation -x c++ crates/mixed-act/src/kernels/mixed_act.metal
 	@echo "metal-check: mixed_act.metal parses as C++ under the shim (not a Metal compile)"
+	@if rustup target list --installed 2>/dev/null | grep -qx $(APPLE_TARGET) \
+	    || rustup target add $(APPLE_TARGET); then \
+	  $(CARGO) clippy --target $(APPLE_TARGET) -p mixed-act --features metal --all-targets -- -D warnings; \
+	else \
+	  echo "metal-check: SKIPPED the Rust type-check: rustup could not install $(APPLE_TARGET)"; \
+	fi
 
 gpu-checks: cuda-check ptx-check metal-check
 

@@ -16,7 +16,8 @@ use candle_core::cuda_backend::{CudaDType, WrapErr};
 use candle_core::{bail, CudaStorage, DType, Layout, Result, Shape};
 
 use crate::kernels::{
-    Kernel, Operands, Phase, CUDA_SOURCE, ELEMENTWISE_THREADS, GRAD_W_COLS, GRAD_W_ROW_GROUPS,
+    elementwise_geometry, Kernel, Operands, Phase, CUDA_MAX_GRID_Y, CUDA_SOURCE, GRAD_W_COLS,
+    GRAD_W_ROW_GROUPS,
 };
 
 /// Name under which candle caches our module on each device.
@@ -173,11 +174,10 @@ fn launch_typed<T: GpuFloat>(
                 shared_mem_bytes: 0,
             }
         } else {
-            // One thread per element; the grid-stride loop covers a capped grid.
-            let blocks = elements.div_ceil(ELEMENTWISE_THREADS as usize).min(1 << 20);
+            let ((gx, gy), (bx, by)) = elementwise_geometry(rows, cols, CUDA_MAX_GRID_Y);
             LaunchConfig {
-                grid_dim: (blocks as u32, 1, 1),
-                block_dim: (ELEMENTWISE_THREADS, 1, 1),
+                grid_dim: (gx, gy, 1),
+                block_dim: (bx, by, 1),
                 shared_mem_bytes: 0,
             }
         })?;

@@ -207,6 +207,22 @@ pub(crate) const GRAD_W_ROW_GROUPS: u32 = 16;
 
 /// Threads per block for the element-wise kernels.
 pub(crate) const ELEMENTWISE_THREADS: u32 = 256;
+/// CUDA's limit on grid.y; the CUDA kernels loop over the rows beyond it.
+pub(crate) const CUDA_MAX_GRID_Y: u32 = 65_535;
+
+/// Launch geometry of the element-wise kernels over `[rows, cols]`, as
+/// `((grid x, grid y), (block x, block y))`: blocks of ELEMENTWISE_THREADS threads, x over
+/// columns (a power of two from 32, so that warps read whole runs of a row), y over rows, the grid's
+/// y capped at `max_grid_rows` (the CUDA kernels loop over the rows beyond it). Public (hidden)
+/// for the emulation tests, which launch the kernel sources with it.
+#[doc(hidden)]
+pub fn elementwise_geometry(rows: u32, cols: u32, max_grid_rows: u32) -> ((u32, u32), (u32, u32)) {
+    let block_x = cols.next_power_of_two().clamp(32, ELEMENTWISE_THREADS);
+    let block_y = ELEMENTWISE_THREADS / block_x;
+    let grid_x = cols.div_ceil(block_x).max(1);
+    let grid_y = rows.div_ceil(block_y).clamp(1, max_grid_rows.max(1));
+    ((grid_x, grid_y), (block_x, block_y))
+}
 
 #[cfg(test)]
 mod tests {
@@ -345,6 +361,36 @@ mod tests {
                 assert_eq!(names, expected_names(kernel), "{file}: {name}");
             }
         }
+    }
+
+    #[test]
+    fn elementwise_geometry_covers_every_element_with_full_warps() {
+        for (rows, cols) in [
+            (1, 1),
+            (128, 64),
+            (128, 512),
+            (75, 70),
+            (8192, 8192),
+            (200_000, 10),
+        ] {
+            let ((gx, gy), (bx, by)) = elementwise_geometry(rows, cols, CUDA_MAX_GRID_Y);
+            assert_eq!(bx * by, ELEMENTWISE_THREADS, "[{rows}, {cols}]");
+            assert_eq!(bx % 32, 0);
+            assert!(
+                gx * bx >= cols && (gx - 1) * bx < cols,
+                "[{rows}, {cols}] columns"
+            );
+            assert!(gy <= CUDA_MAX_GRID_Y);
+            // Rows are covered directly, or by the kernels' loop once grid.y is capped.
+            assert!(
+                gy * by >= rows || gy == CUDA_MAX_GRID_Y,
+                "[{rows}, {cols}] rows"
+            );
+        }
+        assert_eq!(
+            elementwise_geometry(200_000, 10, u32::MAX).0 .1,
+            200_000 / 8
+        );
     }
 
     #[test]

@@ -59,6 +59,8 @@ pub use activation::{
 };
 #[cfg(feature = "cuda")]
 pub use cuda::cuda_ptx;
+#[doc(hidden)]
+pub use kernels::elementwise_geometry;
 pub use layers::{
     count_activations, freeze, FixedLayer, Selection, SelectionLayer, INITIAL_PREFERENCE,
 };

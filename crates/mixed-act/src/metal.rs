@@ -9,20 +9,20 @@
 //! This file cannot be compiled on Linux (objc2 refuses non-Apple targets); it mirrors
 //! `cuda.rs` so that a reviewer can compare the two.
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use candle_core::backend::BackendStorage;
 use candle_core::metal_backend::DeviceId;
-use candle_core::{bail, DType, Layout, MetalDevice, MetalStorage, Result};
+use candle_core::{bail, DType, Layout, MetalDevice, MetalStorage, Result, Shape};
 use candle_metal_kernels::metal::{Buffer, ComputeCommandEncoder, ComputePipeline};
 use objc2_metal::MTLSize;
 
 use crate::kernels::{
-    Kernel, ELEMENTWISE_THREADS, GRAD_W_COLS, GRAD_W_ROW_GROUPS, KERNELS, METAL_DTYPES,
-    METAL_SOURCE, MIXTURE_FWD, MIXTURE_GRAD_W, MIXTURE_GRAD_X, PER_NEURON_FWD, PER_NEURON_GRAD_X,
+    elementwise_geometry, Kernel, Operands, Phase, GRAD_W_COLS, GRAD_W_ROW_GROUPS, KERNELS,
+    METAL_DTYPES, METAL_SOURCE,
 };
-use crate::Activation;
 
 /// Every pipeline of our library on one device, by entry-point name.
 type Pipelines = HashMap<String, ComputePipeline>;
@@ -32,38 +32,39 @@ type Pipelines = HashMap<String, ComputePipeline>;
 fn pipeline(device: &MetalDevice, kernel: Kernel) -> Result<ComputePipeline> {
     static CACHE: OnceLock<Mutex<HashMap<DeviceId, Arc<Pipelines>>>> = OnceLock::new();
     let mut cache = CACHE.get_or_init(Default::default).lock().unwrap();
-    let pipelines = match cache.get(&device.id()) {
-        Some(p) => p.clone(),
-        None => {
-            let metal = device.metal_device();
-            let library = metal
-                .new_library_with_source(METAL_SOURCE, None)
-                .map_err(|e| {
-                    candle_core::Error::Msg(format!("Metal could not compile mixed_act.metal: {e}"))
-                })?;
-            let mut pipelines = Pipelines::new();
-            for k in KERNELS {
-                for dtype in METAL_DTYPES {
-                    let name = k.entry(dtype);
-                    let function = library
-                        .get_function(&name, None)
-                        .map_err(candle_core::Error::wrap)?;
-                    let pipeline = metal
-                        .new_compute_pipeline_state_with_function(&function)
-                        .map_err(candle_core::Error::wrap)?;
-                    pipelines.insert(name, pipeline);
-                }
-            }
-            let pipelines = Arc::new(pipelines);
-            cache.insert(device.id(), pipelines.clone());
-            pipelines
-        }
+    let pipelines = match cache.entry(device.id()) {
+        Entry::Occupied(entry) => entry.get().clone(),
+        Entry::Vacant(entry) => entry.insert(Arc::new(build_pipelines(device)?)).clone(),
     };
     let name = kernel.entry("f32");
     match pipelines.get(&name) {
         Some(p) => Ok(p.clone()),
         None => bail!("internal error: no Metal pipeline {name}"),
     }
+}
+
+/// Compiles the MSL source on `device` and builds a pipeline for every entry point.
+fn build_pipelines(device: &MetalDevice) -> Result<Pipelines> {
+    let metal = device.metal_device();
+    let library = metal
+        .new_library_with_source(METAL_SOURCE, None)
+        .map_err(|e| {
+            candle_core::Error::Msg(format!("Metal could not compile mixed_act.metal: {e}"))
+        })?;
+    let mut pipelines = Pipelines::new();
+    for k in KERNELS {
+        for dtype in METAL_DTYPES {
+            let name = k.entry(dtype);
+            let function = library
+                .get_function(&name, None)
+                .map_err(candle_core::Error::wrap)?;
+            let pipeline = metal
+                .new_compute_pipeline_state_with_function(&function)
+                .map_err(candle_core::Error::wrap)?;
+            pipelines.insert(name, pipeline);
+        }
+    }
+    Ok(pipelines)
 }
 
 /// Binds a kernel's arguments in order (buffer index = position), counting them, and refuses
@@ -160,9 +161,12 @@ pub(crate) fn launch(kernel: Kernel, ops: Operands<MetalStorage>) -> Result<(Met
                 size(GRAD_W_COLS as usize, GRAD_W_ROW_GROUPS as usize),
             )?;
         } else {
-            // One thread per element; the kernels bounds-check the last group.
-            let threads = ELEMENTWISE_THREADS as usize;
-            launch.dispatch(size(elements.div_ceil(threads), 1), size(threads, 1))?;
+            // One thread per element (no cap on the grid: the kernels bounds-check).
+            let ((gx, gy), (bx, by)) = elementwise_geometry(rows, cols, u32::MAX);
+            launch.dispatch(
+                size(gx as usize, gy as usize),
+                size(bx as usize, by as usize),
+            )?;
         }
     }
     Ok((

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use candle_core::{DType, Device, Tensor, Var};
-use mixed_act::{mixture, per_neuron, Activation};
+use mixed_act::{elementwise_geometry, mixture, per_neuron, Activation};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -187,6 +187,7 @@ fn cpu(case: &Case, dtype: DType, clamp: Option<f64>) -> [Vec<f64>; 5] {
 
 fn emulated(
     harness: &Path,
+    backend: Backend,
     case: &Case,
     dtype: DType,
     clamp: Option<f64>,
@@ -200,9 +201,17 @@ fn emulated(
     std::fs::write(dir.join("ids.bin"), ids).unwrap();
     let dtype_name = if dtype == DType::F64 { "f64" } else { "f32" };
     let limit = clamp.map_or("inf".to_string(), |c| c.to_string());
+    // The launch code's geometry; for CUDA with grid.y capped at 3 (instead of 65535) so that
+    // the kernels' loop over rows runs several times.
+    let max_grid_rows = match backend {
+        Backend::Cuda => 3,
+        Backend::Metal => u32::MAX,
+    };
+    let ((gx, gy), (bx, by)) = elementwise_geometry(ROWS as u32, COLS as u32, max_grid_rows);
     let status = Command::new(harness)
         .arg(dir)
         .args([dtype_name, &ROWS.to_string(), &COLS.to_string(), &limit])
+        .args([gx, gy, bx, by].map(|v| v.to_string()))
         .status()
         .unwrap();
     assert!(status.success(), "{} failed", harness.display());
@@ -238,7 +247,7 @@ fn check(backend: Backend, dtypes: &[DType]) {
             let case = case(11);
             let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
                 .join(format!("emulation-{backend:?}-{dtype:?}-{clamp:?}"));
-            let got = emulated(&harness, &case, dtype, clamp, &dir);
+            let got = emulated(&harness, backend, &case, dtype, clamp, &dir);
             let want = cpu(&case, dtype, clamp);
             let base = if dtype == DType::F64 {
                 (1e-12, 1e-10)
@@ -318,7 +327,14 @@ fn a_wrong_kernel_formula_is_caught() {
         .unwrap();
     assert!(status.success());
     let case = case(12);
-    let got = emulated(&bin, &case, DType::F32, Some(10.0), &dir.join("io"));
+    let got = emulated(
+        &bin,
+        Backend::Cuda,
+        &case,
+        DType::F32,
+        Some(10.0),
+        &dir.join("io"),
+    );
     let want = cpu(&case, DType::F32, Some(10.0));
     assert!(
         mismatch(&got[0], &want[0], (1e-6, 1e-5)).is_some(),

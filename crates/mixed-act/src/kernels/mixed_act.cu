@@ -6,8 +6,7 @@
 // one place they are defined); the tests compare every kernel against candle-op references.
 //
 // Layout: x, grad_y and every [rows, cols] output are contiguous and row-major; ids is [cols]
-// u32; w and grad_w are [cols, 6]. One thread per element for the element-wise kernels (a
-// grid-stride loop, so any grid size is correct), the column of element i being i % cols.
+// u32; w and grad_w are [cols, 6]; rows * cols < 2^32 (checked by the host).
 //
 // Every kernel's name and argument count are listed in src/kernels.rs (KERNELS); a unit test
 // checks that list against this file and the Metal one, and each launch checks it too.
@@ -111,25 +110,38 @@ __device__ __forceinline__ void mixture_terms(T x, const T* w, T limit, T* sum, 
     *slope = d;
 }
 
+// ---- element-wise kernels: a 2-D grid over [rows, cols] --------------------------------
+// x runs over columns, so that a thread reads its neuron's id or weights once and a warp reads
+// consecutive columns of a row; y runs over rows in a grid-stride loop (gridDim.y is capped at
+// 65535). No integer division per element. Launch geometry: kernels.rs, elementwise_geometry.
+
+#define FOR_EACH_ROW(r)                                                                     \
+    for (unsigned int r = blockIdx.y * blockDim.y + threadIdx.y; r < rows;                  \
+         r += gridDim.y * blockDim.y)
+
 // ---- phase 2: per-neuron fixed functions -------------------------------------------------
 
 template <typename T>
 __device__ void per_neuron_fwd(const T* x, const unsigned int* ids, T* y, unsigned int rows,
                                unsigned int cols) {
-    const size_t n = (size_t)rows * cols;
-    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n;
-         i += (size_t)gridDim.x * blockDim.x) {
-        y[i] = act_value<T>(ids[i % cols], x[i]);
+    const unsigned int c = blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= cols) return;
+    const unsigned int id = ids[c];
+    FOR_EACH_ROW(r) {
+        const size_t i = (size_t)r * cols + c;
+        y[i] = act_value<T>(id, x[i]);
     }
 }
 
 template <typename T>
 __device__ void per_neuron_grad_x(const T* x, const unsigned int* ids, const T* grad_y, T* grad_x,
                                   unsigned int rows, unsigned int cols) {
-    const size_t n = (size_t)rows * cols;
-    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n;
-         i += (size_t)gridDim.x * blockDim.x) {
-        grad_x[i] = grad_y[i] * act_derivative<T>(ids[i % cols], x[i]);
+    const unsigned int c = blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= cols) return;
+    const unsigned int id = ids[c];
+    FOR_EACH_ROW(r) {
+        const size_t i = (size_t)r * cols + c;
+        grad_x[i] = grad_y[i] * act_derivative<T>(id, x[i]);
     }
 }
 
@@ -138,11 +150,15 @@ __device__ void per_neuron_grad_x(const T* x, const unsigned int* ids, const T* 
 template <typename T>
 __device__ void mixture_fwd(const T* x, const T* w, T* y, T limit, unsigned int rows,
                             unsigned int cols) {
-    const size_t n = (size_t)rows * cols;
-    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n;
-         i += (size_t)gridDim.x * blockDim.x) {
+    const unsigned int c = blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= cols) return;
+    T wc[ACT_COUNT];
+#pragma unroll
+    for (unsigned int k = 0; k < ACT_COUNT; ++k) wc[k] = w[(size_t)c * ACT_COUNT + k];
+    FOR_EACH_ROW(r) {
+        const size_t i = (size_t)r * cols + c;
         T sum, slope;
-        mixture_terms<T>(x[i], w + (i % cols) * ACT_COUNT, limit, &sum, &slope);
+        mixture_terms<T>(x[i], wc, limit, &sum, &slope);
         y[i] = clamp_value(sum, limit);
     }
 }
@@ -150,11 +166,15 @@ __device__ void mixture_fwd(const T* x, const T* w, T* y, T limit, unsigned int 
 template <typename T>
 __device__ void mixture_grad_x(const T* x, const T* w, const T* grad_y, T* grad_x, T limit,
                                unsigned int rows, unsigned int cols) {
-    const size_t n = (size_t)rows * cols;
-    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n;
-         i += (size_t)gridDim.x * blockDim.x) {
+    const unsigned int c = blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= cols) return;
+    T wc[ACT_COUNT];
+#pragma unroll
+    for (unsigned int k = 0; k < ACT_COUNT; ++k) wc[k] = w[(size_t)c * ACT_COUNT + k];
+    FOR_EACH_ROW(r) {
+        const size_t i = (size_t)r * cols + c;
         T sum, slope;
-        mixture_terms<T>(x[i], w + (i % cols) * ACT_COUNT, limit, &sum, &slope);
+        mixture_terms<T>(x[i], wc, limit, &sum, &slope);
         grad_x[i] = grad_y[i] * clamp_derivative(sum, limit) * slope;
     }
 }

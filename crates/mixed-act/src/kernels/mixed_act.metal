@@ -4,7 +4,7 @@
 // src/kernels/mixed_act.cu section by section and line by line where the languages allow:
 // change both together. Differences, all forced by Metal: no double (f32 kernels only, and
 // grad_w sums in float), no expm1 (written below from exp and log), no grid-stride loop (one
-// thread per element, bounds-checked), thread indices come in as kernel arguments.
+// thread per element in a 2-D grid, bounds-checked), thread indices come in as kernel arguments.
 // Metal cannot be compiled on Linux; `make metal-check` only proves that this is valid C++
 // under a shim (typos, types, undefined names), not that it is valid Metal.
 //
@@ -103,6 +103,10 @@ inline void mixture_terms(float x, device const float* w, float limit, thread fl
     *slope = d;
 }
 
+// ---- element-wise kernels: a 2-D grid over [rows, cols] --------------------------------
+// x over columns, y over rows, as in CUDA; Metal needs no grid-stride loop (the host
+// dispatches ceil(rows / by) groups along y), so each thread bounds-checks its element.
+
 // ---- phase 2: per-neuron fixed functions -------------------------------------------------
 
 kernel void per_neuron_fwd_f32(device const float* x [[buffer(0)]],
@@ -110,9 +114,11 @@ kernel void per_neuron_fwd_f32(device const float* x [[buffer(0)]],
                                device float* y [[buffer(2)]],
                                constant uint& rows [[buffer(3)]],
                                constant uint& cols [[buffer(4)]],
-                               uint i [[thread_position_in_grid]]) {
-    if (i >= rows * cols) return;
-    y[i] = act_value(ids[i % cols], x[i]);
+                               uint2 pos [[thread_position_in_grid]]) {
+    const uint c = pos.x, r = pos.y;
+    if (c >= cols || r >= rows) return;
+    const uint i = r * cols + c;
+    y[i] = act_value(ids[c], x[i]);
 }
 
 kernel void per_neuron_grad_x_f32(device const float* x [[buffer(0)]],
@@ -121,9 +127,11 @@ kernel void per_neuron_grad_x_f32(device const float* x [[buffer(0)]],
                                   device float* grad_x [[buffer(3)]],
                                   constant uint& rows [[buffer(4)]],
                                   constant uint& cols [[buffer(5)]],
-                                  uint i [[thread_position_in_grid]]) {
-    if (i >= rows * cols) return;
-    grad_x[i] = grad_y[i] * act_derivative(ids[i % cols], x[i]);
+                                  uint2 pos [[thread_position_in_grid]]) {
+    const uint c = pos.x, r = pos.y;
+    if (c >= cols || r >= rows) return;
+    const uint i = r * cols + c;
+    grad_x[i] = grad_y[i] * act_derivative(ids[c], x[i]);
 }
 
 // ---- phase 1: the hard mixture -----------------------------------------------------------
@@ -134,10 +142,12 @@ kernel void mixture_fwd_f32(device const float* x [[buffer(0)]],
                             constant float& limit [[buffer(3)]],
                             constant uint& rows [[buffer(4)]],
                             constant uint& cols [[buffer(5)]],
-                            uint i [[thread_position_in_grid]]) {
-    if (i >= rows * cols) return;
+                            uint2 pos [[thread_position_in_grid]]) {
+    const uint c = pos.x, r = pos.y;
+    if (c >= cols || r >= rows) return;
+    const uint i = r * cols + c;
     float sum, slope;
-    mixture_terms(x[i], w + (i % cols) * ACT_COUNT, limit, &sum, &slope);
+    mixture_terms(x[i], w + c * ACT_COUNT, limit, &sum, &slope);
     y[i] = clamp_value(sum, limit);
 }
 
@@ -148,10 +158,12 @@ kernel void mixture_grad_x_f32(device const float* x [[buffer(0)]],
                                constant float& limit [[buffer(4)]],
                                constant uint& rows [[buffer(5)]],
                                constant uint& cols [[buffer(6)]],
-                               uint i [[thread_position_in_grid]]) {
-    if (i >= rows * cols) return;
+                               uint2 pos [[thread_position_in_grid]]) {
+    const uint c = pos.x, r = pos.y;
+    if (c >= cols || r >= rows) return;
+    const uint i = r * cols + c;
     float sum, slope;
-    mixture_terms(x[i], w + (i % cols) * ACT_COUNT, limit, &sum, &slope);
+    mixture_terms(x[i], w + c * ACT_COUNT, limit, &sum, &slope);
     grad_x[i] = grad_y[i] * clamp_derivative(sum, limit) * slope;
 }
 

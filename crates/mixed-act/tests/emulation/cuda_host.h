@@ -43,17 +43,18 @@ template <typename Body>
 void launch(dim3 grid, dim3 block, Body body) {
     gridDim = grid;
     blockDim = block;
-    for (unsigned int bx = 0; bx < grid.x; ++bx) {
-        std::barrier<> barrier(block.x * block.y);
-        current_block_barrier = &barrier;
-        std::vector<std::thread> threads;
-        for (unsigned int ty = 0; ty < block.y; ++ty)
-            for (unsigned int tx = 0; tx < block.x; ++tx)
-                threads.emplace_back([=] {
-                    blockIdx = dim3{bx, 0, 0};
-                    threadIdx = dim3{tx, ty, 0};
-                    body();
-                });
-        for (auto& t : threads) t.join();
-    }
+    for (unsigned int by = 0; by < grid.y; ++by)
+        for (unsigned int bx = 0; bx < grid.x; ++bx) {
+            std::barrier<> barrier(block.x * block.y);
+            current_block_barrier = &barrier;
+            std::vector<std::thread> threads;
+            for (unsigned int ty = 0; ty < block.y; ++ty)
+                for (unsigned int tx = 0; tx < block.x; ++tx)
+                    threads.emplace_back([=] {
+                        blockIdx = dim3{bx, by, 0};
+                        threadIdx = dim3{tx, ty, 0};
+                        body();
+                    });
+            for (auto& t : threads) t.join();
+        }
 }

@@ -1,10 +1,12 @@
 // Runs the five GPU kernels of src/kernels/mixed_act.cu (built with -DEMULATE_CUDA) or
 // src/kernels/mixed_act.metal (-DEMULATE_METAL) on the CPU, for tests/emulated_kernels.rs.
 //
-// Usage: harness DIR DTYPE ROWS COLS LIMIT
+// Usage: harness DIR DTYPE ROWS COLS LIMIT GX GY BX BY
 //   reads  DIR/x.bin [rows*cols], DIR/ids.bin [cols] u32, DIR/w.bin [cols*6], DIR/gy.bin
 //   writes DIR/y_pn.bin, DIR/gx_pn.bin (phase 2), DIR/y_mx.bin, DIR/gx_mx.bin, DIR/gw_mx.bin
-// Floats are raw little-endian f32 or f64 (DTYPE); LIMIT is the clamp, "inf" for none.
+// Floats are raw little-endian f32 or f64 (DTYPE); LIMIT is the clamp, "inf" for none;
+// (GX, GY) x (BX, BY) is the element-wise kernels' grid and block (the Rust side computes it
+// with mixed_act::elementwise_geometry, the function the launch code uses).
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -48,11 +50,14 @@ static void write(const std::string& path, const std::vector<T>& v) {
     std::fclose(f);
 }
 
+struct Geometry {
+    unsigned int gx, gy, bx, by;
+};
+
 #if defined(EMULATE_CUDA)
-// The launches of src/cuda.rs, with a small grid so that the grid-stride loops wrap around.
-#define ENTRY(name, suffix) name##_##suffix
+// The launches of src/cuda.rs.
 template <typename T>
-static void run(const std::string& dir, unsigned int rows, unsigned int cols, T limit,
+static void run(const std::string& dir, unsigned int rows, unsigned int cols, T limit, Geometry g,
                 void (*pn_fwd)(const T*, const unsigned int*, T*, unsigned int, unsigned int),
                 void (*pn_gx)(const T*, const unsigned int*, const T*, T*, unsigned int, unsigned int),
                 void (*mx_fwd)(const T*, const T*, T*, T, unsigned int, unsigned int),
@@ -64,7 +69,7 @@ static void run(const std::string& dir, unsigned int rows, unsigned int cols, T 
     auto w = read<T>(dir + "/w.bin", (size_t)cols * ACT_COUNT);
     auto gy = read<T>(dir + "/gy.bin", n);
     std::vector<T> y(n), gx(n), gw((size_t)cols * ACT_COUNT);
-    const dim3 grid{3, 1, 1}, block{64, 1, 1};
+    const dim3 grid{g.gx, g.gy, 1}, block{g.bx, g.by, 1};
     launch(grid, block, [&] { pn_fwd(x.data(), ids.data(), y.data(), rows, cols); });
     write(dir + "/y_pn.bin", y);
     launch(grid, block, [&] { pn_gx(x.data(), ids.data(), gy.data(), gx.data(), rows, cols); });
@@ -79,25 +84,34 @@ static void run(const std::string& dir, unsigned int rows, unsigned int cols, T 
     write(dir + "/gw_mx.bin", gw);
 }
 #else
-// The dispatches of src/metal.rs: groups of 256 threads over the elements (the last group
-// partly out of range), and (32, 16) threadgroups for grad_w.
-static void run_metal(const std::string& dir, uint rows, uint cols, float limit) {
+// The dispatches of src/metal.rs: the element-wise grid (threads beyond [rows, cols] return at
+// once), and (32, 16) threadgroups for grad_w.
+template <typename Kernel>
+static void each_element(Geometry g, Kernel kernel) {
+    for (uint gy = 0; gy < g.gy; ++gy)
+        for (uint gx = 0; gx < g.gx; ++gx)
+            for (uint ty = 0; ty < g.by; ++ty)
+                for (uint tx = 0; tx < g.bx; ++tx) kernel(uint2{gx * g.bx + tx, gy * g.by + ty});
+}
+
+static void run_metal(const std::string& dir, uint rows, uint cols, float limit, Geometry g) {
     const size_t n = (size_t)rows * cols;
     auto x = read<float>(dir + "/x.bin", n);
     auto ids = read<uint>(dir + "/ids.bin", cols);
     auto w = read<float>(dir + "/w.bin", (size_t)cols * ACT_COUNT);
     auto gy = read<float>(dir + "/gy.bin", n);
     std::vector<float> y(n), gx(n), gw((size_t)cols * ACT_COUNT);
-    const uint threads = ((uint)n + 255) / 256 * 256;
-    for (uint i = 0; i < threads; ++i) per_neuron_fwd_f32(x.data(), ids.data(), y.data(), rows, cols, i);
+    each_element(g, [&](uint2 p) { per_neuron_fwd_f32(x.data(), ids.data(), y.data(), rows, cols, p); });
     write(dir + "/y_pn.bin", y);
-    for (uint i = 0; i < threads; ++i)
-        per_neuron_grad_x_f32(x.data(), ids.data(), gy.data(), gx.data(), rows, cols, i);
+    each_element(g, [&](uint2 p) {
+        per_neuron_grad_x_f32(x.data(), ids.data(), gy.data(), gx.data(), rows, cols, p);
+    });
     write(dir + "/gx_pn.bin", gx);
-    for (uint i = 0; i < threads; ++i) mixture_fwd_f32(x.data(), w.data(), y.data(), limit, rows, cols, i);
+    each_element(g, [&](uint2 p) { mixture_fwd_f32(x.data(), w.data(), y.data(), limit, rows, cols, p); });
     write(dir + "/y_mx.bin", y);
-    for (uint i = 0; i < threads; ++i)
-        mixture_grad_x_f32(x.data(), w.data(), gy.data(), gx.data(), limit, rows, cols, i);
+    each_element(g, [&](uint2 p) {
+        mixture_grad_x_f32(x.data(), w.data(), gy.data(), gx.data(), limit, rows, cols, p);
+    });
     write(dir + "/gx_mx.bin", gx);
     for (uint group = 0; group < (cols + GRAD_W_COLS - 1) / GRAD_W_COLS; ++group) {
         std::barrier<> barrier(GRAD_W_COLS * GRAD_W_ROW_GROUPS);
@@ -116,26 +130,28 @@ static void run_metal(const std::string& dir, uint rows, uint cols, float limit)
 #endif
 
 int main(int argc, char** argv) {
-    if (argc != 6) {
-        std::fprintf(stderr, "usage: harness DIR f32|f64 ROWS COLS LIMIT\n");
+    if (argc != 10) {
+        std::fprintf(stderr, "usage: harness DIR f32|f64 ROWS COLS LIMIT GX GY BX BY\n");
         return 2;
     }
     const std::string dir = argv[1], dtype = argv[2];
     const unsigned int rows = std::stoul(argv[3]), cols = std::stoul(argv[4]);
     const double limit = std::strtod(argv[5], nullptr);
+    const Geometry g{(unsigned int)std::stoul(argv[6]), (unsigned int)std::stoul(argv[7]),
+                     (unsigned int)std::stoul(argv[8]), (unsigned int)std::stoul(argv[9])};
 #if defined(EMULATE_CUDA)
     if (dtype == "f32")
-        run<float>(dir, rows, cols, (float)limit, per_neuron_fwd_f32, per_neuron_grad_x_f32,
+        run<float>(dir, rows, cols, (float)limit, g, per_neuron_fwd_f32, per_neuron_grad_x_f32,
                    mixture_fwd_f32, mixture_grad_x_f32, mixture_grad_w_f32);
     else
-        run<double>(dir, rows, cols, limit, per_neuron_fwd_f64, per_neuron_grad_x_f64,
+        run<double>(dir, rows, cols, limit, g, per_neuron_fwd_f64, per_neuron_grad_x_f64,
                     mixture_fwd_f64, mixture_grad_x_f64, mixture_grad_w_f64);
 #else
     if (dtype != "f32") {
         std::fprintf(stderr, "harness: Metal kernels are f32 only\n");
         return 2;
     }
-    run_metal(dir, rows, cols, (float)limit);
+    run_metal(dir, rows, cols, (float)limit, g);
 #endif
     return 0;
 }
