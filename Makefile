@@ -67,7 +67,7 @@ fmt:
 
 # Both benchmarks, appended to results/bench/cpu.csv (one row per measurement).
 bench: bin
-	$(BIN) bench ops --csv results/bench/cpu.csv
+	$(BIN) bench ops --repeats 10 --csv results/bench/cpu.csv
 	$(BIN) bench train --csv results/bench/cpu.csv
 
 
