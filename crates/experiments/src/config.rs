@@ -272,7 +272,6 @@ impl Settings {
     pub fn preset(preset: Preset) -> Settings {
         let common = Settings {
             preset: Some(preset),
-            batch_size: Some(128),
             tau: Some(0.3),
             clamp: Some(ClampSetting(Some(10.0))),
             grad_clip: Some(ClampSetting(Some(1.0))),
@@ -281,6 +280,7 @@ impl Settings {
         match preset {
             Preset::Reference => Settings {
                 lr: Some(1e-4),
+                batch_size: Some(128),
                 epochs: Some(400),
                 phase1_epochs: Some(50),
                 loss: Some(LossKind::Probs),
@@ -291,6 +291,7 @@ impl Settings {
             // Chosen by measurement on two CPU cores: see README.md, "The default preset".
             Preset::Default => Settings {
                 lr: Some(DEFAULT_LR),
+                batch_size: Some(DEFAULT_BATCH_SIZE),
                 epochs: Some(DEFAULT_EPOCHS),
                 phase1_epochs: Some(DEFAULT_PHASE1_EPOCHS),
                 loss: Some(LossKind::Logits),
@@ -316,8 +317,9 @@ impl Settings {
 }
 
 pub const DEFAULT_LR: f64 = 1e-3;
-pub const DEFAULT_EPOCHS: usize = 30;
-pub const DEFAULT_PHASE1_EPOCHS: usize = 10;
+pub const DEFAULT_BATCH_SIZE: usize = 64;
+pub const DEFAULT_EPOCHS: usize = 35;
+pub const DEFAULT_PHASE1_EPOCHS: usize = 15;
 
 /// Everything a run needs, resolved and checked. Saved as the run's `config.json`.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -407,7 +409,7 @@ impl TrainConfig {
         if !(lr.is_finite() && lr > 0.0) {
             bail_input!("--lr must be a positive finite number, got {lr}");
         }
-        let batch_size = s.batch_size.unwrap_or(128);
+        let batch_size = s.batch_size.unwrap_or(DEFAULT_BATCH_SIZE);
         if batch_size == 0 {
             bail_input!("--batch-size must be at least 1");
         }

@@ -18,25 +18,45 @@ const MAX_X: f32 = 88.722_83;
 /// ln of the smallest normal f32: below it e^x is returned as 0 (the true value is below 1.2e-38).
 const MIN_X: f32 = -87.336_54;
 
+/// For x in [MIN_X, MAX_X]: `(n, e^r)` with x = n ln2 + r, |r| <= ln2 / 2 (Cody-Waite), e^r by
+/// its Taylor polynomial of degree 7.
 #[inline(always)]
-pub fn exp(x: f32) -> f32 {
-    let xc = x.clamp_finite(MIN_X, MAX_X);
-    let t = xc * LOG2E + ROUND;
+fn reduce(x: f32) -> (i32, f32) {
+    let t = x * LOG2E + ROUND;
     let n = t - ROUND;
-    let r = (xc - n * LN2_HI) - n * LN2_LO;
+    let r = (x - n * LN2_HI) - n * LN2_LO;
     let p = 1.0
         + r * (1.0
             + r * (0.5
                 + r * (1.0 / 6.0
                     + r * (1.0 / 24.0
                         + r * (1.0 / 120.0 + r * (1.0 / 720.0 + r * (1.0 / 5040.0)))))));
-    // 2^n from the exponent bits (n in [-126, 128]); 2^128 is not a float, so n = 128 is
-    // built as 2^127 * 2.
-    let n_int = (t.to_bits() as i32).wrapping_sub(ROUND.to_bits() as i32);
-    let top = n_int > 127;
-    let biased = if top { n_int + 126 } else { n_int + 127 };
-    let scale = f32::from_bits((biased << 23) as u32);
-    let y = p * scale * if top { 2.0 } else { 1.0 };
+    // n sits in the low mantissa bits of t.
+    ((t.to_bits() as i32).wrapping_sub(ROUND.to_bits() as i32), p)
+}
+
+/// 2^n for n in [-126, 127], from the exponent bits.
+#[inline(always)]
+fn pow2(n: i32) -> f32 {
+    f32::from_bits(((n + 127) << 23) as u32)
+}
+
+/// e^x - 1 by its Taylor polynomial of degree 7, for |x| < 0.3 (Horner form with constant
+/// coefficients: multiplications only; divisions by 3, 5, 6, 7 would not be folded).
+#[inline(always)]
+fn exp_m1_taylor(x: f32) -> f32 {
+    x * (1.0
+        + x * (1.0 / 2.0
+            + x * (1.0 / 6.0
+                + x * (1.0 / 24.0 + x * (1.0 / 120.0 + x * (1.0 / 720.0 + x * (1.0 / 5040.0)))))))
+}
+
+#[inline(always)]
+pub fn exp(x: f32) -> f32 {
+    let (n, p) = reduce(x.clamp_finite(MIN_X, MAX_X));
+    // n in [-126, 128]; 2^128 is not a float, so n = 128 is built as 2^127 * 2.
+    let top = n > 127;
+    let y = p * pow2(if top { n - 1 } else { n }) * if top { 2.0 } else { 1.0 };
     if x > MAX_X {
         f32::INFINITY
     } else if x < MIN_X {
@@ -51,14 +71,8 @@ pub fn exp(x: f32) -> f32 {
 /// e^x - 1, accurate near 0 (where e^x - 1 would cancel): a Taylor polynomial for |x| < 0.3.
 #[inline(always)]
 pub fn exp_m1(x: f32) -> f32 {
-    let small = x
-        * (1.0
-            + x * (1.0 / 2.0
-                + x * (1.0 / 6.0
-                    + x * (1.0 / 24.0
-                        + x * (1.0 / 120.0 + x * (1.0 / 720.0 + x * (1.0 / 5040.0)))))));
     if x.abs() < 0.3 {
-        small
+        exp_m1_taylor(x)
     } else {
         exp(x) - 1.0
     }
@@ -69,23 +83,11 @@ pub fn exp_m1(x: f32) -> f32 {
 /// pass NaN through themselves). Same accuracy as [`exp`] on [-87.3, 0], 0 below.
 #[inline(always)]
 pub fn exp_nonpositive(x: f32) -> f32 {
-    let xc = x.max(MIN_X);
-    let t = xc * LOG2E + ROUND;
-    let n = t - ROUND;
-    let r = (xc - n * LN2_HI) - n * LN2_LO;
-    let p = 1.0
-        + r * (1.0
-            + r * (0.5
-                + r * (1.0 / 6.0
-                    + r * (1.0 / 24.0
-                        + r * (1.0 / 120.0 + r * (1.0 / 720.0 + r * (1.0 / 5040.0)))))));
-    // n in [-126, 0]: 2^n is a normal float built from its exponent bits.
-    let n_int = (t.to_bits() as i32).wrapping_sub(ROUND.to_bits() as i32);
-    let y = p * f32::from_bits(((n_int + 127) << 23) as u32);
+    let (n, p) = reduce(x.max(MIN_X));
     if x < MIN_X {
         0.0
     } else {
-        y
+        p * pow2(n)
     }
 }
 
@@ -94,15 +96,14 @@ pub fn exp_nonpositive(x: f32) -> f32 {
 #[inline(always)]
 pub fn exp_and_exp_m1(x: f32) -> (f32, f32) {
     let e = exp_nonpositive(x);
-    // Taylor to degree 7 in Horner form with constant coefficients (multiplications only:
-    // divisions by 3, 5, 6, 7 would not be folded and cost more than the whole exponential).
-    let small = x
-        * (1.0
-            + x * (1.0 / 2.0
-                + x * (1.0 / 6.0
-                    + x * (1.0 / 24.0
-                        + x * (1.0 / 120.0 + x * (1.0 / 720.0 + x * (1.0 / 5040.0)))))));
-    (e, if x.abs() < 0.3 { small } else { e - 1.0 })
+    (
+        e,
+        if x.abs() < 0.3 {
+            exp_m1_taylor(x)
+        } else {
+            e - 1.0
+        },
+    )
 }
 
 /// tanh |x| = em / (em + 2) with em = e^(2|x|) - 1; |x| is capped at 9, where tanh is 1 in f32.

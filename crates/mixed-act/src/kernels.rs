@@ -195,6 +195,52 @@ impl<'a, S: BackendStorage> Operands<'a, S> {
     }
 }
 
+/// The `cuda_fwd` and `metal_fwd` of an op, each one launch of `$kernel`: for a CustomOp2
+/// `(x, ids | w)` (`op2`) or a CustomOp3 `(x, ids | w, grad_y)` (`op3`). `$clamp` maps the op
+/// to its clamp (`|_| None` for phase 2). Used inside the op's `impl`, next to its `cpu_fwd`.
+macro_rules! gpu_paths {
+    (op2, $kernel:expr, $clamp:expr) => {
+        $crate::kernels::gpu_paths!(@one feature = "cuda", cuda, cuda_fwd, CudaStorage, $kernel, $clamp);
+        $crate::kernels::gpu_paths!(@one feature = "metal", metal, metal_fwd, MetalStorage, $kernel, $clamp);
+    };
+    (op3, $kernel:expr, $clamp:expr) => {
+        $crate::kernels::gpu_paths!(@three feature = "cuda", cuda, cuda_fwd, CudaStorage, $kernel, $clamp);
+        $crate::kernels::gpu_paths!(@three feature = "metal", metal, metal_fwd, MetalStorage, $kernel, $clamp);
+    };
+    (@one $cfg:meta, $backend:ident, $method:ident, $storage:ident, $kernel:expr, $clamp:expr) => {
+        #[cfg($cfg)]
+        fn $method(
+            &self,
+            x: &candle_core::$storage,
+            x_layout: &candle_core::Layout,
+            p: &candle_core::$storage,
+            p_layout: &candle_core::Layout,
+        ) -> candle_core::Result<(candle_core::$storage, candle_core::Shape)> {
+            let ops = $crate::kernels::Operands::new((x, x_layout), (p, p_layout))
+                .with_clamp(($clamp)(self));
+            $crate::$backend::launch($kernel, ops)
+        }
+    };
+    (@three $cfg:meta, $backend:ident, $method:ident, $storage:ident, $kernel:expr, $clamp:expr) => {
+        #[cfg($cfg)]
+        fn $method(
+            &self,
+            x: &candle_core::$storage,
+            x_layout: &candle_core::Layout,
+            p: &candle_core::$storage,
+            p_layout: &candle_core::Layout,
+            grad_y: &candle_core::$storage,
+            grad_layout: &candle_core::Layout,
+        ) -> candle_core::Result<(candle_core::$storage, candle_core::Shape)> {
+            let ops = $crate::kernels::Operands::new((x, x_layout), (p, p_layout))
+                .with_grad((grad_y, grad_layout))
+                .with_clamp(($clamp)(self));
+            $crate::$backend::launch($kernel, ops)
+        }
+    };
+}
+pub(crate) use gpu_paths;
+
 /// Element types with CUDA entry points.
 pub(crate) const CUDA_DTYPES: [&str; 2] = ["f32", "f64"];
 /// Element types with Metal entry points (Metal has no f64).

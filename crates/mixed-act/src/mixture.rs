@@ -17,8 +17,7 @@ use crate::cpu::{
     float_dispatch, for_each_column_block, for_each_row_block, same_dtype, Clamp, ColumnPlan,
     KernelFloat, Matrix,
 };
-#[cfg(any(feature = "cuda", feature = "metal"))]
-use crate::kernels::{Operands, MIXTURE_FWD, MIXTURE_GRAD_W, MIXTURE_GRAD_X};
+use crate::kernels::gpu_paths;
 use crate::per_neuron::{activation_slow, check_grad_shape, gpu_ready};
 use num_traits::{ToPrimitive, Zero};
 
@@ -93,29 +92,7 @@ impl CustomOp2 for Mixture {
         Ok((out, Shape::from((rows, cols))))
     }
 
-    #[cfg(feature = "cuda")]
-    fn cuda_fwd(
-        &self,
-        x: &candle_core::CudaStorage,
-        x_layout: &Layout,
-        w: &candle_core::CudaStorage,
-        w_layout: &Layout,
-    ) -> Result<(candle_core::CudaStorage, Shape)> {
-        let ops = Operands::new((x, x_layout), (w, w_layout)).with_clamp(self.clamp);
-        crate::cuda::launch(MIXTURE_FWD, ops)
-    }
-
-    #[cfg(feature = "metal")]
-    fn metal_fwd(
-        &self,
-        x: &candle_core::MetalStorage,
-        x_layout: &Layout,
-        w: &candle_core::MetalStorage,
-        w_layout: &Layout,
-    ) -> Result<(candle_core::MetalStorage, Shape)> {
-        let ops = Operands::new((x, x_layout), (w, w_layout)).with_clamp(self.clamp);
-        crate::metal::launch(MIXTURE_FWD, ops)
-    }
+    gpu_paths!(op2, crate::kernels::MIXTURE_FWD, |op: &Self| op.clamp);
 
     fn bwd(
         &self,
@@ -165,37 +142,7 @@ impl CustomOp3 for MixtureGradX {
         Ok((out, Shape::from((rows, cols))))
     }
 
-    #[cfg(feature = "cuda")]
-    fn cuda_fwd(
-        &self,
-        x: &candle_core::CudaStorage,
-        x_layout: &Layout,
-        w: &candle_core::CudaStorage,
-        w_layout: &Layout,
-        grad_y: &candle_core::CudaStorage,
-        grad_layout: &Layout,
-    ) -> Result<(candle_core::CudaStorage, Shape)> {
-        let ops = Operands::new((x, x_layout), (w, w_layout))
-            .with_grad((grad_y, grad_layout))
-            .with_clamp(self.clamp);
-        crate::cuda::launch(MIXTURE_GRAD_X, ops)
-    }
-
-    #[cfg(feature = "metal")]
-    fn metal_fwd(
-        &self,
-        x: &candle_core::MetalStorage,
-        x_layout: &Layout,
-        w: &candle_core::MetalStorage,
-        w_layout: &Layout,
-        grad_y: &candle_core::MetalStorage,
-        grad_layout: &Layout,
-    ) -> Result<(candle_core::MetalStorage, Shape)> {
-        let ops = Operands::new((x, x_layout), (w, w_layout))
-            .with_grad((grad_y, grad_layout))
-            .with_clamp(self.clamp);
-        crate::metal::launch(MIXTURE_GRAD_X, ops)
-    }
+    gpu_paths!(op3, crate::kernels::MIXTURE_GRAD_X, |op: &Self| op.clamp);
 }
 
 /// Gradient of the mixture to `w`: one pass over x and grad_y, reducing over the batch into
@@ -234,37 +181,7 @@ impl CustomOp3 for MixtureGradW {
         Ok((out, Shape::from((cols, K))))
     }
 
-    #[cfg(feature = "cuda")]
-    fn cuda_fwd(
-        &self,
-        x: &candle_core::CudaStorage,
-        x_layout: &Layout,
-        w: &candle_core::CudaStorage,
-        w_layout: &Layout,
-        grad_y: &candle_core::CudaStorage,
-        grad_layout: &Layout,
-    ) -> Result<(candle_core::CudaStorage, Shape)> {
-        let ops = Operands::new((x, x_layout), (w, w_layout))
-            .with_grad((grad_y, grad_layout))
-            .with_clamp(self.clamp);
-        crate::cuda::launch(MIXTURE_GRAD_W, ops)
-    }
-
-    #[cfg(feature = "metal")]
-    fn metal_fwd(
-        &self,
-        x: &candle_core::MetalStorage,
-        x_layout: &Layout,
-        w: &candle_core::MetalStorage,
-        w_layout: &Layout,
-        grad_y: &candle_core::MetalStorage,
-        grad_layout: &Layout,
-    ) -> Result<(candle_core::MetalStorage, Shape)> {
-        let ops = Operands::new((x, x_layout), (w, w_layout))
-            .with_grad((grad_y, grad_layout))
-            .with_clamp(self.clamp);
-        crate::metal::launch(MIXTURE_GRAD_W, ops)
-    }
+    gpu_paths!(op3, crate::kernels::MIXTURE_GRAD_W, |op: &Self| op.clamp);
 }
 
 /// The mixing weights, widened, with the plan that sends every neuron whose weights have a

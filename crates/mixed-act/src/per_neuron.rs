@@ -13,8 +13,7 @@ use crate::activation::{specialise, Activation};
 use crate::cpu::{
     float_dispatch, for_each_row_block, read_ids, same_dtype, ColumnPlan, KernelFloat, Matrix,
 };
-#[cfg(any(feature = "cuda", feature = "metal"))]
-use crate::kernels::{Operands, PER_NEURON_FWD, PER_NEURON_GRAD_X};
+use crate::kernels::gpu_paths;
 use crate::lanes::Lanes;
 
 /// Applies activation `ids[n]` to column `n` of `x` (`[batch, neurons]`), with autograd to `x`.
@@ -120,29 +119,7 @@ impl CustomOp2 for PerNeuron {
         Ok((out, Shape::from((rows, cols))))
     }
 
-    #[cfg(feature = "cuda")]
-    fn cuda_fwd(
-        &self,
-        x: &candle_core::CudaStorage,
-        x_layout: &Layout,
-        ids: &candle_core::CudaStorage,
-        ids_layout: &Layout,
-    ) -> Result<(candle_core::CudaStorage, Shape)> {
-        let ops = Operands::new((x, x_layout), (ids, ids_layout));
-        crate::cuda::launch(PER_NEURON_FWD, ops)
-    }
-
-    #[cfg(feature = "metal")]
-    fn metal_fwd(
-        &self,
-        x: &candle_core::MetalStorage,
-        x_layout: &Layout,
-        ids: &candle_core::MetalStorage,
-        ids_layout: &Layout,
-    ) -> Result<(candle_core::MetalStorage, Shape)> {
-        let ops = Operands::new((x, x_layout), (ids, ids_layout));
-        crate::metal::launch(PER_NEURON_FWD, ops)
-    }
+    gpu_paths!(op2, crate::kernels::PER_NEURON_FWD, |_: &Self| None);
 
     fn bwd(
         &self,
@@ -188,33 +165,7 @@ impl CustomOp3 for PerNeuronGradX {
         Ok((out, Shape::from((rows, cols))))
     }
 
-    #[cfg(feature = "cuda")]
-    fn cuda_fwd(
-        &self,
-        x: &candle_core::CudaStorage,
-        x_layout: &Layout,
-        ids: &candle_core::CudaStorage,
-        ids_layout: &Layout,
-        grad_y: &candle_core::CudaStorage,
-        grad_layout: &Layout,
-    ) -> Result<(candle_core::CudaStorage, Shape)> {
-        let ops = Operands::new((x, x_layout), (ids, ids_layout)).with_grad((grad_y, grad_layout));
-        crate::cuda::launch(PER_NEURON_GRAD_X, ops)
-    }
-
-    #[cfg(feature = "metal")]
-    fn metal_fwd(
-        &self,
-        x: &candle_core::MetalStorage,
-        x_layout: &Layout,
-        ids: &candle_core::MetalStorage,
-        ids_layout: &Layout,
-        grad_y: &candle_core::MetalStorage,
-        grad_layout: &Layout,
-    ) -> Result<(candle_core::MetalStorage, Shape)> {
-        let ops = Operands::new((x, x_layout), (ids, ids_layout)).with_grad((grad_y, grad_layout));
-        crate::metal::launch(PER_NEURON_GRAD_X, ops)
-    }
+    gpu_paths!(op3, crate::kernels::PER_NEURON_GRAD_X, |_: &Self| None);
 }
 
 /// How the rows are computed: per-function loops over runs of neighbouring columns when each
