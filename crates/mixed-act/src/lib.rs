@@ -11,8 +11,12 @@
 //!
 //! Each op is one fused pass over the data, forward and backward, with a slow reference built
 //! from candle's own ops beside it ([`per_neuron_slow`], [`mixture_slow`]) that the tests compare
-//! against. The CPU kernels are here; CUDA and Metal paths sit next to them behind the `cuda`
-//! and `metal` features.
+//! against. Layout: `activation.rs` defines the pool (the one place each formula lives);
+//! `per_neuron.rs` and `mixture.rs` hold the ops with their CPU kernels (`cpu.rs`: strided views
+//! and row-parallel drivers; `fastmath.rs`: vectorisable f32 exp/tanh; `lanes.rs`: the
+//! branch-free form for scattered neurons); the GPU kernels are `kernels/mixed_act.cu` and
+//! `kernels/mixed_act.metal`, listed in `kernels.rs` and launched by `cuda.rs` / `metal.rs`
+//! behind the `cuda` and `metal` features.
 //!
 //! ```
 //! use candle_core::{Device, Tensor};
