@@ -306,7 +306,28 @@ fn print_plan(args: &SweepArgs) -> Result<()> {
     print_stdout(&text)
 }
 
+/// Keeps freed buffers in the process instead of returning them to the kernel. candle allocates a
+/// fresh buffer for every op's output; with glibc's defaults the large ones are mmap'ed and
+/// unmapped each time, so every training step pays page faults and zeroing of fresh pages
+/// (about 15 % of a step in a profile). Measured with `smartmixed bench train`: the ReLU step
+/// 13.9 -> 9.5 ms, phase 2 15.3 -> 10.1 ms, phase 1 20.9 -> 17.4 ms. The cost is memory that
+/// stays mapped after a peak (bounded by the peak itself).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn keep_freed_memory() {
+    // 32 MiB is the largest mmap threshold glibc accepts on 64-bit targets (larger buffers are
+    // still mapped and unmapped); never trimming keeps the freed heap for the next step.
+    // SAFETY: mallopt only changes allocator parameters; called before any other thread runs.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn keep_freed_memory() {}
+
 fn main() -> ExitCode {
+    keep_freed_memory();
     let cli = Cli::parse();
     interrupt::install();
     let result = match cli.command {
