@@ -269,8 +269,9 @@ pub(crate) fn for_each_column_block<T: Send>(
         f(0..cols, out);
         return;
     }
-    // Blocks of at least 16 columns keep each row read a contiguous, cache-line sized piece.
-    let cols_per_task = (ELEMENTS_PER_TASK / work_per_column.max(1)).clamp(16, cols);
+    // Blocks of at least 64 columns keep each row read a contiguous piece of whole cache lines
+    // and give the per-row vector loops enough length.
+    let cols_per_task = (ELEMENTS_PER_TASK / work_per_column.max(1)).clamp(64, cols.max(64));
     out.par_chunks_mut(cols_per_task * width)
         .enumerate()
         .for_each(|(i, block)| {

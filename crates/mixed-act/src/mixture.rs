@@ -349,7 +349,11 @@ fn grad_w_cpu<T: KernelFloat>(
     out
 }
 
-/// grad-w for the neurons `block_cols` (all rows, in order); multiversioned like [`forward_rows`].
+/// grad-w for the neurons `block_cols` (all rows, in order); multiversioned like
+/// [`forward_rows`]. Each row is a few loops over the block's contiguous columns: the six clamped
+/// values (one loop per candidate, specialised, so it vectorises), the pre-clamp sum, the gate,
+/// then the six sums. Sums are f64 and run over the rows in order, so the result does not depend
+/// on the thread count.
 #[multiversion::multiversion(targets("x86_64+avx2+fma"))]
 fn grad_w_columns<T: KernelFloat>(
     x: &Matrix<T>,
@@ -359,33 +363,45 @@ fn grad_w_columns<T: KernelFloat>(
     block_cols: std::ops::Range<usize>,
     block: &mut [T],
 ) {
-    let rows = x.rows;
+    let n = block_cols.len();
+    let zero = T::Acc::zero();
+    // The block's weights by candidate, so that every loop below runs over contiguous columns.
+    let w: [Vec<T::Acc>; K] =
+        std::array::from_fn(|k| block_cols.clone().map(|c| weights.rows[c][k]).collect());
+    let mut values: [Vec<T::Acc>; K] = std::array::from_fn(|_| vec![zero; n]);
+    let (mut wide_x, mut pre_clamp, mut gate) = (vec![zero; n], vec![zero; n], vec![zero; n]);
+    let mut sums: [Vec<f64>; K] = std::array::from_fn(|_| vec![0.0; n]);
     let (mut x_scratch, mut g_scratch) = (Vec::new(), Vec::new());
-    // f64 sums: the batch can be long, and the cost is small next to six function values.
-    let mut sums = vec![[0f64; K]; block_cols.len()];
-    for row in 0..rows {
-        let x = x.row(row, block_cols.clone(), &mut x_scratch);
-        let g = grad_y.row(row, block_cols.clone(), &mut g_scratch);
-        for (j, sum) in sums.iter_mut().enumerate() {
-            let w = &weights.rows[block_cols.start + j];
-            let xc = x[j].widen();
-            let values: [T::Acc; K] =
-                std::array::from_fn(|k| clamp.apply(Activation::ALL[k].value(xc)));
-            let mut s = T::Acc::zero();
-            for k in 0..K {
-                if w[k] != T::Acc::zero() {
-                    s = s + w[k] * values[k];
+    for row in 0..x.rows {
+        let x_row = x.row(row, block_cols.clone(), &mut x_scratch);
+        let g_row = grad_y.row(row, block_cols.clone(), &mut g_scratch);
+        for (wide, v) in wide_x.iter_mut().zip(x_row) {
+            *wide = v.widen();
+        }
+        pre_clamp.fill(zero);
+        for act in Activation::ALL {
+            let k = act.id();
+            specialise!(act, |a| {
+                let columns = values[k].iter_mut().zip(&wide_x);
+                for ((v, &x), (s, &w)) in columns.zip(pre_clamp.iter_mut().zip(&w[k])) {
+                    *v = clamp.apply(a.value(x));
+                    // Zero weights are skipped, as in the forward pass (0 * inf would be NaN).
+                    *s = *s + if w != zero { w * *v } else { zero };
                 }
-            }
-            let gate = g[j].widen() * clamp.derivative(s);
-            for k in 0..K {
-                sum[k] += (gate * values[k]).to_f64().unwrap_or(f64::NAN);
+            })
+        }
+        for ((gate, &s), g) in gate.iter_mut().zip(&pre_clamp).zip(g_row) {
+            *gate = g.widen() * clamp.derivative(s);
+        }
+        for (sum, v) in sums.iter_mut().zip(&values) {
+            for ((sum, &v), &gate) in sum.iter_mut().zip(v).zip(&gate) {
+                *sum += (gate * v).to_f64().unwrap_or(f64::NAN);
             }
         }
     }
-    for (dst, sum) in block.chunks_exact_mut(K).zip(&sums) {
-        for k in 0..K {
-            dst[k] = T::narrow(T::Acc::constant(sum[k]));
+    for (j, dst) in block.chunks_exact_mut(K).enumerate() {
+        for (k, dst) in dst.iter_mut().enumerate() {
+            *dst = T::narrow(T::Acc::constant(sums[k][j]));
         }
     }
 }
