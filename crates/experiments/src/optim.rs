@@ -223,18 +223,42 @@ mod tests {
     use candle_nn::Optimizer;
     use rand::{Rng, SeedableRng};
 
+    /// Uniform random tensors of `shape` in [-1, 1), from a seeded stream.
+    struct Random(rand_chacha::ChaCha8Rng);
+
+    impl Random {
+        fn tensor(&mut self, shape: (usize, usize)) -> Tensor {
+            let data = (0..shape.0 * shape.1)
+                .map(|_| self.0.random::<f32>() * 2.0 - 1.0)
+                .collect();
+            Tensor::from_vec(data, shape, &Device::Cpu).unwrap()
+        }
+    }
+
+    /// Two independent variables holding the same initial values.
+    fn twin_vars(init: &Tensor) -> (Var, Var) {
+        (
+            Var::from_tensor(init).unwrap(),
+            Var::from_tensor(&init.copy().unwrap()).unwrap(),
+        )
+    }
+
+    /// `sum((v - target)^2)`.
+    fn squared_error(v: &Var, target: &Tensor) -> Tensor {
+        (v.as_tensor() - target)
+            .unwrap()
+            .sqr()
+            .unwrap()
+            .sum_all()
+            .unwrap()
+    }
+
     /// The fused update follows candle-nn's AdamW with weight decay 0 (the same formula).
     #[test]
     fn matches_candle_adamw_without_decay() {
-        let dev = Device::Cpu;
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
-        let mut random =
-            |n: usize| -> Vec<f32> { (0..n).map(|_| rng.random::<f32>() * 2.0 - 1.0).collect() };
-        let init = Tensor::from_vec(random(12), (3, 4), &dev).unwrap();
-        let (ours, theirs) = (
-            Var::from_tensor(&init).unwrap(),
-            Var::from_tensor(&init.copy().unwrap()).unwrap(),
-        );
+        let mut random = Random(rand_chacha::ChaCha8Rng::seed_from_u64(0));
+        let init = random.tensor((3, 4));
+        let (ours, theirs) = twin_vars(&init);
         let cfg = AdamConfig::with_lr(0.01);
         let mut adam = Adam::new(vec![ours.clone()], cfg).unwrap();
         let params = candle_nn::ParamsAdamW {
@@ -246,17 +270,12 @@ mod tests {
         };
         let mut reference = candle_nn::AdamW::new(vec![theirs.clone()], params).unwrap();
         for _ in 0..5 {
-            let target = Tensor::from_vec(random(12), (3, 4), &dev).unwrap();
-            let loss = |v: &Var| {
-                (v.as_tensor() - &target)
-                    .unwrap()
-                    .sqr()
-                    .unwrap()
-                    .sum_all()
-                    .unwrap()
-            };
-            adam.step(&loss(&ours).backward().unwrap()).unwrap();
-            reference.step(&loss(&theirs).backward().unwrap()).unwrap();
+            let target = random.tensor((3, 4));
+            adam.step(&squared_error(&ours, &target).backward().unwrap())
+                .unwrap();
+            reference
+                .step(&squared_error(&theirs, &target).backward().unwrap())
+                .unwrap();
         }
         let diff = (ours.as_tensor() - theirs.as_tensor())
             .unwrap()
@@ -280,33 +299,17 @@ mod tests {
     /// Clipping fused into the update gives the same bits as scaling the gradients first.
     #[test]
     fn a_scaled_step_equals_scaling_the_gradients_first() {
-        let dev = Device::Cpu;
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
-        let mut random =
-            |n: usize| -> Vec<f32> { (0..n).map(|_| rng.random::<f32>() * 4.0 - 2.0).collect() };
-        let init = Tensor::from_vec(random(40), (5, 8), &dev).unwrap();
-        let (fused, apart) = (
-            Var::from_tensor(&init).unwrap(),
-            Var::from_tensor(&init.copy().unwrap()).unwrap(),
-        );
+        let mut random = Random(rand_chacha::ChaCha8Rng::seed_from_u64(3));
+        let (fused, apart) = twin_vars(&random.tensor((5, 8)));
         let cfg = AdamConfig::with_lr(0.01);
         let mut adam_fused = Adam::new(vec![fused.clone()], cfg).unwrap();
         let mut adam_apart = Adam::new(vec![apart.clone()], cfg).unwrap();
         for scale in [0.37f32, 1.0, 0.0123] {
-            let target = Tensor::from_vec(random(40), (5, 8), &dev).unwrap();
-            let loss = |v: &Var| {
-                (v.as_tensor() - &target)
-                    .unwrap()
-                    .sqr()
-                    .unwrap()
-                    .sum_all()
-                    .unwrap()
-            };
-            adam_fused
-                .step_scaled(&loss(&fused).backward().unwrap(), scale)
-                .unwrap();
-            let mut grads = loss(&apart).backward().unwrap();
-            let coefficient = Tensor::new(&[scale], &dev).unwrap();
+            let target = random.tensor((5, 8));
+            let grads = squared_error(&fused, &target).backward().unwrap();
+            adam_fused.step_scaled(&grads, scale).unwrap();
+            let mut grads = squared_error(&apart, &target).backward().unwrap();
+            let coefficient = Tensor::new(&[scale], &Device::Cpu).unwrap();
             let scaled = grads
                 .get(apart.as_tensor())
                 .unwrap()
