@@ -1,26 +1,22 @@
 //! `smartmixed bench`: the CSV columns other tools read, appended without overwriting.
 
-use std::process::Command;
+mod common;
 
 #[test]
 fn bench_ops_appends_rows_with_the_agreed_columns() {
-    let dir = std::env::temp_dir().join(format!("smartmixed-bench-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = common::temp_dir("bench");
     let csv_path = dir.join("nested/cpu.csv");
     for _ in 0..2 {
-        let output = Command::new(env!("CARGO_BIN_EXE_smartmixed"))
-            .args([
-                "bench",
-                "ops",
-                "--shapes",
-                "8x12,4x6",
-                "--repeats",
-                "2",
-                "--csv",
-                csv_path.to_str().unwrap(),
-            ])
-            .output()
-            .unwrap();
+        let output = common::run(&[
+            "bench",
+            "ops",
+            "--shapes",
+            "8x12,4x6",
+            "--repeats",
+            "2",
+            "--csv",
+            csv_path.to_str().unwrap(),
+        ]);
         assert!(
             output.status.success(),
             "{}",
@@ -53,10 +49,7 @@ fn bench_ops_appends_rows_with_the_agreed_columns() {
         .iter()
         .any(|r| &r[1] == "mixture-fused" && &r[2] == "fwd_bwd"));
 
-    let output = Command::new(env!("CARGO_BIN_EXE_smartmixed"))
-        .args(["bench", "ops", "--shapes", "8by12"])
-        .output()
-        .unwrap();
+    let output = common::run(&["bench", "ops", "--shapes", "8by12"]);
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("--shapes"));
     std::fs::remove_dir_all(dir).unwrap();

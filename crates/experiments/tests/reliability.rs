@@ -8,26 +8,8 @@ use std::time::Duration;
 
 use experiments::store::{ResultRow, ResultsStore};
 
-fn mini() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/mnist-mini")
-}
-
-fn temp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("smartmixed-rel-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn binary() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_smartmixed"));
-    c.env_remove("SMARTMIXED_DATA_DIR");
-    c
-}
-
-fn run(args: &[&str]) -> Output {
-    binary().args(args).output().unwrap()
-}
+mod common;
+use common::{binary, mini_data as mini, run, temp_dir as temp};
 
 fn gunzip(path: &Path) -> Vec<u8> {
     let mut out = Vec::new();

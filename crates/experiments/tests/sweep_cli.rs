@@ -1,10 +1,13 @@
 //! A tiny sweep on the shipped MNIST subset: rows, resume, sharding, a failing run, compare.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use experiments::store::{ResultRow, ResultsStore};
 use experiments::sweep::{expand, SweepConfig};
+
+mod common;
+use common::temp_dir as temp;
 
 const TINY: &str = r#"
 name = "tiny"
@@ -22,24 +25,17 @@ batch_size = 64
 lr = 3e-3
 "#;
 
-fn temp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("smartmixed-sweep-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 fn config_file(dir: &Path) -> PathBuf {
     let path = dir.join("tiny.toml");
     std::fs::write(&path, TINY).unwrap();
     path
 }
 
+/// The binary with the shipped MNIST subset as its data directory.
 fn smartmixed(args: &[&str]) -> Output {
-    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/mnist-mini");
-    Command::new(env!("CARGO_BIN_EXE_smartmixed"))
+    common::binary()
         .args(args)
-        .env("SMARTMIXED_DATA_DIR", data)
+        .env("SMARTMIXED_DATA_DIR", common::mini_data())
         .output()
         .expect("the smartmixed binary runs")
 }

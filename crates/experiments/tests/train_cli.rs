@@ -1,24 +1,14 @@
 //! End to end: the `smartmixed train` binary on the MNIST subset shipped in tests/data.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
-fn mini_data() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/mnist-mini")
-}
+mod common;
+use common::{mini_data, run as smartmixed};
 
+/// Where a test's run writes (not created: `train` creates it).
 fn out_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("smartmixed-test-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
-
-fn smartmixed(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_smartmixed"))
-        .args(args)
-        .env_remove("SMARTMIXED_DATA_DIR")
-        .output()
-        .expect("the smartmixed binary runs")
+    common::temp_dir(name).join("out")
 }
 
 fn train(out: &Path, extra: &[&str]) -> serde_json::Value {

@@ -1,0 +1,34 @@
+//! Helpers shared by the integration tests that run the `smartmixed` binary.
+// Each test file uses a part of this module.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The 2,000 + 500 real MNIST images shipped for the tests.
+pub fn mini_data() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/mnist-mini")
+}
+
+/// An empty directory of this test process, named after the test.
+pub fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("smartmixed-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The binary under test, without the user's SMARTMIXED_DATA_DIR.
+pub fn binary() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_smartmixed"));
+    command.env_remove("SMARTMIXED_DATA_DIR");
+    command
+}
+
+/// Runs the binary with `args` to completion.
+pub fn run(args: &[&str]) -> Output {
+    binary()
+        .args(args)
+        .output()
+        .expect("the smartmixed binary runs")
+}
