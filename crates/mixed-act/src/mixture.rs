@@ -31,6 +31,22 @@ pub fn mixture(x: &Tensor, w: &Tensor, clamp: Option<f64>) -> Result<Tensor> {
     gpu_ready(x)?.apply_op2(&gpu_ready(w)?, Mixture { clamp })
 }
 
+/// The gradients of [`mixture`] to `x` and `w` for the upstream gradient `grad_y`, computed
+/// directly: for callers that run their own backward pass instead of candle's autograd. These
+/// are the kernels the op's own backward runs, so the two give the same bits.
+pub fn mixture_grads(
+    x: &Tensor,
+    w: &Tensor,
+    clamp: Option<f64>,
+    grad_y: &Tensor,
+) -> Result<(Tensor, Tensor)> {
+    let clamp = check_clamp(clamp)?;
+    let (x, w, grad_y) = (gpu_ready(x)?, gpu_ready(w)?, gpu_ready(grad_y)?);
+    let grad_x = x.apply_op3_no_bwd(&w, &grad_y, &MixtureGradX { clamp })?;
+    let grad_w = x.apply_op3_no_bwd(&w, &grad_y, &MixtureGradW { clamp })?;
+    Ok((grad_x, grad_w))
+}
+
 /// The same function from candle's own ops, with a `[B, N]` temporary per candidate: the
 /// unfused reference the tests compare against.
 pub fn mixture_slow(x: &Tensor, w: &Tensor, clamp: Option<f64>) -> Result<Tensor> {
@@ -101,9 +117,7 @@ impl CustomOp2 for Mixture {
         _y: &Tensor,
         grad_y: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let grad_y = gpu_ready(grad_y)?;
-        let grad_x = x.apply_op3_no_bwd(w, &grad_y, &MixtureGradX { clamp: self.clamp })?;
-        let grad_w = x.apply_op3_no_bwd(w, &grad_y, &MixtureGradW { clamp: self.clamp })?;
+        let (grad_x, grad_w) = mixture_grads(x, w, self.clamp, grad_y)?;
         Ok((Some(grad_x), Some(grad_w)))
     }
 }
@@ -255,7 +269,10 @@ fn forward_cpu<T: KernelFloat>(
 }
 
 /// Rows `first_row..` of the forward pass; multiversioned for AVX2 + FMA like the phase-2 op.
-#[multiversion::multiversion(targets("x86_64+avx2+fma"))]
+#[multiversion::multiversion(targets(
+    "x86_64+avx512f+avx512bw+avx512dq+avx512vl+avx2+fma",
+    "x86_64+avx2+fma"
+))]
 fn forward_rows<T: KernelFloat>(
     x: &Matrix<T>,
     weights: &Weights<T::Acc>,
@@ -300,7 +317,10 @@ fn grad_x_cpu<T: KernelFloat>(
 }
 
 /// Rows `first_row..` of grad-x; multiversioned like [`forward_rows`].
-#[multiversion::multiversion(targets("x86_64+avx2+fma"))]
+#[multiversion::multiversion(targets(
+    "x86_64+avx512f+avx512bw+avx512dq+avx512vl+avx2+fma",
+    "x86_64+avx2+fma"
+))]
 fn grad_x_rows<T: KernelFloat>(
     x: &Matrix<T>,
     grad_y: &Matrix<T>,
@@ -354,7 +374,10 @@ fn grad_w_cpu<T: KernelFloat>(
 /// values (one loop per candidate, specialised, so it vectorises), the pre-clamp sum, the gate,
 /// then the six sums. Sums are f64 and run over the rows in order, so the result does not depend
 /// on the thread count.
-#[multiversion::multiversion(targets("x86_64+avx2+fma"))]
+#[multiversion::multiversion(targets(
+    "x86_64+avx512f+avx512bw+avx512dq+avx512vl+avx2+fma",
+    "x86_64+avx2+fma"
+))]
 fn grad_w_columns<T: KernelFloat>(
     x: &Matrix<T>,
     grad_y: &Matrix<T>,

@@ -21,16 +21,29 @@ use crate::lanes::Lanes;
 /// `ids` is an integer tensor `[neurons]` (u8, u32 or i64) on the same device as `x`; each entry
 /// is an [`Activation`] id. Wrong shapes, out-of-range ids and non-float `x` are errors.
 pub fn per_neuron(x: &Tensor, ids: &Tensor) -> Result<Tensor> {
-    let (x, ids) = if x.device().is_cpu() {
-        (x.clone(), ids.clone())
+    let (x, ids) = device_ready(x, ids)?;
+    x.apply_op2(&ids, PerNeuron)
+}
+
+/// The gradient of [`per_neuron`] to `x` for the upstream gradient `grad_y`, computed directly:
+/// for callers that run their own backward pass instead of candle's autograd. It is the kernel
+/// the op's own backward runs, so the two give the same bits.
+pub fn per_neuron_grad(x: &Tensor, ids: &Tensor, grad_y: &Tensor) -> Result<Tensor> {
+    let (x, ids) = device_ready(x, ids)?;
+    x.apply_op3_no_bwd(&ids, &gpu_ready(grad_y)?, &PerNeuronGradX)
+}
+
+/// The GPU kernels read contiguous data and u32 ids (a no-op when already so); the CPU kernels
+/// follow any layout and integer type.
+fn device_ready(x: &Tensor, ids: &Tensor) -> Result<(Tensor, Tensor)> {
+    if x.device().is_cpu() {
+        Ok((x.clone(), ids.clone()))
     } else {
-        // The GPU kernels read contiguous data and u32 ids (a no-op when already so).
-        (
+        Ok((
             x.contiguous()?,
             ids.to_dtype(candle_core::DType::U32)?.contiguous()?,
-        )
-    };
-    x.apply_op2(&ids, PerNeuron)
+        ))
+    }
 }
 
 /// The GPU kernels read contiguous inputs; gradients can arrive as stride-0 broadcasts. On the
@@ -128,9 +141,7 @@ impl CustomOp2 for PerNeuron {
         _y: &Tensor,
         grad_y: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let grad_y = gpu_ready(grad_y)?;
-        let grad_x = x.apply_op3_no_bwd(ids, &grad_y, &PerNeuronGradX)?;
-        Ok((Some(grad_x), None))
+        Ok((Some(per_neuron_grad(x, ids, grad_y)?), None))
     }
 }
 
@@ -200,7 +211,10 @@ fn forward_cpu<T: KernelFloat>(x: &Matrix<T>, plan: &RowPlan<T::Acc>) -> Vec<T> 
 /// Rows `first_row..` of the forward pass into `block`. Compiled for AVX2 + FMA as well as the
 /// baseline and chosen at run time, so that the activation loops use 8-lane vectors where the
 /// CPU has them while the binary still runs everywhere.
-#[multiversion::multiversion(targets("x86_64+avx2+fma"))]
+#[multiversion::multiversion(targets(
+    "x86_64+avx512f+avx512bw+avx512dq+avx512vl+avx2+fma",
+    "x86_64+avx2+fma"
+))]
 fn forward_rows<T: KernelFloat>(
     x: &Matrix<T>,
     plan: &RowPlan<T::Acc>,
@@ -259,7 +273,10 @@ fn grad_x_cpu<T: KernelFloat>(x: &Matrix<T>, grad_y: &Matrix<T>, plan: &RowPlan<
 }
 
 /// Rows `first_row..` of grad-x into `block`, multiversioned like [`forward_rows`].
-#[multiversion::multiversion(targets("x86_64+avx2+fma"))]
+#[multiversion::multiversion(targets(
+    "x86_64+avx512f+avx512bw+avx512dq+avx512vl+avx2+fma",
+    "x86_64+avx2+fma"
+))]
 fn grad_x_rows<T: KernelFloat>(
     x: &Matrix<T>,
     grad_y: &Matrix<T>,
