@@ -5,9 +5,10 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use anyhow::{Context, Result};
+use candle_core::backprop::GradStore;
 use candle_core::{Device, Tensor, Var};
 use mixed_act::gumbel::gumbel_noise;
-use mixed_act::{Activation, FixedLayer, Selection, SelectionLayer};
+use mixed_act::{mixture, Activation, FixedLayer, Selection, SelectionLayer};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
@@ -44,8 +45,43 @@ impl Linear {
     }
 
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(x.matmul(&self.weight.as_tensor().t()?)?
-            .broadcast_add(self.bias.as_tensor())?)
+        self.apply(x, self.weight.as_tensor(), self.bias.as_tensor())
+    }
+
+    /// The forward pass without recording it for autograd (for the explicit backward pass).
+    fn forward_untracked(&self, x: &Tensor) -> Result<Tensor> {
+        self.apply(
+            x,
+            &self.weight.as_tensor().detach(),
+            &self.bias.as_tensor().detach(),
+        )
+    }
+
+    fn apply(&self, x: &Tensor, weight: &Tensor, bias: &Tensor) -> Result<Tensor> {
+        Ok(x.matmul(&weight.t()?)?.broadcast_add(bias)?)
+    }
+
+    /// Backward through `y = x W^T + b` for the upstream gradient `grad_y`: stores the weight
+    /// and bias gradients in `grads` and returns the gradient to `x` if `need_input`. The same
+    /// candle ops, on the same layouts, as candle's autograd runs for [`Linear::forward`] (so the
+    /// same bits); a gradient that autograd would add to zeros is stored as it is.
+    fn backward(
+        &self,
+        x: &Tensor,
+        grad_y: &Tensor,
+        need_input: bool,
+        grads: &mut GradStore,
+    ) -> Result<Option<Tensor>> {
+        // broadcast_add: the bias was broadcast over the batch, so its gradient sums over it.
+        grads.insert(self.bias.as_tensor(), grad_y.sum_keepdim(0)?.squeeze(0)?);
+        // matmul(x, W^T): the gradient of W^T is x^T grad_y, that of W its transpose.
+        let grad_weight_t = x.t()?.matmul(grad_y)?;
+        grads.insert(self.weight.as_tensor(), grad_weight_t.t()?.contiguous()?);
+        // Autograd also computes the gradient of the network's input; nothing needs it.
+        need_input
+            .then(|| grad_y.matmul(&self.weight.as_tensor().detach()))
+            .transpose()
+            .map_err(Into::into)
     }
 }
 
@@ -65,6 +101,16 @@ pub enum Pass {
     Train,
     /// Evaluation: the caller's choice of sampling or argmax.
     Eval(Selection),
+}
+
+/// What a traced forward pass keeps for [`Mlp::backward`]: per linear layer its input, per
+/// hidden layer its input and, for a sampling selection layer, the mixing weights (tracked to
+/// the logits; the mixture itself ran on a detached copy).
+#[derive(Default)]
+pub struct Trace {
+    inputs: Vec<Tensor>,
+    pre_activations: Vec<Tensor>,
+    mixing: Vec<Option<Tensor>>,
 }
 
 #[derive(Clone, Debug)]
@@ -155,6 +201,75 @@ impl Mlp {
 
     /// Logits `[batch, 10]`. `rng` gives the Gumbel noise of selection layers when sampling.
     pub fn forward(&self, x: &Tensor, pass: Pass, rng: &mut ChaCha8Rng) -> Result<Tensor> {
+        self.run(x, pass, rng, None)
+    }
+
+    /// A training forward pass ([`Pass::Train`], the same values and the same draws from `rng`
+    /// as [`Mlp::forward`]) that records what [`Mlp::backward`] needs instead of an autograd
+    /// graph.
+    pub fn forward_traced(&self, x: &Tensor, rng: &mut ChaCha8Rng) -> Result<(Tensor, Trace)> {
+        let mut trace = Trace::default();
+        let logits = self.run(x, Pass::Train, rng, Some(&mut trace))?;
+        Ok((logits, trace))
+    }
+
+    /// The gradients of every variable for the gradient of the loss to the logits of a
+    /// [`Mlp::forward_traced`] pass, layer by layer with the ops candle's autograd would run (so
+    /// the same bits as `loss.backward()` on [`Mlp::forward`]) but without building a graph,
+    /// without adding every gradient to a tensor of zeros, and without the gradient of the
+    /// network's input, which autograd computes and nothing reads.
+    pub fn backward(&self, trace: &Trace, grad_logits: &Tensor) -> Result<GradStore> {
+        let mut grads = GradStore::default();
+        // Phase-1 layers: (mixing weights tracked to the logits, their gradient).
+        let mut mixing_grads = Vec::new();
+        let mut grad = grad_logits.clone();
+        for (i, linear) in self.linears.iter().enumerate().rev() {
+            let Some(grad_input) = linear.backward(&trace.inputs[i], &grad, i > 0, &mut grads)?
+            else {
+                break;
+            };
+            let pre_activation = &trace.pre_activations[i - 1];
+            grad = match (&self.hidden[i - 1], &trace.mixing[i - 1]) {
+                (Hidden::Fixed(f), _) => f.backward(pre_activation, &grad_input)?,
+                (Hidden::Selection(s), Some(w)) => {
+                    let (grad_x, grad_w) = s.backward(pre_activation, &w.detach(), &grad_input)?;
+                    mixing_grads.push((w, grad_w));
+                    grad_x
+                }
+                (Hidden::Selection(_), None) => {
+                    anyhow::bail!("backward: the trace holds no mixing weights for layer {i}")
+                }
+            };
+        }
+        if !mixing_grads.is_empty() {
+            // From the mixing weights to the logits (softmax over six candidates, tiny) with
+            // autograd. It starts from a scalar: sum(w * G) has gradient exactly G (1 * G) in w.
+            let seeds = mixing_grads
+                .iter()
+                .map(|(w, g)| (*w * g)?.sum_all())
+                .collect::<candle_core::Result<Vec<_>>>()?;
+            let logit_grads = Tensor::stack(&seeds, 0)?.sum_all()?.backward()?;
+            for hidden in &self.hidden {
+                if let Hidden::Selection(s) = hidden {
+                    let logits = s.logits().as_tensor();
+                    if let Some(g) = logit_grads.get(logits) {
+                        grads.insert(logits, g.clone());
+                    }
+                }
+            }
+        }
+        Ok(grads)
+    }
+
+    /// The forward pass; with a trace, untracked and recording the tensors the explicit
+    /// backward pass reads.
+    fn run(
+        &self,
+        x: &Tensor,
+        pass: Pass,
+        rng: &mut ChaCha8Rng,
+        mut trace: Option<&mut Trace>,
+    ) -> Result<Tensor> {
         let sampling = matches!(pass, Pass::Train | Pass::Eval(Selection::Sample));
         // The Gumbel noise of every selection layer goes to the device in one upload per pass,
         // drawn in layer order (the same values as drawing layer by layer).
@@ -172,21 +287,42 @@ impl Mlp {
         let mut offset = 0;
         let mut h = x.clone();
         for (i, linear) in self.linears.iter().enumerate() {
-            h = linear.forward(&h)?;
-            if let Some(hidden) = self.hidden.get(i) {
-                h = match (hidden, &noise) {
-                    (Hidden::Fixed(f), _) => f.forward(&h)?,
-                    (Hidden::Selection(s), Some(noise)) if sampling => {
-                        let len = s.neurons() * Activation::COUNT;
-                        let layer_noise = noise
-                            .narrow(0, offset, len)?
-                            .reshape((s.neurons(), Activation::COUNT))?
-                            .to_dtype(s.logits().dtype())?;
-                        offset += len;
-                        s.forward_with_noise(&h, &layer_noise)?
-                    }
-                    (Hidden::Selection(s), _) => s.forward(&h, Selection::Argmax, rng)?,
-                };
+            h = match trace.as_deref_mut() {
+                Some(trace) => {
+                    trace.inputs.push(h.clone());
+                    linear.forward_untracked(&h)?
+                }
+                None => linear.forward(&h)?,
+            };
+            let Some(hidden) = self.hidden.get(i) else {
+                continue;
+            };
+            if let Some(trace) = trace.as_deref_mut() {
+                trace.pre_activations.push(h.clone());
+            }
+            let mut mixing = None;
+            h = match (hidden, &noise) {
+                (Hidden::Fixed(f), _) => f.forward(&h)?,
+                (Hidden::Selection(s), Some(noise)) if sampling => {
+                    let len = s.neurons() * Activation::COUNT;
+                    let layer_noise = noise
+                        .narrow(0, offset, len)?
+                        .reshape((s.neurons(), Activation::COUNT))?
+                        .to_dtype(s.logits().dtype())?;
+                    offset += len;
+                    let w = s.weights_with_noise(&layer_noise, h.dtype())?;
+                    let y = if trace.is_some() {
+                        mixture(&h, &w.detach(), s.clamp())?
+                    } else {
+                        mixture(&h, &w, s.clamp())?
+                    };
+                    mixing = Some(w);
+                    y
+                }
+                (Hidden::Selection(s), _) => s.forward(&h, Selection::Argmax, rng)?,
+            };
+            if let Some(trace) = trace.as_deref_mut() {
+                trace.mixing.push(mixing);
             }
         }
         Ok(h)

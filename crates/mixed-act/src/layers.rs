@@ -1,13 +1,13 @@
 //! Layers a model holds: [`SelectionLayer`] for phase 1, [`FixedLayer`] for phase 2, and
 //! [`freeze`], which turns the first into the second.
 
-use candle_core::{bail, Device, Result, Tensor, Var};
+use candle_core::{bail, DType, Device, Result, Tensor, Var};
 use rand::Rng;
 
 use crate::activation::Activation;
 use crate::gumbel::{argmax_rows, one_hot_argmax, sample_straight_through, straight_through};
-use crate::mixture::mixture;
-use crate::per_neuron::per_neuron;
+use crate::mixture::{mixture, mixture_grads};
+use crate::per_neuron::{per_neuron, per_neuron_grad};
 
 /// How a selection layer picks each neuron's function for one forward pass.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -105,8 +105,20 @@ impl SelectionLayer {
     /// [`forward`](Self::forward) with [`Selection::Sample`] and the Gumbel noise `[N, 6]`
     /// given, so that a model can upload the noise of all its layers at once.
     pub fn forward_with_noise(&self, x: &Tensor, noise: &Tensor) -> Result<Tensor> {
-        let w = straight_through(self.logits.as_tensor(), noise, self.tau)?.to_dtype(x.dtype())?;
-        mixture(x, &w, self.clamp)
+        mixture(x, &self.weights_with_noise(noise, x.dtype())?, self.clamp)
+    }
+
+    /// The straight-through mixing weights `[N, 6]` in `dtype` for the Gumbel noise `[N, 6]`,
+    /// tracked to the logits: what [`forward_with_noise`](Self::forward_with_noise) mixes with.
+    pub fn weights_with_noise(&self, noise: &Tensor, dtype: DType) -> Result<Tensor> {
+        straight_through(self.logits.as_tensor(), noise, self.tau)?.to_dtype(dtype)
+    }
+
+    /// The gradients to `x` and to the mixing weights `w` of `mixture(x, w)` with this layer's
+    /// clamp, for the upstream gradient `grad_y` (an explicit backward pass; see
+    /// [`mixture_grads`]).
+    pub fn backward(&self, x: &Tensor, w: &Tensor, grad_y: &Tensor) -> Result<(Tensor, Tensor)> {
+        mixture_grads(x, w, self.clamp, grad_y)
     }
 
     /// Each neuron's current choice, the argmax of its logits (ties to the lowest id).
@@ -141,6 +153,12 @@ impl FixedLayer {
     /// `x` `[batch, N]` through each neuron's function.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         per_neuron(x, &self.ids)
+    }
+
+    /// The gradient to the input `x` for the upstream gradient `grad_y` (an explicit backward
+    /// pass; the same bits as autograd through [`forward`](Self::forward)).
+    pub fn backward(&self, x: &Tensor, grad_y: &Tensor) -> Result<Tensor> {
+        per_neuron_grad(x, &self.ids, grad_y)
     }
 
     pub fn activations(&self) -> &[Activation] {
