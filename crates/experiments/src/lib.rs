@@ -7,6 +7,7 @@ pub mod arch;
 pub mod bench;
 pub mod compare;
 pub mod config;
+pub mod cpu_ops;
 pub mod data;
 pub mod device;
 pub mod error;

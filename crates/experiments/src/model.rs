@@ -6,12 +6,13 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use candle_core::backprop::GradStore;
-use candle_core::{CpuStorage, Device, Storage, Tensor, Var};
+use candle_core::{Device, Tensor, Var};
 use mixed_act::gumbel::gumbel_noise;
 use mixed_act::{mixture, Activation, FixedLayer, Selection, SelectionLayer};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
+use crate::cpu_ops;
 use crate::data::{CLASSES, IMAGE_PIXELS};
 
 /// A fully connected layer `y = x W^T + b`, initialised like PyTorch's `nn.Linear`.
@@ -73,37 +74,18 @@ impl Linear {
         grads: &mut GradStore,
     ) -> Result<Option<Tensor>> {
         // broadcast_add: the bias was broadcast over the batch, so its gradient sums over it.
-        grads.insert(self.bias.as_tensor(), grad_y.sum_keepdim(0)?.squeeze(0)?);
+        grads.insert(self.bias.as_tensor(), cpu_ops::column_sums(grad_y)?);
         // matmul(x, W^T): the gradient of W^T is x^T grad_y, that of W its transpose.
         let grad_weight_t = x.t()?.matmul(grad_y)?;
-        grads.insert(self.weight.as_tensor(), transposed(&grad_weight_t)?);
+        grads.insert(
+            self.weight.as_tensor(),
+            cpu_ops::transposed(&grad_weight_t)?,
+        );
         // Autograd also computes the gradient of the network's input; nothing needs it.
         need_input
             .then(|| grad_y.matmul(&self.weight.as_tensor().detach()))
             .transpose()
             .map_err(Into::into)
-    }
-}
-
-/// The transpose of a 2-D tensor, made contiguous. On the CPU a cache-blocked copy (the
-/// `transpose` crate): candle's strided copy goes element by element through an index
-/// iterator, which cost more than the optimizer step for the first layer's weight gradient.
-fn transposed(t: &Tensor) -> Result<Tensor> {
-    let (rows, cols) = t.dims2()?;
-    let out = {
-        let (storage, layout) = t.storage_and_layout();
-        match (&*storage, layout.contiguous_offsets()) {
-            (Storage::Cpu(CpuStorage::F32(data)), Some((start, end))) => {
-                let mut out = vec![0f32; end - start];
-                transpose::transpose(&data[start..end], &mut out, cols, rows);
-                Some(out)
-            }
-            _ => None,
-        }
-    };
-    match out {
-        Some(out) => Ok(Tensor::from_vec(out, (cols, rows), t.device())?),
-        None => Ok(t.t()?.contiguous()?),
     }
 }
 

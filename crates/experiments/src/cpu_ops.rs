@@ -1,0 +1,114 @@
+//! Two candle ops that the explicit backward pass ([`crate::model::Mlp::backward`]) runs every
+//! step, with CPU fast paths that give exactly candle's bits. candle 0.11 runs both through
+//! generic per-element index arithmetic, which made each cost more than the optimizer step.
+//! Other devices, dtypes and layouts go to candle's own ops.
+
+use anyhow::Result;
+use candle_core::{CpuStorage, Layout, Storage, Tensor};
+
+/// The f32 data of a contiguous CPU tensor, or `None`.
+fn with_cpu_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Option<R> {
+    let (storage, layout): (_, &Layout) = t.storage_and_layout();
+    match (&*storage, layout.contiguous_offsets()) {
+        (Storage::Cpu(CpuStorage::F32(data)), Some((start, end))) => Some(f(&data[start..end])),
+        _ => None,
+    }
+}
+
+/// `t.t().contiguous()` for a 2-D tensor. On the CPU a cache-blocked copy (the `transpose`
+/// crate) instead of candle's element-by-element strided copy.
+pub fn transposed(t: &Tensor) -> Result<Tensor> {
+    let (rows, cols) = t.dims2()?;
+    let out = with_cpu_f32(t, |data| {
+        let mut out = vec![0f32; data.len()];
+        transpose::transpose(data, &mut out, cols, rows);
+        out
+    });
+    Ok(match out {
+        Some(out) => Tensor::from_vec(out, (cols, rows), t.device())?,
+        None => t.t()?.contiguous()?,
+    })
+}
+
+/// `t.sum_keepdim(0).squeeze(0)` for a 2-D tensor `[rows, cols]`: each column summed from 0 over
+/// the rows in order, as candle's reduction adds them, but a row at a time (vectorised across
+/// columns) instead of one index computation per element.
+pub fn column_sums(t: &Tensor) -> Result<Tensor> {
+    let (_, cols) = t.dims2()?;
+    let sums = with_cpu_f32(t, |data| {
+        let mut sums = vec![0f32; cols];
+        if cols > 0 {
+            for row in data.chunks_exact(cols) {
+                add_row(&mut sums, row);
+            }
+        }
+        sums
+    });
+    Ok(match sums {
+        Some(sums) => Tensor::from_vec(sums, cols, t.device())?,
+        None => t.sum_keepdim(0)?.squeeze(0)?,
+    })
+}
+
+#[multiversion::multiversion(targets(
+    "x86_64+avx512f+avx512bw+avx512dq+avx512vl+avx2+fma",
+    "x86_64+avx2+fma"
+))]
+fn add_row(sums: &mut [f32], row: &[f32]) {
+    for (sum, &v) in sums.iter_mut().zip(row) {
+        *sum += v;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+    use rand::{Rng, SeedableRng};
+
+    fn bits(t: &Tensor) -> Vec<u32> {
+        let v = t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        v.iter().map(|f| f.to_bits()).collect()
+    }
+
+    /// Values of mixed magnitude and sign, so that the order of a sum shows in its rounding.
+    fn random(rows: usize, cols: usize, seed: u64) -> Tensor {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let data: Vec<f32> = (0..rows * cols)
+            .map(|_| (rng.random::<f32>() - 0.5) * 10f32.powi(rng.random_range(-4..4)))
+            .collect();
+        Tensor::from_vec(data, (rows, cols), &Device::Cpu).unwrap()
+    }
+
+    #[test]
+    fn fast_paths_give_candles_bits() {
+        for (rows, cols) in [(1, 1), (128, 10), (128, 512), (37, 300), (1000, 3)] {
+            let t = random(rows, cols, (rows * cols) as u64);
+            let want = t.sum_keepdim(0).unwrap().squeeze(0).unwrap();
+            assert_eq!(
+                bits(&column_sums(&t).unwrap()),
+                bits(&want),
+                "{rows}x{cols}"
+            );
+            let want = t.t().unwrap().contiguous().unwrap();
+            let got = transposed(&t).unwrap();
+            assert_eq!(got.dims(), want.dims());
+            assert_eq!(bits(&got), bits(&want), "{rows}x{cols}");
+        }
+    }
+
+    /// Non-contiguous inputs and other dtypes take candle's own path.
+    #[test]
+    fn other_layouts_and_dtypes_fall_back() {
+        let t = random(20, 30, 1);
+        let strided = t.t().unwrap();
+        let want = strided.sum_keepdim(0).unwrap().squeeze(0).unwrap();
+        assert_eq!(bits(&column_sums(&strided).unwrap()), bits(&want));
+        assert_eq!(bits(&transposed(&strided).unwrap()), bits(&t));
+        let wide = t.to_dtype(candle_core::DType::F64).unwrap();
+        let sums = column_sums(&wide).unwrap();
+        assert_eq!(sums.dtype(), candle_core::DType::F64);
+        assert_eq!(sums.dims(), &[30]);
+        assert_eq!(transposed(&wide).unwrap().dims(), &[30, 20]);
+    }
+}
