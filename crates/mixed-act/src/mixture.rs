@@ -281,16 +281,26 @@ fn forward_rows<T: KernelFloat>(
     block: &mut [T],
 ) {
     let cols = x.cols;
-    let mut scratch = Vec::new();
+    let scattered = Scattered::new(weights);
+    let (mut scratch, mut xs, mut ys) = (Vec::new(), Vec::new(), Vec::new());
     for (i, y) in block.chunks_exact_mut(cols).enumerate() {
         let x = x.row(first_row + i, 0..cols, &mut scratch);
         for act in Activation::ALL {
             let k = act.id();
             specialise!(act, |a| {
-                for run in &weights.plan.runs[k] {
-                    for c in run.clone() {
-                        let w = weights.rows[c][k];
-                        y[c] = T::narrow(clamp.apply(w * clamp.apply(a.value(x[c].widen()))));
+                if let Some((columns, w)) = scattered.of(k) {
+                    gather(x, columns, &mut xs);
+                    ys.resize(xs.len(), T::Acc::zero());
+                    for ((y, &x), &w) in ys.iter_mut().zip(&xs).zip(w) {
+                        *y = clamp.apply(w * clamp.apply(a.value(x)));
+                    }
+                    scatter(&ys, columns, y);
+                } else {
+                    for run in &weights.plan.runs[k] {
+                        for c in run.clone() {
+                            let w = weights.rows[c][k];
+                            y[c] = T::narrow(clamp.apply(w * clamp.apply(a.value(x[c].widen()))));
+                        }
                     }
                 }
             })
@@ -299,6 +309,57 @@ fn forward_rows<T: KernelFloat>(
             let (sum, _) = general_terms(x[c].widen(), &weights.rows[c], clamp);
             y[c] = T::narrow(clamp.apply(sum));
         }
+    }
+}
+
+/// grad-x of one element of a neuron with the single non-zero weight `w` on function `a`.
+#[inline(always)]
+fn one_hot_grad_x<A: Real>(a: Activation, clamp: Clamp<A>, x: A, g: A, w: A) -> A {
+    let v = a.value(x);
+    let s = w * clamp.apply(v);
+    let slope = w * clamp.derivative(v) * a.derivative(x);
+    g * clamp.derivative(s) * slope
+}
+
+/// Per function, its columns and their weights when the columns are scattered (neurons in
+/// random order, as selection leaves them): a row then gathers those columns into a contiguous
+/// buffer, runs the function's loop over it (vectorised) and scatters the results back, the same
+/// arithmetic per element as the loop over runs, so the same bits.
+struct Scattered<A> {
+    of: [Option<(Vec<usize>, Vec<A>)>; K],
+}
+
+impl<A: Real> Scattered<A> {
+    fn new(weights: &Weights<A>) -> Self {
+        let plan = &weights.plan;
+        Self {
+            of: std::array::from_fn(|k| {
+                plan.scattered(k).then(|| {
+                    let columns: Vec<usize> = plan.columns[k].iter().map(|&c| c as usize).collect();
+                    let w = columns.iter().map(|&c| weights.rows[c][k]).collect();
+                    (columns, w)
+                })
+            }),
+        }
+    }
+
+    fn of(&self, k: usize) -> Option<(&[usize], &[A])> {
+        self.of[k]
+            .as_ref()
+            .map(|(c, w)| (c.as_slice(), w.as_slice()))
+    }
+}
+
+#[inline(always)]
+fn gather<T: KernelFloat>(row: &[T], columns: &[usize], out: &mut Vec<T::Acc>) {
+    out.clear();
+    out.extend(columns.iter().map(|&c| row[c].widen()));
+}
+
+#[inline(always)]
+fn scatter<T: KernelFloat>(values: &[T::Acc], columns: &[usize], row: &mut [T]) {
+    for (&c, &v) in columns.iter().zip(values) {
+        row[c] = T::narrow(v);
     }
 }
 
@@ -330,20 +391,34 @@ fn grad_x_rows<T: KernelFloat>(
     block: &mut [T],
 ) {
     let cols = x.cols;
+    let scattered = Scattered::new(weights);
     let (mut x_scratch, mut g_scratch) = (Vec::new(), Vec::new());
+    let (mut xs, mut gs, mut outs) = (Vec::new(), Vec::new(), Vec::new());
     for (i, gx) in block.chunks_exact_mut(cols).enumerate() {
         let x = x.row(first_row + i, 0..cols, &mut x_scratch);
         let g = grad_y.row(first_row + i, 0..cols, &mut g_scratch);
         for act in Activation::ALL {
             let k = act.id();
             specialise!(act, |a| {
-                for run in &weights.plan.runs[k] {
-                    for c in run.clone() {
-                        let (xc, w) = (x[c].widen(), weights.rows[c][k]);
-                        let v = a.value(xc);
-                        let s = w * clamp.apply(v);
-                        let slope = w * clamp.derivative(v) * a.derivative(xc);
-                        gx[c] = T::narrow(g[c].widen() * clamp.derivative(s) * slope);
+                if let Some((columns, w)) = scattered.of(k) {
+                    gather(x, columns, &mut xs);
+                    gather(g, columns, &mut gs);
+                    outs.resize(xs.len(), T::Acc::zero());
+                    for (((out, &x), &g), &w) in outs.iter_mut().zip(&xs).zip(&gs).zip(w) {
+                        *out = one_hot_grad_x(a, clamp, x, g, w);
+                    }
+                    scatter(&outs, columns, gx);
+                } else {
+                    for run in &weights.plan.runs[k] {
+                        for c in run.clone() {
+                            gx[c] = T::narrow(one_hot_grad_x(
+                                a,
+                                clamp,
+                                x[c].widen(),
+                                g[c].widen(),
+                                weights.rows[c][k],
+                            ));
+                        }
                     }
                 }
             })
