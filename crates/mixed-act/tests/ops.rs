@@ -12,8 +12,8 @@
 use candle_core::{DType, Device, Tensor, Var};
 use mixed_act::gumbel::{gumbel_noise, straight_through};
 use mixed_act::{
-    freeze, mixture, mixture_slow, per_neuron, per_neuron_slow, Activation, Selection,
-    SelectionLayer, ELU_ALPHA, SELU_ALPHA, SELU_LAMBDA,
+    freeze, mixture, mixture_grads, mixture_slow, per_neuron, per_neuron_slow, Activation,
+    Selection, SelectionLayer, ELU_ALPHA, SELU_ALPHA, SELU_LAMBDA,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -183,6 +183,65 @@ fn mixture_matches_candle_reference() -> TestResult {
                     assert_close_summed(&gw, &gw_ref, &format!("mixture grad_w {what}"), rows);
                 }
             }
+        }
+    }
+    Ok(())
+}
+
+/// A one-hot mixture gives the same bits whether each function's neurons sit together (loops
+/// over runs of columns) or are scattered (gathered per function): permuting the neurons so that
+/// they group by function permutes the results and nothing else.
+#[test]
+fn one_hot_mixture_bits_do_not_depend_on_neuron_order() -> TestResult {
+    let mut rng = ChaCha8Rng::seed_from_u64(8);
+    for dtype in [DType::F32, DType::F64, DType::BF16] {
+        let (rows, cols) = (37, 300);
+        let ids = random_ids(&mut rng, cols);
+        // Grouped order: neurons sorted by function (long runs).
+        let mut order: Vec<u32> = (0..cols as u32).collect();
+        order.sort_by_key(|&c| ids[c as usize].id());
+        let order = Tensor::new(order, &Device::Cpu)?;
+        let mut w = vec![0f64; cols * 6];
+        for (n, a) in ids.iter().enumerate() {
+            w[n * 6 + a.id()] = 1.0;
+        }
+        let w = Tensor::from_vec(w, (cols, 6), &Device::Cpu)?.to_dtype(dtype)?;
+        let x = random_matrix(&mut rng, rows, cols, 30.0, dtype);
+        let g = random_matrix(&mut rng, rows, cols, 2.0, dtype);
+        for clamp in [Some(10.0), None] {
+            let y = mixture(&x, &w, clamp)?;
+            let (gx, gw) = mixture_grads(&x, &w, clamp, &g)?;
+            let (xs, gs, ws) = (
+                x.index_select(&order, 1)?,
+                g.index_select(&order, 1)?,
+                w.index_select(&order, 0)?,
+            );
+            let y_grouped = mixture(&xs, &ws, clamp)?;
+            let (gx_grouped, gw_grouped) = mixture_grads(&xs, &ws, clamp, &gs)?;
+            let bits = |t: &Tensor| -> Vec<u64> {
+                let v = t.to_dtype(DType::F64).unwrap().flatten_all().unwrap();
+                v.to_vec1::<f64>()
+                    .unwrap()
+                    .iter()
+                    .map(|f| f.to_bits())
+                    .collect()
+            };
+            let what = format!("{dtype:?} clamp={clamp:?}");
+            assert_eq!(
+                bits(&y.index_select(&order, 1)?),
+                bits(&y_grouped),
+                "y {what}"
+            );
+            assert_eq!(
+                bits(&gx.index_select(&order, 1)?),
+                bits(&gx_grouped),
+                "grad_x {what}"
+            );
+            assert_eq!(
+                bits(&gw.index_select(&order, 0)?),
+                bits(&gw_grouped),
+                "grad_w {what}"
+            );
         }
     }
     Ok(())
