@@ -109,12 +109,14 @@ pub enum Pass {
 
 /// What a traced forward pass keeps for [`Mlp::backward`]: per linear layer its input, per
 /// hidden layer its input and, for a sampling selection layer, the mixing weights (tracked to
-/// the logits; the mixture itself ran on a detached copy).
+/// the logits; the mixture itself ran on a detached copy), for a fixed layer the derivative of
+/// every element where the forward pass could produce it.
 #[derive(Default)]
 pub struct Trace {
     inputs: Vec<Tensor>,
     pre_activations: Vec<Tensor>,
     mixing: Vec<Option<Tensor>>,
+    slopes: Vec<Option<Tensor>>,
 }
 
 #[derive(Clone, Debug)]
@@ -234,7 +236,10 @@ impl Mlp {
             };
             let pre_activation = &trace.pre_activations[i - 1];
             grad = match (&self.hidden[i - 1], &trace.mixing[i - 1]) {
-                (Hidden::Fixed(f), _) => f.backward(pre_activation, &grad_input)?,
+                (Hidden::Fixed(f), _) => match &trace.slopes[i - 1] {
+                    Some(slope) => grad_input.mul(slope)?,
+                    None => f.backward(pre_activation, &grad_input)?,
+                },
                 (Hidden::Selection(s), Some(w)) => {
                     let (grad_x, grad_w) = s.backward(pre_activation, &w.detach(), &grad_input)?;
                     mixing_grads.push((w, grad_w));
@@ -304,8 +309,13 @@ impl Mlp {
             if let Some(trace) = trace.as_deref_mut() {
                 trace.pre_activations.push(h.clone());
             }
-            let mut mixing = None;
+            let (mut mixing, mut slope) = (None, None);
             h = match (hidden, &noise) {
+                (Hidden::Fixed(f), _) if trace.is_some() => {
+                    let (y, s) = f.forward_with_slope(&h)?;
+                    slope = s;
+                    y
+                }
                 (Hidden::Fixed(f), _) => f.forward(&h)?,
                 (Hidden::Selection(s), Some(noise)) if sampling => {
                     let len = s.neurons() * Activation::COUNT;
@@ -327,6 +337,7 @@ impl Mlp {
             };
             if let Some(trace) = trace.as_deref_mut() {
                 trace.mixing.push(mixing);
+                trace.slopes.push(slope);
             }
         }
         Ok(h)

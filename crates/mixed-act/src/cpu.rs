@@ -252,6 +252,29 @@ pub(crate) fn for_each_row_block<T: Send>(
         .for_each(|(i, block)| f(i * rows_per_task, block));
 }
 
+/// [`for_each_row_block`] over two outputs of the same shape at once: `f(first_row, a, b)`
+/// gets the same rows of both.
+pub(crate) fn for_each_row_block_pair<T: Send>(
+    a: &mut [T],
+    b: &mut [T],
+    cols: usize,
+    f: impl Fn(usize, &mut [T], &mut [T]) + Sync,
+) {
+    debug_assert_eq!(a.len(), b.len());
+    if cols == 0 || a.is_empty() {
+        return;
+    }
+    if a.len() < PARALLEL_MIN_ELEMENTS {
+        f(0, a, b);
+        return;
+    }
+    let rows_per_task = (ELEMENTS_PER_TASK / cols).max(1);
+    a.par_chunks_mut(rows_per_task * cols)
+        .zip(b.par_chunks_mut(rows_per_task * cols))
+        .enumerate()
+        .for_each(|(i, (a, b))| f(i * rows_per_task, a, b));
+}
+
 /// Like [`for_each_row_block`] over blocks of columns of a `[cols, width]` output (one row of
 /// `width` values per column of the input), used for reductions over the batch. Each column's sum
 /// runs over the rows in order inside one task, so it does not depend on the thread count.

@@ -86,6 +86,16 @@ impl<A: Real> Lanes<A> {
         }
     }
 
+    /// `y[c] = f_c(x[c])` and `slope[c] = f_c'(x[c])` for a whole row.
+    #[inline(always)]
+    pub fn values_and_slopes(&self, x: &[A], y: &mut [A], slope: &mut [A]) {
+        let n = y.len();
+        let (x, slope, l) = (&x[..n], &mut slope[..n], self.columns(n));
+        for c in 0..n {
+            (y[c], slope[c]) = lane(x[c], l.0[c], l.1[c], l.2[c], l.3[c], l.4[c], l.5[c], l.6[c]);
+        }
+    }
+
     /// `gx[c] = g[c] * f_c'(x[c])` for a whole row.
     #[inline(always)]
     pub fn grad(&self, x: &[A], g: &[A], gx: &mut [A]) {

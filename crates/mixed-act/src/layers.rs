@@ -7,7 +7,7 @@ use rand::Rng;
 use crate::activation::Activation;
 use crate::gumbel::{argmax_rows, one_hot_argmax, sample_straight_through, straight_through};
 use crate::mixture::{mixture, mixture_grads};
-use crate::per_neuron::{per_neuron, per_neuron_grad};
+use crate::per_neuron::{per_neuron, per_neuron_grad, per_neuron_with_slope};
 
 /// How a selection layer picks each neuron's function for one forward pass.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -153,6 +153,20 @@ impl FixedLayer {
     /// `x` `[batch, N]` through each neuron's function.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         per_neuron(x, &self.ids)
+    }
+
+    /// [`forward`](Self::forward) and each element's derivative where that saves work: with
+    /// mixed functions, whose backward pass would evaluate them again, and where the device and
+    /// dtype allow (see [`per_neuron_with_slope`]). The backward pass is then
+    /// `grad_y * slope`. With a single function (a baseline) the derivative is as cheap to
+    /// recompute as to store, and the slope is `None`.
+    pub fn forward_with_slope(&self, x: &Tensor) -> Result<(Tensor, Option<Tensor>)> {
+        let functions = self.counts().iter().filter(|&&n| n > 0).count();
+        if functions > 1 {
+            per_neuron_with_slope(x, &self.ids)
+        } else {
+            Ok((self.forward(x)?, None))
+        }
     }
 
     /// The gradient to the input `x` for the upstream gradient `grad_y` (an explicit backward

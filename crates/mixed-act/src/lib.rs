@@ -69,4 +69,6 @@ pub use layers::{
     count_activations, freeze, FixedLayer, Selection, SelectionLayer, INITIAL_PREFERENCE,
 };
 pub use mixture::{mixture, mixture_grads, mixture_slow};
-pub use per_neuron::{activation_slow, per_neuron, per_neuron_grad, per_neuron_slow};
+pub use per_neuron::{
+    activation_slow, per_neuron, per_neuron_grad, per_neuron_slow, per_neuron_with_slope,
+};

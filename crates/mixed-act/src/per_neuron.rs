@@ -6,12 +6,13 @@
 //! ```
 //! Forward and grad-x are each one pass over the data that writes only the output.
 
-use candle_core::{bail, CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
+use candle_core::{bail, CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor};
 
 use crate::activation::Real;
 use crate::activation::{specialise, Activation};
 use crate::cpu::{
-    float_dispatch, for_each_row_block, read_ids, same_dtype, ColumnPlan, KernelFloat, Matrix,
+    float_dispatch, for_each_row_block, for_each_row_block_pair, read_ids, same_dtype, ColumnPlan,
+    KernelFloat, Matrix,
 };
 use crate::kernels::gpu_paths;
 use crate::lanes::Lanes;
@@ -31,6 +32,19 @@ pub fn per_neuron(x: &Tensor, ids: &Tensor) -> Result<Tensor> {
 pub fn per_neuron_grad(x: &Tensor, ids: &Tensor, grad_y: &Tensor) -> Result<Tensor> {
     let (x, ids) = device_ready(x, ids)?;
     x.apply_op3_no_bwd(&ids, &gpu_ready(grad_y)?, &PerNeuronGradX)
+}
+
+/// [`per_neuron`] together with each element's derivative, `(y, f'(x))`, both `[batch, neurons]`,
+/// for an explicit backward pass: the gradient to `x` is then `grad_y * slope`, one multiplication
+/// instead of evaluating the functions again, with the bits of [`per_neuron_grad`] (which
+/// multiplies the same two numbers). The slope is `None` where it is not built: GPUs, and half
+/// types (computed in f32, a stored slope would be rounded); use [`per_neuron_grad`] there.
+pub fn per_neuron_with_slope(x: &Tensor, ids: &Tensor) -> Result<(Tensor, Option<Tensor>)> {
+    if !(x.device().is_cpu() && matches!(x.dtype(), DType::F32 | DType::F64)) {
+        return Ok((per_neuron(x, ids)?, None));
+    }
+    let both = x.apply_op2_no_bwd(ids, &PerNeuronWithSlope)?;
+    Ok((both.get(0)?, Some(both.get(1)?)))
 }
 
 /// The GPU kernels read contiguous data and u32 ids (a no-op when already so); the CPU kernels
@@ -177,6 +191,93 @@ impl CustomOp3 for PerNeuronGradX {
     }
 
     gpu_paths!(op3, crate::kernels::PER_NEURON_GRAD_X, |_: &Self| None);
+}
+
+/// `[2, rows, cols]`: the values, then the derivatives (f32 and f64, CPU only).
+struct PerNeuronWithSlope;
+
+impl CustomOp2 for PerNeuronWithSlope {
+    fn name(&self) -> &'static str {
+        "per-neuron-activation-with-slope"
+    }
+
+    fn cpu_fwd(
+        &self,
+        x: &CpuStorage,
+        x_layout: &Layout,
+        ids: &CpuStorage,
+        ids_layout: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (rows, cols) = x_layout.shape().dims2()?;
+        let ids = read_ids(ids, ids_layout, cols)?;
+        let out = match x {
+            CpuStorage::F32(data) => CpuStorage::F32(forward_with_slope_cpu(
+                &Matrix::new(data, x_layout, "x")?,
+                &RowPlan::new(&ids),
+            )),
+            CpuStorage::F64(data) => CpuStorage::F64(forward_with_slope_cpu(
+                &Matrix::new(data, x_layout, "x")?,
+                &RowPlan::new(&ids),
+            )),
+            other => bail!(
+                "per_neuron_with_slope: x must be f32 or f64, got {:?}",
+                candle_core::backend::BackendStorage::dtype(other)
+            ),
+        };
+        Ok((out, Shape::from((2, rows, cols))))
+    }
+}
+
+fn forward_with_slope_cpu<T: KernelFloat<Acc = T> + Real>(
+    x: &Matrix<T>,
+    plan: &RowPlan<T>,
+) -> Vec<T> {
+    let n = x.rows * x.cols;
+    let mut out = vec![T::zero(); 2 * n];
+    let (values, slopes) = out.split_at_mut(n);
+    for_each_row_block_pair(values, slopes, x.cols, |first_row, values, slopes| {
+        forward_with_slope_rows(x, plan, first_row, values, slopes)
+    });
+    out
+}
+
+/// Rows `first_row..` of values and slopes, multiversioned like [`forward_rows`].
+#[multiversion::multiversion(targets(
+    "x86_64+avx512f+avx512bw+avx512dq+avx512vl+avx2+fma",
+    "x86_64+avx2+fma"
+))]
+fn forward_with_slope_rows<T: KernelFloat<Acc = T> + Real>(
+    x: &Matrix<T>,
+    plan: &RowPlan<T>,
+    first_row: usize,
+    values: &mut [T],
+    slopes: &mut [T],
+) {
+    let cols = x.cols;
+    let mut scratch = Vec::new();
+    let rows = values
+        .chunks_exact_mut(cols)
+        .zip(slopes.chunks_exact_mut(cols));
+    for (i, (y, slope)) in rows.enumerate() {
+        let x = x.row(first_row + i, 0..cols, &mut scratch);
+        match plan {
+            RowPlan::Lanes(lanes) => lanes.values_and_slopes(x, y, slope),
+            RowPlan::Runs(plan) => {
+                for act in Activation::ALL {
+                    specialise!(act, |a| {
+                        for run in &plan.runs[act.id()] {
+                            let r = run.clone();
+                            let out = y[r.clone()].iter_mut().zip(&mut slope[r.clone()]);
+                            for ((y, s), &x) in out.zip(&x[r]) {
+                                *y = a.value(x);
+                                *s = a.derivative(x);
+                            }
+                        }
+                    })
+                }
+            }
+        }
+    }
 }
 
 /// How the rows are computed: per-function loops over runs of neighbouring columns when each

@@ -12,8 +12,9 @@
 use candle_core::{DType, Device, Tensor, Var};
 use mixed_act::gumbel::{gumbel_noise, straight_through};
 use mixed_act::{
-    freeze, mixture, mixture_grads, mixture_slow, per_neuron, per_neuron_slow, Activation,
-    Selection, SelectionLayer, ELU_ALPHA, SELU_ALPHA, SELU_LAMBDA,
+    freeze, mixture, mixture_grads, mixture_slow, per_neuron, per_neuron_grad, per_neuron_slow,
+    per_neuron_with_slope, Activation, Selection, SelectionLayer, ELU_ALPHA, SELU_ALPHA,
+    SELU_LAMBDA,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -185,6 +186,42 @@ fn mixture_matches_candle_reference() -> TestResult {
             }
         }
     }
+    Ok(())
+}
+
+/// The forward pass with slopes gives per_neuron's values, and grad_y * slope per_neuron_grad's
+/// gradient, bit for bit, with the functions scattered (lanes) or grouped (runs); half types get
+/// no slope.
+#[test]
+fn slopes_give_the_bits_of_the_gradient_op() -> TestResult {
+    let mut rng = ChaCha8Rng::seed_from_u64(9);
+    for dtype in [DType::F32, DType::F64] {
+        let (rows, cols) = (300, 130);
+        let scattered = random_ids(&mut rng, cols);
+        let mut grouped = scattered.clone();
+        grouped.sort_by_key(|a| a.id());
+        for ids in [scattered, grouped] {
+            let ids = ids_tensor(&ids);
+            let x = random_matrix(&mut rng, rows, cols, 8.0, dtype);
+            let g = random_matrix(&mut rng, rows, cols, 2.0, dtype);
+            let (y, slope) = per_neuron_with_slope(&x, &ids)?;
+            let slope = slope.expect("f32 and f64 get a slope on the CPU");
+            let bits = |t: &Tensor| -> Vec<u64> {
+                let v = t.to_dtype(DType::F64).unwrap().flatten_all().unwrap();
+                v.to_vec1::<f64>()
+                    .unwrap()
+                    .iter()
+                    .map(|f| f.to_bits())
+                    .collect()
+            };
+            assert_eq!(bits(&y), bits(&per_neuron(&x, &ids)?), "{dtype:?} values");
+            let want = per_neuron_grad(&x, &ids, &g)?;
+            assert_eq!(bits(&(&g * &slope)?), bits(&want), "{dtype:?} gradient");
+        }
+    }
+    let x = random_matrix(&mut rng, 4, 6, 1.0, DType::BF16);
+    let (y, slope) = per_neuron_with_slope(&x, &ids_tensor(&random_ids(&mut rng, 6)))?;
+    assert!(slope.is_none() && y.dtype() == DType::BF16);
     Ok(())
 }
 
