@@ -21,8 +21,9 @@ pub mod store;
 pub mod sweep;
 pub mod train;
 
-/// The git commit of the working directory, with `-dirty` when it has changes; `None` outside a
-/// git checkout.
+/// The git commit of the working directory, with `-dirty` when tracked files outside `results/`
+/// have changes (results are what the tools write, not what they run: a second `make bench`
+/// appending to `results/bench/cpu.csv` is still clean code); `None` outside a git checkout.
 pub fn git_commit() -> Option<String> {
     let run = |args: &[&str]| {
         std::process::Command::new("git")
@@ -34,8 +35,14 @@ pub fn git_commit() -> Option<String> {
             .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
     };
     let commit = run(&["rev-parse", "--short=12", "HEAD"])?;
-    let dirty =
-        run(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
+    let dirty = run(&[
+        "status",
+        "--porcelain",
+        "--untracked-files=no",
+        "--",
+        ":(top,exclude)results",
+    ])
+    .is_some_and(|s| !s.is_empty());
     Some(if dirty {
         format!("{commit}-dirty")
     } else {
