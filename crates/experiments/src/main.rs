@@ -72,8 +72,9 @@ enum BenchCommand {
         /// device after every run.
         #[arg(long, default_value = "cpu")]
         device: DeviceChoice,
-        /// Timed steps per variant (after 5 warm-up steps).
-        #[arg(long, default_value_t = 60)]
+        /// Timed steps per variant (after 5 warm-up steps). Steps take milliseconds, so many
+        /// of them cost little and steady the medians on a shared machine.
+        #[arg(long, default_value_t = 200)]
         batches: usize,
         /// Rayon threads (default: RAYON_NUM_THREADS or the core count).
         #[arg(long)]
