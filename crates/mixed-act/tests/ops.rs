@@ -189,6 +189,13 @@ fn mixture_matches_candle_reference() -> TestResult {
     Ok(())
 }
 
+/// The bits of every element, widened to f64 (exactly) so that any dtype compares.
+fn bits(t: &Tensor) -> Vec<u64> {
+    let v = t.to_dtype(DType::F64).unwrap().flatten_all().unwrap();
+    let v = v.to_vec1::<f64>().unwrap();
+    v.iter().map(|f| f.to_bits()).collect()
+}
+
 /// The forward pass with slopes gives per_neuron's values, and grad_y * slope per_neuron_grad's
 /// gradient, bit for bit, with the functions scattered (lanes) or grouped (runs); half types get
 /// no slope.
@@ -206,14 +213,6 @@ fn slopes_give_the_bits_of_the_gradient_op() -> TestResult {
             let g = random_matrix(&mut rng, rows, cols, 2.0, dtype);
             let (y, slope) = per_neuron_with_slope(&x, &ids)?;
             let slope = slope.expect("f32 and f64 get a slope on the CPU");
-            let bits = |t: &Tensor| -> Vec<u64> {
-                let v = t.to_dtype(DType::F64).unwrap().flatten_all().unwrap();
-                v.to_vec1::<f64>()
-                    .unwrap()
-                    .iter()
-                    .map(|f| f.to_bits())
-                    .collect()
-            };
             assert_eq!(bits(&y), bits(&per_neuron(&x, &ids)?), "{dtype:?} values");
             let want = per_neuron_grad(&x, &ids, &g)?;
             assert_eq!(bits(&(&g * &slope)?), bits(&want), "{dtype:?} gradient");
@@ -255,14 +254,6 @@ fn one_hot_mixture_bits_do_not_depend_on_neuron_order() -> TestResult {
             );
             let y_grouped = mixture(&xs, &ws, clamp)?;
             let (gx_grouped, gw_grouped) = mixture_grads(&xs, &ws, clamp, &gs)?;
-            let bits = |t: &Tensor| -> Vec<u64> {
-                let v = t.to_dtype(DType::F64).unwrap().flatten_all().unwrap();
-                v.to_vec1::<f64>()
-                    .unwrap()
-                    .iter()
-                    .map(|f| f.to_bits())
-                    .collect()
-            };
             let what = format!("{dtype:?} clamp={clamp:?}");
             assert_eq!(
                 bits(&y.index_select(&order, 1)?),
