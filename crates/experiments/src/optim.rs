@@ -2,14 +2,15 @@
 //! `m = b1 m + (1 - b1) g`, `v = b2 v + (1 - b2) g^2`,
 //! `p -= lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)`.
 //!
-//! On the CPU each parameter is updated by two fused in-place passes (moments, then parameter)
-//! instead of candle-nn's dozen allocating tensor ops per parameter, which dominated a training
-//! step. Other devices use the same formula with tensor ops until they get kernels of their own.
+//! On the CPU each parameter is updated in place by one pass over parameter, gradient and
+//! moments (in parallel chunks, vectorised), instead of candle-nn's dozen allocating tensor ops
+//! per parameter, which dominated a training step. Other devices use the same formula with
+//! tensor ops until they get kernels of their own.
+
+use std::cell::RefCell;
 
 use anyhow::Result;
 use candle_core::backprop::GradStore;
-use std::cell::RefCell;
-
 use candle_core::{CpuStorage, DType, Device, InplaceOp2, Layout, Tensor, Var};
 use rayon::prelude::*;
 
