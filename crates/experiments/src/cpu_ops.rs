@@ -5,6 +5,7 @@
 
 use anyhow::Result;
 use candle_core::{CpuStorage, Layout, Storage, Tensor};
+use mixed_act::simd_variants;
 
 /// The f32 data of a contiguous CPU tensor, or `None`.
 fn with_cpu_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Option<R> {
@@ -50,15 +51,12 @@ pub fn column_sums(t: &Tensor) -> Result<Tensor> {
     })
 }
 
-#[multiversion::multiversion(targets(
-    "x86_64+avx512f+avx512bw+avx512dq+avx512vl+avx2+fma",
-    "x86_64+avx2+fma"
-))]
+simd_variants! {
 fn add_row(sums: &mut [f32], row: &[f32]) {
     for (sum, &v) in sums.iter_mut().zip(row) {
         *sum += v;
     }
-}
+}}
 
 #[cfg(test)]
 mod tests {

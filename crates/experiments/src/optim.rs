@@ -12,6 +12,7 @@ use std::cell::RefCell;
 use anyhow::Result;
 use candle_core::backprop::GradStore;
 use candle_core::{CpuStorage, DType, Device, InplaceOp2, Layout, Tensor, Var};
+use mixed_act::simd_variants;
 use rayon::prelude::*;
 
 #[derive(Clone, Copy, Debug)]
@@ -229,17 +230,14 @@ impl InplaceOp2 for FusedUpdate<'_> {
     }
 }
 
+simd_variants! {
 /// Compiled for AVX-512 and AVX2 as well as the baseline, chosen at run time (the square root
 /// and the division vectorise).
-#[multiversion::multiversion(targets(
-    "x86_64+avx512f+avx512bw+avx512dq+avx512vl+avx2+fma",
-    "x86_64+avx2+fma"
-))]
 fn update_chunk(rule: &Rule, p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]) {
     for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
         rule.update(p, g, m, v);
     }
-}
+}}
 
 #[cfg(test)]
 mod tests {

@@ -44,6 +44,23 @@
 //! # }
 //! ```
 
+/// Compiles the function it wraps for AVX-512 and for AVX2 + FMA as well as the baseline target,
+/// and picks one at run time (`multiversion`): the loops vectorise on CPUs that have the wider
+/// units while the binary still runs everywhere. The same Rust source in every variant, so the
+/// same results. The one list of targets for the workspace's CPU kernels; the using crate needs
+/// `multiversion` as a dependency.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! simd_variants {
+    ($item:item) => {
+        #[multiversion::multiversion(targets(
+            "x86_64+avx512f+avx512bw+avx512dq+avx512vl+avx2+fma",
+            "x86_64+avx2+fma"
+        ))]
+        $item
+    };
+}
+
 mod activation;
 mod cpu;
 #[cfg(feature = "cuda")]

@@ -268,11 +268,8 @@ fn forward_cpu<T: KernelFloat>(
     out
 }
 
-/// Rows `first_row..` of the forward pass; multiversioned for AVX2 + FMA like the phase-2 op.
-#[multiversion::multiversion(targets(
-    "x86_64+avx512f+avx512bw+avx512dq+avx512vl+avx2+fma",
-    "x86_64+avx2+fma"
-))]
+simd_variants! {
+/// Rows `first_row..` of the forward pass (in [`simd_variants`](crate::simd_variants) like the phase-2 op).
 fn forward_rows<T: KernelFloat>(
     x: &Matrix<T>,
     weights: &Weights<T::Acc>,
@@ -310,7 +307,7 @@ fn forward_rows<T: KernelFloat>(
             y[c] = T::narrow(clamp.apply(sum));
         }
     }
-}
+}}
 
 /// grad-x of one element of a neuron with the single non-zero weight `w` on function `a`.
 #[inline(always)]
@@ -377,11 +374,8 @@ fn grad_x_cpu<T: KernelFloat>(
     out
 }
 
+simd_variants! {
 /// Rows `first_row..` of grad-x; multiversioned like [`forward_rows`].
-#[multiversion::multiversion(targets(
-    "x86_64+avx512f+avx512bw+avx512dq+avx512vl+avx2+fma",
-    "x86_64+avx2+fma"
-))]
 fn grad_x_rows<T: KernelFloat>(
     x: &Matrix<T>,
     grad_y: &Matrix<T>,
@@ -428,7 +422,7 @@ fn grad_x_rows<T: KernelFloat>(
             gx[c] = T::narrow(g[c].widen() * clamp.derivative(sum) * slope);
         }
     }
-}
+}}
 
 fn grad_w_cpu<T: KernelFloat>(
     x: &Matrix<T>,
@@ -444,15 +438,12 @@ fn grad_w_cpu<T: KernelFloat>(
     out
 }
 
+simd_variants! {
 /// grad-w for the neurons `block_cols` (all rows, in order); multiversioned like
 /// [`forward_rows`]. Each row is a few loops over the block's contiguous columns: the six clamped
 /// values (one loop per candidate, specialised, so it vectorises), the pre-clamp sum, the gate,
 /// then the six sums. Sums are f64 and run over the rows in order, so the result does not depend
 /// on the thread count.
-#[multiversion::multiversion(targets(
-    "x86_64+avx512f+avx512bw+avx512dq+avx512vl+avx2+fma",
-    "x86_64+avx2+fma"
-))]
 fn grad_w_columns<T: KernelFloat>(
     x: &Matrix<T>,
     grad_y: &Matrix<T>,
@@ -502,4 +493,4 @@ fn grad_w_columns<T: KernelFloat>(
             *dst = T::narrow(T::Acc::constant(sums[k][j]));
         }
     }
-}
+}}

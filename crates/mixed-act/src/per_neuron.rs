@@ -241,11 +241,8 @@ fn forward_with_slope_cpu<T: KernelFloat<Acc = T> + Real>(
     out
 }
 
+simd_variants! {
 /// Rows `first_row..` of values and slopes, multiversioned like [`forward_rows`].
-#[multiversion::multiversion(targets(
-    "x86_64+avx512f+avx512bw+avx512dq+avx512vl+avx2+fma",
-    "x86_64+avx2+fma"
-))]
 fn forward_with_slope_rows<T: KernelFloat<Acc = T> + Real>(
     x: &Matrix<T>,
     plan: &RowPlan<T>,
@@ -278,7 +275,7 @@ fn forward_with_slope_rows<T: KernelFloat<Acc = T> + Real>(
             }
         }
     }
-}
+}}
 
 /// How the rows are computed: per-function loops over runs of neighbouring columns when each
 /// function's neurons sit together (the loops are plain slice loops, each specialised for one
@@ -309,13 +306,9 @@ fn forward_cpu<T: KernelFloat>(x: &Matrix<T>, plan: &RowPlan<T::Acc>) -> Vec<T> 
     out
 }
 
-/// Rows `first_row..` of the forward pass into `block`. Compiled for AVX2 + FMA as well as the
-/// baseline and chosen at run time, so that the activation loops use 8-lane vectors where the
-/// CPU has them while the binary still runs everywhere.
-#[multiversion::multiversion(targets(
-    "x86_64+avx512f+avx512bw+avx512dq+avx512vl+avx2+fma",
-    "x86_64+avx2+fma"
-))]
+simd_variants! {
+/// Rows `first_row..` of the forward pass into `block`, in the instruction-set variants of
+/// [`simd_variants`](crate::simd_variants) (wide vectors where the CPU has them; the binary still runs everywhere).
 fn forward_rows<T: KernelFloat>(
     x: &Matrix<T>,
     plan: &RowPlan<T::Acc>,
@@ -351,7 +344,7 @@ fn forward_rows<T: KernelFloat>(
             }
         }
     }
-}
+}}
 
 fn widen<T: KernelFloat>(row: &[T], wide: &mut Vec<T::Acc>) {
     wide.clear();
@@ -373,11 +366,8 @@ fn grad_x_cpu<T: KernelFloat>(x: &Matrix<T>, grad_y: &Matrix<T>, plan: &RowPlan<
     out
 }
 
+simd_variants! {
 /// Rows `first_row..` of grad-x into `block`, multiversioned like [`forward_rows`].
-#[multiversion::multiversion(targets(
-    "x86_64+avx512f+avx512bw+avx512dq+avx512vl+avx2+fma",
-    "x86_64+avx2+fma"
-))]
 fn grad_x_rows<T: KernelFloat>(
     x: &Matrix<T>,
     grad_y: &Matrix<T>,
@@ -419,4 +409,4 @@ fn grad_x_rows<T: KernelFloat>(
             }
         }
     }
-}
+}}
