@@ -9,7 +9,6 @@ use anyhow::{Context, Result};
 use mixed_act::Activation;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use serde::Serialize;
 
 use crate::error::input_error;
 use crate::run_files::write_atomic;
@@ -50,43 +49,234 @@ pub fn bootstrap_diff_ci(a: &[f64], b: &[f64], rng: &mut ChaCha8Rng) -> (f64, f6
     (percentile(&diffs, 0.025), percentile(&diffs, 0.975))
 }
 
-/// An architecture in reports: its depth (for ordering) and its label.
+/// 95 % percentile bootstrap interval of the mean of paired differences (resampling the
+/// pairs, i.e. the seeds, with replacement).
+pub fn bootstrap_paired_ci(diffs: &[f64], rng: &mut ChaCha8Rng) -> (f64, f64) {
+    bootstrap_mean_ci(diffs, rng)
+}
+
+/// Share of pairs in which the first value is higher (ties count half): the probability of
+/// improvement over seeds.
+pub fn probability_of_improvement(diffs: &[f64]) -> f64 {
+    let wins: f64 = diffs
+        .iter()
+        .map(|&d| match d.partial_cmp(&0.0) {
+            Some(std::cmp::Ordering::Greater) => 1.0,
+            Some(std::cmp::Ordering::Equal) => 0.5,
+            _ => 0.0,
+        })
+        .sum();
+    wins / diffs.len() as f64
+}
+
+/// Settings a comparison can be split by, in the order reports name them.
+pub const CELL_SETTINGS: [&str; 13] = [
+    "dataset",
+    "preset",
+    "epochs",
+    "phase1_epochs",
+    "lr",
+    "batch_size",
+    "tau",
+    "clamp",
+    "grad_clip",
+    "phase2_init",
+    "loss",
+    "eval_selection",
+    "split_seed",
+];
+
+/// A setting's value in a row, as the row writes it.
+fn setting_value(r: &ResultRow, name: &str) -> String {
+    match name {
+        "dataset" => r.dataset.clone(),
+        "preset" => r.preset.clone(),
+        "epochs" => r.epochs.to_string(),
+        "phase1_epochs" => r.phase1_epochs.to_string(),
+        "lr" => r.lr.to_string(),
+        "batch_size" => r.batch_size.to_string(),
+        "tau" => r.tau.to_string(),
+        "clamp" => r.clamp.clone(),
+        "grad_clip" => r.grad_clip.clone(),
+        "phase2_init" => r.phase2_init.clone(),
+        "loss" => r.loss.clone(),
+        "eval_selection" => r.eval_selection.clone(),
+        "split_seed" => r.split_seed.to_string(),
+        _ => unreachable!("not a cell setting: {name}"),
+    }
+}
+
+/// Whether the row's method reads the setting (see `not_applicable` in results.csv).
+fn applies(r: &ResultRow, name: &str) -> bool {
+    !r.not_applicable.split_whitespace().any(|n| n == name)
+}
+
+/// The settings that take more than one value among the rows that read them.
+pub fn varying_settings(rows: &[ResultRow]) -> Vec<&'static str> {
+    CELL_SETTINGS
+        .into_iter()
+        .filter(|name| {
+            let mut values = rows
+                .iter()
+                .filter(|r| applies(r, name))
+                .map(|r| setting_value(r, name));
+            values
+                .next()
+                .is_some_and(|first| values.any(|v| v != first))
+        })
+        .collect()
+}
+
+/// A setting's value in a cell key: numbers order as numbers, before words.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SettingValue(pub String);
+
+impl Ord for SettingValue {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        match (self.0.parse::<f64>(), other.0.parse::<f64>()) {
+            (Ok(a), Ok(b)) => a.total_cmp(&b).then_with(|| self.0.cmp(&other.0)),
+            (Ok(_), Err(_)) => std::cmp::Ordering::Less,
+            (Err(_), Ok(_)) => std::cmp::Ordering::Greater,
+            (Err(_), Err(_)) => self.0.cmp(&other.0),
+        }
+    }
+}
+
+impl PartialOrd for SettingValue {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// What a cell of the comparison is: an architecture (depth, widths, label) and the values of
+/// the varying settings (`any` where only runs that do not read a setting are in the cell).
+pub type CellKey = (usize, String, String, Vec<SettingValue>);
+
+/// The value a cell shows for a setting no run of it reads.
+pub const ANY: &str = "any";
+
+/// An architecture in reports: its depth (for ordering) and its label (the architecture, and
+/// the varying settings when there are any).
 pub type ArchKey = (usize, String);
 /// One share per function, in pool order.
 pub type Shares = [f64; Activation::COUNT];
 
-/// One (architecture, method) cell of the comparison: `comparison.csv` rows.
-#[derive(Clone, Debug, Serialize, PartialEq)]
+/// One (architecture, settings, method) cell of the comparison: `comparison.csv` rows.
+#[derive(Clone, Debug, PartialEq)]
 pub struct Cell {
     pub arch: String,
     pub widths: String,
     pub depth: usize,
+    /// (setting, value) of every varying setting, in [`CELL_SETTINGS`] order.
+    pub settings: Vec<(String, String)>,
     pub method: String,
+    /// The settings this method does not read (results.csv's `not_applicable`): its runs
+    /// serve every value of them.
+    pub not_applicable: String,
     pub seeds: usize,
     pub mean_test_acc: f64,
     pub ci_low: f64,
     pub ci_high: f64,
     pub rank: usize,
     pub mean_epoch_seconds: f64,
-    /// SmartMixed rows: the best baseline by mean, and SmartMixed minus it with its interval.
+    /// SmartMixed rows: the best baseline by mean, and SmartMixed minus it with its interval
+    /// (the two groups resampled apart).
     pub best_baseline: Option<String>,
     pub diff_vs_best_baseline: Option<f64>,
     pub diff_low: Option<f64>,
     pub diff_high: Option<f64>,
     pub phase1_epoch_seconds: Option<f64>,
     pub phase2_epoch_seconds: Option<f64>,
+    /// Baseline rows: SmartMixed minus this baseline paired by seed (runs with one seed share
+    /// the split and the initial weights): the number of pairs, the mean paired difference,
+    /// its bootstrap interval and the share of seeds in which SmartMixed is better.
+    pub paired_seeds: Option<usize>,
+    pub paired_diff: Option<f64>,
+    pub paired_low: Option<f64>,
+    pub paired_high: Option<f64>,
+    pub p_improvement: Option<f64>,
+}
+
+impl Cell {
+    /// The cell's label: its architecture, then its settings.
+    pub fn label(&self) -> String {
+        settings_label(&self.arch, &self.settings)
+    }
+
+    /// `comparison.csv`'s columns and this cell's values (empty for none).
+    fn csv_fields(&self) -> Vec<(String, String)> {
+        let opt = |v: Option<f64>| v.map_or(String::new(), |v| v.to_string());
+        let mut fields = vec![
+            ("arch".to_string(), self.arch.clone()),
+            ("widths".into(), self.widths.clone()),
+            ("depth".into(), self.depth.to_string()),
+        ];
+        fields.extend(self.settings.iter().cloned());
+        fields.extend([
+            ("method".to_string(), self.method.clone()),
+            ("seeds".into(), self.seeds.to_string()),
+            ("mean_test_acc".into(), self.mean_test_acc.to_string()),
+            ("ci_low".into(), self.ci_low.to_string()),
+            ("ci_high".into(), self.ci_high.to_string()),
+            ("rank".into(), self.rank.to_string()),
+            (
+                "mean_epoch_seconds".into(),
+                self.mean_epoch_seconds.to_string(),
+            ),
+            (
+                "best_baseline".into(),
+                self.best_baseline.clone().unwrap_or_default(),
+            ),
+            (
+                "diff_vs_best_baseline".into(),
+                opt(self.diff_vs_best_baseline),
+            ),
+            ("diff_low".into(), opt(self.diff_low)),
+            ("diff_high".into(), opt(self.diff_high)),
+            (
+                "phase1_epoch_seconds".into(),
+                opt(self.phase1_epoch_seconds),
+            ),
+            (
+                "phase2_epoch_seconds".into(),
+                opt(self.phase2_epoch_seconds),
+            ),
+            (
+                "paired_seeds".into(),
+                self.paired_seeds.map_or(String::new(), |n| n.to_string()),
+            ),
+            ("paired_diff".into(), opt(self.paired_diff)),
+            ("paired_low".into(), opt(self.paired_low)),
+            ("paired_high".into(), opt(self.paired_high)),
+            ("p_improvement".into(), opt(self.p_improvement)),
+        ]);
+        fields
+    }
+}
+
+/// `arch` followed by `name=value` of each setting (just `arch` when there are none).
+pub fn settings_label(arch: &str, settings: &[(String, String)]) -> String {
+    let mut label = arch.to_string();
+    for (name, value) in settings {
+        label.push_str(&format!(" {name}={value}"));
+    }
+    label
 }
 
 /// Everything `compare` computes.
 #[derive(Debug)]
 pub struct Comparison {
+    /// The settings that vary in the inputs (each cell holds one value of each).
+    pub varying: Vec<&'static str>,
     pub cells: Vec<Cell>,
-    /// Per method: (first places, mean rank, mean reciprocal rank, architectures).
+    /// Per method: (first places, mean rank, mean reciprocal rank, cells).
     pub ranks: BTreeMap<String, (usize, f64, f64, usize)>,
-    /// Mean over architectures of SmartMixed's phase-1 and phase-2 epoch time / ReLU's.
+    /// Mean over cells of SmartMixed's phase-1 and phase-2 epoch time / ReLU's.
     pub phase_time_ratios: Option<(f64, f64)>,
-    /// Per architecture label and layer: mean share of each function over seeds.
+    /// Per SmartMixed cell and layer: mean share of each function over seeds.
     pub shares: BTreeMap<ArchKey, Vec<Shares>>,
+    /// Each SmartMixed run's key and the [`ArchKey`] of its cell (for per-run files).
+    pub smartmixed_cells: BTreeMap<String, ArchKey>,
 }
 
 /// How reports name an architecture: its id, or `widths 512-256` for explicit widths.
@@ -94,32 +284,92 @@ pub fn arch_label(arch: Option<u32>, widths: &str) -> String {
     arch.map_or_else(|| format!("widths {widths}"), |id| id.to_string())
 }
 
+/// The cells of the comparison and the rows in each. A run that reads every varying setting
+/// belongs to the one cell of its values; a baseline that does not read some of them (tau, say)
+/// belongs to every cell that agrees with it on the rest, and to a cell of its own (`any` in
+/// place of the unread values) only when no such cell exists.
+fn cells_of<'a>(
+    rows: &[&'a ResultRow],
+    varying: &[&'static str],
+) -> BTreeMap<CellKey, Vec<&'a ResultRow>> {
+    let signature = |r: &ResultRow| -> Vec<Option<String>> {
+        varying
+            .iter()
+            .map(|name| applies(r, name).then(|| setting_value(r, name)))
+            .collect()
+    };
+    let arch_of = |r: &ResultRow| (r.depth, r.widths.clone(), arch_label(r.arch, &r.widths));
+    let mut cells: BTreeMap<CellKey, Vec<&ResultRow>> = BTreeMap::new();
+    let key = |r: &ResultRow, sig: &[Option<String>]| -> CellKey {
+        let (depth, widths, label) = arch_of(r);
+        let values = sig
+            .iter()
+            .map(|v| SettingValue(v.clone().unwrap_or_else(|| ANY.to_string())))
+            .collect();
+        (depth, widths, label, values)
+    };
+    let (full, partial): (Vec<&&ResultRow>, Vec<&&ResultRow>) = rows
+        .iter()
+        .partition(|r| signature(r).iter().all(Option::is_some));
+    for r in full {
+        cells.entry(key(r, &signature(r))).or_default().push(r);
+    }
+    let full_keys: Vec<CellKey> = cells.keys().cloned().collect();
+    for r in partial {
+        let sig = signature(r);
+        let (depth, widths, label) = arch_of(r);
+        let matching: Vec<&CellKey> = full_keys
+            .iter()
+            .filter(|k| {
+                k.0 == depth
+                    && k.1 == widths
+                    && k.2 == label
+                    && k.3
+                        .iter()
+                        .zip(&sig)
+                        .all(|(have, want)| want.as_ref().is_none_or(|w| *w == have.0))
+            })
+            .collect();
+        if matching.is_empty() {
+            cells.entry(key(r, &sig)).or_default().push(r);
+        } else {
+            for k in matching {
+                cells.get_mut(k).expect("a full cell").push(r);
+            }
+        }
+    }
+    cells
+}
+
 /// Builds the comparison from result and share rows (rows with a status other than ok and
 /// duplicate keys are left out).
 pub fn compare(rows: &[ResultRow], share_rows: &[ShareRow], bootstrap_seed: u64) -> Comparison {
     let mut rng = ChaCha8Rng::seed_from_u64(bootstrap_seed);
-    // (depth, widths, label) -> method -> rows
-    let mut groups: BTreeMap<(usize, String, String), BTreeMap<String, Vec<&ResultRow>>> =
-        BTreeMap::new();
+    // The paired intervals draw from a stream of their own, so that adding them left every
+    // other interval of an earlier report as it was.
+    let mut paired_rng = ChaCha8Rng::seed_from_u64(bootstrap_seed.wrapping_add(1));
     let mut seen = std::collections::HashSet::new();
-    for r in rows
+    let ok: Vec<&ResultRow> = rows
         .iter()
         .filter(|r| r.status == "ok" && r.test_acc.is_some())
-    {
-        if seen.insert(r.key.clone()) {
-            let label = arch_label(r.arch, &r.widths);
-            groups
-                .entry((r.depth, r.widths.clone(), label))
-                .or_default()
-                .entry(r.method.clone())
-                .or_default()
-                .push(r);
-        }
-    }
+        .filter(|r| seen.insert(r.key.clone()))
+        .collect();
+    let owned: Vec<ResultRow> = ok.iter().map(|r| (*r).clone()).collect();
+    let varying = varying_settings(&owned);
     let mut cells = Vec::new();
     let mut ranks: BTreeMap<String, (usize, f64, f64, usize)> = BTreeMap::new();
     let mut ratios = Vec::new();
-    for ((depth, widths, label), methods) in &groups {
+    let mut smartmixed_cells = BTreeMap::new();
+    for ((depth, widths, label, values), members) in cells_of(&ok, &varying) {
+        let settings: Vec<(String, String)> = varying
+            .iter()
+            .zip(&values)
+            .map(|(n, v)| (n.to_string(), v.0.clone()))
+            .collect();
+        let mut methods: BTreeMap<String, Vec<&ResultRow>> = BTreeMap::new();
+        for r in members {
+            methods.entry(r.method.clone()).or_default().push(r);
+        }
         let accs: BTreeMap<&String, Vec<f64>> = methods
             .iter()
             .map(|(m, rs)| (m, rs.iter().filter_map(|r| r.test_acc).collect()))
@@ -138,7 +388,16 @@ pub fn compare(rows: &[ResultRow], share_rows: &[ShareRow], bootstrap_seed: u64)
                     .collect::<Vec<_>>(),
             )
         });
-        for (method, rs) in methods {
+        let smartmixed_by_seed: BTreeMap<u64, f64> = methods
+            .get("smartmixed")
+            .map(|rs| {
+                rs.iter()
+                    .filter_map(|r| Some((r.seed, r.test_acc?)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let arch_key: ArchKey = (depth, settings_label(&label, &settings));
+        for (method, rs) in &methods {
             let values = &accs[method];
             let (ci_low, ci_high) = bootstrap_mean_ci(values, &mut rng);
             let rank = rank_of(method);
@@ -154,8 +413,10 @@ pub fn compare(rows: &[ResultRow], share_rows: &[ShareRow], bootstrap_seed: u64)
             let mut cell = Cell {
                 arch: label.clone(),
                 widths: widths.clone(),
-                depth: *depth,
+                depth,
+                settings: settings.clone(),
                 method: method.clone(),
+                not_applicable: rs[0].not_applicable.clone(),
                 seeds: values.len(),
                 mean_test_acc: means[method],
                 ci_low,
@@ -168,8 +429,16 @@ pub fn compare(rows: &[ResultRow], share_rows: &[ShareRow], bootstrap_seed: u64)
                 diff_high: None,
                 phase1_epoch_seconds: secs(|r| r.phase1_epoch_seconds),
                 phase2_epoch_seconds: secs(|r| r.phase2_epoch_seconds),
+                paired_seeds: None,
+                paired_diff: None,
+                paired_low: None,
+                paired_high: None,
+                p_improvement: None,
             };
             if method == "smartmixed" {
+                for r in rs {
+                    smartmixed_cells.insert(r.key.clone(), arch_key.clone());
+                }
                 if let Some(best) = &best_baseline {
                     let (lo, hi) = bootstrap_diff_ci(values, &accs[best], &mut rng);
                     cell.best_baseline = Some(best.clone());
@@ -183,22 +452,48 @@ pub fn compare(rows: &[ResultRow], share_rows: &[ShareRow], bootstrap_seed: u64)
                 ) {
                     ratios.push((p1 / relu, p2 / relu));
                 }
+            } else {
+                let diffs: Vec<f64> = rs
+                    .iter()
+                    .filter_map(|r| Some(smartmixed_by_seed.get(&r.seed)? - r.test_acc?))
+                    .collect();
+                if !diffs.is_empty() {
+                    let (lo, hi) = bootstrap_paired_ci(&diffs, &mut paired_rng);
+                    cell.paired_seeds = Some(diffs.len());
+                    cell.paired_diff = Some(mean(&diffs));
+                    (cell.paired_low, cell.paired_high) = (Some(lo), Some(hi));
+                    cell.p_improvement = Some(probability_of_improvement(&diffs));
+                }
             }
             cells.push(cell);
         }
     }
-    // Within an architecture: the baselines in pool order, then SmartMixed.
+    // Within a cell: the baselines in pool order, then SmartMixed.
     let order = |m: &str| {
         m.parse::<Activation>()
             .map_or(Activation::COUNT, |a| a.id())
     };
+    let setting_order = |c: &Cell| -> Vec<SettingValue> {
+        c.settings
+            .iter()
+            .map(|(_, v)| SettingValue(v.clone()))
+            .collect()
+    };
     cells.sort_by(|a, b| {
-        (a.depth, &a.widths, &a.arch, order(&a.method)).cmp(&(
-            b.depth,
-            &b.widths,
-            &b.arch,
-            order(&b.method),
-        ))
+        (
+            a.depth,
+            &a.widths,
+            &a.arch,
+            setting_order(a),
+            order(&a.method),
+        )
+            .cmp(&(
+                b.depth,
+                &b.widths,
+                &b.arch,
+                setting_order(b),
+                order(&b.method),
+            ))
     });
     for v in ranks.values_mut() {
         v.1 /= v.3 as f64;
@@ -213,21 +508,15 @@ pub fn compare(rows: &[ResultRow], share_rows: &[ShareRow], bootstrap_seed: u64)
     });
 
     let mut share_sums: BTreeMap<ArchKey, BTreeMap<usize, Vec<Shares>>> = BTreeMap::new();
-    let ok_keys: std::collections::HashSet<&str> = rows
-        .iter()
-        .filter(|r| r.status == "ok")
-        .map(|r| r.key.as_str())
-        .collect();
-    for s in share_rows
-        .iter()
-        .filter(|s| ok_keys.contains(s.key.as_str()))
-    {
-        share_sums
-            .entry((s.depth, arch_label(s.arch, &s.widths)))
-            .or_default()
-            .entry(s.layer)
-            .or_default()
-            .push([s.relu, s.sigmoid, s.tanh, s.leaky_relu, s.elu, s.selu]);
+    for s in share_rows {
+        if let Some(cell) = smartmixed_cells.get(&s.key) {
+            share_sums
+                .entry(cell.clone())
+                .or_default()
+                .entry(s.layer)
+                .or_default()
+                .push([s.relu, s.sigmoid, s.tanh, s.leaky_relu, s.elu, s.selu]);
+        }
     }
     let shares = share_sums
         .into_iter()
@@ -242,10 +531,12 @@ pub fn compare(rows: &[ResultRow], share_rows: &[ShareRow], bootstrap_seed: u64)
         })
         .collect();
     Comparison {
+        varying,
         cells,
         ranks,
         phase_time_ratios,
         shares,
+        smartmixed_cells,
     }
 }
 
@@ -260,21 +551,65 @@ pub fn render_markdown(c: &Comparison, sources: &[PathBuf]) -> String {
     let _ = writeln!(
         md,
         "Sources: {}. Test accuracy in %, mean over seeds with a 95 % percentile bootstrap interval \
-         ({RESAMPLES} resamples of the seeds); rank 1 = best mean. Only runs with status ok count.\n",
+         ({RESAMPLES} resamples of the seeds); rank 1 = best mean within a cell. Only runs with status ok count.\n",
         sources.iter().map(|p| format!("`{}`", p.display())).collect::<Vec<_>>().join(", ")
     );
-    let _ = writeln!(md, "## Per architecture (by depth)\n");
+    if c.varying.is_empty() {
+        let _ = writeln!(
+            md,
+            "Cells: one per architecture (no other setting varies in these results).\n"
+        );
+    } else {
+        let _ = writeln!(
+            md,
+            "Cells: architecture x {} (the settings that vary in these results). A baseline \
+             does not read the SmartMixed-only settings ({}): one baseline run serves every cell \
+             that agrees with it on the rest (`{ANY}` marks a value no run of the cell reads).\n",
+            c.varying.join(" x "),
+            crate::sweep::SMARTMIXED_ONLY.join(", ")
+        );
+    }
+    let seeds: Vec<usize> = c.cells.iter().map(|x| x.seeds).collect();
+    let (fewest, most) = (
+        seeds.iter().copied().min().unwrap_or(0),
+        seeds.iter().copied().max().unwrap_or(0),
+    );
+    let seed_range = if fewest == most {
+        format!("{fewest}")
+    } else {
+        format!("{fewest} to {most}")
+    };
     let _ = writeln!(
         md,
-        "| arch | widths | method | seeds | test acc | 95 % CI | rank | epoch s |"
+        "Seeds per cell: {seed_range}.{}\n",
+        if fewest < 5 {
+            " With fewer than 5 seeds the bootstrap intervals are coarse (3 seeds give at most 10 \
+         distinct resampled means) and tend to be too narrow: read them as a rough guide, not a test."
+        } else {
+            ""
+        }
     );
-    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|");
+    let setting_heads: String = c.varying.iter().map(|n| format!(" {n} |")).collect();
+    let setting_rule = "---|".repeat(c.varying.len());
+    let setting_cols = |cell: &Cell| -> String {
+        cell.settings
+            .iter()
+            .map(|(_, v)| format!(" {v} |"))
+            .collect()
+    };
+    let _ = writeln!(md, "## Per cell (by depth)\n");
+    let _ = writeln!(
+        md,
+        "| arch | widths |{setting_heads} method | seeds | test acc | 95 % CI | rank | epoch s |"
+    );
+    let _ = writeln!(md, "|---|---|{setting_rule}---|---|---|---|---|---|");
     for cell in &c.cells {
         let _ = writeln!(
             md,
-            "| {} | {} | {} | {} | {} | [{}, {}] | {} | {:.1} |",
+            "| {} | {} |{} {} | {} | {} | [{}, {}] | {} | {:.1} |",
             cell.arch,
             cell.widths,
+            setting_cols(cell),
             cell.method,
             cell.seeds,
             pct(cell.mean_test_acc),
@@ -284,42 +619,104 @@ pub fn render_markdown(c: &Comparison, sources: &[PathBuf]) -> String {
             cell.mean_epoch_seconds
         );
     }
+    let verdict = |lo: f64, hi: f64| {
+        if lo > 0.0 {
+            "SmartMixed better"
+        } else if hi < 0.0 {
+            "baseline better"
+        } else {
+            "no clear difference"
+        }
+    };
     let _ = writeln!(
         md,
         "\n## SmartMixed minus the best baseline (percentage points)\n"
     );
     let _ = writeln!(
         md,
-        "| arch | best baseline | difference | 95 % CI | verdict |"
+        "The best baseline by mean in each cell; the interval resamples the two groups' seeds \
+         apart. The paired columns pair the runs by seed (same split, same initial weights): \
+         mean paired difference, its bootstrap interval, and P(better) = the share of seeds in \
+         which SmartMixed beats that baseline.\n"
     );
-    let _ = writeln!(md, "|---|---|---|---|---|");
+    let _ = writeln!(
+        md,
+        "| arch |{setting_heads} best baseline | difference | 95 % CI | verdict | paired | paired 95 % CI | P(better) |"
+    );
+    let _ = writeln!(md, "|---|{setting_rule}---|---|---|---|---|---|---|");
     for cell in c.cells.iter().filter(|c| c.diff_vs_best_baseline.is_some()) {
         let (d, lo, hi) = (
             cell.diff_vs_best_baseline.unwrap(),
             cell.diff_low.unwrap(),
             cell.diff_high.unwrap(),
         );
-        let verdict = if lo > 0.0 {
-            "SmartMixed better"
-        } else if hi < 0.0 {
-            "baseline better"
-        } else {
-            "no clear difference"
+        let best = cell.best_baseline.as_deref().unwrap_or("");
+        let paired = c.cells.iter().find(|b| {
+            b.method == best
+                && b.arch == cell.arch
+                && b.widths == cell.widths
+                && b.settings == cell.settings
+        });
+        let paired_cols = match paired.and_then(|b| {
+            Some((
+                b.paired_diff?,
+                b.paired_low?,
+                b.paired_high?,
+                b.p_improvement?,
+            ))
+        }) {
+            Some((pd, pl, ph, p)) => format!(
+                "{:+.2} | [{:+.2}, {:+.2}] | {p:.2}",
+                100.0 * pd,
+                100.0 * pl,
+                100.0 * ph
+            ),
+            None => "- | - | -".to_string(),
         };
         let _ = writeln!(
             md,
-            "| {} | {} | {:+.2} | [{:+.2}, {:+.2}] | {verdict} |",
+            "| {} |{} {best} | {:+.2} | [{:+.2}, {:+.2}] | {} | {paired_cols} |",
             cell.arch,
-            cell.best_baseline.as_deref().unwrap_or(""),
+            setting_cols(cell),
             100.0 * d,
             100.0 * lo,
-            100.0 * hi
+            100.0 * hi,
+            verdict(lo, hi)
         );
     }
-    let _ = writeln!(md, "\n## Across architectures\n");
     let _ = writeln!(
         md,
-        "| method | first places | mean rank | mean reciprocal rank | architectures |"
+        "\n## SmartMixed minus each baseline, paired by seed (percentage points)\n"
+    );
+    let _ = writeln!(
+        md,
+        "| arch |{setting_heads} baseline | pairs | mean paired difference | 95 % CI | P(better) | verdict |"
+    );
+    let _ = writeln!(md, "|---|{setting_rule}---|---|---|---|---|---|");
+    for cell in c.cells.iter().filter(|c| c.paired_diff.is_some()) {
+        let (d, lo, hi) = (
+            cell.paired_diff.unwrap(),
+            cell.paired_low.unwrap(),
+            cell.paired_high.unwrap(),
+        );
+        let _ = writeln!(
+            md,
+            "| {} |{} {} | {} | {:+.2} | [{:+.2}, {:+.2}] | {:.2} | {} |",
+            cell.arch,
+            setting_cols(cell),
+            cell.method,
+            cell.paired_seeds.unwrap_or(0),
+            100.0 * d,
+            100.0 * lo,
+            100.0 * hi,
+            cell.p_improvement.unwrap_or(f64::NAN),
+            verdict(lo, hi)
+        );
+    }
+    let _ = writeln!(md, "\n## Across cells\n");
+    let _ = writeln!(
+        md,
+        "| method | first places | mean rank | mean reciprocal rank | cells |"
     );
     let _ = writeln!(md, "|---|---|---|---|---|");
     let mut methods: Vec<_> = c.ranks.iter().collect();
@@ -331,14 +728,14 @@ pub fn render_markdown(c: &Comparison, sources: &[PathBuf]) -> String {
         Some((p1, p2)) => {
             let _ = writeln!(
                 md,
-                "\nEpoch time relative to the ReLU baseline (mean over architectures): SmartMixed phase 1 \
+                "\nEpoch time relative to the ReLU baseline (mean over cells): SmartMixed phase 1 \
                  {p1:.2}x, phase 2 {p2:.2}x."
             );
         }
         None => {
             let _ = writeln!(
                 md,
-                "\n(No architecture has both ReLU and SmartMixed runs: no epoch-time ratios.)"
+                "\n(No cell has both ReLU and SmartMixed runs: no epoch-time ratios.)"
             );
         }
     }
@@ -397,7 +794,7 @@ fn paper_finding(c: &Comparison) -> Option<String> {
         / n;
     let holds = first_rect > last_rect && last_exp > first_exp;
     Some(format!(
-        "Paper's finding (early layers ReLU / Leaky ReLU, deep layers ELU / SELU), over {} architectures of \
+        "Paper's finding (early layers ReLU / Leaky ReLU, deep layers ELU / SELU), over {} cells of \
          depth >= 2: ReLU + Leaky ReLU share {:.2} in the first layer vs {:.2} in the last; ELU + SELU {:.2} \
          first vs {:.2} last. {}",
         deep.len(),
@@ -440,8 +837,12 @@ pub fn run(dirs: &[PathBuf], bootstrap_seed: u64) -> Result<()> {
     let out: &Path = &dirs[0];
     write_atomic(&out.join("comparison.md"), md.as_bytes())?;
     let mut writer = csv::Writer::from_writer(Vec::new());
-    for cell in &comparison.cells {
-        writer.serialize(cell)?;
+    for (i, cell) in comparison.cells.iter().enumerate() {
+        let fields = cell.csv_fields();
+        if i == 0 {
+            writer.write_record(fields.iter().map(|(name, _)| name))?;
+        }
+        writer.write_record(fields.iter().map(|(_, value)| value))?;
     }
     write_atomic(
         &out.join("comparison.csv"),
@@ -508,6 +909,11 @@ mod tests {
             loss: "logits".into(),
             eval_selection: "argmax".into(),
             split_seed: 42,
+            not_applicable: if sm {
+                String::new()
+            } else {
+                crate::sweep::SMARTMIXED_ONLY.join(" ")
+            },
             n_params: Some(10),
             best_epoch: Some(2),
             val_loss: Some(0.1),
@@ -618,5 +1024,82 @@ mod tests {
             md.contains("| 1 | elu | +2.00 | [+1.00, +3.00] | SmartMixed better |"),
             "{md}"
         );
+    }
+
+    #[test]
+    fn paired_statistics_match_a_hand_computed_example() {
+        // SmartMixed 0.96 / 0.98 and ReLU 0.90 / 0.99 on seeds 1 / 2: paired differences +0.06
+        // and -0.01, mean +0.025, SmartMixed better in one seed of two. Resampling two pairs
+        // gives a mean of -0.01, +0.025 or +0.06, so the interval is [-0.01, +0.06].
+        let rows = vec![
+            row("a", 1, 1, "relu", 1, 0.90, 1.0),
+            row("b", 1, 1, "relu", 2, 0.99, 1.0),
+            row("c", 1, 1, "smartmixed", 1, 0.96, 1.0),
+            row("d", 1, 1, "smartmixed", 2, 0.98, 1.0),
+            // A seed only the baseline has is not a pair.
+            row("e", 1, 1, "relu", 3, 0.50, 1.0),
+        ];
+        let c = compare(&rows, &[], 0);
+        let relu = c.cells.iter().find(|x| x.method == "relu").unwrap();
+        assert_eq!(relu.paired_seeds, Some(2));
+        assert!((relu.paired_diff.unwrap() - 0.025).abs() < 1e-12);
+        assert!((relu.paired_low.unwrap() + 0.01).abs() < 1e-12);
+        assert!((relu.paired_high.unwrap() - 0.06).abs() < 1e-12);
+        assert_eq!(relu.p_improvement, Some(0.5));
+        assert_eq!(probability_of_improvement(&[0.1, 0.0, -0.1, 0.2]), 0.625);
+        let sm = c.cells.iter().find(|x| x.method == "smartmixed").unwrap();
+        assert_eq!(sm.paired_diff, None, "pairs sit on the baseline rows");
+        let md = render_markdown(&c, &[PathBuf::from("x")]);
+        assert!(
+            md.contains("| 1 | relu | 2 | +2.50 | [-1.00, +6.00] | 0.50 | no clear difference |"),
+            "{md}"
+        );
+        assert!(md.contains("intervals are coarse"), "{md}");
+    }
+
+    #[test]
+    fn cells_split_by_varying_settings_and_baselines_serve_every_value() {
+        // tau varies for SmartMixed (0.1, 1); the one ReLU run per seed serves both cells.
+        // lr varies for everyone: the ReLU run at lr 0.01 has no SmartMixed cell and gets a
+        // cell of its own, with tau 'any'.
+        let with = |mut r: ResultRow, tau: f64, lr: f64| {
+            (r.tau, r.lr) = (tau, lr);
+            r
+        };
+        let rows = vec![
+            with(row("a", 1, 1, "relu", 1, 0.90, 1.0), 0.3, 1e-3),
+            with(row("b", 1, 1, "relu", 2, 0.92, 1.0), 0.3, 1e-3),
+            with(row("c", 1, 1, "smartmixed", 1, 0.95, 1.0), 0.1, 1e-3),
+            with(row("d", 1, 1, "smartmixed", 2, 0.97, 1.0), 0.1, 1e-3),
+            with(row("e", 1, 1, "smartmixed", 1, 0.80, 1.0), 1.0, 1e-3),
+            with(row("f", 1, 1, "smartmixed", 2, 0.82, 1.0), 1.0, 1e-3),
+            with(row("g", 1, 1, "relu", 1, 0.85, 1.0), 0.3, 1e-2),
+        ];
+        let c = compare(&rows, &[], 0);
+        assert_eq!(c.varying, vec!["lr", "tau"]);
+        let labels: Vec<String> = c
+            .cells
+            .iter()
+            .map(|x| format!("{} {}", x.label(), x.method))
+            .collect();
+        assert_eq!(
+            labels,
+            [
+                "1 lr=0.001 tau=0.1 relu",
+                "1 lr=0.001 tau=0.1 smartmixed",
+                "1 lr=0.001 tau=1 relu",
+                "1 lr=0.001 tau=1 smartmixed",
+                "1 lr=0.01 tau=any relu",
+            ]
+        );
+        let cell = |i: usize| &c.cells[i];
+        assert_eq!((cell(0).seeds, cell(0).rank, cell(1).rank), (2, 2, 1));
+        assert_eq!((cell(2).rank, cell(3).rank), (1, 2));
+        assert!((cell(2).paired_diff.unwrap() + 0.10).abs() < 1e-12);
+        assert_eq!(cell(2).p_improvement, Some(0.0));
+        assert_eq!(cell(4).paired_seeds, None);
+        let md = render_markdown(&c, &[PathBuf::from("x")]);
+        assert!(md.contains("architecture x lr x tau"), "{md}");
+        assert!(md.contains("| arch | widths | lr | tau | method |"), "{md}");
     }
 }

@@ -57,10 +57,25 @@ pub struct RawData {
 
 /// Loads a data set from `dir` when given, else through candle-datasets from the hub (the local
 /// hub cache first). Errors name the file and what is wrong.
+///
+/// A directory that holds no IDX files but a subdirectory named after the data set
+/// (`mnist/`, `fashion-mnist/`) stands for that subdirectory, so one `--data-dir` serves a sweep
+/// with a `dataset` axis.
 pub fn load(dataset: DatasetName, dir: Option<&Path>) -> Result<RawData> {
     match dir {
-        Some(dir) => load_dir(dir),
+        Some(dir) => load_dir(&dataset_dir(dataset, dir)),
         None => load_hub(dataset),
+    }
+}
+
+/// `dir/<dataset name>` when `dir` has no images file of its own and that subdirectory exists.
+pub fn dataset_dir(dataset: DatasetName, dir: &Path) -> PathBuf {
+    let own = [IDX_FILES[0].to_string(), format!("{}.gz", IDX_FILES[0])];
+    let sub = dir.join(dataset.name());
+    if own.iter().all(|name| !dir.join(name).is_file()) && sub.is_dir() {
+        sub
+    } else {
+        dir.to_path_buf()
     }
 }
 

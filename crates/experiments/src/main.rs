@@ -13,7 +13,7 @@ use experiments::error::InputError;
 use experiments::interrupt::{self, Interrupted};
 use experiments::progress::Progress;
 use experiments::run_files::RunRecord;
-use experiments::sweep::{expand, run_sweep, Shard, SweepConfig, SweepOptions};
+use experiments::sweep::{expand, plan, run_sweep, Shard, SweepConfig, SweepOptions};
 use experiments::{bench, compare, data, device, plot, print_stdout, train};
 
 #[derive(Parser)]
@@ -36,7 +36,7 @@ enum Command {
     /// Compare baselines and SmartMixed across one or more sweep outputs.
     Compare(CompareArgs),
     /// Draw the comparison's figures (SVG and PNG) into the first directory's figures/.
-    Plot(CompareArgs),
+    Plot(PlotArgs),
     /// Time the fused ops or a training step against their floors.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -105,7 +105,8 @@ struct SweepArgs {
     /// Print nothing but errors.
     #[arg(long)]
     quiet: bool,
-    /// Print the grid (a `runs: N` line, then index, key and label per run) and exit.
+    /// Print the plan without training: the number of runs, the axes, how many runs are
+    /// already finished in --out, then index, key, label (and `done`) per run.
     #[arg(long)]
     plan: bool,
 }
@@ -118,6 +119,17 @@ struct CompareArgs {
     /// Seed of the bootstrap resampling.
     #[arg(long, default_value_t = 0)]
     bootstrap_seed: u64,
+}
+
+#[derive(Args)]
+struct PlotArgs {
+    #[command(flatten)]
+    compare: CompareArgs,
+    /// Draw only test accuracy against this setting (one that varies in the results, e.g. tau),
+    /// as figures/accuracy_vs_<setting>.{png,svg}. Without it: depth, every varying setting
+    /// and SmartMixed's shares.
+    #[arg(long)]
+    x: Option<String>,
 }
 
 #[derive(Args)]
@@ -296,15 +308,12 @@ fn run_bench(command: BenchCommand) -> Result<()> {
     }
 }
 
-/// `sweep --plan`: the grid without running it (used by scripts/slurm-sweep.sh to size arrays).
+/// `sweep --plan`: the grid without running it (scripts/slurm-sweep.sh reads its `runs: N` line
+/// to size job arrays).
 fn print_plan(args: &SweepArgs) -> Result<()> {
     let cfg = SweepConfig::from_file(&args.config)?;
     let grid = expand(&cfg, args.data_dir.clone(), args.device)?;
-    let mut text = format!("runs: {}\n", grid.len());
-    for run in &grid {
-        text.push_str(&format!("{} {} {}\n", run.index + 1, run.key, run.label()));
-    }
-    print_stdout(&text)
+    print_stdout(&plan(&cfg, &grid, &args.out)?)
 }
 
 /// candle 0.11 runs its parallel CPU ops on a thread pool of its own whose idle threads spin
@@ -369,7 +378,12 @@ fn main() -> ExitCode {
         }),
         Command::Bench(command) => run_bench(command),
         Command::Compare(args) => compare::run(&args.dirs, args.bootstrap_seed),
-        Command::Plot(args) => plot::run(&args.dirs, args.bootstrap_seed).and_then(|files| {
+        Command::Plot(args) => plot::run(
+            &args.compare.dirs,
+            args.compare.bootstrap_seed,
+            args.x.as_deref(),
+        )
+        .and_then(|files| {
             let list: Vec<String> = files.iter().map(|f| format!("{}\n", f.display())).collect();
             print_stdout(&list.concat())
         }),

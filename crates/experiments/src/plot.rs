@@ -9,7 +9,10 @@ use mixed_act::Activation;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use crate::compare::{arch_label, compare_dirs, ArchKey, Comparison, Shares};
+use crate::compare::{
+    compare_dirs, settings_label, ArchKey, Cell, Comparison, Shares, ANY, CELL_SETTINGS,
+};
+use crate::error::input_error;
 use crate::store::ResultsStore;
 
 const FONT: &str = "sans-serif";
@@ -72,9 +75,9 @@ fn save(
 /// Methods whose mean is within `points` percentage points of the best method at every depth
 /// (the zoomed figure leaves out collapsed baselines so that the close ones can be told apart).
 fn close_to_best(c: &Comparison, points: f64) -> Vec<String> {
-    let mut best: BTreeMap<(usize, &str), f64> = BTreeMap::new();
+    let mut best: BTreeMap<(usize, String), f64> = BTreeMap::new();
     for cell in &c.cells {
-        let b = best.entry((cell.depth, &cell.arch)).or_insert(0.0);
+        let b = best.entry((cell.depth, cell.label())).or_insert(0.0);
         *b = b.max(cell.mean_test_acc);
     }
     let mut methods: Vec<String> = c.cells.iter().map(|x| x.method.clone()).collect();
@@ -84,7 +87,7 @@ fn close_to_best(c: &Comparison, points: f64) -> Vec<String> {
         c.cells
             .iter()
             .filter(|x| &x.method == m)
-            .all(|x| 100.0 * (best[&(x.depth, x.arch.as_str())] - x.mean_test_acc) <= points)
+            .all(|x| 100.0 * (best[&(x.depth, x.label())] - x.mean_test_acc) <= points)
     });
     methods
 }
@@ -96,7 +99,7 @@ fn accuracy_vs_depth<DB: DrawingBackend>(
     c: &Comparison,
     only: Option<&[String]>,
 ) -> Result<()> {
-    let cells: Vec<&crate::compare::Cell> = c
+    let cells: Vec<&Cell> = c
         .cells
         .iter()
         .filter(|x| only.is_none_or(|o| o.contains(&x.method)))
@@ -105,14 +108,18 @@ fn accuracy_vs_depth<DB: DrawingBackend>(
         None => "Test accuracy by depth (mean over seeds, 95 % bootstrap band)",
         Some(_) => "Test accuracy by depth: methods within 2 points of the best",
     };
-    let mut by_method: BTreeMap<&str, Vec<(f64, f64, f64, f64)>> = BTreeMap::new();
+    // One line per method and combination of the other varying settings.
+    let mut by_method: BTreeMap<String, Vec<(f64, f64, f64, f64)>> = BTreeMap::new();
     for cell in &cells {
-        by_method.entry(&cell.method).or_default().push((
-            cell.depth as f64,
-            100.0 * cell.mean_test_acc,
-            100.0 * cell.ci_low,
-            100.0 * cell.ci_high,
-        ));
+        by_method
+            .entry(settings_label(&cell.method, &cell.settings))
+            .or_default()
+            .push((
+                cell.depth as f64,
+                100.0 * cell.mean_test_acc,
+                100.0 * cell.ci_low,
+                100.0 * cell.ci_high,
+            ));
     }
     let depths: Vec<f64> = cells.iter().map(|c| c.depth as f64).collect();
     let (x0, x1) = (
@@ -148,8 +155,9 @@ fn accuracy_vs_depth<DB: DrawingBackend>(
         .axis_desc_style((FONT, 17))
         .draw()
         .map_err(|e| anyhow!("{e:?}"))?;
-    for (method, mut points) in by_method {
+    for (series, mut points) in by_method {
         points.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let method = series.split(' ').next().unwrap_or_default();
         let color = method_color(method);
         let mut band: Vec<(f64, f64)> = points.iter().map(|p| (p.0, p.3)).collect();
         band.extend(points.iter().rev().map(|p| (p.0, p.2)));
@@ -163,7 +171,7 @@ fn accuracy_vs_depth<DB: DrawingBackend>(
                 color.stroke_width(width),
             ))
             .map_err(|e| anyhow!("{e:?}"))?
-            .label(method.to_string())
+            .label(series.clone())
             .legend(move |(x, y)| {
                 PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(3))
             });
@@ -183,6 +191,250 @@ fn accuracy_vs_depth<DB: DrawingBackend>(
         .border_style(BLACK)
         .draw()
         .map_err(|e| anyhow!("{e:?}"))?;
+    Ok(())
+}
+
+/// Where a setting's values go on the x axis: numbers on a linear axis (a log axis when they
+/// are positive and span a factor of 10 or more), anything else as equally spaced categories.
+struct XAxis {
+    /// (value as written, position), in axis order.
+    ticks: Vec<(String, f64)>,
+    log: bool,
+    numeric: bool,
+}
+
+impl XAxis {
+    fn new(values: &[String]) -> XAxis {
+        let numbers: Option<Vec<f64>> = values.iter().map(|v| v.parse().ok()).collect();
+        match numbers {
+            Some(numbers) => {
+                let (lo, hi) = numbers
+                    .iter()
+                    .fold((f64::MAX, f64::MIN), |(a, b), &v| (a.min(v), b.max(v)));
+                let log = lo > 0.0 && hi / lo >= 10.0;
+                let mut ticks: Vec<(String, f64)> = values
+                    .iter()
+                    .zip(&numbers)
+                    .map(|(v, &n)| (v.clone(), if log { n.log10() } else { n }))
+                    .collect();
+                ticks.sort_by(|a, b| a.1.total_cmp(&b.1));
+                XAxis {
+                    ticks,
+                    log,
+                    numeric: true,
+                }
+            }
+            None => XAxis {
+                ticks: values
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| (v.clone(), i as f64))
+                    .collect(),
+                log: false,
+                numeric: false,
+            },
+        }
+    }
+
+    fn position(&self, value: &str) -> Option<f64> {
+        self.ticks.iter().find(|(v, _)| v == value).map(|t| t.1)
+    }
+
+    fn range(&self) -> (f64, f64) {
+        let first = self.ticks.first().map_or(0.0, |t| t.1);
+        let last = self.ticks.last().map_or(1.0, |t| t.1);
+        let pad = ((last - first) * 0.06).max(if self.numeric { 1e-9 } else { 0.4 });
+        let pad = if last > first { pad } else { 0.5 };
+        (first - pad, last + pad)
+    }
+
+    /// The label at a tick position: the number there (3 significant digits) on a numeric
+    /// axis, the category's value on a categorical one.
+    fn label_at(&self, x: f64) -> String {
+        if self.numeric {
+            let value = if self.log { 10f64.powf(x) } else { x };
+            return significant(value, 3);
+        }
+        self.ticks
+            .iter()
+            .find(|(_, p)| (p - x).abs() < 1e-9)
+            .map_or(String::new(), |(v, _)| v.clone())
+    }
+}
+
+/// `v` with `digits` significant digits and no trailing zeros (0.316, 3.16, 0.001).
+fn significant(v: f64, digits: i32) -> String {
+    if v == 0.0 || !v.is_finite() {
+        return format!("{v}");
+    }
+    let decimals = (digits - 1 - v.abs().log10().floor() as i32).max(0) as usize;
+    let text = format!("{v:.decimals$}");
+    if text.contains('.') {
+        text.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        text
+    }
+}
+
+/// Test accuracy against one varying setting, one panel per architecture, one line per method
+/// (and combination of the other varying settings), with the 95 % band. A baseline that does
+/// not read the setting is a flat dashed line: one run serves every value.
+fn accuracy_vs_setting<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    c: &Comparison,
+    setting: &str,
+) -> Result<()> {
+    let index = c
+        .varying
+        .iter()
+        .position(|v| *v == setting)
+        .ok_or_else(|| anyhow!("{setting} does not vary"))?;
+    let mut values: Vec<String> = c
+        .cells
+        .iter()
+        .map(|x| x.settings[index].1.clone())
+        .filter(|v| v != ANY)
+        .collect();
+    values.sort();
+    values.dedup();
+    let axis = XAxis::new(&values);
+    let (x0, x1) = axis.range();
+    let mut archs: Vec<(usize, String, String)> = c
+        .cells
+        .iter()
+        .map(|x| (x.depth, x.widths.clone(), x.arch.clone()))
+        .collect();
+    archs.dedup();
+    let titled = area
+        .titled(
+            &format!("Test accuracy against {setting} (mean over seeds, 95 % bootstrap band)"),
+            (FONT, 22),
+        )
+        .map_err(|e| anyhow!("{e:?}"))?;
+    let panels = titled.split_evenly((1, archs.len().max(1)));
+    for (panel, (depth, widths, arch)) in panels.iter().zip(&archs) {
+        let cells: Vec<&Cell> = c
+            .cells
+            .iter()
+            .filter(|x| x.depth == *depth && &x.widths == widths && &x.arch == arch)
+            .collect();
+        let (y0, y1) = cells.iter().fold((f64::MAX, f64::MIN), |(a, b), x| {
+            (a.min(100.0 * x.ci_low), b.max(100.0 * x.ci_high))
+        });
+        let pad = ((y1 - y0) * 0.08).max(0.05);
+        // series label -> (x position or None for "any", mean, low, high)
+        let mut series: BTreeMap<String, Vec<(Option<f64>, f64, f64, f64)>> = BTreeMap::new();
+        for x in &cells {
+            let reads = |name: &str| !x.not_applicable.split_whitespace().any(|n| n == name);
+            let others: Vec<(String, String)> = x
+                .settings
+                .iter()
+                .enumerate()
+                .filter(|(i, (name, v))| *i != index && v != ANY && reads(name))
+                .map(|(_, s)| s.clone())
+                .collect();
+            series
+                .entry(settings_label(&x.method, &others))
+                .or_default()
+                .push((
+                    if x.not_applicable.split_whitespace().any(|n| n == setting) {
+                        None
+                    } else {
+                        axis.position(&x.settings[index].1)
+                    },
+                    100.0 * x.mean_test_acc,
+                    100.0 * x.ci_low,
+                    100.0 * x.ci_high,
+                ));
+        }
+        let mut chart = ChartBuilder::on(panel)
+            .caption(format!("arch {arch} ({widths})"), (FONT, 17))
+            .margin(12)
+            .x_label_area_size(45)
+            .y_label_area_size(60)
+            .build_cartesian_2d(x0..x1, (y0 - pad)..(y1 + pad))
+            .map_err(|e| anyhow!("{e:?}"))?;
+        let x_desc = match (axis.numeric, axis.log) {
+            (true, true) => format!("{setting} (log scale)"),
+            _ => setting.to_string(),
+        };
+        let label_at = |v: &f64| axis.label_at(*v);
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .x_labels(if axis.numeric { 6 } else { axis.ticks.len() })
+            .x_label_formatter(&label_at)
+            .x_desc(x_desc)
+            .y_desc("test accuracy (%)")
+            .label_style((FONT, 14))
+            .axis_desc_style((FONT, 16))
+            .draw()
+            .map_err(|e| anyhow!("{e:?}"))?;
+        let mut seen_of_method: BTreeMap<String, usize> = BTreeMap::new();
+        for (name, mut points) in series {
+            let method = name.split(' ').next().unwrap_or_default();
+            // A method's lines for other settings: the same hue, darker with each one.
+            let variant = seen_of_method.entry(method.to_string()).or_insert(0);
+            let RGBColor(r, g, b) = method_color(method);
+            let dark = 0.6f64.powi(*variant as i32);
+            let color = RGBColor(
+                (r as f64 * dark) as u8,
+                (g as f64 * dark) as u8,
+                (b as f64 * dark) as u8,
+            );
+            *variant += 1;
+            // A run that serves every value spans the axis.
+            if let Some(&(None, m, lo, hi)) = points.first() {
+                points = vec![(Some(x0), m, lo, hi), (Some(x1), m, lo, hi)];
+            }
+            let mut points: Vec<(f64, f64, f64, f64)> = points
+                .into_iter()
+                .filter_map(|(x, m, lo, hi)| Some((x?, m, lo, hi)))
+                .collect();
+            points.sort_by(|a, b| a.0.total_cmp(&b.0));
+            let mut band: Vec<(f64, f64)> = points.iter().map(|p| (p.0, p.3)).collect();
+            band.extend(points.iter().rev().map(|p| (p.0, p.2)));
+            chart
+                .draw_series(std::iter::once(Polygon::new(band, color.mix(0.12))))
+                .map_err(|e| anyhow!("{e:?}"))?;
+            let width = if method == "smartmixed" { 3 } else { 2 };
+            let flat = points.len() == 2 && points[0].0 == x0 && points[1].0 == x1;
+            let line: Vec<(f64, f64)> = points.iter().map(|p| (p.0, p.1)).collect();
+            let style = color.stroke_width(width);
+            if flat {
+                chart
+                    .draw_series(DashedLineSeries::new(line, 8, 5, style))
+                    .map_err(|e| anyhow!("{e:?}"))?
+                    .label(format!("{name} (any {setting})"))
+                    .legend(move |(x, y)| {
+                        PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(3))
+                    });
+            } else {
+                chart
+                    .draw_series(LineSeries::new(line, style))
+                    .map_err(|e| anyhow!("{e:?}"))?
+                    .label(name.clone())
+                    .legend(move |(x, y)| {
+                        PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(3))
+                    });
+                chart
+                    .draw_series(
+                        points
+                            .iter()
+                            .map(|p| Circle::new((p.0, p.1), 4, color.filled())),
+                    )
+                    .map_err(|e| anyhow!("{e:?}"))?;
+            }
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::LowerRight)
+            .label_font((FONT, 13))
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .draw()
+            .map_err(|e| anyhow!("{e:?}"))?;
+    }
     Ok(())
 }
 
@@ -314,7 +566,10 @@ fn share_trajectories<DB: DrawingBackend>(
 }
 
 /// Phase-1 share rows of each SmartMixed run's epochs.csv, averaged over seeds per architecture.
-fn phase1_trajectories(dirs: &[PathBuf]) -> Result<BTreeMap<ArchKey, Vec<Vec<Shares>>>> {
+fn phase1_trajectories(
+    dirs: &[PathBuf],
+    c: &Comparison,
+) -> Result<BTreeMap<ArchKey, Vec<Vec<Shares>>>> {
     let mut runs: BTreeMap<ArchKey, Vec<Vec<Vec<Shares>>>> = BTreeMap::new();
     for dir in dirs {
         for row in ResultsStore::open(dir)?
@@ -344,8 +599,9 @@ fn phase1_trajectories(dirs: &[PathBuf]) -> Result<BTreeMap<ArchKey, Vec<Vec<Sha
                         .collect(),
                 );
             }
-            let label = arch_label(row.arch, &row.widths);
-            runs.entry((row.depth, label)).or_default().push(per_epoch);
+            if let Some(cell) = c.smartmixed_cells.get(&row.key) {
+                runs.entry(cell.clone()).or_default().push(per_epoch);
+            }
         }
     }
     // Mean over seeds, per layer and epoch (over the epochs every seed has).
@@ -371,32 +627,83 @@ fn phase1_trajectories(dirs: &[PathBuf]) -> Result<BTreeMap<ArchKey, Vec<Vec<Sha
 }
 
 fn file_label(arch: &str) -> String {
-    arch.replace(' ', "_")
+    arch.replace([' ', '='], "_")
 }
 
-/// Draws every figure into `DIR/figures` for the first directory; returns the files written.
-pub fn run(dirs: &[PathBuf], bootstrap_seed: u64) -> Result<Vec<PathBuf>> {
+/// Draws the figures into `DIR/figures` for the first directory; returns the files written.
+/// By default: test accuracy against depth (when the results hold more than one depth), against
+/// each varying setting, and SmartMixed's shares. With `x`, only test accuracy against that
+/// setting (which must vary in the results).
+pub fn run(dirs: &[PathBuf], bootstrap_seed: u64, x: Option<&str>) -> Result<Vec<PathBuf>> {
     register_font()?;
     let c = compare_dirs(dirs, bootstrap_seed)?;
     let out = dirs[0].join("figures");
+    if let Some(setting) = x {
+        if !c.varying.contains(&setting) {
+            return Err(input_error(format!(
+                "--x {setting}: not a setting that varies in {} (varying: {}; settings: {})",
+                dirs.iter()
+                    .map(|d| d.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                if c.varying.is_empty() {
+                    "none".to_string()
+                } else {
+                    c.varying.join(", ")
+                },
+                CELL_SETTINGS.join(", ")
+            )));
+        }
+    }
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
-    let mut written = save(
-        &out,
-        "accuracy_vs_depth",
-        (1000, 650),
-        &|a| accuracy_vs_depth(a, &c, None),
-        &|a| accuracy_vs_depth(a, &c, None),
-    )?;
-    let close = close_to_best(&c, 2.0);
-    if !close.is_empty() && close.len() < c.ranks.len() {
-        let only = Some(close.as_slice());
+    let panels = |c: &Comparison| {
+        let mut archs: Vec<(usize, &str)> = c
+            .cells
+            .iter()
+            .map(|x| (x.depth, x.widths.as_str()))
+            .collect();
+        archs.dedup();
+        archs.len() as u32
+    };
+    let settings: Vec<&str> = match x {
+        Some(setting) => vec![setting],
+        None => c.varying.clone(),
+    };
+    let mut written = Vec::new();
+    for setting in settings {
+        let size = (80 + 560 * panels(&c).min(4), 620);
         written.extend(save(
             &out,
-            "accuracy_vs_depth_zoom",
-            (1000, 650),
-            &|a| accuracy_vs_depth(a, &c, only),
-            &|a| accuracy_vs_depth(a, &c, only),
+            &format!("accuracy_vs_{setting}"),
+            size,
+            &|a| accuracy_vs_setting(a, &c, setting),
+            &|a| accuracy_vs_setting(a, &c, setting),
         )?);
+    }
+    if x.is_some() {
+        return Ok(written);
+    }
+    let mut depths: Vec<usize> = c.cells.iter().map(|x| x.depth).collect();
+    depths.dedup();
+    if depths.len() > 1 {
+        written.extend(save(
+            &out,
+            "accuracy_vs_depth",
+            (1000, 650),
+            &|a| accuracy_vs_depth(a, &c, None),
+            &|a| accuracy_vs_depth(a, &c, None),
+        )?);
+        let close = close_to_best(&c, 2.0);
+        if !close.is_empty() && close.len() < c.ranks.len() {
+            let only = Some(close.as_slice());
+            written.extend(save(
+                &out,
+                "accuracy_vs_depth_zoom",
+                (1000, 650),
+                &|a| accuracy_vs_depth(a, &c, only),
+                &|a| accuracy_vs_depth(a, &c, only),
+            )?);
+        }
     }
     for ((_, arch), layers) in &c.shares {
         let name = format!("shares_arch_{}", file_label(arch));
@@ -408,7 +715,7 @@ pub fn run(dirs: &[PathBuf], bootstrap_seed: u64) -> Result<Vec<PathBuf>> {
             &|a| shares_by_layer(a, arch, layers),
         )?);
     }
-    for ((_, arch), layers) in &phase1_trajectories(dirs)? {
+    for ((_, arch), layers) in &phase1_trajectories(dirs, &c)? {
         let name = format!("phase1_shares_arch_{}", file_label(arch));
         let rows_of_panels = layers.len().div_ceil(layers.len().min(4)) as u32;
         let size = (1200, 120 + 300 * rows_of_panels);

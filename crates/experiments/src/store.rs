@@ -40,6 +40,10 @@ pub struct ResultRow {
     pub loss: String,
     pub eval_selection: String,
     pub split_seed: u64,
+    /// The settings above that this run's method does not read (a baseline's: the
+    /// SmartMixed-only ones): the row stands for every value of them. Space-separated.
+    #[serde(default)]
+    pub not_applicable: String,
     pub n_params: Option<usize>,
     pub best_epoch: Option<usize>,
     pub val_loss: Option<f64>,
@@ -108,7 +112,15 @@ impl ResultsStore {
 
     /// The rows of `results.csv` (empty when it does not exist yet).
     pub fn results(&self) -> Result<Vec<ResultRow>> {
-        read_rows(&self.dir.join(RESULTS_FILE))
+        let mut rows: Vec<ResultRow> = read_rows(&self.dir.join(RESULTS_FILE))?;
+        // Rows written before the column existed: a baseline never read those settings then
+        // either, so the column is filled in, not guessed.
+        for row in rows.iter_mut().filter(|r| r.not_applicable.is_empty()) {
+            if let Ok(method) = row.method.parse() {
+                row.not_applicable = crate::sweep::not_applicable(method);
+            }
+        }
+        Ok(rows)
     }
 
     pub fn shares(&self) -> Result<Vec<ShareRow>> {

@@ -1,5 +1,6 @@
-//! A grid of (architecture, method, seed) runs through the same code as `train`, with resume
-//! and sharding. Results go to a [`ResultsStore`]; each run's own files to `DIR/runs/<key>/`.
+//! A grid of runs through the same code as `train`, with resume and sharding: architectures x
+//! methods x seeds x the product of the `[grid]` axes (any run setting given as a list).
+//! Results go to a [`ResultsStore`]; each run's own files to `DIR/runs/<key>/`.
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -44,6 +45,63 @@ pub struct SweepConfig {
     /// Any run setting, applied over the preset for every run of the grid.
     #[serde(default)]
     pub overrides: Settings,
+    /// Grid axes: any setting `[overrides]` accepts, as a list of values (`tau = [0.1, 1.0]`).
+    #[serde(default)]
+    pub grid: toml::Table,
+}
+
+/// Settings that only SmartMixed reads. A baseline's result does not depend on them, so an axis
+/// over one of them does not multiply a baseline's runs: the baseline runs once, with the
+/// preset's (or `[overrides]`') value, and its row lists them in `not_applicable`.
+pub const SMARTMIXED_ONLY: [&str; 5] = [
+    "phase1_epochs",
+    "tau",
+    "clamp",
+    "phase2_init",
+    "eval_selection",
+];
+
+/// What `not_applicable` says in a result row of `method`.
+pub fn not_applicable(method: Method) -> String {
+    match method {
+        Method::SmartMixed => String::new(),
+        Method::Baseline(_) => SMARTMIXED_ONLY.join(" "),
+    }
+}
+
+/// One `[grid]` axis: a setting and its values, each value as a one-setting layer.
+#[derive(Clone, Debug)]
+pub struct Axis {
+    pub key: String,
+    /// The values as written in the file (strings unquoted), for labels and `--plan`.
+    pub labels: Vec<String>,
+    pub layers: Vec<Settings>,
+}
+
+impl Axis {
+    /// Whether the axis changes runs of `method`.
+    pub fn applies_to(&self, method: Method) -> bool {
+        method == Method::SmartMixed || !SMARTMIXED_ONLY.contains(&self.key.as_str())
+    }
+}
+
+/// Why a key cannot be a grid axis (it has a list of its own or does not change a result).
+fn not_an_axis(key: &str) -> Option<&'static str> {
+    Some(match key {
+        "arch" | "widths" => "list architectures in 'architectures'",
+        "method" => "list methods in 'methods'",
+        "seed" => "list seeds in 'seeds'",
+        "preset" => "a sweep has one preset (the top-level 'preset')",
+        "data_dir" | "device" => "it does not change a run's result",
+        _ => return None,
+    })
+}
+
+fn value_label(value: &toml::Value) -> String {
+    match value {
+        toml::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
 }
 
 impl SweepConfig {
@@ -70,7 +128,67 @@ impl SweepConfig {
                 );
             }
         }
+        cfg.axes()
+            .map_err(|e| input_error(format!("sweep config {}: {e}", path.display())))?;
         Ok(cfg)
+    }
+
+    /// The `[grid]` axes, checked: every key a run setting that can vary, every value a
+    /// non-empty list of valid, distinct values, no key also in `[overrides]` (or, for
+    /// `dataset`, at the top).
+    pub fn axes(&self) -> Result<Vec<Axis>> {
+        let overridden: Vec<String> = match serde_json::to_value(&self.overrides) {
+            Ok(serde_json::Value::Object(map)) => map
+                .into_iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, _)| k)
+                .collect(),
+            _ => Vec::new(),
+        };
+        let mut axes = Vec::new();
+        for (key, value) in &self.grid {
+            if let Some(why) = not_an_axis(key) {
+                bail_input!("[grid] key '{key}' cannot be an axis: {why}");
+            }
+            if overridden.contains(key) {
+                bail_input!("'{key}' is in both [overrides] and [grid]: keep one");
+            }
+            if key == "dataset" && self.dataset.is_some() {
+                bail_input!("'dataset' is set at the top and in [grid]: keep one");
+            }
+            let toml::Value::Array(values) = value else {
+                bail_input!(
+                    "[grid] '{key}' must be a list of values, got {value} (a single value \
+                     belongs in [overrides])"
+                );
+            };
+            if values.is_empty() {
+                bail_input!("[grid] '{key}' must list at least one value");
+            }
+            let mut axis = Axis {
+                key: key.clone(),
+                labels: Vec::new(),
+                layers: Vec::new(),
+            };
+            for v in values {
+                let label = value_label(v);
+                if axis.labels.contains(&label) {
+                    bail_input!("[grid] '{key}' lists {label} twice");
+                }
+                let mut one = toml::Table::new();
+                one.insert(key.clone(), v.clone());
+                let layer: Settings = toml::Value::Table(one).try_into().map_err(|e| {
+                    input_error(format!(
+                        "[grid] '{key}' = {label}: {}",
+                        e.to_string().trim()
+                    ))
+                })?;
+                axis.labels.push(label);
+                axis.layers.push(layer);
+            }
+            axes.push(axis);
+        }
+        Ok(axes)
     }
 }
 
@@ -111,6 +229,8 @@ pub struct GridRun {
     pub index: usize,
     pub config: TrainConfig,
     pub key: String,
+    /// `key=value` of each grid axis that applies to this run's method.
+    pub axis_values: Vec<String>,
 }
 
 impl GridRun {
@@ -119,7 +239,12 @@ impl GridRun {
             Some(id) => format!("arch {id}"),
             None => format!("widths {}", widths_label(&self.config.widths)),
         };
-        format!("{arch} {} seed {}", self.config.method, self.config.seed)
+        let mut label = format!("{arch} {} seed {}", self.config.method, self.config.seed);
+        for value in &self.axis_values {
+            label.push(' ');
+            label.push_str(value);
+        }
+        label
     }
 }
 
@@ -145,40 +270,145 @@ pub fn run_key(cfg: &TrainConfig) -> String {
         .collect()
 }
 
-/// Every run of the grid, in a fixed order (architectures, then methods, then seeds).
+/// Every run of the grid, in a fixed order: architectures, then the product of the axes (the
+/// last axis fastest), then methods, then seeds. A run whose key is already in the list (a
+/// baseline on an axis it does not read) is not repeated.
 pub fn expand(
     cfg: &SweepConfig,
     data_dir: Option<PathBuf>,
     device: Option<DeviceChoice>,
 ) -> Result<Vec<GridRun>> {
+    let axes = cfg.axes()?;
+    let combinations = axes
+        .iter()
+        .fold(vec![Vec::new()], |partial: Vec<Vec<usize>>, axis| {
+            partial
+                .iter()
+                .flat_map(|p| {
+                    (0..axis.layers.len()).map(move |v| {
+                        let mut next = p.clone();
+                        next.push(v);
+                        next
+                    })
+                })
+                .collect()
+        });
     let mut runs = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     for arch in &cfg.architectures {
-        for &method in &cfg.methods {
-            for &seed in &cfg.seeds {
-                let mut layer = cfg.overrides.clone();
-                layer.preset = None;
-                layer.dataset = cfg.dataset.or(layer.dataset);
-                layer.data_dir = data_dir.clone().or(cfg.data_dir.clone()).or(layer.data_dir);
-                layer.device = device.or(cfg.device).or(layer.device);
-                (layer.arch, layer.widths) = match arch {
-                    ArchSpec::Id(id) => (Some(*id), None),
-                    ArchSpec::Widths(w) => (None, Some(w.clone())),
-                };
-                layer.method = Some(method);
-                layer.seed = Some(seed);
-                let config =
-                    TrainConfig::resolve(None, Some(cfg.preset.unwrap_or(Preset::Default)), &layer)
-                        .with_context(|| format!("grid entry {arch:?} {method} seed {seed}"))?;
-                let key = run_key(&config);
-                runs.push(GridRun {
-                    index: runs.len(),
-                    config,
-                    key,
-                });
+        for combination in &combinations {
+            for &method in &cfg.methods {
+                for &seed in &cfg.seeds {
+                    let mut layer = cfg.overrides.clone();
+                    layer.preset = None;
+                    layer.dataset = cfg.dataset.or(layer.dataset);
+                    let mut axis_values = Vec::new();
+                    for (axis, &v) in axes.iter().zip(combination) {
+                        if axis.applies_to(method) {
+                            layer = layer.overlay(&axis.layers[v]);
+                            axis_values.push(format!("{}={}", axis.key, axis.labels[v]));
+                        }
+                    }
+                    layer.data_dir = data_dir.clone().or(cfg.data_dir.clone()).or(layer.data_dir);
+                    layer.device = device.or(cfg.device).or(layer.device);
+                    (layer.arch, layer.widths) = match arch {
+                        ArchSpec::Id(id) => (Some(*id), None),
+                        ArchSpec::Widths(w) => (None, Some(w.clone())),
+                    };
+                    layer.method = Some(method);
+                    layer.seed = Some(seed);
+                    let config = TrainConfig::resolve(
+                        None,
+                        Some(cfg.preset.unwrap_or(Preset::Default)),
+                        &layer,
+                    )
+                    .with_context(|| {
+                        format!("grid entry {arch:?} {method} seed {seed} {axis_values:?}")
+                    })?;
+                    let key = run_key(&config);
+                    if seen.insert(key.clone()) {
+                        runs.push(GridRun {
+                            index: runs.len(),
+                            config,
+                            key,
+                            axis_values,
+                        });
+                    }
+                }
             }
         }
     }
     Ok(runs)
+}
+
+/// The text of `sweep --plan`: a `runs: N` line (scripts read it), the size of every axis,
+/// what baselines do not multiply over, how many runs `out` already holds, then one line per
+/// run: index, key, label and `done` when finished.
+pub fn plan(cfg: &SweepConfig, grid: &[GridRun], out: &Path) -> Result<String> {
+    let done = if out.join(crate::store::RESULTS_FILE).is_file() {
+        ResultsStore::open(out)?.finished_keys()?
+    } else {
+        Default::default()
+    };
+    let axes = cfg.axes()?;
+    let mut text = format!("runs: {}\n", grid.len());
+    let list = |v: &[String]| v.join(", ");
+    let archs: Vec<String> = cfg
+        .architectures
+        .iter()
+        .map(|a| match a {
+            ArchSpec::Id(id) => id.to_string(),
+            ArchSpec::Widths(w) => widths_label(w),
+        })
+        .collect();
+    let methods: Vec<String> = cfg.methods.iter().map(Method::to_string).collect();
+    let seeds: Vec<String> = cfg.seeds.iter().map(u64::to_string).collect();
+    text.push_str(&format!(
+        "architectures: {} ({})\n",
+        archs.len(),
+        list(&archs)
+    ));
+    text.push_str(&format!(
+        "methods: {} ({})\n",
+        methods.len(),
+        list(&methods)
+    ));
+    text.push_str(&format!("seeds: {} ({})\n", seeds.len(), list(&seeds)));
+    for axis in &axes {
+        text.push_str(&format!(
+            "grid {}: {} ({})\n",
+            axis.key,
+            axis.labels.len(),
+            list(&axis.labels)
+        ));
+    }
+    let smartmixed_only: Vec<&str> = axes
+        .iter()
+        .filter(|a| !a.applies_to(Method::Baseline(mixed_act::Activation::Relu)))
+        .map(|a| a.key.as_str())
+        .collect();
+    if !smartmixed_only.is_empty() {
+        text.push_str(&format!(
+            "baselines run once over {} (SmartMixed-only settings)\n",
+            smartmixed_only.join(", ")
+        ));
+    }
+    let finished = grid.iter().filter(|r| done.contains(&r.key)).count();
+    text.push_str(&format!(
+        "finished in {}: {finished} of {}\n",
+        out.display(),
+        grid.len()
+    ));
+    for run in grid {
+        let mark = if done.contains(&run.key) { " done" } else { "" };
+        text.push_str(&format!(
+            "{} {} {}{mark}\n",
+            run.index + 1,
+            run.key,
+            run.label()
+        ));
+    }
+    Ok(text)
 }
 
 /// `manifest.json`: what made the results.
@@ -269,15 +499,33 @@ pub fn run_sweep(opts: &SweepOptions) -> Result<SweepReport> {
         return Ok(report);
     }
 
-    // One data set, split and device for the whole grid: every run sees the same split.
+    // One device for the whole grid, and one split per (dataset, split seed): every run of a
+    // data set sees the same split. All of them are loaded (and every batch size checked)
+    // before the first run starts.
     let first = &pending[0].config;
     let (device, device_name) = device::select(first.device)?;
-    let raw = data::load(first.dataset, first.data_dir_or_env().as_deref())?;
-    let splits = Splits::new(&raw, first.split_seed, &device)?;
+    let mut data: Vec<((DatasetName, u64), Splits)> = Vec::new();
+    for run in &pending {
+        let c = &run.config;
+        let id = (c.dataset, c.split_seed);
+        if !data.iter().any(|(k, _)| *k == id) {
+            let raw = data::load(c.dataset, c.data_dir_or_env().as_deref())?;
+            data.push((id, Splits::new(&raw, c.split_seed, &device)?));
+        }
+    }
+    let splits_of = |c: &TrainConfig| {
+        let id = (c.dataset, c.split_seed);
+        &data.iter().find(|(k, _)| *k == id).expect("loaded above").1
+    };
     let what = format!("sweep config {}: batch_size", opts.config_file.display());
     for run in &pending {
-        data::check_batch_size(run.config.batch_size, &splits, &what)?;
+        data::check_batch_size(run.config.batch_size, splits_of(&run.config), &what)?;
     }
+    let data_source = data
+        .iter()
+        .map(|(_, s)| s.source.clone())
+        .collect::<Vec<_>>()
+        .join("; ");
     let commit = crate::git_commit();
     write_json(
         &opts.out.join("manifest.json"),
@@ -295,7 +543,7 @@ pub fn run_sweep(opts: &SweepOptions) -> Result<SweepReport> {
             device: device_name.clone(),
             git_dirty: commit.as_deref().is_some_and(|c| c.ends_with("-dirty")),
             git_commit: commit.clone(),
-            data_source: splits.source.clone(),
+            data_source,
             written: timestamp(),
         },
     )?;
@@ -313,12 +561,7 @@ pub fn run_sweep(opts: &SweepOptions) -> Result<SweepReport> {
         if crate::interrupt::requested() {
             return Err(interrupted(report.ran));
         }
-        if run.config.split_seed != first.split_seed || run.config.dataset != first.dataset {
-            bail_input!(
-                "all runs of a sweep must share dataset and split_seed (grid entry {})",
-                run.label()
-            );
-        }
+        let splits = splits_of(&run.config);
         let run_dir = opts.out.join("runs").join(&run.key);
         let run_started = Instant::now();
         // Anything that goes wrong inside one run becomes that run's status; the sweep goes on.
@@ -327,7 +570,7 @@ pub fn run_sweep(opts: &SweepOptions) -> Result<SweepReport> {
                 RunRecord::new(&run.config, &splits.source, &device_name)
                     .write(&run_dir.join("config.json"))
             })
-            .and_then(|_| train::train(&run.config, &splits, &device, &run_dir, opts.progress));
+            .and_then(|_| train::train(&run.config, splits, &device, &run_dir, opts.progress));
         // An interrupted run is dropped, not recorded: the next invocation runs it again.
         if matches!(&outcome, Err(e) if e.downcast_ref::<Interrupted>().is_some()) {
             return Err(interrupted(report.ran));
@@ -407,6 +650,7 @@ fn result_row(run: &GridRun, outcome: &Result<Summary>, device: &str, commit: &s
         loss: kebab(&c.loss),
         eval_selection: kebab(&c.eval_selection),
         split_seed: c.split_seed,
+        not_applicable: not_applicable(c.method),
         n_params: summary.map(|s| s.n_params),
         best_epoch: summary.and_then(|s| s.best_epoch),
         val_loss: summary.and_then(|s| s.val_loss),
@@ -456,4 +700,115 @@ fn kebab<T: Serialize>(value: &T) -> String {
         .ok()
         .and_then(|v| v.as_str().map(str::to_string))
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = r#"
+name = "axes"
+dataset = "mnist"
+architectures = [1, 3]
+methods = ["relu", "elu", "smartmixed"]
+seeds = [1, 2]
+"#;
+
+    fn parse(extra: &str) -> Result<SweepConfig> {
+        let cfg: SweepConfig = toml::from_str(&format!("{BASE}{extra}"))?;
+        cfg.axes()?;
+        Ok(cfg)
+    }
+
+    fn grid(extra: &str) -> Vec<GridRun> {
+        expand(&parse(extra).unwrap(), None, None).unwrap()
+    }
+
+    #[test]
+    fn grid_axes_multiply_runs_but_not_baselines_on_settings_they_do_not_read() {
+        // No [grid]: architectures x methods x seeds.
+        assert_eq!(grid("").len(), 2 * 3 * 2);
+        // tau (4 values) x phase1_epochs (2): SmartMixed 2 archs x 8 x 2 seeds = 32 runs;
+        // each baseline once per arch and seed (2 x 2 x 2 = 8).
+        let runs = grid("[grid]\ntau = [0.1, 0.3, 1.0, 3.0]\nphase1_epochs = [5, 15]\n");
+        let count = |m: &str| {
+            runs.iter()
+                .filter(|r| r.config.method.to_string() == m)
+                .count()
+        };
+        assert_eq!(
+            (count("smartmixed"), count("relu"), count("elu")),
+            (32, 4, 4)
+        );
+        assert_eq!(runs.len(), 40);
+        // Every run is distinct and indexed in order.
+        let keys: std::collections::HashSet<&str> = runs.iter().map(|r| r.key.as_str()).collect();
+        assert_eq!(keys.len(), runs.len());
+        assert!(runs.iter().enumerate().all(|(i, r)| r.index == i));
+        // The baseline keeps the preset's tau and says which settings it does not read.
+        let relu = runs
+            .iter()
+            .find(|r| r.config.method.to_string() == "relu")
+            .unwrap();
+        assert_eq!(relu.config.tau, 0.3);
+        assert!(relu.axis_values.is_empty());
+        assert_eq!(
+            not_applicable(relu.config.method),
+            "phase1_epochs tau clamp phase2_init eval_selection"
+        );
+        // The same baseline run as in a grid without axes: equal runs have equal keys.
+        let plain = grid("");
+        assert!(plain.iter().any(|r| r.key == relu.key));
+        let taus: Vec<f64> = runs
+            .iter()
+            .filter(|r| r.config.is_smartmixed() && r.config.seed == 1 && r.config.arch == Some(1))
+            .map(|r| r.config.tau)
+            .collect();
+        assert_eq!(taus, [0.1, 0.1, 0.3, 0.3, 1.0, 1.0, 3.0, 3.0]);
+        // An axis every method reads multiplies the baselines too.
+        let runs = grid("[grid]\nlr = [3e-4, 1e-3]\nphase2_init = [\"warm\", \"fresh\"]\n");
+        assert_eq!(runs.len(), 2 * 2 * (2 + 2 + 2 * 2));
+        assert!(runs
+            .iter()
+            .any(|r| r.config.phase2_init == crate::config::Phase2Init::Fresh));
+        let label = runs
+            .iter()
+            .find(|r| r.config.is_smartmixed())
+            .unwrap()
+            .label();
+        assert_eq!(label, "arch 1 smartmixed seed 1 lr=0.0003 phase2_init=warm");
+    }
+
+    #[test]
+    fn bad_grid_tables_are_input_errors_that_name_the_key() {
+        let cases = [
+            ("[grid]\ntemperature = [0.1]\n", "temperature"),
+            ("[grid]\ntau = 0.1\n", "must be a list"),
+            ("[grid]\ntau = []\n", "at least one value"),
+            ("[grid]\ntau = [0.1, 0.1]\n", "lists 0.1 twice"),
+            ("[grid]\ntau = [\"x\"]\n", "'tau' = x"),
+            ("[grid]\nseed = [1, 2]\n", "'seeds'"),
+            ("[grid]\nmethod = [\"relu\"]\n", "'methods'"),
+            ("[grid]\narch = [1]\n", "'architectures'"),
+            (
+                "[grid]\ndataset = [\"mnist\"]\n",
+                "'dataset' is set at the top",
+            ),
+            (
+                "[overrides]\ntau = 0.5\n[grid]\ntau = [0.1]\n",
+                "in both [overrides] and [grid]",
+            ),
+        ];
+        for (extra, needle) in cases {
+            let err = parse(extra).unwrap_err();
+            assert!(
+                err.downcast_ref::<crate::error::InputError>().is_some(),
+                "{extra}: {err}"
+            );
+            assert!(err.to_string().contains(needle), "{extra}: {err}");
+        }
+        // A value the setting rejects is caught when the grid is expanded.
+        let err = expand(&parse("[grid]\ntau = [0.1, -1.0]\n").unwrap(), None, None).unwrap_err();
+        assert!(format!("{err:#}").contains("--tau"), "{err:#}");
+    }
 }

@@ -337,6 +337,16 @@ fn mean(v: &[f64]) -> f64 {
 
 /// Trains one model as `cfg` says and writes epochs.csv, choices.csv (SmartMixed),
 /// model.safetensors and summary.json into `out` (config.json is the caller's).
+/// The run's network before training. The linear layers are drawn first, from the seed's
+/// init stream, whatever the method: runs with one seed start from the same linear weights
+/// (what the paired comparison of `compare` relies on; tested).
+fn initial_model(cfg: &TrainConfig, init: &mut ChaCha8Rng, device: &Device) -> Result<Mlp> {
+    Ok(match cfg.method {
+        Method::Baseline(a) => Mlp::baseline(&cfg.widths, a, init, device)?,
+        Method::SmartMixed => Mlp::selection(&cfg.widths, cfg.tau, cfg.clamp, init, device)?,
+    })
+}
+
 pub fn train(
     cfg: &TrainConfig,
     splits: &Splits,
@@ -346,12 +356,7 @@ pub fn train(
 ) -> Result<Summary> {
     let started = Instant::now();
     let mut streams = Streams::new(cfg.seed);
-    let model = match cfg.method {
-        Method::Baseline(a) => Mlp::baseline(&cfg.widths, a, &mut streams.init, device)?,
-        Method::SmartMixed => {
-            Mlp::selection(&cfg.widths, cfg.tau, cfg.clamp, &mut streams.init, device)?
-        }
-    };
+    let model = initial_model(cfg, &mut streams.init, device)?;
     let n_params = model.n_params();
     let eval_selection = match cfg.eval_selection {
         EvalSelection::Argmax => Selection::Argmax,
@@ -581,5 +586,44 @@ mod tests {
             grads.get(a.as_tensor()).unwrap().to_vec1::<f32>().unwrap(),
             vec![3.0, 3.0]
         );
+    }
+
+    /// Runs with one seed start from the same linear weights, bit for bit, whatever their
+    /// method and SmartMixed settings; another seed starts elsewhere.
+    #[test]
+    fn one_seed_gives_every_method_the_same_initial_linear_weights() {
+        let dev = Device::Cpu;
+        let config = |method: &str, seed: u64, tau: f64, clamp: Option<f64>| {
+            let flags = crate::config::Settings {
+                widths: Some(vec![24, 12]),
+                method: Some(method.parse().unwrap()),
+                seed: Some(seed),
+                tau: Some(tau),
+                clamp: Some(crate::config::ClampSetting(clamp)),
+                ..Default::default()
+            };
+            TrainConfig::resolve(None, None, &flags).unwrap()
+        };
+        let weights = |cfg: &TrainConfig| -> Vec<Vec<u32>> {
+            let model = initial_model(cfg, &mut Streams::new(cfg.seed).init, &dev).unwrap();
+            model
+                .linears
+                .iter()
+                .flat_map(|l| [l.weight.as_tensor().clone(), l.bias.as_tensor().clone()])
+                .map(|t| {
+                    let v: Vec<f32> = t.flatten_all().unwrap().to_vec1().unwrap();
+                    v.iter().map(|x| x.to_bits()).collect()
+                })
+                .collect()
+        };
+        let relu = weights(&config("relu", 5, 0.3, Some(10.0)));
+        for other in [
+            config("elu", 5, 0.3, Some(10.0)),
+            config("smartmixed", 5, 0.3, Some(10.0)),
+            config("smartmixed", 5, 3.0, None),
+        ] {
+            assert_eq!(weights(&other), relu, "{} tau {}", other.method, other.tau);
+        }
+        assert_ne!(weights(&config("relu", 6, 0.3, Some(10.0))), relu);
     }
 }

@@ -234,3 +234,142 @@ fn bad_sweep_input_is_a_clear_error() {
     }
     std::fs::remove_dir_all(base).unwrap();
 }
+
+/// A grid over tau (read by SmartMixed only) and lr (read by all): the plan, the runs, a
+/// baseline that serves every tau, the comparison's cells, and plot --x.
+#[test]
+fn grid_axes_plan_compare_and_plot_against_a_setting() {
+    let base = temp("axes");
+    let config = base.join("axes.toml");
+    std::fs::write(
+        &config,
+        r#"
+name = "axes"
+dataset = "mnist"
+architectures = [[16]]
+methods = ["relu", "smartmixed"]
+seeds = [1, 2]
+preset = "default"
+device = "cpu"
+
+[overrides]
+epochs = 2
+phase1_epochs = 1
+batch_size = 64
+
+[grid]
+tau = [0.3, 3.0]
+lr = [1e-3, 3e-3]
+"#,
+    )
+    .unwrap();
+    let out = base.join("out");
+    let plan = |out: &Path| {
+        let output = smartmixed(&[
+            "sweep",
+            "--config",
+            config.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--plan",
+        ]);
+        assert!(output.status.success());
+        String::from_utf8_lossy(&output.stdout).to_string()
+    };
+    // relu: 2 lr x 2 seeds; smartmixed: 2 tau x 2 lr x 2 seeds.
+    let text = plan(&out);
+    assert!(text.starts_with("runs: 12\n"), "{text}");
+    assert!(text.contains("grid tau: 2 (0.3, 3.0)"), "{text}");
+    assert!(text.contains("grid lr: 2 (0.001, 0.003)"), "{text}");
+    assert!(text.contains("baselines run once over tau"), "{text}");
+    assert!(text.contains(": 0 of 12"), "{text}");
+    assert!(!out.exists(), "--plan trains nothing and writes nothing");
+
+    sweep(&config, &out, &["--quiet"]);
+    let all = rows(&out);
+    assert_eq!(all.len(), 12);
+    assert!(all.iter().all(|r| r.status == "ok"));
+    let relu: Vec<_> = all.iter().filter(|r| r.method == "relu").collect();
+    assert_eq!(relu.len(), 4);
+    assert!(relu
+        .iter()
+        .all(|r| r.not_applicable.contains("tau") && r.tau == 0.3));
+    let text = plan(&out);
+    assert!(
+        text.contains(": 12 of 12") && text.contains(" done\n"),
+        "{text}"
+    );
+
+    let output = smartmixed(&["compare", out.to_str().unwrap()]);
+    assert!(output.status.success());
+    let md = String::from_utf8_lossy(&output.stdout);
+    assert!(md.contains("architecture x lr x tau"), "{md}");
+    assert!(md.contains("paired by seed"), "{md}");
+    // One cell per (lr, tau): relu and smartmixed in each; the relu runs serve both taus.
+    let mut reader = csv::Reader::from_path(out.join("comparison.csv")).unwrap();
+    let headers = reader.headers().unwrap().clone();
+    assert!(headers.iter().any(|h| h == "tau") && headers.iter().any(|h| h == "p_improvement"));
+    assert_eq!(reader.records().count(), 8);
+
+    let output = smartmixed(&["plot", out.to_str().unwrap(), "--x", "tau"]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for ext in ["png", "svg"] {
+        let file = out.join("figures").join(format!("accuracy_vs_tau.{ext}"));
+        assert!(std::fs::metadata(&file).unwrap().len() > 1000, "{file:?}");
+    }
+    assert!(!out.join("figures/accuracy_vs_depth.png").exists());
+    let svg = std::fs::read_to_string(out.join("figures/accuracy_vs_tau.svg")).unwrap();
+    assert!(
+        svg.contains("relu lr=0.001 (any tau)"),
+        "the baseline's flat line"
+    );
+    assert!(svg.contains("smartmixed lr=0.003"));
+    let output = smartmixed(&["plot", out.to_str().unwrap(), "--x", "batch_size"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--x batch_size"));
+    // The default plot draws every varying setting (one depth: no depth figure).
+    let output = smartmixed(&["plot", out.to_str().unwrap()]);
+    assert!(output.status.success());
+    assert!(out.join("figures/accuracy_vs_lr.png").is_file());
+    std::fs::remove_dir_all(base).unwrap();
+}
+
+#[test]
+fn bad_grid_tables_exit_2_and_name_the_key() {
+    let base = temp("badgrid");
+    let config = base.join("bad.toml");
+    let out = base.join("out");
+    for (grid, needle) in [
+        ("[grid]\ntemperature = [0.1]\n", "temperature"),
+        ("[grid]\ntau = 0.1\n", "must be a list"),
+        (
+            "[grid]\nlr = [0.001]\n",
+            "'lr' is in both [overrides] and [grid]",
+        ),
+        ("[grid]\nseed = [1]\n", "'seeds'"),
+    ] {
+        std::fs::write(&config, format!("{TINY}{grid}")).unwrap();
+        for extra in [&[][..], &["--plan"][..]] {
+            let mut args = vec![
+                "sweep",
+                "--config",
+                config.to_str().unwrap(),
+                "--out",
+                out.to_str().unwrap(),
+            ];
+            args.extend_from_slice(extra);
+            let output = smartmixed(&args);
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert_eq!(output.status.code(), Some(2), "{grid}: {stderr}");
+            assert!(
+                stderr.contains(needle) && stderr.contains("bad.toml"),
+                "{needle}: {stderr}"
+            );
+        }
+    }
+    std::fs::remove_dir_all(base).unwrap();
+}
