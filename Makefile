@@ -116,14 +116,21 @@ metal-check:
 
 gpu-checks: cuda-check ptx-check metal-check
 
-# The binaries scripts/gpu-check.sh runs, built here for a GPU machine that has no Rust: needs
-# a real nvcc 13 (and the CUDA libraries to link); see README, "GPU check".
-GPU_BUNDLE ?= $(CARGO_TARGET_DIR)/gpu-bundle
-gpu-bundle:
-	$(CARGO) build --release -p experiments --bin smartmixed --features cuda
-	mkdir -p $(GPU_BUNDLE)
-	cp $(CARGO_TARGET_DIR)/release/smartmixed $(GPU_BUNDLE)/smartmixed
-	cp "$$($(CARGO) test --release -p mixed-act --features cuda --test gpu --no-run 2>&1 \
-	  | grep -oP 'Executable .*\(\K[^)]+' | tail -1)" $(GPU_BUNDLE)/gpu-tests
-	strip $(GPU_BUNDLE)/smartmixed $(GPU_BUNDLE)/gpu-tests
-	@echo "copy $(GPU_BUNDLE) to the GPU machine, then: BIN_DIR=... scripts/gpu-check.sh OUT_DIR"
+# The GPU bundle: the binaries scripts/gpu-check.sh runs, built here for a GPU machine that has
+# the NVIDIA driver and the CUDA libraries but no Rust. Works on a machine with neither a GPU nor
+# a system CUDA: nvcc comes from CUDA_TOOLS (above), and cuBLAS / cuRAND to link against from
+# CUDA_LIBS, pinned wheels again (about 700 MB, installed once). GPU_CAP is the compute
+# capability of candle's own kernels: 80 (default) runs on A100 natively and on H100/H200 and
+# newer through the driver's JIT; 90 targets H100/H200 only. See scripts/gpu-bundle.sh and
+# README, "GPU check". The bundle: smartmixed (a launcher), bin/{smartmixed-cuda, smartmixed-cpu,
+# gpu-tests}, cuda-libs.sh, BUILD.txt; and gpu-bundle.tar.xz beside it, to carry.
+CUDA_LIBS ?= $(HOME)/.cache/smartmixed/cuda-13.0-libs
+CUDA_LIB_WHEELS := nvidia-cublas==13.0.2.14 nvidia-curand==10.4.0.35
+GPU_CAP ?= 80
+GPU_BUNDLE ?= $(CURDIR)/gpu-bundle
+$(CUDA_LIBS)/.installed:
+	python3 -m pip install --quiet --disable-pip-version-check --target $(CUDA_LIBS) $(CUDA_LIB_WHEELS)
+	touch $@
+gpu-bundle: $(CUDA_TOOLS)/.installed $(CUDA_LIBS)/.installed
+	GPU_CAP=$(GPU_CAP) scripts/gpu-bundle.sh $(CUDA_TOOLS) $(CUDA_LIBS) $(GPU_BUNDLE)
+	scripts/gpu-bundle-test.sh $(GPU_BUNDLE) $(CUDA_TOOLS) $(CUDA_LIBS)

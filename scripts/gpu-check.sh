@@ -1,22 +1,25 @@
 #!/usr/bin/env bash
-# The GPU check for an NVIDIA machine, in at most ~10 minutes:
-#   1. the toolchain it finds (driver, GPU, nvcc, CUDA libraries, what the binaries link to);
+# The GPU check for an NVIDIA machine, in under 5 minutes:
+#   1. the toolchain it finds (driver, GPU, CUDA libraries and where they came from);
 #   2. the op tests on CUDA against the CPU kernels (crates/mixed-act/tests/gpu.rs);
 #   3. fused ops, candle's relu and a device-to-device copy at [8192, 8192] (effective GB/s);
 #   4. one training epoch of architecture 3: ReLU baseline, SmartMixed phase 1 and phase 2;
-# then a short table, last. Full output goes into OUT_DIR.
+# then a short table, last. Everything goes into OUT_DIR.
 #
-# Usage: scripts/gpu-check.sh OUT_DIR
-#   BIN_DIR=dir   prebuilt `smartmixed` and `gpu-tests` (see README, "GPU check"); without it
-#                 the script builds them with cargo and the machine's nvcc (--features cuda).
+# Usage (see README, "GPU check"): BIN_DIR=gpu-bundle scripts/gpu-check.sh OUT_DIR
+#   BIN_DIR=dir   the bundle of `make gpu-bundle` (unpacked gpu-bundle.tar.xz): no Rust needed
+#                 here. Without it the script builds with cargo and this machine's nvcc.
 #   DATA_DIR=dir  MNIST IDX files (default ../shared/data/mnist, else tests/data/mnist-mini).
-# Exit status: non-zero when a step fails or a target is missed.
+# CUDA libraries: the loader path, else NVIDIA's pip wheels under the Python site-packages
+# (nvidia/*/lib); the log says which. Exit status: non-zero when a step fails or a target is
+# missed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${1:?usage: scripts/gpu-check.sh OUT_DIR}
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
-log() { echo "== $*" | tee -a "$out/gpu-check.log"; }
+started=$(date +%s)
+log() { echo "== [$(( $(date +%s) - started ))s] $*" | tee -a "$out/gpu-check.log"; }
 fail=0
 
 # ---- 1. toolchain ----------------------------------------------------------------------------
@@ -27,33 +30,37 @@ fi
 gpu_name=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)
 nvidia-smi --query-gpu=name,driver_version,compute_cap,memory.total --format=csv | tee "$out/gpu.txt"
 if command -v nvcc >/dev/null; then nvcc --version | tail -2 | tee -a "$out/gpu-check.log"; else
-  log "no nvcc on PATH (only needed to build here; NVRTC compiles our kernels at run time)"; fi
-for lib in libcuda.so.1 libnvrtc.so.13 libcublas.so.13 libcurand.so.10; do
-  where=$(ldconfig -p 2>/dev/null | grep -m1 "$lib" | awk '{print $NF}')
-  log "$lib: ${where:-not in ldconfig (LD_LIBRARY_PATH=${LD_LIBRARY_PATH:-unset})}"
-done
+  log "no nvcc on PATH (not needed with BIN_DIR: NVRTC compiles our kernels at run time)"; fi
 
 if [[ -n "${BIN_DIR:-}" ]]; then
-  smartmixed="$BIN_DIR/smartmixed"; gpu_tests="$BIN_DIR/gpu-tests"
+  BIN_DIR=$(cd "$BIN_DIR" && pwd)
+  smartmixed="$BIN_DIR/smartmixed"; gpu_tests="$BIN_DIR/bin/gpu-tests"; cuda_bin="$BIN_DIR/bin/smartmixed-cuda"
+  [[ -f "$BIN_DIR/BUILD.txt" ]] && sed 's/^/bundle: /' "$BIN_DIR/BUILD.txt" | tee -a "$out/gpu-check.log"
 else
   command -v cargo >/dev/null || { log "no BIN_DIR and no cargo: nothing to run"; exit 1; }
   export CUDA_COMPUTE_CAP=${CUDA_COMPUTE_CAP:-$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader | head -1 | tr -d .)}
   log "building with --features cuda (CUDA_COMPUTE_CAP=$CUDA_COMPUTE_CAP)"
   cargo build --release -p experiments --bin smartmixed --features cuda >"$out/build.txt" 2>&1 || { log "build failed: $out/build.txt"; exit 1; }
   gpu_tests=$(cargo test --release -p mixed-act --features cuda --test gpu --no-run 2>&1 | tee -a "$out/build.txt" | grep -oP 'Executable .*\(\K[^)]+' | tail -1)
-  smartmixed=${CARGO_TARGET_DIR:-target}/release/smartmixed
+  smartmixed=${CARGO_TARGET_DIR:-target}/release/smartmixed; cuda_bin=$smartmixed
 fi
-for bin in "$smartmixed" "$gpu_tests"; do
+# shellcheck source=scripts/cuda-libs.sh
+source scripts/cuda-libs.sh
+cuda_libs_setup "$cuda_bin"
+log "$CUDA_LIBS_SOURCE"
+for bin in "$cuda_bin" "$gpu_tests"; do
   [[ -x "$bin" ]] || { log "missing binary $bin"; exit 1; }
-  if ldd "$bin" | grep -q "not found"; then
-    log "$bin cannot find: $(ldd "$bin" | grep "not found" | awk '{print $1}' | tr '\n' ' ')(set LD_LIBRARY_PATH to the CUDA libraries)"
+  missing=$(cuda_libs_missing "$bin")
+  if [[ -n "$missing" ]]; then
+    log "$bin cannot find: $missing (install the NVIDIA driver / CUDA 13 wheels, or set LD_LIBRARY_PATH)"
     exit 1
   fi
 done
+ldd "$cuda_bin" | grep -E "cuda|nvrtc|cublas|curand" | tee -a "$out/gpu-check.log"
 
 # ---- 2. op tests on CUDA ---------------------------------------------------------------------
 log "op tests on CUDA against the CPU kernels"
-if "$gpu_tests" --test-threads=1 --nocapture >"$out/op-tests.txt" 2>&1 && ! grep -q SKIPPED "$out/op-tests.txt"; then
+if timeout 90 "$gpu_tests" --test-threads=1 --nocapture >"$out/op-tests.txt" 2>&1 && ! grep -q SKIPPED "$out/op-tests.txt"; then
   ops_result="pass ($(grep -oP '\d+ passed' "$out/op-tests.txt" | tail -1))"
 else
   ops_result="FAIL (see op-tests.txt)"; fail=1
@@ -63,7 +70,7 @@ log "op tests: $ops_result"
 # ---- 3. op timings at [8192, 8192] -----------------------------------------------------------
 log "bench ops at [8192, 8192]"
 rm -f "$out/bench.csv"
-timeout 240 "$smartmixed" bench ops --device cuda --shapes 8192x8192 --repeats 20 --csv "$out/bench.csv" >"$out/bench-ops.txt" 2>&1 || { log "bench failed: bench-ops.txt"; fail=1; }
+timeout 90 "$smartmixed" bench ops --device cuda --shapes 8192x8192 --repeats 20 --csv "$out/bench.csv" >"$out/bench-ops.txt" 2>&1 || { log "bench failed: bench-ops.txt"; fail=1; }
 # impl,pass -> gbps and p50 from the CSV (columns: bench,impl,pass,rows,cols,dtype,device,threads,p20,p50,p80,gbps,...)
 field() { awk -F, -v i="$1" -v p="$2" -v c="$3" '$2==i && $3==p {print $c}' "$out/bench.csv" 2>/dev/null | tail -1; }
 fused_gbps=$(field fused fwd 12); copy_gbps=$(field copy fwd 12)
@@ -79,7 +86,7 @@ data=${DATA_DIR:-}
 log "training on $data"
 train() { # name, extra flags...
   local name=$1; shift
-  timeout 240 "$smartmixed" train --device cuda --arch 3 --data-dir "$data" --out "$out/train-$name" --quiet "$@" \
+  timeout 50 "$smartmixed" train --device cuda --arch 3 --data-dir "$data" --out "$out/train-$name" --quiet "$@" \
     >"$out/train-$name.txt" 2>&1 || { log "training $name failed: train-$name.txt"; fail=1; }
 }
 json() { grep -oP "\"$2\":\s*\K[0-9.eE+-]+" "$out/train-$1/summary.json" 2>/dev/null | head -1; }
@@ -106,5 +113,7 @@ bw_verdict=$(target "$bw_share" ">=" 0.70); ep_verdict=$(target "$p2_vs_relu" "<
   echo "| fused fwd_bwd / relu fwd_bwd (time) | $(ratio "$fused_bwd_us" "$relu_bwd_us") | |"
   echo "| epoch s, arch 3: relu / phase 1 / phase 2 | ${relu_epoch:-?} / ${p1_epoch:-?} / ${p2_epoch:-?} | |"
   echo "| phase-2 epoch / relu epoch | $p2_vs_relu | <= 1.10: $ep_verdict |"
+  echo
+  echo "Whole check: $(( $(date +%s) - started )) s. $CUDA_LIBS_SOURCE."
 } | tee "$out/table.md"
 exit $fail

@@ -111,6 +111,22 @@ fn applies(r: &ResultRow, name: &str) -> bool {
     !r.not_applicable.split_whitespace().any(|n| n == name)
 }
 
+/// What makes two rows the same run: architecture, method, seed and every setting the method
+/// reads.
+fn run_identity(r: &ResultRow) -> String {
+    let mut id = format!(
+        "{}|{}|{}|{}",
+        arch_label(r.arch, &r.widths),
+        r.widths,
+        r.method,
+        r.seed
+    );
+    for name in CELL_SETTINGS.iter().filter(|n| applies(r, n)) {
+        id.push_str(&format!("|{name}={}", setting_value(r, name)));
+    }
+    id
+}
+
 /// The settings that take more than one value among the rows that read them.
 pub fn varying_settings(rows: &[ResultRow]) -> Vec<&'static str> {
     CELL_SETTINGS
@@ -214,6 +230,7 @@ impl Cell {
         fields.extend(self.settings.iter().cloned());
         fields.extend([
             ("method".to_string(), self.method.clone()),
+            ("not_applicable".into(), self.not_applicable.clone()),
             ("seeds".into(), self.seeds.to_string()),
             ("mean_test_acc".into(), self.mean_test_acc.to_string()),
             ("ci_low".into(), self.ci_low.to_string()),
@@ -348,11 +365,13 @@ pub fn compare(rows: &[ResultRow], share_rows: &[ShareRow], bootstrap_seed: u64)
     // The paired intervals draw from a stream of their own, so that adding them left every
     // other interval of an earlier report as it was.
     let mut paired_rng = ChaCha8Rng::seed_from_u64(bootstrap_seed.wrapping_add(1));
+    // A run counts once: by key, and a baseline also by the settings it reads (two sweeps may
+    // have run the same baseline with different SmartMixed-only settings, hence other keys).
     let mut seen = std::collections::HashSet::new();
     let ok: Vec<&ResultRow> = rows
         .iter()
         .filter(|r| r.status == "ok" && r.test_acc.is_some())
-        .filter(|r| seen.insert(r.key.clone()))
+        .filter(|r| seen.insert(run_identity(r)))
         .collect();
     let owned: Vec<ResultRow> = ok.iter().map(|r| (*r).clone()).collect();
     let varying = varying_settings(&owned);
@@ -360,6 +379,8 @@ pub fn compare(rows: &[ResultRow], share_rows: &[ShareRow], bootstrap_seed: u64)
     let mut ranks: BTreeMap<String, (usize, f64, f64, usize)> = BTreeMap::new();
     let mut ratios = Vec::new();
     let mut smartmixed_cells = BTreeMap::new();
+    // A baseline run that serves several cells gets one interval, drawn the first time.
+    let mut intervals: std::collections::HashMap<Vec<String>, (f64, f64)> = Default::default();
     for ((depth, widths, label, values), members) in cells_of(&ok, &varying) {
         let settings: Vec<(String, String)> = varying
             .iter()
@@ -399,7 +420,11 @@ pub fn compare(rows: &[ResultRow], share_rows: &[ShareRow], bootstrap_seed: u64)
         let arch_key: ArchKey = (depth, settings_label(&label, &settings));
         for (method, rs) in &methods {
             let values = &accs[method];
-            let (ci_low, ci_high) = bootstrap_mean_ci(values, &mut rng);
+            let mut member_keys: Vec<String> = rs.iter().map(|r| r.key.clone()).collect();
+            member_keys.sort();
+            let (ci_low, ci_high) = *intervals
+                .entry(member_keys)
+                .or_insert_with(|| bootstrap_mean_ci(values, &mut rng));
             let rank = rank_of(method);
             let entry = ranks.entry(method.clone()).or_default();
             entry.0 += usize::from(rank == 1);
@@ -1074,6 +1099,9 @@ mod tests {
             with(row("e", 1, 1, "smartmixed", 1, 0.80, 1.0), 1.0, 1e-3),
             with(row("f", 1, 1, "smartmixed", 2, 0.82, 1.0), 1.0, 1e-3),
             with(row("g", 1, 1, "relu", 1, 0.85, 1.0), 0.3, 1e-2),
+            // The same ReLU run from another sweep that set a SmartMixed-only setting
+            // (another key, the same run): counted once.
+            with(row("a2", 1, 1, "relu", 1, 0.90, 1.0), 1.0, 1e-3),
         ];
         let c = compare(&rows, &[], 0);
         assert_eq!(c.varying, vec!["lr", "tau"]);
@@ -1094,6 +1122,11 @@ mod tests {
         );
         let cell = |i: usize| &c.cells[i];
         assert_eq!((cell(0).seeds, cell(0).rank, cell(1).rank), (2, 2, 1));
+        // The ReLU runs serving both tau cells have one interval.
+        assert_eq!(
+            (cell(0).ci_low, cell(0).ci_high),
+            (cell(2).ci_low, cell(2).ci_high)
+        );
         assert_eq!((cell(2).rank, cell(3).rank), (1, 2));
         assert!((cell(2).paired_diff.unwrap() + 0.10).abs() < 1e-12);
         assert_eq!(cell(2).p_improvement, Some(0.0));
@@ -1101,5 +1134,32 @@ mod tests {
         let md = render_markdown(&c, &[PathBuf::from("x")]);
         assert!(md.contains("architecture x lr x tau"), "{md}");
         assert!(md.contains("| arch | widths | lr | tau | method |"), "{md}");
+    }
+
+    /// The intervals of a report made before cells and paired statistics existed (commit
+    /// baace95's results/quick/comparison.csv, from the committed results.csv) come out the
+    /// same: the bootstrap stream is consumed in the same order, the paired one apart.
+    #[test]
+    fn earlier_reports_keep_their_intervals() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../results/quick");
+        let store = ResultsStore::open(&dir).unwrap();
+        let c = compare(&store.results().unwrap(), &store.shares().unwrap(), 0);
+        let cell = |arch: &str, m: &str| {
+            c.cells
+                .iter()
+                .find(|x| x.arch == arch && x.method == m)
+                .unwrap()
+        };
+        let sigmoid = cell("1", "sigmoid");
+        assert_eq!(
+            (sigmoid.ci_low, sigmoid.ci_high),
+            (0.9597000000000001, 0.9640999999999998)
+        );
+        let sm = cell("12", "smartmixed");
+        assert_eq!((sm.ci_low, sm.ci_high), (0.9668, 0.972));
+        assert_eq!(
+            (sm.diff_low, sm.diff_high),
+            (Some(-0.0087666666666667), Some(-0.0022999999999999687))
+        );
     }
 }

@@ -415,6 +415,21 @@ mod tests {
         assert!(parse_labels(&short).unwrap_err().contains("truncated"));
     }
 
+    /// One `--data-dir` for a sweep with a dataset axis: a folder of per-dataset folders.
+    #[test]
+    fn a_data_dir_of_dataset_folders_serves_each_dataset() {
+        let dir = std::env::temp_dir().join(format!("smartmixed-dsdir-{}", std::process::id()));
+        let fashion = dir.join("fashion-mnist");
+        std::fs::create_dir_all(&fashion).unwrap();
+        assert_eq!(dataset_dir(DatasetName::FashionMnist, &dir), fashion);
+        // No mnist/ folder: the directory itself (whose error then names the missing file).
+        assert_eq!(dataset_dir(DatasetName::Mnist, &dir), dir);
+        // A folder with its own IDX files is used as it is, even with a folder of that name.
+        std::fs::write(dir.join(format!("{}.gz", IDX_FILES[0])), b"").unwrap();
+        assert_eq!(dataset_dir(DatasetName::FashionMnist, &dir), dir);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     #[test]
     fn load_dir_reads_raw_and_gzip_and_names_bad_files() {
         use std::io::Write;

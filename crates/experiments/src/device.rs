@@ -26,20 +26,30 @@ fn built_in() -> String {
 }
 
 /// The device for `choice`, and its name for the run's records. `auto` takes CUDA, then Metal,
-/// when built in and present, else the CPU.
+/// when built in and present, else the CPU; when this binary has a GPU back end but no GPU
+/// answers, it says so on stderr (a silent CPU run would look like a slow GPU).
 pub fn select(choice: DeviceChoice) -> Result<(Device, String)> {
     match choice {
         DeviceChoice::Cpu => Ok((Device::Cpu, "cpu".into())),
         DeviceChoice::Auto => {
-            if cfg!(feature = "cuda") && candle_core::utils::cuda_is_available() {
-                if let Ok(d) = Device::new_cuda(0) {
-                    return Ok((d, "cuda:0".into()));
+            let mut tried = Vec::new();
+            if cfg!(feature = "cuda") {
+                match Device::new_cuda(0) {
+                    Ok(d) => return Ok((d, "cuda:0".into())),
+                    Err(e) => tried.push(format!("CUDA: {}", first_line(&e.to_string()))),
                 }
             }
-            if cfg!(feature = "metal") && candle_core::utils::metal_is_available() {
-                if let Ok(d) = Device::new_metal(0) {
-                    return Ok((d, "metal".into()));
+            if cfg!(feature = "metal") {
+                match Device::new_metal(0) {
+                    Ok(d) => return Ok((d, "metal".into())),
+                    Err(e) => tried.push(format!("Metal: {}", first_line(&e.to_string()))),
                 }
+            }
+            if !tried.is_empty() {
+                eprintln!(
+                    "note: --device auto: no GPU answered ({}); running on the CPU",
+                    tried.join("; ")
+                );
             }
             Ok((Device::Cpu, "cpu".into()))
         }
@@ -49,7 +59,11 @@ pub fn select(choice: DeviceChoice) -> Result<(Device, String)> {
             }
             match Device::new_cuda(n) {
                 Ok(d) => Ok((d, format!("cuda:{n}"))),
-                Err(e) => bail_input!("--device cuda:{n}: no such CUDA device ({e})"),
+                Err(e) => bail_input!(
+                    "--device cuda:{n}: no usable CUDA device ({}); check `nvidia-smi`, or use \
+                     --device auto to fall back to the CPU",
+                    first_line(&e.to_string())
+                ),
             }
         }
         DeviceChoice::Metal => {
@@ -62,4 +76,8 @@ pub fn select(choice: DeviceChoice) -> Result<(Device, String)> {
             }
         }
     }
+}
+
+fn first_line(text: &str) -> &str {
+    text.lines().next().unwrap_or("").trim()
 }

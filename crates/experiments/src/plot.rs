@@ -6,11 +6,13 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, Context, Result};
 use mixed_act::Activation;
+use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use crate::compare::{
-    compare_dirs, settings_label, ArchKey, Cell, Comparison, Shares, ANY, CELL_SETTINGS,
+    compare_dirs, settings_label, ArchKey, Cell, Comparison, SettingValue, Shares, ANY,
+    CELL_SETTINGS,
 };
 use crate::error::input_error;
 use crate::store::ResultsStore;
@@ -111,15 +113,18 @@ fn accuracy_vs_depth<DB: DrawingBackend>(
     // One line per method and combination of the other varying settings.
     let mut by_method: BTreeMap<String, Vec<(f64, f64, f64, f64)>> = BTreeMap::new();
     for cell in &cells {
-        by_method
-            .entry(settings_label(&cell.method, &cell.settings))
-            .or_default()
-            .push((
+        let points = by_method
+            .entry(settings_label(&cell.method, &read_settings(cell, None)))
+            .or_default();
+        // A baseline that serves several cells of one depth is one point.
+        if !points.iter().any(|p| p.0 == cell.depth as f64) {
+            points.push((
                 cell.depth as f64,
                 100.0 * cell.mean_test_acc,
                 100.0 * cell.ci_low,
                 100.0 * cell.ci_high,
             ));
+        }
     }
     let depths: Vec<f64> = cells.iter().map(|c| c.depth as f64).collect();
     let (x0, x1) = (
@@ -159,22 +164,56 @@ fn accuracy_vs_depth<DB: DrawingBackend>(
         points.sort_by(|a, b| a.0.total_cmp(&b.0));
         let method = series.split(' ').next().unwrap_or_default();
         let color = method_color(method);
-        let mut band: Vec<(f64, f64)> = points.iter().map(|p| (p.0, p.3)).collect();
-        band.extend(points.iter().rev().map(|p| (p.0, p.2)));
-        chart
-            .draw_series(std::iter::once(Polygon::new(band, color.mix(0.12))))
-            .map_err(|e| anyhow!("{e:?}"))?;
         let width = if method == "smartmixed" { 3 } else { 2 };
-        chart
-            .draw_series(LineSeries::new(
-                points.iter().map(|p| (p.0, p.1)),
-                color.stroke_width(width),
-            ))
-            .map_err(|e| anyhow!("{e:?}"))?
-            .label(series.clone())
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(3))
-            });
+        band_line(&mut chart, &points, color, width, series.clone(), false)?;
+    }
+    legend(&mut chart, SeriesLabelPosition::LowerLeft, 15)
+}
+
+/// The cell's varying settings that its method reads (all but `skip`, by index): what tells
+/// its line apart from the method's other lines.
+fn read_settings(cell: &Cell, skip: Option<usize>) -> Vec<(String, String)> {
+    cell.settings
+        .iter()
+        .enumerate()
+        .filter(|(i, (name, value))| {
+            Some(*i) != skip
+                && value != ANY
+                && !cell.not_applicable.split_whitespace().any(|n| n == name)
+        })
+        .map(|(_, s)| s.clone())
+        .collect()
+}
+
+type Chart<'a, DB> = ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// One line with its 95 % band, from (x, mean, low, high) points: solid with a marker per point,
+/// or dashed without markers (a value that holds across the axis).
+fn band_line<'a, DB: DrawingBackend + 'a>(
+    chart: &mut Chart<'a, DB>,
+    points: &[(f64, f64, f64, f64)],
+    color: RGBColor,
+    width: u32,
+    label: String,
+    dashed: bool,
+) -> Result<()> {
+    let mut band: Vec<(f64, f64)> = points.iter().map(|p| (p.0, p.3)).collect();
+    band.extend(points.iter().rev().map(|p| (p.0, p.2)));
+    chart
+        .draw_series(std::iter::once(Polygon::new(band, color.mix(0.12))))
+        .map_err(|e| anyhow!("{e:?}"))?;
+    let line = points.iter().map(|p| (p.0, p.1));
+    let style = color.stroke_width(width);
+    let drawn = if dashed {
+        chart.draw_series(DashedLineSeries::new(line, 8, 5, style))
+    } else {
+        chart.draw_series(LineSeries::new(line, style))
+    };
+    drawn
+        .map_err(|e| anyhow!("{e:?}"))?
+        .label(label)
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(3)));
+    if !dashed {
         chart
             .draw_series(
                 points
@@ -183,16 +222,27 @@ fn accuracy_vs_depth<DB: DrawingBackend>(
             )
             .map_err(|e| anyhow!("{e:?}"))?;
     }
+    Ok(())
+}
+
+fn legend<'a, DB: DrawingBackend + 'a>(
+    chart: &mut Chart<'a, DB>,
+    position: SeriesLabelPosition,
+    font_size: u32,
+) -> Result<()> {
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::LowerLeft)
-        .label_font((FONT, 15))
+        .position(position)
+        .label_font((FONT, font_size))
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
         .draw()
         .map_err(|e| anyhow!("{e:?}"))?;
     Ok(())
 }
+
+/// Panels of `accuracy_vs_<setting>` per row (more architectures wrap to further rows).
+const PANELS_PER_ROW: usize = 4;
 
 /// Where a setting's values go on the x axis: numbers on a linear axis (a log axis when they
 /// are positive and span a factor of 10 or more), anything else as equally spaced categories.
@@ -295,7 +345,7 @@ fn accuracy_vs_setting<DB: DrawingBackend>(
         .map(|x| x.settings[index].1.clone())
         .filter(|v| v != ANY)
         .collect();
-    values.sort();
+    values.sort_by(|a, b| SettingValue(a.clone()).cmp(&SettingValue(b.clone())));
     values.dedup();
     let axis = XAxis::new(&values);
     let (x0, x1) = axis.range();
@@ -311,7 +361,8 @@ fn accuracy_vs_setting<DB: DrawingBackend>(
             (FONT, 22),
         )
         .map_err(|e| anyhow!("{e:?}"))?;
-    let panels = titled.split_evenly((1, archs.len().max(1)));
+    let cols = archs.len().clamp(1, PANELS_PER_ROW);
+    let panels = titled.split_evenly((archs.len().div_ceil(cols).max(1), cols));
     for (panel, (depth, widths, arch)) in panels.iter().zip(&archs) {
         let cells: Vec<&Cell> = c
             .cells
@@ -325,27 +376,24 @@ fn accuracy_vs_setting<DB: DrawingBackend>(
         // series label -> (x position or None for "any", mean, low, high)
         let mut series: BTreeMap<String, Vec<(Option<f64>, f64, f64, f64)>> = BTreeMap::new();
         for x in &cells {
-            let reads = |name: &str| !x.not_applicable.split_whitespace().any(|n| n == name);
-            let others: Vec<(String, String)> = x
-                .settings
-                .iter()
-                .enumerate()
-                .filter(|(i, (name, v))| *i != index && v != ANY && reads(name))
-                .map(|(_, s)| s.clone())
-                .collect();
-            series
-                .entry(settings_label(&x.method, &others))
-                .or_default()
-                .push((
-                    if x.not_applicable.split_whitespace().any(|n| n == setting) {
-                        None
-                    } else {
-                        axis.position(&x.settings[index].1)
-                    },
-                    100.0 * x.mean_test_acc,
-                    100.0 * x.ci_low,
-                    100.0 * x.ci_high,
-                ));
+            let points = series
+                .entry(settings_label(&x.method, &read_settings(x, Some(index))))
+                .or_default();
+            let position = if x.not_applicable.split_whitespace().any(|n| n == setting) {
+                None
+            } else {
+                axis.position(&x.settings[index].1)
+            };
+            // One point per position (a baseline run may serve several cells).
+            if points.iter().any(|p| p.0 == position) {
+                continue;
+            }
+            points.push((
+                position,
+                100.0 * x.mean_test_acc,
+                100.0 * x.ci_low,
+                100.0 * x.ci_high,
+            ));
         }
         let mut chart = ChartBuilder::on(panel)
             .caption(format!("arch {arch} ({widths})"), (FONT, 17))
@@ -392,48 +440,16 @@ fn accuracy_vs_setting<DB: DrawingBackend>(
                 .filter_map(|(x, m, lo, hi)| Some((x?, m, lo, hi)))
                 .collect();
             points.sort_by(|a, b| a.0.total_cmp(&b.0));
-            let mut band: Vec<(f64, f64)> = points.iter().map(|p| (p.0, p.3)).collect();
-            band.extend(points.iter().rev().map(|p| (p.0, p.2)));
-            chart
-                .draw_series(std::iter::once(Polygon::new(band, color.mix(0.12))))
-                .map_err(|e| anyhow!("{e:?}"))?;
             let width = if method == "smartmixed" { 3 } else { 2 };
             let flat = points.len() == 2 && points[0].0 == x0 && points[1].0 == x1;
-            let line: Vec<(f64, f64)> = points.iter().map(|p| (p.0, p.1)).collect();
-            let style = color.stroke_width(width);
-            if flat {
-                chart
-                    .draw_series(DashedLineSeries::new(line, 8, 5, style))
-                    .map_err(|e| anyhow!("{e:?}"))?
-                    .label(format!("{name} (any {setting})"))
-                    .legend(move |(x, y)| {
-                        PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(3))
-                    });
+            let label = if flat {
+                format!("{name} (any {setting})")
             } else {
-                chart
-                    .draw_series(LineSeries::new(line, style))
-                    .map_err(|e| anyhow!("{e:?}"))?
-                    .label(name.clone())
-                    .legend(move |(x, y)| {
-                        PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(3))
-                    });
-                chart
-                    .draw_series(
-                        points
-                            .iter()
-                            .map(|p| Circle::new((p.0, p.1), 4, color.filled())),
-                    )
-                    .map_err(|e| anyhow!("{e:?}"))?;
-            }
+                name.clone()
+            };
+            band_line(&mut chart, &points, color, width, label, flat)?;
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .label_font((FONT, 13))
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw()
-            .map_err(|e| anyhow!("{e:?}"))?;
+        legend(&mut chart, SeriesLabelPosition::LowerRight, 13)?;
     }
     Ok(())
 }
@@ -671,7 +687,9 @@ pub fn run(dirs: &[PathBuf], bootstrap_seed: u64, x: Option<&str>) -> Result<Vec
     };
     let mut written = Vec::new();
     for setting in settings {
-        let size = (80 + 560 * panels(&c).min(4), 620);
+        let n = panels(&c).max(1);
+        let cols = n.min(PANELS_PER_ROW as u32);
+        let size = (80 + 560 * cols, 60 + 560 * n.div_ceil(cols));
         written.extend(save(
             &out,
             &format!("accuracy_vs_{setting}"),

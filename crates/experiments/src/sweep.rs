@@ -128,8 +128,9 @@ impl SweepConfig {
                 );
             }
         }
-        cfg.axes()
-            .map_err(|e| input_error(format!("sweep config {}: {e}", path.display())))?;
+        // Every run of the grid resolves (a bad value in a list, say), checked before any work.
+        expand(&cfg, None, None)
+            .map_err(|e| input_error(format!("sweep config {}: {e:#}", path.display())))?;
         Ok(cfg)
     }
 
@@ -172,9 +173,6 @@ impl SweepConfig {
             };
             for v in values {
                 let label = value_label(v);
-                if axis.labels.contains(&label) {
-                    bail_input!("[grid] '{key}' lists {label} twice");
-                }
                 let mut one = toml::Table::new();
                 one.insert(key.clone(), v.clone());
                 let layer: Settings = toml::Value::Table(one).try_into().map_err(|e| {
@@ -183,6 +181,18 @@ impl SweepConfig {
                         e.to_string().trim()
                     ))
                 })?;
+                // Equal as parsed, not as written: 1 and 1.0, "none" and "NONE".
+                let parsed = serde_json::to_value(&layer).ok();
+                if let Some(i) = axis
+                    .layers
+                    .iter()
+                    .position(|l| serde_json::to_value(l).ok() == parsed)
+                {
+                    bail_input!(
+                        "[grid] '{key}' lists one value twice ({} and {label})",
+                        axis.labels[i]
+                    );
+                }
                 axis.labels.push(label);
                 axis.layers.push(layer);
             }
@@ -323,7 +333,14 @@ pub fn expand(
                         &layer,
                     )
                     .with_context(|| {
-                        format!("grid entry {arch:?} {method} seed {seed} {axis_values:?}")
+                        let arch = match arch {
+                            ArchSpec::Id(id) => format!("arch {id}"),
+                            ArchSpec::Widths(w) => format!("widths {}", widths_label(w)),
+                        };
+                        format!(
+                            "grid entry {arch} {method} seed {seed} {}",
+                            axis_values.join(" ")
+                        )
                     })?;
                     let key = run_key(&config);
                     if seen.insert(key.clone()) {
@@ -504,6 +521,29 @@ pub fn run_sweep(opts: &SweepOptions) -> Result<SweepReport> {
     // before the first run starts.
     let first = &pending[0].config;
     let (device, device_name) = device::select(first.device)?;
+    let mut datasets: Vec<DatasetName> = Vec::new();
+    for run in &grid {
+        if !datasets.contains(&run.config.dataset) {
+            datasets.push(run.config.dataset);
+        }
+    }
+    if datasets.len() > 1 {
+        // One IDX folder cannot hold two data sets: without a folder per data set, the
+        // runs of the second would silently read the first's images.
+        if let Some(dir) = pending[0].config.data_dir_or_env() {
+            for d in &datasets {
+                if !dir.join(d.name()).is_dir() {
+                    bail_input!(
+                        "the grid has {} datasets, so the data directory {} must hold one folder \
+                         per dataset; {} is missing",
+                        datasets.len(),
+                        dir.display(),
+                        dir.join(d.name()).display()
+                    );
+                }
+            }
+        }
+    }
     let mut data: Vec<((DatasetName, u64), Splits)> = Vec::new();
     for run in &pending {
         let c = &run.config;
@@ -785,7 +825,9 @@ seeds = [1, 2]
             ("[grid]\ntemperature = [0.1]\n", "temperature"),
             ("[grid]\ntau = 0.1\n", "must be a list"),
             ("[grid]\ntau = []\n", "at least one value"),
-            ("[grid]\ntau = [0.1, 0.1]\n", "lists 0.1 twice"),
+            ("[grid]\ntau = [0.1, 0.1]\n", "twice (0.1 and 0.1)"),
+            ("[grid]\ntau = [1, 1.0]\n", "twice (1 and 1.0)"),
+            ("[grid]\nclamp = [\"none\", \"NONE\"]\n", "twice"),
             ("[grid]\ntau = [\"x\"]\n", "'tau' = x"),
             ("[grid]\nseed = [1, 2]\n", "'seeds'"),
             ("[grid]\nmethod = [\"relu\"]\n", "'methods'"),

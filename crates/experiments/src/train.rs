@@ -335,8 +335,6 @@ fn mean(v: &[f64]) -> f64 {
     }
 }
 
-/// Trains one model as `cfg` says and writes epochs.csv, choices.csv (SmartMixed),
-/// model.safetensors and summary.json into `out` (config.json is the caller's).
 /// The run's network before training. The linear layers are drawn first, from the seed's
 /// init stream, whatever the method: runs with one seed start from the same linear weights
 /// (what the paired comparison of `compare` relies on; tested).
@@ -347,6 +345,8 @@ fn initial_model(cfg: &TrainConfig, init: &mut ChaCha8Rng, device: &Device) -> R
     })
 }
 
+/// Trains one model as `cfg` says and writes epochs.csv, choices.csv (SmartMixed),
+/// model.safetensors and summary.json into `out` (config.json is the caller's).
 pub fn train(
     cfg: &TrainConfig,
     splits: &Splits,

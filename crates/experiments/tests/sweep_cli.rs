@@ -321,7 +321,12 @@ lr = [1e-3, 3e-3]
         let file = out.join("figures").join(format!("accuracy_vs_tau.{ext}"));
         assert!(std::fs::metadata(&file).unwrap().len() > 1000, "{file:?}");
     }
-    assert!(!out.join("figures/accuracy_vs_depth.png").exists());
+    // --x draws that figure only.
+    let figures: Vec<String> = std::fs::read_dir(out.join("figures"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    assert_eq!(figures.len(), 2, "{figures:?}");
     let svg = std::fs::read_to_string(out.join("figures/accuracy_vs_tau.svg")).unwrap();
     assert!(
         svg.contains("relu lr=0.001 (any tau)"),

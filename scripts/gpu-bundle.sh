@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Builds the GPU bundle on a machine without a GPU and without a system CUDA: what
+# scripts/gpu-check.sh runs on an NVIDIA machine that has a driver and the CUDA libraries but no
+# Rust. Called by `make gpu-bundle` (see README, "GPU check"), which installs the pinned wheels.
+#
+# Usage: scripts/gpu-bundle.sh CUDA_TOOLS CUDA_LIBS BUNDLE_DIR
+#   CUDA_TOOLS  nvcc 13.0, NVRTC and the CUDA runtime from NVIDIA's wheels (nvidia/cu13/...)
+#   CUDA_LIBS   cuBLAS, cuBLASLt and cuRAND from NVIDIA's wheels, to link against
+#   GPU_CAP     compute capability of candle's own kernels (default 80; see below)
+#
+# candle compiles its kernels to PTX for one compute capability (CUDA_COMPUTE_CAP). PTX for
+# compute 8.0 runs on A100 (sm_80) as it is and on every newer GPU (H100/H200 sm_90, L40 sm_89,
+# B200 sm_100) through the driver's JIT, which compiles it once per machine and caches it
+# (~/.nv/ComputeCache). GPU_CAP=90 builds sm_90a PTX instead: H100/H200 only, no JIT. Our own
+# kernels are compiled at run time by NVRTC for the GPU at hand either way.
+#
+# candle links the CUDA libraries dynamically (cudarc's dynamic-linking), so the linker needs
+# them here: cuBLAS, cuBLASLt, cuRAND, NVRTC and the runtime from the wheels, and the driver
+# library (libcuda.so.1, which only an NVIDIA driver installs) as a stub whose every function
+# returns CUDA_ERROR_NO_DEVICE, the same role as the CUDA toolkit's lib/stubs/libcuda.so. The
+# stub never goes into the bundle; the GPU machine's own driver library is used there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+tools=$(cd "${1:?usage: gpu-bundle.sh CUDA_TOOLS CUDA_LIBS BUNDLE_DIR}" && pwd)
+libs=$(cd "${2:?CUDA_LIBS}" && pwd)
+bundle=${3:?BUNDLE_DIR}
+cap=${GPU_CAP:-80}
+root=$tools/nvidia/cu13
+target=${CARGO_TARGET_DIR:-target}
+started=$(date +%s)
+
+# Link names (-lcudart, -lnvrtc, -lcublas, ...) for the wheels' versioned libraries.
+ln -sf libcudart.so.13 "$root/lib/libcudart.so"
+ln -sf libnvrtc.so.13 "$root/lib/libnvrtc.so"
+for lib in libcublas.so.13 libcublasLt.so.13 libcurand.so.10; do
+  ln -sf "$libs/nvidia/cu13/lib/$lib" "$root/lib/${lib%.so.*}.so"
+  ln -sf "$libs/nvidia/cu13/lib/$lib" "$root/lib/$lib"
+done
+
+# The driver stub: every driver entry point cudarc declares, each returning 100
+# (CUDA_ERROR_NO_DEVICE), with the real library's soname.
+cudarc_src=$(cargo metadata --format-version 1 --features experiments/cuda 2>/dev/null \
+  | python3 -c 'import json,sys; print(next(p["manifest_path"] for p in json.load(sys.stdin)["packages"] if p["name"] == "cudarc"))' \
+  | xargs dirname)
+mkdir -p "$root/lib/stubs"
+grep -oP '^\s+fn \Kcu\w+(?=\()' "$cudarc_src/src/driver/sys/mod.rs" | sort -u \
+  | awk '{ printf "int %s(void) { return 100; }\n", $1 }' >"$root/lib/stubs/cuda-stub.c"
+cc -shared -fPIC -Wl,-soname,libcuda.so.1 -o "$root/lib/stubs/libcuda.so" "$root/lib/stubs/cuda-stub.c"
+echo "gpu-bundle: driver stub with $(grep -c . "$root/lib/stubs/cuda-stub.c") entry points"
+
+export NVCC=$root/bin/nvcc CUDA_HOME=$root CUDA_COMPUTE_CAP=$cap PATH="$root/bin:$PATH"
+"$NVCC" --version | tail -2
+echo "gpu-bundle: building with --features cuda, candle kernels for compute capability $cap"
+cargo build --release -p experiments --bin smartmixed --features cuda
+gpu_tests=$(cargo test --release -p mixed-act --features cuda --test gpu --no-run 2>&1 \
+  | tee /dev/stderr | grep -oP 'Executable .*\(\K[^)]+' | tail -1)
+mkdir -p "$bundle/bin"
+cp "$target/release/smartmixed" "$bundle/bin/smartmixed-cuda"
+cp "$gpu_tests" "$bundle/bin/gpu-tests"
+# The CPU build too: the launcher falls back to it where there is no NVIDIA driver at all
+# (the CUDA build cannot even start without libcuda.so.1). Building it again also puts the CPU
+# binary back at $target/release/smartmixed for `make sweep`.
+cargo build --release -p experiments --bin smartmixed
+cp "$target/release/smartmixed" "$bundle/bin/smartmixed-cpu"
+strip "$bundle/bin/"*
+cp scripts/bundle-launcher.sh "$bundle/smartmixed"
+cp scripts/cuda-libs.sh "$bundle/cuda-libs.sh"
+chmod +x "$bundle/smartmixed"
+{
+  echo "git $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet 2>/dev/null || echo -dirty)"
+  echo "built $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(uname -m), $("$NVCC" --version | tail -2 | head -1)"
+  echo "candle kernels: compute capability $cap"
+  echo "needs at run time: $(ldd "$bundle/bin/smartmixed-cuda" | grep -oP '^\s*\Klib(cuda|cudart|nvrtc|cublas|cublasLt|curand)\.so\.\d+' | sort -u | tr '\n' ' ')"
+} >"$bundle/BUILD.txt"
+cat "$bundle/BUILD.txt"
+# Compressed for carrying (the binaries shrink about 8x).
+tar -C "$(dirname "$bundle")" -cf - "$(basename "$bundle")" | xz -T0 -6 >"$bundle.tar.xz"
+du -sh "$bundle/bin/"* "$bundle" "$bundle.tar.xz"
+echo "gpu-bundle: done in $(( $(date +%s) - started )) s; copy $bundle and the repository to the GPU machine, then: BIN_DIR=<bundle> scripts/gpu-check.sh OUT_DIR"
