@@ -66,8 +66,8 @@ stub_train() { # device
 expect "the CUDA build starts" 0 "smartmixed" -- env "${with_stub[@]}" "$bundle/smartmixed" --version
 expect "cuda is an error naming the device" 2 "no usable CUDA device" -- stub_train cuda
 expect "auto falls back to the CPU and says so" 0 "no GPU answered" -- stub_train auto
-grep -q '"device": "cpu"' "$work/stub-auto/config.json" \
-  || { echo "FAILED: auto's config.json does not say cpu"; failures=$((failures + 1)); }
+grep -q '"device_used": "cpu"' "$work/stub-auto/config.json" \
+  || { echo "FAILED: auto's config.json does not say device_used cpu"; failures=$((failures + 1)); }
 # The op tests run their CPU side and skip the GPU side (gpu-check.sh fails on that line).
 expect "GPU op tests skip without a GPU" 0 "SKIPPED: no GPU" -- \
   env "${with_stub[@]}" bash -c "source scripts/cuda-libs.sh; cuda_libs_setup '$bundle/bin/gpu-tests'; '$bundle/bin/gpu-tests' --test-threads=1 --nocapture"

@@ -52,8 +52,12 @@ export NVCC=$root/bin/nvcc CUDA_HOME=$root CUDA_COMPUTE_CAP=$cap PATH="$root/bin
 "$NVCC" --version | tail -2
 echo "gpu-bundle: building with --features cuda, candle kernels for compute capability $cap"
 cargo build --release -p experiments --bin smartmixed --features cuda
-gpu_tests=$(cargo test --release -p mixed-act --features cuda --test gpu --no-run 2>&1 \
-  | tee /dev/stderr | grep -oP 'Executable .*\(\K[^)]+' | tail -1)
+# With experiments selected too, the features of every dependency are unified as in the build
+# above, so the dependencies (candle's kernels above all) are not compiled a second time.
+cargo test --release -p experiments -p mixed-act --features experiments/cuda --test gpu --no-run \
+  2>&1 | tee "$bundle.cargo-test.log" >&2
+gpu_tests=$(grep -oP 'Executable .*\(\K[^)]+' "$bundle.cargo-test.log" | tail -1)
+rm -f "$bundle.cargo-test.log"
 mkdir -p "$bundle/bin"
 cp "$target/release/smartmixed" "$bundle/bin/smartmixed-cuda"
 cp "$gpu_tests" "$bundle/bin/gpu-tests"
