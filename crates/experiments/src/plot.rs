@@ -241,6 +241,10 @@ fn legend<'a, DB: DrawingBackend + 'a>(
     Ok(())
 }
 
+/// A point of `accuracy_vs_<setting>`: x position (None for a run that serves every value),
+/// mean, interval low and high, in %.
+type SettingPoint = (Option<f64>, f64, f64, f64);
+
 /// Panels of `accuracy_vs_<setting>` per row (more architectures wrap to further rows).
 const PANELS_PER_ROW: usize = 4;
 
@@ -345,7 +349,7 @@ fn accuracy_vs_setting<DB: DrawingBackend>(
         .map(|x| x.settings[index].1.clone())
         .filter(|v| v != ANY)
         .collect();
-    values.sort_by(|a, b| SettingValue(a.clone()).cmp(&SettingValue(b.clone())));
+    values.sort_by_key(|v| SettingValue(v.clone()));
     values.dedup();
     let axis = XAxis::new(&values);
     let (x0, x1) = axis.range();
@@ -373,8 +377,7 @@ fn accuracy_vs_setting<DB: DrawingBackend>(
             (a.min(100.0 * x.ci_low), b.max(100.0 * x.ci_high))
         });
         let pad = ((y1 - y0) * 0.08).max(0.05);
-        // series label -> (x position or None for "any", mean, low, high)
-        let mut series: BTreeMap<String, Vec<(Option<f64>, f64, f64, f64)>> = BTreeMap::new();
+        let mut series: BTreeMap<String, Vec<SettingPoint>> = BTreeMap::new();
         for x in &cells {
             let points = series
                 .entry(settings_label(&x.method, &read_settings(x, Some(index))))
