@@ -12,7 +12,9 @@
 # compute 8.0 runs on A100 (sm_80) as it is and on every newer GPU (H100/H200 sm_90, L40 sm_89,
 # B200 sm_100) through the driver's JIT, which compiles it once per machine and caches it
 # (~/.nv/ComputeCache). GPU_CAP=90 builds sm_90a PTX instead: H100/H200 only, no JIT. Our own
-# kernels are compiled at run time by NVRTC for the GPU at hand either way.
+# kernels are compiled at run time by NVRTC for the GPU at hand either way. Whatever GPU_CAP,
+# candle's PTX kernel sources are also compiled here for sm_80 and sm_90 (GPU_CHECK_CAPS), so a
+# CUDA-13 break for either shows here.
 #
 # candle links the CUDA libraries dynamically (cudarc's dynamic-linking), so the linker needs
 # them here: cuBLAS, cuBLASLt, cuRAND, NVRTC and the runtime from the wheels, and the driver
@@ -39,9 +41,11 @@ done
 
 # The driver stub: every driver entry point cudarc declares, each returning 100
 # (CUDA_ERROR_NO_DEVICE), with the real library's soname.
-cudarc_src=$(cargo metadata --format-version 1 --features experiments/cuda 2>/dev/null \
-  | python3 -c 'import json,sys; print(next(p["manifest_path"] for p in json.load(sys.stdin)["packages"] if p["name"] == "cudarc"))' \
-  | xargs dirname)
+metadata=$(cargo metadata --format-version 1 --features experiments/cuda)
+crate_dir() { # the source folder of a dependency
+  python3 -c 'import json,sys; print(next(p["manifest_path"] for p in json.load(sys.stdin)["packages"] if p["name"] == sys.argv[1]))' "$1" <<<"$metadata" | xargs dirname
+}
+cudarc_src=$(crate_dir cudarc)
 mkdir -p "$root/lib/stubs"
 grep -oP '^\s+fn \Kcu\w+(?=\()' "$cudarc_src/src/driver/sys/mod.rs" | sort -u \
   | awk '{ printf "int %s(void) { return 100; }\n", $1 }' >"$root/lib/stubs/cuda-stub.c"
@@ -50,6 +54,21 @@ echo "gpu-bundle: driver stub with $(grep -c . "$root/lib/stubs/cuda-stub.c") en
 
 export NVCC=$root/bin/nvcc CUDA_HOME=$root CUDA_COMPUTE_CAP=$cap PATH="$root/bin:$PATH"
 "$NVCC" --version | tail -2
+
+# candle's PTX kernels (the ones its CUDA backend loads; not the quantized-MoE static library)
+# for the other usual capabilities too, as candle's build compiles them: proof that they compile
+# for A100 (80) and H100/H200 (90) with this nvcc, whichever GPU_CAP the bundle carries.
+candle_kernels=$(crate_dir candle-kernels)/src
+ptx_out=$(mktemp -d)
+for other in ${GPU_CHECK_CAPS:-80 90}; do
+  for src in "$candle_kernels"/*.cu; do
+    case $(basename "$src") in moe_* | mmvq_gguf.cu | mmq_*) continue ;; esac
+    "$NVCC" --ptx -arch="sm_$other" --expt-relaxed-constexpr -std=c++17 -O3 -I "$candle_kernels" \
+      -diag-suppress 177 -o "$ptx_out/$(basename "$src" .cu).ptx" "$src"
+  done
+  echo "gpu-bundle: candle's PTX kernels compile for sm_$other ($(ls "$ptx_out" | wc -l) files)"
+done
+rm -rf "$ptx_out"
 echo "gpu-bundle: building with --features cuda, candle kernels for compute capability $cap"
 cargo build --release -p experiments --bin smartmixed --features cuda
 # With experiments selected too, the features of every dependency are unified as in the build
