@@ -1,25 +1,26 @@
-//! SmartMixed experiments: configuration, data, model, the training loop and its records.
+//! SmartMixed experiments, in the order data flows (no module reaches back up the chain):
 //!
-//! Data flows one way: [`config`] → [`data`] → [`model`] → [`train`] → [`run_files`] /
-//! [`store`] (via [`sweep`]) → [`compare`].
+//! - [`run`]: one training run: config → data → model → optim → train → files.
+//! - [`grid`]: many runs: sweep configs and their grid, shards, resume; the results store.
+//! - [`report`]: compare (statistics) and plot (figures) over the stored results.
+//! - [`bench`]: timings of the ops and the training step.
+//!
+//! Beside them: [`device`] (choosing CPU, CUDA or Metal), [`error`] (input errors, exit 2),
+//! [`interrupt`] (Ctrl-C keeps finished work), [`progress`] (what a run prints).
 
-pub mod arch;
 pub mod bench;
-pub mod compare;
-pub mod config;
-pub mod cpu_ops;
-pub mod data;
 pub mod device;
 pub mod error;
+pub mod grid;
 pub mod interrupt;
-pub mod model;
-pub mod optim;
-pub mod plot;
 pub mod progress;
-pub mod run_files;
-pub mod store;
-pub mod sweep;
-pub mod train;
+pub mod report;
+pub mod run;
+
+// The stages' modules under their short names (`crate::config`, `experiments::sweep`, ...).
+pub use grid::{store, sweep};
+pub use report::{compare, plot};
+pub use run::{arch, config, cpu_ops, data, files as run_files, model, optim, train};
 
 /// The git commit of the working directory, with `-dirty` when tracked files outside `results/`
 /// have changes (results are what the tools write, not what they run: a second `make bench`

@@ -18,7 +18,7 @@ use crate::error::input_error;
 use crate::store::ResultsStore;
 
 const FONT: &str = "sans-serif";
-static FONT_BYTES: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
+static FONT_BYTES: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
 
 fn register_font() -> Result<()> {
     plotters::style::register_font(FONT, FontStyle::Normal, FONT_BYTES)

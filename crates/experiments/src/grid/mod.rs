@@ -1,0 +1,6 @@
+//! Many runs: [`sweep`] expands a sweep config (architectures x methods x seeds x `[grid]`
+//! axes) and runs its shard of the grid through [`crate::run::train`], resuming where it
+//! stopped; [`store`] keeps the results on disk (one atomic row per finished run, under a lock).
+
+pub mod store;
+pub mod sweep;
