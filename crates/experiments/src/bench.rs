@@ -14,11 +14,11 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
-use crate::config::LossKind;
-use crate::data::{CLASSES, IMAGE_PIXELS};
-use crate::model::Mlp;
-use crate::optim::{Adam, AdamConfig};
-use crate::train::train_step;
+use crate::run::config::LossKind;
+use crate::run::data::{CLASSES, IMAGE_PIXELS};
+use crate::run::model::Mlp;
+use crate::run::optim::{Adam, AdamConfig};
+use crate::run::train::train_step;
 
 /// One row of the benchmark CSV (columns other tools read).
 #[derive(Clone, Debug, Serialize)]
@@ -86,7 +86,7 @@ fn rows_of(
     device_name: &str,
 ) -> Vec<BenchRow> {
     let git = crate::git_commit().unwrap_or_default();
-    let timestamp = crate::sweep::timestamp();
+    let timestamp = crate::grid::sweep::timestamp();
     cases
         .iter()
         .zip(times)

@@ -4,7 +4,7 @@ use anyhow::Result;
 use candle_core::Device;
 
 use crate::bail_input;
-use crate::config::DeviceChoice;
+use crate::run::config::DeviceChoice;
 
 /// The GPU back ends this binary was built with.
 pub fn features() -> Vec<&'static str> {

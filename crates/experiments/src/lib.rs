@@ -17,11 +17,6 @@ pub mod progress;
 pub mod report;
 pub mod run;
 
-// The stages' modules under their short names (`crate::config`, `experiments::sweep`, ...).
-pub use grid::{store, sweep};
-pub use report::{compare, plot};
-pub use run::{arch, config, cpu_ops, data, files as run_files, model, optim, train};
-
 /// The git commit of the working directory, with `-dirty` when tracked files outside `results/`
 /// have changes (results are what the tools write, not what they run: a second `make bench`
 /// appending to `results/bench/cpu.csv` is still clean code); `None` outside a git checkout.

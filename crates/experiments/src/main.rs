@@ -5,16 +5,18 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
-use experiments::config::{
+use experiments::error::InputError;
+use experiments::grid::sweep::{expand, plan, run_sweep, Shard, SweepConfig, SweepOptions};
+use experiments::interrupt::{self, Interrupted};
+use experiments::progress::Progress;
+use experiments::report::{compare, plot};
+use experiments::run::config::{
     ClampSetting, DatasetName, DeviceChoice, EvalSelection, LossKind, Method, Phase2Init, Preset,
     Settings, TrainConfig,
 };
-use experiments::error::InputError;
-use experiments::interrupt::{self, Interrupted};
-use experiments::progress::Progress;
-use experiments::run_files::RunRecord;
-use experiments::sweep::{expand, plan, run_sweep, Shard, SweepConfig, SweepOptions};
-use experiments::{bench, compare, data, device, plot, print_stdout, train};
+use experiments::run::files::RunRecord;
+use experiments::run::{data, train};
+use experiments::{bench, device, print_stdout};
 
 #[derive(Parser)]
 #[command(
@@ -299,7 +301,7 @@ fn run_bench(command: BenchCommand) -> Result<()> {
             device,
             ..
         } => {
-            let Some((_, widths)) = experiments::arch::architecture(arch) else {
+            let Some((_, widths)) = experiments::run::arch::architecture(arch) else {
                 experiments::bail_input!("--arch {arch} is not an architecture id (valid: 1..=18)");
             };
             let device = device::select(device)?;

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use experiments::store::{ResultRow, ResultsStore};
+use experiments::grid::store::{ResultRow, ResultsStore};
 
 mod common;
 use common::{binary, mini_data as mini, run, temp_dir as temp};
@@ -25,7 +25,7 @@ fn gunzip(path: &Path) -> Vec<u8> {
 fn crafted(name: &str, file: &str, corrupt: impl FnOnce(&mut Vec<u8>)) -> PathBuf {
     let dir = temp(name);
     let mut corrupt = Some(corrupt);
-    for f in experiments::data::IDX_FILES {
+    for f in experiments::run::data::IDX_FILES {
         let mut bytes = gunzip(&mini().join(format!("{f}.gz")));
         if f == file {
             (corrupt.take().unwrap())(&mut bytes);

@@ -3,8 +3,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use experiments::store::{ResultRow, ResultsStore};
-use experiments::sweep::{expand, SweepConfig};
+use experiments::grid::store::{ResultRow, ResultsStore};
+use experiments::grid::sweep::{expand, SweepConfig};
 
 mod common;
 use common::temp_dir as temp;

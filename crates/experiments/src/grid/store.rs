@@ -14,7 +14,7 @@ use anyhow::{Context, Result};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::run_files::write_atomic;
+use crate::run::files::write_atomic;
 
 /// One row of `results.csv`.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -117,7 +117,7 @@ impl ResultsStore {
         // either, so the column is filled in, not guessed.
         for row in rows.iter_mut().filter(|r| r.not_applicable.is_empty()) {
             if let Ok(method) = row.method.parse() {
-                row.not_applicable = crate::sweep::not_applicable(method);
+                row.not_applicable = crate::grid::sweep::not_applicable(method);
             }
         }
         Ok(rows)

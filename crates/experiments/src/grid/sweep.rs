@@ -11,15 +11,15 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::bail_input;
-use crate::config::{DatasetName, DeviceChoice, Method, Preset, Settings, TrainConfig};
-use crate::data::{self, Splits};
 use crate::device;
 use crate::error::input_error;
+use crate::grid::store::{ResultRow, ResultsStore, ShareRow};
 use crate::interrupt::Interrupted;
 use crate::progress::Progress;
-use crate::run_files::{write_json, RunRecord};
-use crate::store::{ResultRow, ResultsStore, ShareRow};
-use crate::train::{self, Summary};
+use crate::run::config::{DatasetName, DeviceChoice, Method, Preset, Settings, TrainConfig};
+use crate::run::data::{self, Splits};
+use crate::run::files::{write_json, RunRecord};
+use crate::run::train::{self, Summary};
 
 /// An architecture in a sweep config: a reference id or explicit widths.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -362,7 +362,7 @@ pub fn expand(
 /// what baselines do not multiply over, how many runs `out` already holds, then one line per
 /// run: index, key, label and `done` when finished.
 pub fn plan(cfg: &SweepConfig, grid: &[GridRun], out: &Path) -> Result<String> {
-    let done = if out.join(crate::store::RESULTS_FILE).is_file() {
+    let done = if out.join(crate::grid::store::RESULTS_FILE).is_file() {
         ResultsStore::open(out)?.finished_keys()?
     } else {
         Default::default()
@@ -593,7 +593,7 @@ pub fn run_sweep(opts: &SweepOptions) -> Result<SweepReport> {
         eprintln!(
             "interrupted: the {finished} runs finished by this invocation are kept in {}; \
              run the same command again to resume",
-            opts.out.join(crate::store::RESULTS_FILE).display()
+            opts.out.join(crate::grid::store::RESULTS_FILE).display()
         );
         anyhow::Error::new(Interrupted)
     };
@@ -810,7 +810,7 @@ seeds = [1, 2]
         assert_eq!(runs.len(), 2 * 2 * (2 + 2 + 2 * 2));
         assert!(runs
             .iter()
-            .any(|r| r.config.phase2_init == crate::config::Phase2Init::Fresh));
+            .any(|r| r.config.phase2_init == crate::run::config::Phase2Init::Fresh));
         let label = runs
             .iter()
             .find(|r| r.config.is_smartmixed())

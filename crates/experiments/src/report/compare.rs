@@ -11,8 +11,8 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::error::input_error;
-use crate::run_files::write_atomic;
-use crate::store::{ResultRow, ResultsStore, ShareRow};
+use crate::grid::store::{ResultRow, ResultsStore, ShareRow};
+use crate::run::files::write_atomic;
 
 /// Bootstrap resamples per interval.
 pub const RESAMPLES: usize = 4000;
@@ -591,7 +591,7 @@ pub fn render_markdown(c: &Comparison, sources: &[PathBuf]) -> String {
              does not read the SmartMixed-only settings ({}): one baseline run serves every cell \
              that agrees with it on the rest (`{ANY}` marks a value no run of the cell reads).\n",
             c.varying.join(" x "),
-            crate::sweep::SMARTMIXED_ONLY.join(", ")
+            crate::grid::sweep::SMARTMIXED_ONLY.join(", ")
         );
     }
     let seeds: Vec<usize> = c.cells.iter().map(|x| x.seeds).collect();
@@ -835,7 +835,7 @@ fn paper_finding(c: &Comparison) -> Option<String> {
 pub fn compare_dirs(dirs: &[PathBuf], bootstrap_seed: u64) -> Result<Comparison> {
     let (mut rows, mut shares) = (Vec::new(), Vec::new());
     for dir in dirs {
-        if !dir.join(crate::store::RESULTS_FILE).is_file() {
+        if !dir.join(crate::grid::store::RESULTS_FILE).is_file() {
             return Err(input_error(format!(
                 "{}: no results.csv (not a sweep output?)",
                 dir.display()
@@ -937,7 +937,7 @@ mod tests {
             not_applicable: if sm {
                 String::new()
             } else {
-                crate::sweep::SMARTMIXED_ONLY.join(" ")
+                crate::grid::sweep::SMARTMIXED_ONLY.join(" ")
             },
             n_params: Some(10),
             best_epoch: Some(2),

@@ -10,12 +10,12 @@ use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use crate::compare::{
+use crate::error::input_error;
+use crate::grid::store::ResultsStore;
+use crate::report::compare::{
     compare_dirs, settings_label, ArchKey, Cell, Comparison, SettingValue, Shares, ANY,
     CELL_SETTINGS,
 };
-use crate::error::input_error;
-use crate::store::ResultsStore;
 
 const FONT: &str = "sans-serif";
 static FONT_BYTES: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");

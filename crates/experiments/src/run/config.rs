@@ -12,9 +12,9 @@ use anyhow::Result;
 use mixed_act::Activation;
 use serde::{Deserialize, Serialize};
 
-use crate::arch::architecture;
 use crate::bail_input;
 use crate::error::input_error;
+use crate::run::arch::architecture;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]

@@ -1,4 +1,4 @@
-//! Two candle ops that the explicit backward pass ([`crate::model::Mlp::backward`]) runs every
+//! Two candle ops that the explicit backward pass ([`crate::run::model::Mlp::backward`]) runs every
 //! step, with CPU fast paths that give exactly candle's bits. candle 0.11 runs both through
 //! generic per-element index arithmetic, which made each cost more than the optimizer step.
 //! Other devices, dtypes and layouts go to candle's own ops.

@@ -130,7 +130,7 @@ pub fn shares(choices: &[Vec<Activation>]) -> Vec<[f64; Activation::COUNT]> {
 #[derive(Serialize)]
 pub struct RunRecord<'a> {
     #[serde(flatten)]
-    pub config: &'a crate::config::TrainConfig,
+    pub config: &'a crate::run::config::TrainConfig,
     pub data_source: &'a str,
     pub device_used: &'a str,
     pub threads: usize,
@@ -140,7 +140,7 @@ pub struct RunRecord<'a> {
 
 impl<'a> RunRecord<'a> {
     pub fn new(
-        config: &'a crate::config::TrainConfig,
+        config: &'a crate::run::config::TrainConfig,
         data_source: &'a str,
         device_used: &'a str,
     ) -> Self {

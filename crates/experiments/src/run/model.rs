@@ -12,8 +12,8 @@ use mixed_act::{mixture, Activation, FixedLayer, Selection, SelectionLayer};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
-use crate::cpu_ops;
-use crate::data::{CLASSES, IMAGE_PIXELS};
+use crate::run::cpu_ops;
+use crate::run::data::{CLASSES, IMAGE_PIXELS};
 
 /// A fully connected layer `y = x W^T + b`, initialised like PyTorch's `nn.Linear`.
 #[derive(Clone, Debug)]

@@ -13,12 +13,12 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::config::{EvalSelection, LossKind, Method, Phase2Init, TrainConfig};
-use crate::data::{epoch_order, DeviceSplit, Splits};
-use crate::model::{Mlp, Pass};
-use crate::optim::{Adam, AdamConfig};
 use crate::progress::Progress;
-use crate::run_files::{shares, write_choices, write_json, EpochLog, EpochRow};
+use crate::run::config::{EvalSelection, LossKind, Method, Phase2Init, TrainConfig};
+use crate::run::data::{epoch_order, DeviceSplit, Splits};
+use crate::run::files::{shares, write_choices, write_json, EpochLog, EpochRow};
+use crate::run::model::{Mlp, Pass};
+use crate::run::optim::{Adam, AdamConfig};
 
 /// `summary.json`: the outcome of a run. Accuracies are fractions in [0, 1].
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -513,10 +513,10 @@ mod tests {
         let mut rng = ChaCha8Rng::seed_from_u64(7);
         let widths = [96, 40];
         let batch = 128;
-        let x: Vec<f32> = (0..batch * crate::data::IMAGE_PIXELS)
+        let x: Vec<f32> = (0..batch * crate::run::data::IMAGE_PIXELS)
             .map(|_| rng.random())
             .collect();
-        let x = Tensor::from_vec(x, (batch, crate::data::IMAGE_PIXELS), &dev).unwrap();
+        let x = Tensor::from_vec(x, (batch, crate::run::data::IMAGE_PIXELS), &dev).unwrap();
         let y: Vec<u32> = (0..batch).map(|_| rng.random_range(0..10)).collect();
         let y = Tensor::new(y, &dev).unwrap();
         let relu = Mlp::baseline(&widths, Activation::Relu, &mut rng, &dev).unwrap();
@@ -594,12 +594,12 @@ mod tests {
     fn one_seed_gives_every_method_the_same_initial_linear_weights() {
         let dev = Device::Cpu;
         let config = |method: &str, seed: u64, tau: f64, clamp: Option<f64>| {
-            let flags = crate::config::Settings {
+            let flags = crate::run::config::Settings {
                 widths: Some(vec![24, 12]),
                 method: Some(method.parse().unwrap()),
                 seed: Some(seed),
                 tau: Some(tau),
-                clamp: Some(crate::config::ClampSetting(clamp)),
+                clamp: Some(crate::run::config::ClampSetting(clamp)),
                 ..Default::default()
             };
             TrainConfig::resolve(None, None, &flags).unwrap()
