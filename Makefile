@@ -123,14 +123,16 @@ gpu-checks: cuda-check ptx-check metal-check
 # capability of candle's own kernels: 80 (default) runs on A100 natively and on H100/H200 and
 # newer through the driver's JIT; 90 targets H100/H200 only. See scripts/gpu-bundle.sh and
 # README, "GPU check". The bundle: smartmixed (a launcher), bin/{smartmixed-cuda, smartmixed-cpu,
-# gpu-tests}, cuda-libs.sh, BUILD.txt; and gpu-bundle.tar.xz beside it, to carry.
+# gpu-tests}, cuda-libs.sh, BUILD.txt, data/mnist; and gpu-bundle.tar.xz beside it, to carry.
 CUDA_LIBS ?= $(HOME)/.cache/smartmixed/cuda-13.0-libs
 CUDA_LIB_WHEELS := nvidia-cublas==13.0.2.14 nvidia-curand==10.4.0.35
 GPU_CAP ?= 80
 GPU_BUNDLE ?= $(CURDIR)/gpu-bundle
+# MNIST for the bundle (gpu-check.sh times real epochs); skipped when the folder is missing.
+BUNDLE_DATA ?= $(CURDIR)/../shared/data/mnist
 $(CUDA_LIBS)/.installed:
 	python3 -m pip install --quiet --disable-pip-version-check --target $(CUDA_LIBS) $(CUDA_LIB_WHEELS)
 	touch $@
 gpu-bundle: $(CUDA_TOOLS)/.installed $(CUDA_LIBS)/.installed
-	GPU_CAP=$(GPU_CAP) scripts/gpu-bundle.sh $(CUDA_TOOLS) $(CUDA_LIBS) $(GPU_BUNDLE)
+	GPU_CAP=$(GPU_CAP) BUNDLE_DATA=$(BUNDLE_DATA) scripts/gpu-bundle.sh $(CUDA_TOOLS) $(CUDA_LIBS) $(GPU_BUNDLE)
 	scripts/gpu-bundle-test.sh $(GPU_BUNDLE) $(CUDA_TOOLS) $(CUDA_LIBS)

@@ -2,8 +2,8 @@
 # `smartmixed` in the GPU bundle (made by `make gpu-bundle`): runs the CUDA build
 # (bin/smartmixed-cuda) with the CUDA libraries found by cuda-libs.sh. Where the CUDA build
 # cannot start (no NVIDIA driver, or missing CUDA libraries), `--device cuda` is an error that
-# names what is missing (exit 2), and `--device auto` (the default of train and sweep) or
-# `--device cpu` runs the CPU build (bin/smartmixed-cpu), saying so.
+# names what is missing (exit 2), and anything else runs the CPU build (bin/smartmixed-cpu),
+# saying why (a config file that asks for cuda then gets the CPU build's own exit-2 error).
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=scripts/cuda-libs.sh
 source "$here/cuda-libs.sh"
@@ -28,7 +28,8 @@ case "$device" in
   cuda*)
     echo "error: --device $device: the CUDA build cannot run here: $why" >&2
     exit 2 ;;
-  auto)
-    echo "note: --device auto: $why; running the CPU build" >&2 ;;
+  cpu) ;;
+  *)
+    echo "note: the CUDA build cannot run here ($why); running the CPU build" >&2 ;;
 esac
 exec "$here/bin/smartmixed-cpu" "$@"

@@ -10,8 +10,9 @@
 #
 # candle compiles its kernels to PTX for one compute capability (CUDA_COMPUTE_CAP). PTX for
 # compute 8.0 runs on A100 (sm_80) as it is and on every newer GPU (H100/H200 sm_90, L40 sm_89,
-# B200 sm_100) through the driver's JIT, which compiles it once per machine and caches it
-# (~/.nv/ComputeCache). GPU_CAP=90 builds sm_90a PTX instead: H100/H200 only, no JIT. Our own
+# B200 sm_100): PTX is always compiled to the GPU's machine code by the driver when loaded (and
+# cached, ~/.nv/ComputeCache). GPU_CAP=90 builds sm_90a PTX instead, which may use Hopper-only
+# instructions and loads on H100/H200 only. Our own
 # kernels are compiled at run time by NVRTC for the GPU at hand either way. Whatever GPU_CAP,
 # candle's PTX kernel sources are also compiled here for sm_80 and sm_90 (GPU_CHECK_CAPS), so a
 # CUDA-13 break for either shows here.
@@ -71,23 +72,29 @@ done
 rm -rf "$ptx_out"
 echo "gpu-bundle: building with --features cuda, candle kernels for compute capability $cap"
 cargo build --release -p experiments --bin smartmixed --features cuda
+mkdir -p "$bundle/bin"
+cp "$target/release/smartmixed" "$bundle/bin/smartmixed-cuda"
+# The CPU build too: the launcher falls back to it where there is no NVIDIA driver at all
+# (the CUDA build cannot even start without libcuda.so.1). Built right away, so that
+# $target/release/smartmixed (what `make sweep` runs) is the CUDA build only for a moment.
+cargo build --release -p experiments --bin smartmixed
+cp "$target/release/smartmixed" "$bundle/bin/smartmixed-cpu"
 # With experiments selected too, the features of every dependency are unified as in the build
 # above, so the dependencies (candle's kernels above all) are not compiled a second time.
 cargo test --release -p experiments -p mixed-act --features experiments/cuda --test gpu --no-run \
   2>&1 | tee "$bundle.cargo-test.log" >&2
 gpu_tests=$(grep -oP 'Executable .*\(\K[^)]+' "$bundle.cargo-test.log" | tail -1)
 rm -f "$bundle.cargo-test.log"
-mkdir -p "$bundle/bin"
-cp "$target/release/smartmixed" "$bundle/bin/smartmixed-cuda"
 cp "$gpu_tests" "$bundle/bin/gpu-tests"
-# The CPU build too: the launcher falls back to it where there is no NVIDIA driver at all
-# (the CUDA build cannot even start without libcuda.so.1). Building it again also puts the CPU
-# binary back at $target/release/smartmixed for `make sweep`.
-cargo build --release -p experiments --bin smartmixed
-cp "$target/release/smartmixed" "$bundle/bin/smartmixed-cpu"
 strip "$bundle/bin/"*
 cp scripts/bundle-launcher.sh "$bundle/smartmixed"
 cp scripts/cuda-libs.sh "$bundle/cuda-libs.sh"
+# MNIST (11 MB of IDX .gz) for gpu-check's epochs, when there is a copy here: a GPU machine may
+# have no network and no data.
+if [[ -n "${BUNDLE_DATA:-}" && -d "$BUNDLE_DATA" ]]; then
+  mkdir -p "$bundle/data/mnist"
+  cp "$BUNDLE_DATA"/*-ubyte* "$bundle/data/mnist/"
+fi
 chmod +x "$bundle/smartmixed"
 {
   echo "git $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet 2>/dev/null || echo -dirty)"
