@@ -116,6 +116,14 @@ fn sweep_records_resumes_shards_and_compares() {
         serde_json::from_str(&std::fs::read_to_string(whole.join("manifest.json")).unwrap())
             .unwrap();
     assert_eq!(manifest["config"]["name"], "tiny");
+    // The cache sizes that decide the bits of candle's matrix products (Linux lists them).
+    if Path::new("/sys/devices/system/cpu/cpu0/cache/index0").exists() {
+        assert!(
+            manifest["cpu_caches"].as_str().unwrap().contains("L1"),
+            "{}",
+            manifest["cpu_caches"]
+        );
+    }
     assert!(manifest["rustc_version"]
         .as_str()
         .unwrap()

@@ -439,6 +439,8 @@ struct Manifest<'a> {
     candle_version: &'static str,
     features: Vec<&'static str>,
     cpu_model: String,
+    /// Per-core cache sizes (gemm blocks matrix products by them: other sizes, other bits).
+    cpu_caches: String,
     threads: usize,
     device: String,
     gpu_name: Option<String>,
@@ -457,6 +459,35 @@ fn cpu_model() -> String {
                 .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
         })
         .unwrap_or_else(|| std::env::consts::ARCH.to_string())
+}
+
+/// The first core's caches as Linux lists them, e.g. `L1d 48K, L1i 32K, L2 1024K, L3 32768K`
+/// (empty where sysfs has none).
+fn cpu_caches() -> String {
+    let dir = Path::new("/sys/devices/system/cpu/cpu0/cache");
+    let read = |p: PathBuf| {
+        std::fs::read_to_string(p)
+            .ok()
+            .map(|s| s.trim().to_string())
+    };
+    let mut caches: Vec<String> = (0..8)
+        .filter_map(|i| {
+            let index = dir.join(format!("index{i}"));
+            let (level, kind, size) = (
+                read(index.join("level"))?,
+                read(index.join("type"))?,
+                read(index.join("size"))?,
+            );
+            let kind = match kind.as_str() {
+                "Data" => "d",
+                "Instruction" => "i",
+                _ => "",
+            };
+            Some(format!("L{level}{kind} {size}"))
+        })
+        .collect();
+    caches.dedup();
+    caches.join(", ")
 }
 
 /// The current UTC time, RFC 3339 to the second.
@@ -578,6 +609,7 @@ pub fn run_sweep(opts: &SweepOptions) -> Result<SweepReport> {
             candle_version: env!("SMARTMIXED_CANDLE_VERSION"),
             features: device::features(),
             cpu_model: cpu_model(),
+            cpu_caches: cpu_caches(),
             threads: rayon::current_num_threads(),
             gpu_name: (device_name != "cpu").then(|| device_name.clone()),
             device: device_name.clone(),
