@@ -245,6 +245,22 @@ fn legend<'a, DB: DrawingBackend + 'a>(
 /// mean, interval low and high, in %.
 type SettingPoint = (Option<f64>, f64, f64, f64);
 
+/// The k-th line of one method: its colour, then alternately darker and lighter shades of it
+/// (k = 1 darker, 2 lighter, 3 darker still, ...), so that neighbours stay apart.
+fn shade(RGBColor(r, g, b): RGBColor, k: usize) -> RGBColor {
+    let step = k.div_ceil(2) as i32;
+    let f = |c: u8| -> u8 {
+        let c = c as f64;
+        let v = if k % 2 == 1 {
+            c * 0.65f64.powi(step)
+        } else {
+            c + (255.0 - c) * (1.0 - 0.6f64.powi(step))
+        };
+        v.round().clamp(0.0, 255.0) as u8
+    };
+    RGBColor(f(r), f(g), f(b))
+}
+
 /// Panels of `accuracy_vs_<setting>` per row (more architectures wrap to further rows).
 const PANELS_PER_ROW: usize = 4;
 
@@ -424,15 +440,8 @@ fn accuracy_vs_setting<DB: DrawingBackend>(
         let mut seen_of_method: BTreeMap<String, usize> = BTreeMap::new();
         for (name, mut points) in series {
             let method = name.split(' ').next().unwrap_or_default();
-            // A method's lines for other settings: the same hue, darker with each one.
             let variant = seen_of_method.entry(method.to_string()).or_insert(0);
-            let RGBColor(r, g, b) = method_color(method);
-            let dark = 0.6f64.powi(*variant as i32);
-            let color = RGBColor(
-                (r as f64 * dark) as u8,
-                (g as f64 * dark) as u8,
-                (b as f64 * dark) as u8,
-            );
+            let color = shade(method_color(method), *variant);
             *variant += 1;
             // A run that serves every value spans the axis.
             if let Some(&(None, m, lo, hi)) = points.first() {
@@ -692,7 +701,7 @@ pub fn run(dirs: &[PathBuf], bootstrap_seed: u64, x: Option<&str>) -> Result<Vec
     for setting in settings {
         let n = panels(&c).max(1);
         let cols = n.min(PANELS_PER_ROW as u32);
-        let size = (80 + 560 * cols, 60 + 560 * n.div_ceil(cols));
+        let size = ((80 + 560 * cols).max(900), 60 + 560 * n.div_ceil(cols));
         written.extend(save(
             &out,
             &format!("accuracy_vs_{setting}"),
