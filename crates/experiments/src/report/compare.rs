@@ -49,12 +49,6 @@ pub fn bootstrap_diff_ci(a: &[f64], b: &[f64], rng: &mut ChaCha8Rng) -> (f64, f6
     (percentile(&diffs, 0.025), percentile(&diffs, 0.975))
 }
 
-/// 95 % percentile bootstrap interval of the mean of paired differences (resampling the
-/// pairs, i.e. the seeds, with replacement).
-pub fn bootstrap_paired_ci(diffs: &[f64], rng: &mut ChaCha8Rng) -> (f64, f64) {
-    bootstrap_mean_ci(diffs, rng)
-}
-
 /// Share of pairs in which the first value is higher (ties count half): the probability of
 /// improvement over seeds.
 pub fn probability_of_improvement(diffs: &[f64]) -> f64 {
@@ -128,7 +122,7 @@ fn run_identity(r: &ResultRow) -> String {
 }
 
 /// The settings that take more than one value among the rows that read them.
-pub fn varying_settings(rows: &[ResultRow]) -> Vec<&'static str> {
+pub fn varying_settings(rows: &[&ResultRow]) -> Vec<&'static str> {
     CELL_SETTINGS
         .into_iter()
         .filter(|name| {
@@ -373,8 +367,7 @@ pub fn compare(rows: &[ResultRow], share_rows: &[ShareRow], bootstrap_seed: u64)
         .filter(|r| r.status == "ok" && r.test_acc.is_some())
         .filter(|r| seen.insert(run_identity(r)))
         .collect();
-    let owned: Vec<ResultRow> = ok.iter().map(|r| (*r).clone()).collect();
-    let varying = varying_settings(&owned);
+    let varying = varying_settings(&ok);
     let mut cells = Vec::new();
     let mut ranks: BTreeMap<String, (usize, f64, f64, usize)> = BTreeMap::new();
     let mut ratios = Vec::new();
@@ -483,7 +476,8 @@ pub fn compare(rows: &[ResultRow], share_rows: &[ShareRow], bootstrap_seed: u64)
                     .filter_map(|r| Some(smartmixed_by_seed.get(&r.seed)? - r.test_acc?))
                     .collect();
                 if !diffs.is_empty() {
-                    let (lo, hi) = bootstrap_paired_ci(&diffs, &mut paired_rng);
+                    // The pairs (seeds) are resampled: the mean's interval of the differences.
+                    let (lo, hi) = bootstrap_mean_ci(&diffs, &mut paired_rng);
                     cell.paired_seeds = Some(diffs.len());
                     cell.paired_diff = Some(mean(&diffs));
                     (cell.paired_low, cell.paired_high) = (Some(lo), Some(hi));
