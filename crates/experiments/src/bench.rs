@@ -8,7 +8,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use candle_core::{Device, Tensor, Var};
 use mixed_act::{
-    gumbel::one_hot_argmax, mixture, mixture_slow, per_neuron, per_neuron_slow, Activation,
+    gumbel::one_hot_argmax, mixture, mixture_slow, per_neuron, per_neuron_slow, Activation, Pool,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -224,13 +224,33 @@ pub fn bench_ops(
             .map(|_| rng.random::<f32>() * 6.0 - 3.0)
             .collect();
         let x = Var::from_tensor(&Tensor::from_vec(x, (rows, cols), dev)?)?;
-        // Functions drawn evenly from all six, in random order.
-        let mut ids: Vec<u32> = (0..cols).map(|n| (n % Activation::COUNT) as u32).collect();
-        for i in (1..cols).rev() {
-            ids.swap(i, rng.random_range(0..=i));
-        }
+        // Functions drawn evenly from the paper's six (`fused`) or from every candidate
+        // (`fused-all`), in random order.
+        let mut shuffled_ids = |k: usize| -> Vec<u32> {
+            let mut ids: Vec<u32> = (0..cols).map(|n| (n % k) as u32).collect();
+            for i in (1..cols).rev() {
+                ids.swap(i, rng.random_range(0..=i));
+            }
+            ids
+        };
+        let ids = shuffled_ids(Activation::PAPER.len());
+        let ids_all = Tensor::new(shuffled_ids(Activation::COUNT), dev)?;
         let acts: Vec<Activation> = ids.iter().map(|&i| Activation::ALL[i as usize]).collect();
         let ids_t = Tensor::new(ids.clone(), dev)?;
+        // One function on every neuron, through the fused op: the later candidates.
+        let later = &Activation::ALL[Activation::PAPER.len()..Activation::COUNT - 1];
+        let uniform_ids: Vec<(&'static str, Tensor)> = later
+            .iter()
+            .map(|&a| {
+                let name: &'static str = match a {
+                    Activation::Gelu => "fused-gelu",
+                    Activation::Silu => "fused-silu",
+                    Activation::Mish => "fused-mish",
+                    _ => "fused-softplus",
+                };
+                Ok((name, Tensor::new(vec![a.id() as u32; cols], dev)?))
+            })
+            .collect::<candle_core::Result<_>>()?;
         let groups: Vec<(Activation, Tensor)> = Activation::ALL
             .iter()
             .filter_map(|&a| {
@@ -240,10 +260,14 @@ pub fn bench_ops(
                 (!idx.is_empty()).then(|| Tensor::new(idx, dev).map(|t| (a, t)))
             })
             .collect::<candle_core::Result<_>>()?;
-        let logits: Vec<f32> = (0..cols * 6).map(|_| rng.random()).collect();
-        let w = Var::from_tensor(&one_hot_argmax(&Tensor::from_vec(logits, (cols, 6), dev)?)?)?;
+        let mut one_hot = |k: usize| -> candle_core::Result<Var> {
+            let logits: Vec<f32> = (0..cols * k).map(|_| rng.random()).collect();
+            Var::from_tensor(&one_hot_argmax(&Tensor::from_vec(logits, (cols, k), dev)?)?)
+        };
+        let (w, w_all) = (one_hot(6)?, one_hot(Activation::COUNT)?);
         let elems = (rows * cols * 4) as f64;
-        let (xt, wt) = (x.as_tensor(), w.as_tensor());
+        let (xt, wt, wt_all) = (x.as_tensor(), w.as_tensor(), w_all.as_tensor());
+        let (paper, every) = (Pool::paper(), Pool::all());
         let mut cases = Vec::new();
         for backward in [false, true] {
             cases.push(op_case(
@@ -271,6 +295,32 @@ pub fn bench_ops(
                 Box::new(|| xt.tanh()),
             ));
             cases.push(op_case(
+                "fused-all",
+                backward,
+                elems,
+                Box::new(|| per_neuron(xt, &ids_all)),
+            ));
+            for (name, ids) in &uniform_ids {
+                cases.push(op_case(
+                    name,
+                    backward,
+                    elems,
+                    Box::new(move || per_neuron(xt, ids)),
+                ));
+            }
+            cases.push(op_case(
+                "uniform-gelu",
+                backward,
+                elems,
+                Box::new(|| xt.gelu_erf()),
+            ));
+            cases.push(op_case(
+                "uniform-silu",
+                backward,
+                elems,
+                Box::new(|| xt.silu()),
+            ));
+            cases.push(op_case(
                 "grouped",
                 backward,
                 elems,
@@ -286,13 +336,19 @@ pub fn bench_ops(
                 "mixture-fused",
                 backward,
                 elems,
-                Box::new(|| mixture(xt, wt, Some(10.0))),
+                Box::new(|| mixture(xt, wt, paper, Some(10.0))),
             ));
             cases.push(op_case(
                 "mixture-naive",
                 backward,
                 elems,
-                Box::new(|| mixture_slow(xt, wt, Some(10.0))),
+                Box::new(|| mixture_slow(xt, wt, paper, Some(10.0))),
+            ));
+            cases.push(op_case(
+                "mixture-fused-all",
+                backward,
+                elems,
+                Box::new(|| mixture(xt, wt_all, every, Some(10.0))),
             ));
         }
         cases.push(Case {
@@ -331,9 +387,12 @@ pub fn bench_ops(
     Ok(all)
 }
 
-/// `smartmixed bench train`: one optimizer step at batch 128 on MNIST-shaped random data.
+/// `smartmixed bench train`: one optimizer step at batch 128 on MNIST-shaped random data. The
+/// SmartMixed models select from `pool`; their rows are `phase1` / `phase2` for the paper's
+/// pool, else `phase1 pool=...` / `phase2 pool=...`.
 pub fn bench_train(
     widths: &[usize],
+    pool: Pool,
     batches: usize,
     csv: Option<&Path>,
     (device, device_name): &(Device, String),
@@ -348,7 +407,7 @@ pub fn bench_train(
         .collect();
     let y = Tensor::new(y, dev)?;
     let relu = Mlp::baseline(widths, Activation::Relu, &mut rng, dev)?;
-    let phase1 = Mlp::selection(widths, 0.3, Some(10.0), &mut rng, dev)?;
+    let phase1 = Mlp::selection(widths, pool, 0.3, Some(10.0), &mut rng, dev)?;
     let phase2 = phase1.freeze(None)?;
     // The same step as training (train::train_step), with the default preset's loss and clip.
     struct Stepper {
@@ -404,6 +463,15 @@ pub fn bench_train(
         Ok(())
     };
     let (s0, s1, s2) = (&steppers[0], &steppers[1], &steppers[2]);
+    let (phase1_name, phase2_name): (&'static str, &'static str) = if pool.is_paper() {
+        ("phase1", "phase2")
+    } else {
+        // Leaked once per call: the names live as long as the rows that carry them.
+        (
+            Box::leak(format!("phase1 pool={pool}").into_boxed_str()),
+            Box::leak(format!("phase2 pool={pool}").into_boxed_str()),
+        )
+    };
     let cases = vec![
         Case {
             name: "relu",
@@ -412,13 +480,13 @@ pub fn bench_train(
             run: Box::new(move || step(s0)),
         },
         Case {
-            name: "phase1",
+            name: phase1_name,
             pass: "step",
             bytes: 0.0,
             run: Box::new(move || step(s1)),
         },
         Case {
-            name: "phase2",
+            name: phase2_name,
             pass: "step",
             bytes: 0.0,
             run: Box::new(move || step(s2)),
@@ -445,10 +513,10 @@ pub fn bench_train(
             .map_or("-".into(), |(x, y)| format!("{:.2}", x / y))
     };
     println!(
-        "relu / matmul-floor {}; phase2 / relu {}; phase1 / relu {}",
+        "relu / matmul-floor {}; {phase2_name} / relu {}; {phase1_name} / relu {}",
         r("relu", "matmul-floor"),
-        r("phase2", "relu"),
-        r("phase1", "relu")
+        r(phase2_name, "relu"),
+        r(phase1_name, "relu")
     );
     if let Some(path) = csv {
         append_csv(path, &rows)?;

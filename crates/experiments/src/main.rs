@@ -11,8 +11,8 @@ use experiments::interrupt::{self, Interrupted};
 use experiments::progress::Progress;
 use experiments::report::{compare, plot};
 use experiments::run::config::{
-    ClampSetting, DatasetName, DeviceChoice, EvalSelection, LossKind, Method, Phase2Init, Preset,
-    Settings, TrainConfig,
+    ClampSetting, DatasetName, DeviceChoice, EvalSelection, LossKind, Method, Phase2Init,
+    PoolSetting, Preset, Settings, TrainConfig,
 };
 use experiments::run::files::RunRecord;
 use experiments::run::{data, train};
@@ -78,6 +78,10 @@ enum BenchCommand {
         /// of them cost little and steady the medians on a shared machine.
         #[arg(long, default_value_t = 200)]
         batches: usize,
+        /// The SmartMixed models' pool, as `train --pool` takes it [default: paper]. The
+        /// frozen model then mixes the pool's functions evenly over its neurons.
+        #[arg(long)]
+        pool: Option<PoolSetting>,
         /// Rayon threads (default: RAYON_NUM_THREADS or the core count).
         #[arg(long)]
         threads: Option<usize>,
@@ -153,7 +157,8 @@ struct TrainArgs {
     /// Explicit hidden widths, e.g. 512,256,128,64.
     #[arg(long, value_delimiter = ',')]
     widths: Option<Vec<usize>>,
-    /// relu, sigmoid, tanh, leaky_relu, elu, selu or smartmixed [default: smartmixed].
+    /// smartmixed, or a baseline: relu, sigmoid, tanh, leaky_relu, elu, selu, gelu, silu,
+    /// mish, softplus or identity [default: smartmixed].
     #[arg(long)]
     method: Option<Method>,
     /// Total epochs (SmartMixed: phase 1 + phase 2).
@@ -187,6 +192,10 @@ struct TrainArgs {
     loss: Option<LossKind>,
     #[arg(long, value_enum)]
     eval_selection: Option<EvalSelection>,
+    /// SmartMixed's candidates, comma-separated, e.g. relu,tanh,gelu; `paper` = the paper's six
+    /// (also within a list: paper,gelu), `all` = every candidate [default: paper].
+    #[arg(long)]
+    pool: Option<PoolSetting>,
     /// auto, cpu, cuda, cuda:N or metal.
     #[arg(long)]
     device: Option<DeviceChoice>,
@@ -219,6 +228,7 @@ impl TrainArgs {
             phase2_init: self.phase2_init,
             loss: self.loss,
             eval_selection: self.eval_selection,
+            pool: self.pool,
             device: self.device,
         }
     }
@@ -297,6 +307,7 @@ fn run_bench(command: BenchCommand) -> Result<()> {
         BenchCommand::Train {
             arch,
             batches,
+            pool,
             csv,
             device,
             ..
@@ -305,7 +316,8 @@ fn run_bench(command: BenchCommand) -> Result<()> {
                 experiments::bail_input!("--arch {arch} is not an architecture id (valid: 1..=18)");
             };
             let device = device::select(device)?;
-            bench::bench_train(widths, batches.max(1), csv.as_deref(), &device).map(drop)
+            let pool = pool.unwrap_or_default().0;
+            bench::bench_train(widths, pool, batches.max(1), csv.as_deref(), &device).map(drop)
         }
     }
 }

@@ -114,7 +114,7 @@ impl<'a> Launch<'a> {
             );
         }
         // SAFETY: the argument count and order match the kernel's signature (checked above and
-        // by the kernel-list tests), every buffer holds rows * cols (or cols * 6) elements of
+        // by the kernel-list tests), every buffer holds rows * cols (or cols * K) elements of
         // the kernel's element type, and outputs are fresh allocations.
         unsafe { self.builder.launch(config) }.w()?;
         Ok(())
@@ -137,13 +137,14 @@ fn launch_typed<T: GpuFloat>(
     cols: u32,
 ) -> Result<(CudaStorage, Shape)> {
     let dev = &ops.x.0.device;
-    let (elements, shape) = kernel.output(rows, cols);
+    let (elements, shape) = kernel.output(rows, cols, ops.pool_size());
     // SAFETY: the kernel writes every element before anything reads it.
     let mut out = unsafe { dev.alloc::<T>(elements) }?;
     if elements > 0 {
         let x = view::<T>(ops.x)?;
         let grad_y = ops.grad_y.map(view::<T>).transpose()?;
-        let limit = T::limit(ops.clamp);
+        let limit = T::limit(ops.mixture.and_then(|m| m.clamp));
+        let pool: u64 = ops.mixture.map_or(0, |m| m.pool.packed());
         let (ids, w);
         let func = dev.get_or_load_custom_func(&kernel.entry(T::SUFFIX), MODULE, cuda_ptx()?)?;
         let mut launch = Launch::new(kernel, func.builder());
@@ -163,7 +164,7 @@ fn launch_typed<T: GpuFloat>(
         }
         launch.arg(&mut out);
         if kernel.phase == Phase::Mixture {
-            launch.arg(&limit);
+            launch.arg(&limit).arg(&pool);
         }
         launch.arg(&rows).arg(&cols);
         launch.run(if kernel.reduces_batch {

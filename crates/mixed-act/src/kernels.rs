@@ -13,7 +13,7 @@
 use candle_core::backend::BackendStorage;
 use candle_core::{bail, DType, Layout, Result, Shape};
 
-use crate::Activation;
+use crate::pool::Pool;
 
 /// CUDA C++ source of every kernel.
 pub(crate) const CUDA_SOURCE: &str = include_str!("kernels/mixed_act.cu");
@@ -25,13 +25,15 @@ pub(crate) const METAL_SOURCE: &str = include_str!("kernels/mixed_act.metal");
 pub(crate) enum Phase {
     /// Phase 2: `ids [N]` (u32), one function per neuron.
     PerNeuron,
-    /// Phase 1: mixing weights `w [N, 6]` (the dtype of x) and a clamp limit.
+    /// Phase 1: mixing weights `w [N, K]` (the dtype of x), a clamp limit and the pool
+    /// ([`Pool::packed`](crate::Pool::packed)).
     Mixture,
 }
 
 /// One kernel. Every kernel takes its arguments in one order,
-/// `(x, ids | w, [grad_y], out, [limit], rows, cols)`: grad_y for the backward kernels, limit
-/// for the mixture's. The tests check the parameter names of both sources against this.
+/// `(x, ids | w, [grad_y], out, [limit, pool], rows, cols)`: grad_y for the backward kernels,
+/// limit and pool for the mixture's. The tests check the parameter names of both sources
+/// against this.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Kernel {
     /// Base name; the entry point appends the element type, as in `mixture_fwd_f32`.
@@ -39,7 +41,7 @@ pub(crate) struct Kernel {
     pub phase: Phase,
     /// Backward kernels read the incoming gradient.
     pub reads_grad: bool,
-    /// grad-w reduces over the batch into `[N, 6]`; the others write `[rows, cols]`.
+    /// grad-w reduces over the batch into `[N, K]`; the others write `[rows, cols]`.
     pub reduces_batch: bool,
 }
 
@@ -53,18 +55,16 @@ impl Kernel {
     /// are not passed by the host and not counted).
     pub fn args(self) -> usize {
         let grad = usize::from(self.reads_grad);
-        let limit = usize::from(self.phase == Phase::Mixture);
-        2 + grad + 1 + limit + 2
+        let limit_and_pool = 2 * usize::from(self.phase == Phase::Mixture);
+        2 + grad + 1 + limit_and_pool + 2
     }
 
-    /// Elements and shape of the output for an input of `[rows, cols]`.
-    pub fn output(self, rows: u32, cols: u32) -> (usize, Shape) {
+    /// Elements and shape of the output for an input of `[rows, cols]` (and a pool of
+    /// `pool_size` for grad-w).
+    pub fn output(self, rows: u32, cols: u32, pool_size: usize) -> (usize, Shape) {
         let (rows, cols) = (rows as usize, cols as usize);
         if self.reduces_batch {
-            (
-                cols * Activation::COUNT,
-                Shape::from((cols, Activation::COUNT)),
-            )
+            (cols * pool_size, Shape::from((cols, pool_size)))
         } else {
             (rows * cols, Shape::from((rows, cols)))
         }
@@ -107,14 +107,21 @@ pub(crate) const KERNELS: [Kernel; 5] = [
     MIXTURE_GRAD_W,
 ];
 
-/// The tensors one launch reads, each with its layout, and the mixture's clamp.
+/// The parameters every mixture kernel takes besides its tensors.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct MixtureParams {
+    pub clamp: Option<f64>,
+    pub pool: Pool,
+}
+
+/// The tensors one launch reads, each with its layout, and the mixture's clamp and pool.
 pub(crate) struct Operands<'a, S> {
     pub x: (&'a S, &'a Layout),
     /// `ids` for phase-2 kernels, `w` for phase-1 kernels.
     pub per_neuron: (&'a S, &'a Layout),
     pub grad_y: Option<(&'a S, &'a Layout)>,
-    /// `Some(c)` clamps to [-c, c]; read by the mixture kernels only.
-    pub clamp: Option<f64>,
+    /// The mixture kernels' clamp and pool (`None` for phase 2).
+    pub mixture: Option<MixtureParams>,
 }
 
 impl<'a, S: BackendStorage> Operands<'a, S> {
@@ -123,7 +130,7 @@ impl<'a, S: BackendStorage> Operands<'a, S> {
             x,
             per_neuron,
             grad_y: None,
-            clamp: None,
+            mixture: None,
         }
     }
 
@@ -134,8 +141,13 @@ impl<'a, S: BackendStorage> Operands<'a, S> {
         }
     }
 
-    pub fn with_clamp(self, clamp: Option<f64>) -> Self {
-        Self { clamp, ..self }
+    pub fn with_mixture(self, mixture: Option<MixtureParams>) -> Self {
+        Self { mixture, ..self }
+    }
+
+    /// The pool's size: the columns of w and grad-w (1 for phase 2, which has no pool).
+    pub fn pool_size(&self) -> usize {
+        self.mixture.map_or(1, |m| m.pool.len())
     }
 
     /// Checks what the GPU kernels assume (the public ops arrange it: contiguous inputs, u32
@@ -151,9 +163,10 @@ impl<'a, S: BackendStorage> Operands<'a, S> {
             );
         }
         let (p, p_layout) = self.per_neuron;
-        let (what, dtype, dims) = match kernel.phase {
-            Phase::PerNeuron => ("ids", DType::U32, vec![cols]),
-            Phase::Mixture => ("w", x.dtype(), vec![cols, Activation::COUNT]),
+        let (what, dtype, dims) = match (kernel.phase, self.mixture) {
+            (Phase::PerNeuron, _) => ("ids", DType::U32, vec![cols]),
+            (Phase::Mixture, Some(m)) => ("w", x.dtype(), vec![cols, m.pool.len()]),
+            (Phase::Mixture, None) => bail!("internal error: {} needs a pool", kernel.name),
         };
         if p.dtype() != dtype || p_layout.dims() != dims.as_slice() {
             bail!(
@@ -196,18 +209,19 @@ impl<'a, S: BackendStorage> Operands<'a, S> {
 }
 
 /// The `cuda_fwd` and `metal_fwd` of an op, each one launch of `$kernel`: for a CustomOp2
-/// `(x, ids | w)` (`op2`) or a CustomOp3 `(x, ids | w, grad_y)` (`op3`). `$clamp` maps the op
-/// to its clamp (`|_| None` for phase 2). Used inside the op's `impl`, next to its `cpu_fwd`.
+/// `(x, ids | w)` (`op2`) or a CustomOp3 `(x, ids | w, grad_y)` (`op3`). `$params` maps the op
+/// to its [`MixtureParams`] (`|_| None` for phase 2). Used inside the op's `impl`, next to its
+/// `cpu_fwd`.
 macro_rules! gpu_paths {
-    (op2, $kernel:expr, $clamp:expr) => {
-        $crate::kernels::gpu_paths!(@one feature = "cuda", cuda, cuda_fwd, CudaStorage, $kernel, $clamp);
-        $crate::kernels::gpu_paths!(@one feature = "metal", metal, metal_fwd, MetalStorage, $kernel, $clamp);
+    (op2, $kernel:expr, $params:expr) => {
+        $crate::kernels::gpu_paths!(@one feature = "cuda", cuda, cuda_fwd, CudaStorage, $kernel, $params);
+        $crate::kernels::gpu_paths!(@one feature = "metal", metal, metal_fwd, MetalStorage, $kernel, $params);
     };
-    (op3, $kernel:expr, $clamp:expr) => {
-        $crate::kernels::gpu_paths!(@three feature = "cuda", cuda, cuda_fwd, CudaStorage, $kernel, $clamp);
-        $crate::kernels::gpu_paths!(@three feature = "metal", metal, metal_fwd, MetalStorage, $kernel, $clamp);
+    (op3, $kernel:expr, $params:expr) => {
+        $crate::kernels::gpu_paths!(@three feature = "cuda", cuda, cuda_fwd, CudaStorage, $kernel, $params);
+        $crate::kernels::gpu_paths!(@three feature = "metal", metal, metal_fwd, MetalStorage, $kernel, $params);
     };
-    (@one $cfg:meta, $backend:ident, $method:ident, $storage:ident, $kernel:expr, $clamp:expr) => {
+    (@one $cfg:meta, $backend:ident, $method:ident, $storage:ident, $kernel:expr, $params:expr) => {
         #[cfg($cfg)]
         fn $method(
             &self,
@@ -217,11 +231,11 @@ macro_rules! gpu_paths {
             p_layout: &candle_core::Layout,
         ) -> candle_core::Result<(candle_core::$storage, candle_core::Shape)> {
             let ops = $crate::kernels::Operands::new((x, x_layout), (p, p_layout))
-                .with_clamp(($clamp)(self));
+                .with_mixture(($params)(self));
             $crate::$backend::launch($kernel, ops)
         }
     };
-    (@three $cfg:meta, $backend:ident, $method:ident, $storage:ident, $kernel:expr, $clamp:expr) => {
+    (@three $cfg:meta, $backend:ident, $method:ident, $storage:ident, $kernel:expr, $params:expr) => {
         #[cfg($cfg)]
         fn $method(
             &self,
@@ -234,7 +248,7 @@ macro_rules! gpu_paths {
         ) -> candle_core::Result<(candle_core::$storage, candle_core::Shape)> {
             let ops = $crate::kernels::Operands::new((x, x_layout), (p, p_layout))
                 .with_grad((grad_y, grad_layout))
-                .with_clamp(($clamp)(self));
+                .with_mixture(($params)(self));
             $crate::$backend::launch($kernel, ops)
         }
     };
@@ -373,7 +387,7 @@ mod tests {
             (false, false) => "y",
         });
         if k.phase == Phase::Mixture {
-            names.push("limit");
+            names.extend(["limit", "pool"]);
         }
         names.extend(["rows", "cols"]);
         names
@@ -473,12 +487,21 @@ mod tests {
             PER_NEURON_FWD,
         );
         assert!(e.contains("F64"), "{e}");
-        // A mixture needs w [4, 6]; a transposed x is not contiguous; grad_y must match x.
+        // A mixture needs w [4, K]; a transposed x is not contiguous; grad_y must match x.
+        let paper = Some(MixtureParams {
+            clamp: None,
+            pool: Pool::paper(),
+        });
+        let e = err(
+            Operands::new((&x, &x_layout), (&ids, &ids_layout)).with_mixture(paper),
+            MIXTURE_FWD,
+        );
+        assert!(e.contains("w must be") && e.contains("[4, 6]"), "{e}");
         let e = err(
             Operands::new((&x, &x_layout), (&ids, &ids_layout)),
             MIXTURE_FWD,
         );
-        assert!(e.contains("w must be"), "{e}");
+        assert!(e.contains("needs a pool"), "{e}");
         let t_layout = Layout::contiguous(Shape::from((4, 3)))
             .transpose(0, 1)
             .unwrap();
@@ -512,6 +535,7 @@ mod tests {
                 ("SELU_ALPHA", crate::SELU_ALPHA),
                 ("SELU_LAMBDA", crate::SELU_LAMBDA),
                 ("ELU_ALPHA", crate::ELU_ALPHA),
+                ("SOFTPLUS_THRESHOLD", crate::SOFTPLUS_THRESHOLD),
             ] {
                 let prefix = format!("#define {name} ");
                 let at = source.find(&prefix).expect(&prefix) + prefix.len();

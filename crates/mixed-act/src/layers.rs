@@ -8,6 +8,7 @@ use crate::activation::Activation;
 use crate::gumbel::{argmax_rows, one_hot_argmax, sample_straight_through, straight_through};
 use crate::mixture::{mixture, mixture_grads};
 use crate::per_neuron::{per_neuron, per_neuron_grad, per_neuron_with_slope};
+use crate::pool::Pool;
 
 /// How a selection layer picks each neuron's function for one forward pass.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -21,17 +22,19 @@ pub enum Selection {
 /// Logit given to one random candidate per neuron at initialisation (the rest start at 0).
 pub const INITIAL_PREFERENCE: f32 = 0.001;
 
-/// Phase-1 layer: a learnable logit per neuron and candidate, `[N, 6]`.
+/// Phase-1 layer: a learnable logit per neuron and pool member, `[N, K]`.
 #[derive(Clone, Debug)]
 pub struct SelectionLayer {
     logits: Var,
+    pool: Pool,
     tau: f64,
     clamp: Option<f64>,
 }
 
 impl SelectionLayer {
-    /// A layer of `neurons` neurons initialised as in the reference: all logits zero, then one
-    /// uniformly random candidate per neuron set to [`INITIAL_PREFERENCE`], drawn from `rng`.
+    /// A layer of `neurons` neurons over the paper's pool, initialised as in the reference: all
+    /// logits zero, then one uniformly random candidate per neuron set to
+    /// [`INITIAL_PREFERENCE`], drawn from `rng`.
     pub fn new<R: Rng + ?Sized>(
         neurons: usize,
         tau: f64,
@@ -39,20 +42,36 @@ impl SelectionLayer {
         device: &Device,
         rng: &mut R,
     ) -> Result<Self> {
-        let mut init = vec![0f32; neurons * Activation::COUNT];
-        for n in 0..neurons {
-            init[n * Activation::COUNT + rng.random_range(0..Activation::COUNT)] =
-                INITIAL_PREFERENCE;
-        }
-        let logits = Tensor::from_vec(init, (neurons, Activation::COUNT), device)?;
-        Self::from_logits(Var::from_tensor(&logits)?, tau, clamp)
+        Self::with_pool(neurons, Pool::paper(), tau, clamp, device, rng)
     }
 
-    /// A layer over existing logits `[N, 6]` (for example loaded from a checkpoint).
-    pub fn from_logits(logits: Var, tau: f64, clamp: Option<f64>) -> Result<Self> {
+    /// [`new`](Self::new) over any pool: `[N, K]` logits, the preferred member drawn uniformly
+    /// from the K (for the paper's pool the same draws as [`new`](Self::new)).
+    pub fn with_pool<R: Rng + ?Sized>(
+        neurons: usize,
+        pool: Pool,
+        tau: f64,
+        clamp: Option<f64>,
+        device: &Device,
+        rng: &mut R,
+    ) -> Result<Self> {
+        let k = pool.len();
+        let mut init = vec![0f32; neurons * k];
+        for n in 0..neurons {
+            init[n * k + rng.random_range(0..k)] = INITIAL_PREFERENCE;
+        }
+        let logits = Tensor::from_vec(init, (neurons, k), device)?;
+        Self::from_logits(Var::from_tensor(&logits)?, pool, tau, clamp)
+    }
+
+    /// A layer over existing logits `[N, K]` for `pool` (for example loaded from a checkpoint).
+    pub fn from_logits(logits: Var, pool: Pool, tau: f64, clamp: Option<f64>) -> Result<Self> {
         match logits.dims() {
-            [_, k] if *k == Activation::COUNT => {}
-            dims => bail!("selection logits must have shape [neurons, 6], got {dims:?}"),
+            [_, k] if *k == pool.len() => {}
+            dims => bail!(
+                "selection logits must have shape [neurons, {}] for the pool {pool}, got {dims:?}",
+                pool.len()
+            ),
         }
         if !(tau.is_finite() && tau > 0.0) {
             bail!("tau must be a positive finite number, got {tau}");
@@ -62,7 +81,12 @@ impl SelectionLayer {
                 bail!("clamp must be a positive finite number or none, got {c}");
             }
         }
-        Ok(Self { logits, tau, clamp })
+        Ok(Self {
+            logits,
+            pool,
+            tau,
+            clamp,
+        })
     }
 
     /// The learnable logits, for the optimizer and checkpoints.
@@ -74,6 +98,11 @@ impl SelectionLayer {
         self.logits.dims()[0]
     }
 
+    /// The candidates, in the order of the logits' columns.
+    pub fn pool(&self) -> Pool {
+        self.pool
+    }
+
     pub fn tau(&self) -> f64 {
         self.tau
     }
@@ -82,7 +111,7 @@ impl SelectionLayer {
         self.clamp
     }
 
-    /// The mixing weights `[N, 6]` for one forward pass: one-hot in value; with
+    /// The mixing weights `[N, K]` for one forward pass: one-hot in value; with
     /// [`Selection::Sample`] they carry the softmax gradient to the logits.
     pub fn weights<R: Rng + ?Sized>(&self, selection: Selection, rng: &mut R) -> Result<Tensor> {
         match selection {
@@ -99,16 +128,17 @@ impl SelectionLayer {
         rng: &mut R,
     ) -> Result<Tensor> {
         let w = self.weights(selection, rng)?.to_dtype(x.dtype())?;
-        mixture(x, &w, self.clamp)
+        mixture(x, &w, self.pool, self.clamp)
     }
 
-    /// [`forward`](Self::forward) with [`Selection::Sample`] and the Gumbel noise `[N, 6]`
+    /// [`forward`](Self::forward) with [`Selection::Sample`] and the Gumbel noise `[N, K]`
     /// given, so that a model can upload the noise of all its layers at once.
     pub fn forward_with_noise(&self, x: &Tensor, noise: &Tensor) -> Result<Tensor> {
-        mixture(x, &self.weights_with_noise(noise, x.dtype())?, self.clamp)
+        let w = self.weights_with_noise(noise, x.dtype())?;
+        mixture(x, &w, self.pool, self.clamp)
     }
 
-    /// The straight-through mixing weights `[N, 6]` in `dtype` for the Gumbel noise `[N, 6]`,
+    /// The straight-through mixing weights `[N, K]` in `dtype` for the Gumbel noise `[N, K]`,
     /// tracked to the logits: what [`forward_with_noise`](Self::forward_with_noise) mixes with.
     pub fn weights_with_noise(&self, noise: &Tensor, dtype: DType) -> Result<Tensor> {
         straight_through(self.logits.as_tensor(), noise, self.tau)?.to_dtype(dtype)
@@ -118,14 +148,14 @@ impl SelectionLayer {
     /// clamp, for the upstream gradient `grad_y` (an explicit backward pass; see
     /// [`mixture_grads`]).
     pub fn backward(&self, x: &Tensor, w: &Tensor, grad_y: &Tensor) -> Result<(Tensor, Tensor)> {
-        mixture_grads(x, w, self.clamp, grad_y)
+        mixture_grads(x, w, self.pool, self.clamp, grad_y)
     }
 
-    /// Each neuron's current choice, the argmax of its logits (ties to the lowest id).
+    /// Each neuron's current choice, the argmax of its logits (ties to the earliest member).
     pub fn choices(&self) -> Result<Vec<Activation>> {
         Ok(argmax_rows(self.logits.as_tensor())?
             .into_iter()
-            .map(|k| Activation::ALL[k])
+            .map(|k| self.pool.members()[k])
             .collect())
     }
 

@@ -1,7 +1,8 @@
 //! Fused per-neuron activation ops for SmartMixed, as candle custom ops.
 //!
-//! SmartMixed lets every hidden neuron learn its own activation function from a pool of six
-//! ([`Activation`]), in two phases:
+//! SmartMixed lets every hidden neuron learn its own activation function from a [`Pool`] of
+//! candidates ([`Activation`]: the paper's six by default, plus GELU, SiLU, Mish, Softplus and
+//! the identity), in two phases:
 //!
 //! * **Phase 1, selection** ([`SelectionLayer`]): each neuron holds logits over the pool and uses
 //!   a straight-through Gumbel-softmax sample ([`gumbel`]) to pick one function per forward pass;
@@ -11,7 +12,8 @@
 //!
 //! Each op is one fused pass over the data, forward and backward, with a slow reference built
 //! from candle's own ops beside it ([`per_neuron_slow`], [`mixture_slow`]) that the tests compare
-//! against. Layout: `activation.rs` defines the pool (the one place each formula lives);
+//! against. Layout: `activation.rs` defines the candidates (the one place each formula lives),
+//! `pool.rs` the pools they form;
 //! `per_neuron.rs` and `mixture.rs` hold the ops with their CPU kernels (`cpu.rs`: strided views
 //! and row-parallel drivers; `fastmath.rs`: vectorisable f32 exp/tanh; `lanes.rs`: the
 //! branch-free form for scattered neurons); the GPU kernels are `kernels/mixed_act.cu` and
@@ -74,9 +76,11 @@ mod layers;
 mod metal;
 mod mixture;
 mod per_neuron;
+mod pool;
 
 pub use activation::{
     Activation, ActivationError, Real, ELU_ALPHA, LEAKY_RELU_SLOPE, SELU_ALPHA, SELU_LAMBDA,
+    SOFTPLUS_THRESHOLD,
 };
 #[cfg(feature = "cuda")]
 pub use cuda::cuda_ptx;
@@ -89,3 +93,4 @@ pub use mixture::{mixture, mixture_grads, mixture_slow};
 pub use per_neuron::{
     activation_slow, per_neuron, per_neuron_grad, per_neuron_slow, per_neuron_with_slope,
 };
+pub use pool::{Pool, PoolError};

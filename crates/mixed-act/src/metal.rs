@@ -135,7 +135,7 @@ fn size(width: usize, height: usize) -> MTLSize {
 pub(crate) fn launch(kernel: Kernel, ops: Operands<MetalStorage>) -> Result<(MetalStorage, Shape)> {
     let (rows, cols) = ops.check(kernel, "Metal", &[DType::F32])?;
     let device = ops.x.0.device();
-    let (elements, shape) = kernel.output(rows, cols);
+    let (elements, shape) = kernel.output(rows, cols, ops.pool_size());
     let out = device
         .new_buffer_builder()
         .with_size_for(elements, DType::F32)
@@ -151,7 +151,10 @@ pub(crate) fn launch(kernel: Kernel, ops: Operands<MetalStorage>) -> Result<(Met
         }
         launch.output(&out);
         if kernel.phase == Phase::Mixture {
-            launch.scalar(&ops.clamp.map_or(f32::INFINITY, |c| c as f32));
+            let mixture = ops.mixture.expect("checked: mixture kernels have a pool");
+            launch
+                .scalar(&mixture.clamp.map_or(f32::INFINITY, |c| c as f32))
+                .scalar(&mixture.pool.packed());
         }
         launch.scalar(&rows).scalar(&cols);
         if kernel.reduces_batch {

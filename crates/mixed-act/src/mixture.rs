@@ -1,14 +1,16 @@
 //! Phase 1: the hard mixture that a straight-through Gumbel sample selects.
 //!
 //! ```text
-//! x: [B, N], w: [N, 6] (same dtype), C = clamp to [-c, c] or the identity
+//! x: [B, N], w: [N, K] (same dtype) for a pool f_1..f_K, C = clamp to [-c, c] or the identity
 //! s[b, n]      = sum_k w[n, k] * C(f_k(x[b, n]))          y = C(s)
 //! grad_x[b, n] = g * C'(s) * sum_k w[n, k] * C'(f_k(x)) * f_k'(x)
 //! grad_w[n, k] = sum_b g * C'(s) * C(f_k(x[b, n]))
 //! ```
 //! Terms whose weight is exactly zero are skipped; that equals the dense sum whenever f_k(x) is
-//! finite (always with a clamp, and for every finite x without one). No [B, N, 6] tensor is made:
-//! grad_w recomputes the six values element by element and reduces them over the batch at once.
+//! finite (always with a clamp, and for every finite x without one). No [B, N, K] tensor is made:
+//! grad_w recomputes the K values element by element and reduces them over the batch at once.
+//! Column k of w belongs to member k of the [`Pool`]; the loops run over the members in pool
+//! order, so the paper's pool gives the bits it gave before pools existed.
 
 use candle_core::{bail, CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 
@@ -18,17 +20,18 @@ use crate::cpu::{
     KernelFloat, Matrix,
 };
 use crate::kernels::gpu_paths;
+#[cfg(any(feature = "cuda", feature = "metal"))]
+use crate::kernels::MixtureParams;
 use crate::per_neuron::{activation_slow, check_grad_shape, gpu_ready};
+use crate::pool::Pool;
 use num_traits::{ToPrimitive, Zero};
 
-const K: usize = Activation::COUNT;
-
-/// `y = C(sum_k w[n, k] * C(f_k(x)))` for `x` `[batch, neurons]` and `w` `[neurons, 6]`, with
-/// autograd to both `x` and `w`. `clamp = Some(c)` clamps to `[-c, c]` (the reference uses 10);
-/// `None` disables both clamps.
-pub fn mixture(x: &Tensor, w: &Tensor, clamp: Option<f64>) -> Result<Tensor> {
+/// `y = C(sum_k w[n, k] * C(f_k(x)))` for `x` `[batch, neurons]` and `w` `[neurons, K]`, where
+/// f_k is member k of `pool` (K members), with autograd to both `x` and `w`. `clamp = Some(c)`
+/// clamps to `[-c, c]` (the reference uses 10); `None` disables both clamps.
+pub fn mixture(x: &Tensor, w: &Tensor, pool: Pool, clamp: Option<f64>) -> Result<Tensor> {
     let clamp = check_clamp(clamp)?;
-    gpu_ready(x)?.apply_op2(&gpu_ready(w)?, Mixture { clamp })
+    gpu_ready(x)?.apply_op2(&gpu_ready(w)?, Mixture { clamp, pool })
 }
 
 /// The gradients of [`mixture`] to `x` and `w` for the upstream gradient `grad_y`, computed
@@ -37,23 +40,24 @@ pub fn mixture(x: &Tensor, w: &Tensor, clamp: Option<f64>) -> Result<Tensor> {
 pub fn mixture_grads(
     x: &Tensor,
     w: &Tensor,
+    pool: Pool,
     clamp: Option<f64>,
     grad_y: &Tensor,
 ) -> Result<(Tensor, Tensor)> {
     let clamp = check_clamp(clamp)?;
     let (x, w, grad_y) = (gpu_ready(x)?, gpu_ready(w)?, gpu_ready(grad_y)?);
-    let grad_x = x.apply_op3_no_bwd(&w, &grad_y, &MixtureGradX { clamp })?;
-    let grad_w = x.apply_op3_no_bwd(&w, &grad_y, &MixtureGradW { clamp })?;
+    let grad_x = x.apply_op3_no_bwd(&w, &grad_y, &MixtureGradX { clamp, pool })?;
+    let grad_w = x.apply_op3_no_bwd(&w, &grad_y, &MixtureGradW { clamp, pool })?;
     Ok((grad_x, grad_w))
 }
 
 /// The same function from candle's own ops, with a `[B, N]` temporary per candidate: the
 /// unfused reference the tests compare against.
-pub fn mixture_slow(x: &Tensor, w: &Tensor, clamp: Option<f64>) -> Result<Tensor> {
+pub fn mixture_slow(x: &Tensor, w: &Tensor, pool: Pool, clamp: Option<f64>) -> Result<Tensor> {
     let clamp = check_clamp(clamp)?;
     let mut sum = x.zeros_like()?;
-    for act in Activation::ALL {
-        let weight = w.narrow(1, act.id(), 1)?.t()?; // [1, N]
+    for (k, &act) in pool.members().iter().enumerate() {
+        let weight = w.narrow(1, k, 1)?.t()?; // [1, N]
         let value = clamp_slow(activation_slow(act, x)?, clamp)?;
         sum = (sum + value.broadcast_mul(&weight)?)?;
     }
@@ -82,6 +86,7 @@ fn check_clamp(clamp: Option<f64>) -> Result<Option<f64>> {
 
 struct Mixture {
     clamp: Option<f64>,
+    pool: Pool,
 }
 
 impl CustomOp2 for Mixture {
@@ -98,7 +103,7 @@ impl CustomOp2 for Mixture {
     ) -> Result<(CpuStorage, Shape)> {
         let (rows, cols) = x_layout.shape().dims2()?;
         let out = float_dispatch!(x, "x", |data| {
-            let weights = read_weights(data, w, w_layout, cols)?;
+            let weights = read_weights(data, w, w_layout, cols, self.pool)?;
             forward_cpu(
                 &Matrix::new(data, x_layout, "x")?,
                 &weights,
@@ -108,7 +113,12 @@ impl CustomOp2 for Mixture {
         Ok((out, Shape::from((rows, cols))))
     }
 
-    gpu_paths!(op2, crate::kernels::MIXTURE_FWD, |op: &Self| op.clamp);
+    gpu_paths!(op2, crate::kernels::MIXTURE_FWD, |op: &Self| Some(
+        MixtureParams {
+            clamp: op.clamp,
+            pool: op.pool
+        }
+    ));
 
     fn bwd(
         &self,
@@ -117,7 +127,7 @@ impl CustomOp2 for Mixture {
         _y: &Tensor,
         grad_y: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let (grad_x, grad_w) = mixture_grads(x, w, self.clamp, grad_y)?;
+        let (grad_x, grad_w) = mixture_grads(x, w, self.pool, self.clamp, grad_y)?;
         Ok((Some(grad_x), Some(grad_w)))
     }
 }
@@ -125,6 +135,7 @@ impl CustomOp2 for Mixture {
 /// Gradient of the mixture to `x`: one pass over x and grad_y, writing `[B, N]`.
 struct MixtureGradX {
     clamp: Option<f64>,
+    pool: Pool,
 }
 
 impl CustomOp3 for MixtureGradX {
@@ -144,7 +155,7 @@ impl CustomOp3 for MixtureGradX {
         let (rows, cols) = x_layout.shape().dims2()?;
         check_grad_shape(x_layout, grad_layout)?;
         let out = float_dispatch!(x, "x", |data| {
-            let weights = read_weights(data, w, w_layout, cols)?;
+            let weights = read_weights(data, w, w_layout, cols, self.pool)?;
             let grad = same_dtype(grad_y, "grad_y")?;
             grad_x_cpu(
                 &Matrix::new(data, x_layout, "x")?,
@@ -156,14 +167,20 @@ impl CustomOp3 for MixtureGradX {
         Ok((out, Shape::from((rows, cols))))
     }
 
-    gpu_paths!(op3, crate::kernels::MIXTURE_GRAD_X, |op: &Self| op.clamp);
+    gpu_paths!(op3, crate::kernels::MIXTURE_GRAD_X, |op: &Self| Some(
+        MixtureParams {
+            clamp: op.clamp,
+            pool: op.pool
+        }
+    ));
 }
 
 /// Gradient of the mixture to `w`: one pass over x and grad_y, reducing over the batch into
-/// `[N, 6]`. Each neuron's sums run over the rows in order within one task, so the result does
+/// `[N, K]`. Each neuron's sums run over the rows in order within one task, so the result does
 /// not depend on the number of threads.
 struct MixtureGradW {
     clamp: Option<f64>,
+    pool: Pool,
 }
 
 impl CustomOp3 for MixtureGradW {
@@ -183,7 +200,7 @@ impl CustomOp3 for MixtureGradW {
         let (_, cols) = x_layout.shape().dims2()?;
         check_grad_shape(x_layout, grad_layout)?;
         let out = float_dispatch!(x, "x", |data| {
-            let weights = read_weights(data, w, w_layout, cols)?;
+            let weights = read_weights(data, w, w_layout, cols, self.pool)?;
             let grad = same_dtype(grad_y, "grad_y")?;
             grad_w_cpu(
                 &Matrix::new(data, x_layout, "x")?,
@@ -192,17 +209,33 @@ impl CustomOp3 for MixtureGradW {
                 Clamp::new(self.clamp),
             )
         });
-        Ok((out, Shape::from((cols, K))))
+        Ok((out, Shape::from((cols, self.pool.len()))))
     }
 
-    gpu_paths!(op3, crate::kernels::MIXTURE_GRAD_W, |op: &Self| op.clamp);
+    gpu_paths!(op3, crate::kernels::MIXTURE_GRAD_W, |op: &Self| Some(
+        MixtureParams {
+            clamp: op.clamp,
+            pool: op.pool
+        }
+    ));
 }
 
 /// The mixing weights, widened, with the plan that sends every neuron whose weights have a
 /// single non-zero entry (the one-hot case of training) down a specialised loop.
 struct Weights<A> {
-    rows: Vec<[A; K]>,
+    pool: Pool,
+    /// `[N, K]`, row-major: `rows[c * K + k]` is neuron c's weight on pool member k.
+    rows: Vec<A>,
     plan: ColumnPlan,
+}
+
+impl<A: Copy> Weights<A> {
+    /// Neuron `c`'s weights, one per pool member.
+    #[inline(always)]
+    fn of(&self, c: usize) -> &[A] {
+        let k = self.pool.len();
+        &self.rows[c * k..(c + 1) * k]
+    }
 }
 
 /// `_x` only fixes the element type: `w` must have the dtype of `x`.
@@ -211,41 +244,38 @@ fn read_weights<T: KernelFloat>(
     w: &CpuStorage,
     layout: &Layout,
     neurons: usize,
+    pool: Pool,
 ) -> Result<Weights<T::Acc>> {
-    if layout.dims() != [neurons, K] {
+    let k = pool.len();
+    if layout.dims() != [neurons, k] {
         bail!(
-            "w must have shape [neurons, 6] = [{neurons}, {K}], got {:?}",
+            "w must have shape [neurons, pool size] = [{neurons}, {k}] (pool {pool}), got {:?}",
             layout.dims()
         );
     }
     let w = Matrix::new(same_dtype::<T>(w, "w")?, layout, "w")?;
     let mut scratch = Vec::new();
-    let rows: Vec<[T::Acc; K]> = (0..neurons)
-        .map(|n| {
-            let row = w.row(n, 0..K, &mut scratch);
-            std::array::from_fn(|k| row[k].widen())
-        })
-        .collect();
-    let single = |row: &[T::Acc; K]| {
-        let mut nonzero = Activation::ALL
-            .into_iter()
-            .filter(|a| row[a.id()] != T::Acc::zero());
+    let mut rows = Vec::with_capacity(neurons * k);
+    for n in 0..neurons {
+        rows.extend(w.row(n, 0..k, &mut scratch).iter().map(|v| v.widen()));
+    }
+    let single = |row: &[T::Acc]| {
+        let mut nonzero = (0..k).filter(|&j| row[j] != T::Acc::zero());
         match (nonzero.next(), nonzero.next()) {
-            (Some(a), None) => Some(a),
+            (Some(j), None) => Some(pool.members()[j]),
             _ => None,
         }
     };
-    let plan = ColumnPlan::new(rows.iter().map(single));
-    Ok(Weights { rows, plan })
+    let plan = ColumnPlan::new(rows.chunks_exact(k).map(single));
+    Ok(Weights { pool, rows, plan })
 }
 
 /// Pre-clamp sum `s` and the weighted derivative `sum_k w_k C'(f_k(x)) f_k'(x)` for a neuron on
 /// the general path (zero or several non-zero weights).
 #[inline]
-fn general_terms<A: Real>(x: A, weights: &[A; K], clamp: Clamp<A>) -> (A, A) {
+fn general_terms<A: Real>(x: A, pool: Pool, weights: &[A], clamp: Clamp<A>) -> (A, A) {
     let (mut sum, mut slope) = (A::zero(), A::zero());
-    for act in Activation::ALL {
-        let w = weights[act.id()];
+    for (&act, &w) in pool.members().iter().zip(weights) {
         if w != A::zero() {
             let v = act.value(x);
             sum = sum + w * clamp.apply(v);
@@ -282,8 +312,7 @@ fn forward_rows<T: KernelFloat>(
     let (mut scratch, mut xs, mut ys) = (Vec::new(), Vec::new(), Vec::new());
     for (i, y) in block.chunks_exact_mut(cols).enumerate() {
         let x = x.row(first_row + i, 0..cols, &mut scratch);
-        for act in Activation::ALL {
-            let k = act.id();
+        for (k, &act) in weights.pool.members().iter().enumerate() {
             specialise!(act, |a| {
                 if let Some((columns, w)) = scattered.of(k) {
                     gather(x, columns, &mut xs);
@@ -293,9 +322,9 @@ fn forward_rows<T: KernelFloat>(
                     }
                     scatter(&ys, columns, y);
                 } else {
-                    for run in &weights.plan.runs[k] {
+                    for run in &weights.plan.runs[act.id()] {
                         for c in run.clone() {
-                            let w = weights.rows[c][k];
+                            let w = weights.of(c)[k];
                             y[c] = T::narrow(clamp.apply(w * clamp.apply(a.value(x[c].widen()))));
                         }
                     }
@@ -303,7 +332,7 @@ fn forward_rows<T: KernelFloat>(
             })
         }
         for &c in &weights.plan.general {
-            let (sum, _) = general_terms(x[c].widen(), &weights.rows[c], clamp);
+            let (sum, _) = general_terms(x[c].widen(), weights.pool, weights.of(c), clamp);
             y[c] = T::narrow(clamp.apply(sum));
         }
     }
@@ -318,25 +347,30 @@ fn one_hot_grad_x<A: Real>(a: Activation, clamp: Clamp<A>, x: A, g: A, w: A) -> 
     g * clamp.derivative(s) * slope
 }
 
-/// Per function, its columns and their weights when the columns are scattered (neurons in
+/// Per pool member, its columns and their weights when the columns are scattered (neurons in
 /// random order, as selection leaves them): a row then gathers those columns into a contiguous
 /// buffer, runs the function's loop over it (vectorised) and scatters the results back, the same
 /// arithmetic per element as the loop over runs, so the same bits.
 struct Scattered<A> {
-    of: [Option<(Vec<usize>, Vec<A>)>; K],
+    /// Indexed by pool member.
+    of: Vec<Option<(Vec<usize>, Vec<A>)>>,
 }
 
 impl<A: Real> Scattered<A> {
     fn new(weights: &Weights<A>) -> Self {
         let plan = &weights.plan;
+        let members = weights.pool.members().iter().enumerate();
         Self {
-            of: std::array::from_fn(|k| {
-                plan.scattered(k).then(|| {
-                    let columns: Vec<usize> = plan.columns[k].iter().map(|&c| c as usize).collect();
-                    let w = columns.iter().map(|&c| weights.rows[c][k]).collect();
-                    (columns, w)
+            of: members
+                .map(|(k, act)| {
+                    plan.scattered(act.id()).then(|| {
+                        let columns: Vec<usize> =
+                            plan.columns[act.id()].iter().map(|&c| c as usize).collect();
+                        let w = columns.iter().map(|&c| weights.of(c)[k]).collect();
+                        (columns, w)
+                    })
                 })
-            }),
+                .collect(),
         }
     }
 
@@ -391,8 +425,7 @@ fn grad_x_rows<T: KernelFloat>(
     for (i, gx) in block.chunks_exact_mut(cols).enumerate() {
         let x = x.row(first_row + i, 0..cols, &mut x_scratch);
         let g = grad_y.row(first_row + i, 0..cols, &mut g_scratch);
-        for act in Activation::ALL {
-            let k = act.id();
+        for (k, &act) in weights.pool.members().iter().enumerate() {
             specialise!(act, |a| {
                 if let Some((columns, w)) = scattered.of(k) {
                     gather(x, columns, &mut xs);
@@ -403,14 +436,14 @@ fn grad_x_rows<T: KernelFloat>(
                     }
                     scatter(&outs, columns, gx);
                 } else {
-                    for run in &weights.plan.runs[k] {
+                    for run in &weights.plan.runs[act.id()] {
                         for c in run.clone() {
                             gx[c] = T::narrow(one_hot_grad_x(
                                 a,
                                 clamp,
                                 x[c].widen(),
                                 g[c].widen(),
-                                weights.rows[c][k],
+                                weights.of(c)[k],
                             ));
                         }
                     }
@@ -418,7 +451,7 @@ fn grad_x_rows<T: KernelFloat>(
             })
         }
         for &c in &weights.plan.general {
-            let (sum, slope) = general_terms(x[c].widen(), &weights.rows[c], clamp);
+            let (sum, slope) = general_terms(x[c].widen(), weights.pool, weights.of(c), clamp);
             gx[c] = T::narrow(g[c].widen() * clamp.derivative(sum) * slope);
         }
     }
@@ -430,9 +463,9 @@ fn grad_w_cpu<T: KernelFloat>(
     weights: &Weights<T::Acc>,
     clamp: Clamp<T::Acc>,
 ) -> Vec<T> {
-    let (rows, cols) = (x.rows, x.cols);
-    let mut out = vec![T::narrow(T::Acc::zero()); cols * K];
-    for_each_column_block(&mut out, K, rows * K, |block_cols, block| {
+    let (rows, cols, k) = (x.rows, x.cols, weights.pool.len());
+    let mut out = vec![T::narrow(T::Acc::zero()); cols * k];
+    for_each_column_block(&mut out, k, rows * k, |block_cols, block| {
         grad_w_columns(x, grad_y, weights, clamp, block_cols, block)
     });
     out
@@ -440,9 +473,9 @@ fn grad_w_cpu<T: KernelFloat>(
 
 simd_variants! {
 /// grad-w for the neurons `block_cols` (all rows, in order); multiversioned like
-/// [`forward_rows`]. Each row is a few loops over the block's contiguous columns: the six clamped
-/// values (one loop per candidate, specialised, so it vectorises), the pre-clamp sum, the gate,
-/// then the six sums. Sums are f64 and run over the rows in order, so the result does not depend
+/// [`forward_rows`]. Each row is a few loops over the block's contiguous columns: the K clamped
+/// values (one loop per pool member, specialised, so it vectorises), the pre-clamp sum, the
+/// gate, then the K sums. Sums are f64 and run over the rows in order, so the result does not depend
 /// on the thread count.
 fn grad_w_columns<T: KernelFloat>(
     x: &Matrix<T>,
@@ -454,12 +487,14 @@ fn grad_w_columns<T: KernelFloat>(
 ) {
     let n = block_cols.len();
     let zero = T::Acc::zero();
-    // The block's weights by candidate, so that every loop below runs over contiguous columns.
-    let w: [Vec<T::Acc>; K] =
-        std::array::from_fn(|k| block_cols.clone().map(|c| weights.rows[c][k]).collect());
-    let mut values: [Vec<T::Acc>; K] = std::array::from_fn(|_| vec![zero; n]);
+    let members = weights.pool.members();
+    // The block's weights by pool member, so that every loop below runs over contiguous columns.
+    let w: Vec<Vec<T::Acc>> = (0..members.len())
+        .map(|k| block_cols.clone().map(|c| weights.of(c)[k]).collect())
+        .collect();
+    let mut values: Vec<Vec<T::Acc>> = vec![vec![zero; n]; members.len()];
     let (mut wide_x, mut pre_clamp, mut gate) = (vec![zero; n], vec![zero; n], vec![zero; n]);
-    let mut sums: [Vec<f64>; K] = std::array::from_fn(|_| vec![0.0; n]);
+    let mut sums: Vec<Vec<f64>> = vec![vec![0.0; n]; members.len()];
     let (mut x_scratch, mut g_scratch) = (Vec::new(), Vec::new());
     for row in 0..x.rows {
         let x_row = x.row(row, block_cols.clone(), &mut x_scratch);
@@ -468,8 +503,7 @@ fn grad_w_columns<T: KernelFloat>(
             *wide = v.widen();
         }
         pre_clamp.fill(zero);
-        for act in Activation::ALL {
-            let k = act.id();
+        for (k, &act) in members.iter().enumerate() {
             specialise!(act, |a| {
                 let columns = values[k].iter_mut().zip(&wide_x);
                 for ((v, &x), (s, &w)) in columns.zip(pre_clamp.iter_mut().zip(&w[k])) {
@@ -488,7 +522,7 @@ fn grad_w_columns<T: KernelFloat>(
             }
         }
     }
-    for (j, dst) in block.chunks_exact_mut(K).enumerate() {
+    for (j, dst) in block.chunks_exact_mut(members.len()).enumerate() {
         for (k, dst) in dst.iter_mut().enumerate() {
             *dst = T::narrow(T::Acc::constant(sums[k][j]));
         }

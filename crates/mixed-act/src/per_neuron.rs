@@ -1,7 +1,7 @@
 //! Phase 2: each neuron applies its own fixed activation.
 //!
 //! ```text
-//! x: [B, N] float, ids: [N] integer in 0..6      y[b, n] = f_{ids[n]}(x[b, n])
+//! x: [B, N] float, ids: [N] activation ids       y[b, n] = f_{ids[n]}(x[b, n])
 //! grad_x[b, n] = grad_y[b, n] * f'_{ids[n]}(x[b, n])
 //! ```
 //! Forward and grad-x are each one pass over the data that writes only the output.
@@ -107,7 +107,19 @@ pub fn per_neuron_slow(x: &Tensor, ids: &[Activation]) -> Result<Tensor> {
 
 /// One activation on a whole tensor with candle's own ops (the unfused reference).
 pub fn activation_slow(act: Activation, x: &Tensor) -> Result<Tensor> {
-    use crate::activation::{ELU_ALPHA, LEAKY_RELU_SLOPE, SELU_ALPHA, SELU_LAMBDA};
+    use crate::activation::{
+        ELU_ALPHA, LEAKY_RELU_SLOPE, SELU_ALPHA, SELU_LAMBDA, SOFTPLUS_THRESHOLD,
+    };
+    // ln(1 + e^x) below the threshold, x above it; the exponent is capped so that the unused
+    // branch stays finite (0 * inf in its gradient would be NaN). Computed in f64: candle has no
+    // log1p, and ln(1 + u) in f32 loses all precision for u below 1e-7 (x below -16).
+    let softplus = |x: &Tensor| -> Result<Tensor> {
+        let wide = x.to_dtype(DType::F64)?;
+        let smooth = (wide.minimum(SOFTPLUS_THRESHOLD)?.exp()? + 1.0)?.log()?;
+        wide.gt(SOFTPLUS_THRESHOLD)?
+            .where_cond(&wide, &smooth)?
+            .to_dtype(x.dtype())
+    };
     match act {
         Activation::Relu => x.relu(),
         Activation::Sigmoid => candle_nn::ops::sigmoid(x),
@@ -121,6 +133,18 @@ pub fn activation_slow(act: Activation, x: &Tensor) -> Result<Tensor> {
                 .where_cond(x, &negative)?
                 .affine(SELU_LAMBDA, 0.0)
         }
+        // x (1 + erf(x / sqrt 2)) / 2 from erf, whose gradient candle forms exactly; candle's
+        // fused gelu_erf has the same value but a gradient with 1/sqrt(2 pi) cut to 0.398942.
+        Activation::Gelu => {
+            (x * (x.affine(std::f64::consts::FRAC_1_SQRT_2, 0.0)?.erf()? + 1.0)?)?.affine(0.5, 0.0)
+        }
+        Activation::Silu => x.silu(),
+        Activation::Mish => {
+            let wide = x.to_dtype(DType::F64)?;
+            (&wide * softplus(&wide)?.tanh()?)?.to_dtype(x.dtype())
+        }
+        Activation::Softplus => softplus(x),
+        Activation::Identity => x.affine(1.0, 0.0),
     }
 }
 

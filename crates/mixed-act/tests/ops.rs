@@ -13,7 +13,7 @@ use candle_core::{DType, Device, Tensor, Var};
 use mixed_act::gumbel::{gumbel_noise, straight_through};
 use mixed_act::{
     freeze, mixture, mixture_grads, mixture_slow, per_neuron, per_neuron_grad, per_neuron_slow,
-    per_neuron_with_slope, Activation, Selection, SelectionLayer, ELU_ALPHA, SELU_ALPHA,
+    per_neuron_with_slope, Activation, Pool, Selection, SelectionLayer, ELU_ALPHA, SELU_ALPHA,
     SELU_LAMBDA,
 };
 use rand::{Rng, SeedableRng};
@@ -94,10 +94,21 @@ fn random_matrix(
         .unwrap()
 }
 
+/// Every candidate there is, uniformly.
 fn random_ids(rng: &mut ChaCha8Rng, n: usize) -> Vec<Activation> {
     (0..n)
-        .map(|_| Activation::ALL[rng.random_range(0..6)])
+        .map(|_| Activation::ALL[rng.random_range(0..Activation::COUNT)])
         .collect()
+}
+
+fn paper() -> Pool {
+    Pool::paper()
+}
+
+/// The pools the mixture tests run: the paper's six, every candidate, and a small pool out of
+/// id order (so that column k and id k differ).
+fn pools() -> [Pool; 3] {
+    [paper(), Pool::all(), "gelu,relu,elu".parse().unwrap()]
 }
 
 fn ids_tensor(ids: &[Activation]) -> Tensor {
@@ -154,13 +165,17 @@ fn per_neuron_matches_candle_reference() -> TestResult {
 #[test]
 fn mixture_matches_candle_reference() -> TestResult {
     let mut rng = ChaCha8Rng::seed_from_u64(2);
-    for dtype in [DType::F32, DType::F64] {
+    for (dtype, pool) in [DType::F32, DType::F64]
+        .into_iter()
+        .flat_map(|d| pools().map(|p| (d, p)))
+    {
+        let k = pool.len();
         for (rows, cols) in SHAPES {
             for one_hot in [true, false] {
                 for clamp in [Some(10.0), None, Some(0.7)] {
                     let x = random_matrix(&mut rng, rows, cols, 30.0, dtype);
                     let r = random_matrix(&mut rng, rows, cols, 2.0, dtype);
-                    let w: Vec<f64> = (0..cols * 6)
+                    let w: Vec<f64> = (0..cols * k)
                         .map(|i| match one_hot {
                             true => 0.0,
                             false if i % 3 == 0 => 0.0,
@@ -170,15 +185,17 @@ fn mixture_matches_candle_reference() -> TestResult {
                     let mut w = w;
                     if one_hot {
                         for n in 0..cols {
-                            w[n * 6 + rng.random_range(0..6)] = 1.0;
+                            w[n * k + rng.random_range(0..k)] = 1.0;
                         }
                     }
-                    let w = Tensor::from_vec(w, (cols, 6), &Device::Cpu)?.to_dtype(dtype)?;
-                    let (y, gx, gw) = value_and_grads(|x, w| mixture(x, w, clamp), &x, &w, &r);
+                    let w = Tensor::from_vec(w, (cols, k), &Device::Cpu)?.to_dtype(dtype)?;
+                    let (y, gx, gw) =
+                        value_and_grads(|x, w| mixture(x, w, pool, clamp), &x, &w, &r);
                     let (y_ref, gx_ref, gw_ref) =
-                        value_and_grads(|x, w| mixture_slow(x, w, clamp), &x, &w, &r);
-                    let what =
-                        format!("{dtype:?} [{rows}, {cols}] one_hot={one_hot} clamp={clamp:?}");
+                        value_and_grads(|x, w| mixture_slow(x, w, pool, clamp), &x, &w, &r);
+                    let what = format!(
+                        "{dtype:?} [{rows}, {cols}] pool {pool} one_hot={one_hot} clamp={clamp:?}"
+                    );
                     assert_close(&y, &y_ref, &format!("mixture {what}"));
                     assert_close(&gx, &gx_ref, &format!("mixture grad_x {what}"));
                     assert_close_summed(&gw, &gw_ref, &format!("mixture grad_w {what}"), rows);
@@ -232,7 +249,9 @@ fn one_hot_mixture_bits_do_not_depend_on_neuron_order() -> TestResult {
     let mut rng = ChaCha8Rng::seed_from_u64(8);
     for dtype in [DType::F32, DType::F64, DType::BF16] {
         let (rows, cols) = (37, 300);
-        let ids = random_ids(&mut rng, cols);
+        let ids: Vec<Activation> = (0..cols)
+            .map(|_| Activation::PAPER[rng.random_range(0..6)])
+            .collect();
         // Grouped order: neurons sorted by function (long runs).
         let mut order: Vec<u32> = (0..cols as u32).collect();
         order.sort_by_key(|&c| ids[c as usize].id());
@@ -245,15 +264,15 @@ fn one_hot_mixture_bits_do_not_depend_on_neuron_order() -> TestResult {
         let x = random_matrix(&mut rng, rows, cols, 30.0, dtype);
         let g = random_matrix(&mut rng, rows, cols, 2.0, dtype);
         for clamp in [Some(10.0), None] {
-            let y = mixture(&x, &w, clamp)?;
-            let (gx, gw) = mixture_grads(&x, &w, clamp, &g)?;
+            let y = mixture(&x, &w, paper(), clamp)?;
+            let (gx, gw) = mixture_grads(&x, &w, paper(), clamp, &g)?;
             let (xs, gs, ws) = (
                 x.index_select(&order, 1)?,
                 g.index_select(&order, 1)?,
                 w.index_select(&order, 0)?,
             );
-            let y_grouped = mixture(&xs, &ws, clamp)?;
-            let (gx_grouped, gw_grouped) = mixture_grads(&xs, &ws, clamp, &gs)?;
+            let y_grouped = mixture(&xs, &ws, paper(), clamp)?;
+            let (gx_grouped, gw_grouped) = mixture_grads(&xs, &ws, paper(), clamp, &gs)?;
             let what = format!("{dtype:?} clamp={clamp:?}");
             assert_eq!(
                 bits(&y.index_select(&order, 1)?),
@@ -292,7 +311,10 @@ fn gradients_match_finite_differences() -> TestResult {
         .collect();
     let x = Tensor::from_vec(x, (rows, cols), &Device::Cpu)?;
     let r = random_matrix(&mut rng, rows, cols, 2.0, DType::F64);
-    let w: Vec<f64> = (0..cols * 6)
+    // Every candidate in the mixture, so that each one's derivative is checked here.
+    let pool = Pool::all();
+    let k = pool.len();
+    let w: Vec<f64> = (0..cols * k)
         .map(|i| {
             if i % 4 == 1 {
                 0.0
@@ -301,14 +323,14 @@ fn gradients_match_finite_differences() -> TestResult {
             }
         })
         .collect();
-    let w = Tensor::from_vec(w, (cols, 6), &Device::Cpu)?;
+    let w = Tensor::from_vec(w, (cols, k), &Device::Cpu)?;
     let ids = random_ids(&mut rng, cols);
     let ids_t = ids_tensor(&ids);
 
     // clamp 2.5 so that some values are clamped, none within 1e-3 of the bound (checked below).
     let clamp = Some(2.5);
     let loss_mix = |x: &Tensor, w: &Tensor| {
-        (mixture(x, w, clamp).unwrap() * &r)
+        (mixture(x, w, pool, clamp).unwrap() * &r)
             .unwrap()
             .sum_all()
             .unwrap()
@@ -323,13 +345,15 @@ fn gradients_match_finite_differences() -> TestResult {
             .to_scalar::<f64>()
             .unwrap()
     };
-    let pre = mixture(&x, &w, None)?.flatten_all()?.to_vec1::<f64>()?;
+    let pre = mixture(&x, &w, pool, None)?
+        .flatten_all()?
+        .to_vec1::<f64>()?;
     assert!(
         pre.iter().all(|s| (s.abs() - 2.5).abs() > 1e-3),
         "a point sits on the clamp bound"
     );
 
-    let (_, gx, gw) = value_and_grads(|x, w| mixture(x, w, clamp), &x, &w, &r);
+    let (_, gx, gw) = value_and_grads(|x, w| mixture(x, w, pool, clamp), &x, &w, &r);
     let (_, gx_pn, _) = value_and_grads(|x, _| per_neuron(x, &ids_t), &x, &w, &r);
     let (gx, gw, gx_pn) = (
         gx.to_vec2::<f64>()?,
@@ -359,7 +383,7 @@ fn gradients_match_finite_differences() -> TestResult {
         }
     }
     for n in 0..cols {
-        for k in 0..6 {
+        for k in 0..k {
             let numeric =
                 (loss_mix(&x, &bump(&w, n, k, h)) - loss_mix(&x, &bump(&w, n, k, -h))) / (2.0 * h);
             assert!(
@@ -457,14 +481,39 @@ fn kinks_and_tails_follow_the_scalar_formulas() -> TestResult {
     assert_eq!(at(Activation::Selu, -1e4), -SELU_LAMBDA * SELU_ALPHA);
     assert_eq!(at(Activation::Relu, 0.0), 0.0);
 
+    // The later candidates' limits: 0 and x for GELU, SiLU and Mish, 0 and the linear tail
+    // for Softplus.
+    for a in [
+        Activation::Gelu,
+        Activation::Silu,
+        Activation::Mish,
+        Activation::Softplus,
+    ] {
+        assert_eq!(at(a, 1e4), 1e4, "{a}(1e4)");
+        assert_eq!(at(a, -1e4), 0.0, "{a}(-1e4)");
+    }
+    assert_eq!(at(Activation::Identity, -1e4), -1e4);
+
     // PyTorch's derivatives at 0, through the op.
-    let zero = Var::from_tensor(&Tensor::zeros((1, 6), DType::F64, &Device::Cpu)?)?;
-    let ids = Tensor::new(&[0u32, 1, 2, 3, 4, 5], &Device::Cpu)?;
+    let zero = Var::from_tensor(&Tensor::zeros((1, 11), DType::F64, &Device::Cpu)?)?;
+    let ids = Tensor::new(&[0u32, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10], &Device::Cpu)?;
     let g = per_neuron(zero.as_tensor(), &ids)?.sum_all()?.backward()?;
     let g = g.get(zero.as_tensor()).unwrap().to_vec2::<f64>()?;
     assert_eq!(
         g[0],
-        vec![0.0, 0.25, 1.0, 0.01, ELU_ALPHA, SELU_LAMBDA * SELU_ALPHA]
+        vec![
+            0.0,
+            0.25,
+            1.0,
+            0.01,
+            ELU_ALPHA,
+            SELU_LAMBDA * SELU_ALPHA,
+            0.5,
+            0.5,
+            0.6,
+            0.5,
+            1.0
+        ]
     );
     Ok(())
 }
@@ -484,7 +533,7 @@ fn clamp_bounds_follow_pytorch() -> TestResult {
         ],
         &Device::Cpu,
     )?;
-    let y = mixture(x.as_tensor(), &w, Some(10.0))?;
+    let y = mixture(x.as_tensor(), &w, paper(), Some(10.0))?;
     assert_eq!(
         y.to_vec2::<f64>()?[0],
         vec![10.0, 10.0, -0.1, SELU_LAMBDA * 9.5, 10.0]
@@ -517,8 +566,8 @@ fn non_contiguous_inputs_match_contiguous() -> TestResult {
             per_neuron(&contiguous, &ids)?.to_vec2::<f32>()?
         );
         assert_eq!(
-            mixture(&x, &w.t()?.contiguous()?.t()?, Some(10.0))?.to_vec2::<f32>()?,
-            mixture(&contiguous, &w, Some(10.0))?.to_vec2::<f32>()?
+            mixture(&x, &w.t()?.contiguous()?.t()?, paper(), Some(10.0))?.to_vec2::<f32>()?,
+            mixture(&contiguous, &w, paper(), Some(10.0))?.to_vec2::<f32>()?
         );
         // sum_all's gradient reaches the ops as a broadcast of one scalar (stride 0).
         type Grads = (Vec<Vec<f32>>, Vec<Vec<f32>>, Vec<Vec<f32>>);
@@ -530,7 +579,7 @@ fn non_contiguous_inputs_match_contiguous() -> TestResult {
                 .unwrap()
                 .backward()
                 .unwrap();
-            let g_mix = mixture(xv.as_tensor(), wv.as_tensor(), None)
+            let g_mix = mixture(xv.as_tensor(), wv.as_tensor(), paper(), None)
                 .unwrap()
                 .sum_all()
                 .unwrap()
@@ -576,8 +625,8 @@ fn bad_shapes_and_values_are_clear_errors() -> TestResult {
         e.contains("ids has 2 entries") && e.contains("3 neurons"),
         "{e}"
     );
-    let e = err(per_neuron(&x, &Tensor::new(&[0u32, 6, 1], &dev)?));
-    assert!(e.contains("ids[1] = 6"), "{e}");
+    let e = err(per_neuron(&x, &Tensor::new(&[0u32, 11, 1], &dev)?));
+    assert!(e.contains("ids[1] = 11") && e.contains("0..=10"), "{e}");
     let e = err(per_neuron(&x, &Tensor::new(&[0i64, -1, 1], &dev)?));
     assert!(e.contains("ids[1] = -1"), "{e}");
     let e = err(per_neuron(&x, &Tensor::new(&[0f32, 1.0, 1.0], &dev)?));
@@ -593,13 +642,35 @@ fn bad_shapes_and_values_are_clear_errors() -> TestResult {
     ));
     assert!(e.contains("rank"), "{e}");
 
-    let e = err(mixture(&x, &Tensor::zeros((3, 5), DType::F32, &dev)?, None));
-    assert!(e.contains("w must have shape [neurons, 6] = [3, 6]"), "{e}");
-    let e = err(mixture(&x, &Tensor::zeros((3, 6), DType::F64, &dev)?, None));
+    let e = err(mixture(
+        &x,
+        &Tensor::zeros((3, 5), DType::F32, &dev)?,
+        paper(),
+        None,
+    ));
+    assert!(
+        e.contains("w must have shape [neurons, pool size] = [3, 6]"),
+        "{e}"
+    );
+    let small: Pool = "relu,gelu".parse().unwrap();
+    let e = err(mixture(
+        &x,
+        &Tensor::zeros((3, 6), DType::F32, &dev)?,
+        small,
+        None,
+    ));
+    assert!(e.contains("[3, 2] (pool relu,gelu)"), "{e}");
+    let e = err(mixture(
+        &x,
+        &Tensor::zeros((3, 6), DType::F64, &dev)?,
+        paper(),
+        None,
+    ));
     assert!(e.contains("w has dtype F64 but x has F32"), "{e}");
     let e = err(mixture(
         &x,
         &Tensor::zeros((3, 6), DType::F32, &dev)?,
+        paper(),
         Some(-1.0),
     ));
     assert!(e.contains("clamp must be a positive"), "{e}");
@@ -619,7 +690,8 @@ fn results_do_not_depend_on_thread_count() -> TestResult {
             .build()
             .unwrap();
         pool.install(|| {
-            let (y, gx, gw) = value_and_grads(|x, w| mixture(x, w, Some(10.0)), &x, &w, &r);
+            let (y, gx, gw) =
+                value_and_grads(|x, w| mixture(x, w, paper(), Some(10.0)), &x, &w, &r);
             (
                 y.to_vec2::<f32>().unwrap(),
                 gx.to_vec2::<f32>().unwrap(),
@@ -702,7 +774,7 @@ fn gumbel_is_seeded_and_selects_with_softmax_probabilities() -> TestResult {
     let logits = Tensor::from_vec(probe.repeat(neurons), (neurons, 6), &Device::Cpu)?
         .to_dtype(DType::F32)?;
     let mut rng = ChaCha8Rng::seed_from_u64(11);
-    let mut counts = [0usize; 6];
+    let mut counts = [0usize; Activation::COUNT];
     for _ in 0..20 {
         let w =
             mixed_act::gumbel::sample_straight_through(&logits, 0.3, &mut rng)?.to_vec2::<f32>()?;
@@ -732,15 +804,15 @@ fn selection_layer_initialises_as_the_reference() -> TestResult {
         &mut ChaCha8Rng::seed_from_u64(12),
     )?;
     let logits = layer.logits().to_vec2::<f32>()?;
-    let mut counts = [0usize; 6];
+    let mut counts = [0usize; Activation::COUNT];
     for row in &logits {
         let raised: Vec<usize> = (0..6).filter(|&k| row[k] != 0.0).collect();
         assert_eq!(raised.len(), 1);
         assert_eq!(row[raised[0]], mixed_act::INITIAL_PREFERENCE);
         counts[raised[0]] += 1;
     }
-    // Uniform over 6 candidates: each gets 50 of 300 on average; all must appear.
-    assert!(counts.iter().all(|&c| c > 20), "{counts:?}");
+    // Uniform over the paper's 6 candidates: each gets 50 of 300 on average; all must appear.
+    assert!(counts[..6].iter().all(|&c| c > 20), "{counts:?}");
     assert_eq!(layer.counts()?, counts);
     Ok(())
 }
@@ -757,20 +829,20 @@ fn freeze_keeps_the_argmax_and_matches_evaluation_output() -> TestResult {
         ],
         &dev,
     )?;
-    let layer = SelectionLayer::from_logits(Var::from_tensor(&logits)?, 0.3, None)?;
+    let layer = SelectionLayer::from_logits(Var::from_tensor(&logits)?, paper(), 0.3, None)?;
     let fixed = freeze(&layer)?;
     assert_eq!(
         fixed.activations(),
         &[Activation::Relu, Activation::Sigmoid, Activation::Selu]
     );
-    assert_eq!(fixed.counts(), [1, 1, 0, 0, 0, 1]);
+    assert_eq!(fixed.counts(), [1, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0]);
 
     let mut rng = ChaCha8Rng::seed_from_u64(13);
     let trained: Vec<f32> = (0..64 * 6).map(|_| rng.random::<f32>()).collect();
     let logits = Var::from_tensor(&Tensor::from_vec(trained, (64, 6), &dev)?)?;
     let x = random_matrix(&mut rng, 32, 64, 30.0, DType::F32);
     for clamp in [None, Some(10.0)] {
-        let layer = SelectionLayer::from_logits(logits.clone(), 0.3, clamp)?;
+        let layer = SelectionLayer::from_logits(logits.clone(), paper(), 0.3, clamp)?;
         let fixed = freeze(&layer)?;
         let eval = layer
             .forward(&x, Selection::Argmax, &mut rng)?
@@ -789,4 +861,91 @@ fn freeze_keeps_the_argmax_and_matches_evaluation_output() -> TestResult {
         }
     }
     Ok(())
+}
+
+/// A subset pool: the initial preferences, every Gumbel draw and the frozen choices are pool
+/// members only, and the mixture with the sampled weights is the frozen choice's function.
+#[test]
+fn a_subset_pool_draws_and_freezes_only_its_members() -> TestResult {
+    let pool: Pool = "tanh,gelu,softplus".parse().unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(21);
+    let layer = SelectionLayer::with_pool(200, pool, 1.0, None, &Device::Cpu, &mut rng)?;
+    assert_eq!(layer.logits().dims(), &[200, 3]);
+    let mut seen = [0usize; Activation::COUNT];
+    for _ in 0..20 {
+        let w = layer
+            .weights(Selection::Sample, &mut rng)?
+            .to_vec2::<f32>()?;
+        for row in &w {
+            assert_eq!(row.iter().filter(|&&v| v == 1.0).count(), 1, "{row:?}");
+            let k = row.iter().position(|&v| v == 1.0).unwrap();
+            seen[pool.members()[k].id()] += 1;
+        }
+    }
+    for a in Activation::ALL {
+        let member = pool.index_of(a).is_some();
+        assert_eq!(
+            seen[a.id()] > 0,
+            member,
+            "{a}: drawn {} times",
+            seen[a.id()]
+        );
+    }
+    let fixed = freeze(&layer)?;
+    assert!(fixed
+        .activations()
+        .iter()
+        .all(|a| pool.index_of(*a).is_some()));
+    assert_eq!(fixed.counts().iter().sum::<usize>(), 200);
+    // With the argmax weights the mixture (no clamp) is the frozen layer, value for value.
+    let x = random_matrix(&mut rng, 16, 200, 6.0, DType::F64);
+    let mixed = layer.forward(&x, Selection::Argmax, &mut rng)?;
+    assert_close(&mixed, &fixed.forward(&x)?, "subset pool argmax vs frozen");
+    Ok(())
+}
+
+/// A selection layer whose pool is one function, without a clamp, computes exactly that
+/// function: the same bits as the fixed op, forward and backward, for every candidate.
+#[test]
+fn a_pool_of_one_without_clamp_is_exactly_that_function() -> TestResult {
+    let mut rng = ChaCha8Rng::seed_from_u64(22);
+    for dtype in [DType::F32, DType::F64] {
+        for a in Activation::ALL {
+            let pool = Pool::new(&[a]).unwrap();
+            let layer = SelectionLayer::with_pool(40, pool, 0.3, None, &Device::Cpu, &mut rng)?;
+            let x = random_matrix(&mut rng, 9, 40, 8.0, dtype);
+            let g = random_matrix(&mut rng, 9, 40, 2.0, dtype);
+            let w = layer
+                .weights(Selection::Sample, &mut rng)?
+                .to_dtype(dtype)?;
+            let y = mixture(&x, &w, pool, None)?;
+            let (gx, _) = layer.backward(&x, &w, &g)?;
+            let ids = ids_tensor(&vec![a; 40]);
+            assert_eq!(
+                bits(&y),
+                bits(&per_neuron(&x, &ids)?),
+                "{a} {dtype:?} value"
+            );
+            assert_eq!(
+                bits(&gx),
+                bits(&per_neuron_grad(&x, &ids, &g)?),
+                "{a} {dtype:?} grad_x"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Logits that do not match the pool are refused with the pool named.
+#[test]
+fn logits_must_match_the_pool() {
+    let logits = Var::zeros((4, 6), DType::F32, &Device::Cpu).unwrap();
+    let small: Pool = "relu,elu,gelu".parse().unwrap();
+    let err = SelectionLayer::from_logits(logits, small, 0.3, None)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("[neurons, 3] for the pool relu,elu,gelu"),
+        "{err}"
+    );
 }

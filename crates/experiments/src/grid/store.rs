@@ -1,16 +1,21 @@
 //! A sweep's results on disk: `results.csv` (one row per finished run), `layer_shares.csv`
 //! (SmartMixed's function shares per layer) and `manifest.json`.
 //!
+//! `layer_shares.csv` has one column per function that some run's pool holds, in id order (so
+//! a sweep over the paper's pool has the six columns it always had); a run's cell is empty for a
+//! function outside its pool, and 0 for one it holds but no neuron chose.
+//!
 //! Every update takes an exclusive lock on `DIR/.lock`, reads the current file, adds the new
 //! rows and replaces the file by rename. A reader or a process killed at any moment sees the
 //! old file or the new one, never a torn row, and shards writing one directory cannot lose each
 //! other's rows. A run already present (another process finished it first) is not added twice.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
+use mixed_act::Activation;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -39,6 +44,9 @@ pub struct ResultRow {
     pub phase2_init: String,
     pub loss: String,
     pub eval_selection: String,
+    /// SmartMixed's pool (empty in rows written before pools: the paper's six).
+    #[serde(default)]
+    pub pool: String,
     pub split_seed: u64,
     /// The settings above that this run's method does not read (a baseline's: the
     /// SmartMixed-only ones): the row stands for every value of them. Space-separated.
@@ -63,7 +71,7 @@ pub struct ResultRow {
 }
 
 /// One row of `layer_shares.csv`: a SmartMixed run's share of each function in one layer.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct ShareRow {
     pub key: String,
     pub arch: Option<u32>,
@@ -72,13 +80,13 @@ pub struct ShareRow {
     pub seed: u64,
     pub layer: usize,
     pub width: usize,
-    pub relu: f64,
-    pub sigmoid: f64,
-    pub tanh: f64,
-    pub leaky_relu: f64,
-    pub elu: f64,
-    pub selu: f64,
+    /// By activation id: the share of the layer's neurons choosing it, `None` when the run's
+    /// pool does not hold it.
+    pub shares: [Option<f64>; Activation::COUNT],
 }
+
+/// The columns of `layer_shares.csv` before the functions.
+const SHARE_FIXED_COLUMNS: [&str; 7] = ["key", "arch", "widths", "depth", "seed", "layer", "width"];
 
 pub const RESULTS_FILE: &str = "results.csv";
 pub const SHARES_FILE: &str = "layer_shares.csv";
@@ -115,16 +123,26 @@ impl ResultsStore {
         let mut rows: Vec<ResultRow> = read_rows(&self.dir.join(RESULTS_FILE))?;
         // Rows written before the column existed: a baseline never read those settings then
         // either, so the column is filled in, not guessed.
-        for row in rows.iter_mut().filter(|r| r.not_applicable.is_empty()) {
+        for row in rows.iter_mut() {
             if let Ok(method) = row.method.parse() {
-                row.not_applicable = crate::grid::sweep::not_applicable(method);
+                if row.not_applicable.is_empty() {
+                    row.not_applicable = crate::grid::sweep::not_applicable(method);
+                } else if row.method != "smartmixed"
+                    && !row.not_applicable.split(' ').any(|s| s == "pool")
+                {
+                    // Written before pools existed; baselines never read one.
+                    row.not_applicable.push_str(" pool");
+                }
+            }
+            if row.pool.is_empty() && row.method == "smartmixed" {
+                row.pool = mixed_act::Pool::paper().to_string();
             }
         }
         Ok(rows)
     }
 
     pub fn shares(&self) -> Result<Vec<ShareRow>> {
-        read_rows(&self.dir.join(SHARES_FILE))
+        read_share_rows(&self.dir.join(SHARES_FILE))
     }
 
     /// Keys of the runs that already have a row.
@@ -146,7 +164,7 @@ impl ResultsStore {
             .filter(|s| s.key != row.key)
             .collect();
         share_rows.extend_from_slice(shares);
-        write_rows(&self.dir.join(SHARES_FILE), &share_rows)?;
+        write_share_rows(&self.dir.join(SHARES_FILE), &share_rows)?;
         rows.push(row.clone());
         write_rows(&self.dir.join(RESULTS_FILE), &rows)?;
         Ok(true)
@@ -166,6 +184,94 @@ fn read_rows<T: DeserializeOwned>(path: &Path) -> Result<Vec<T>> {
             row.with_context(|| format!("{}: row {} is not a valid record", path.display(), i + 2))
         })
         .collect()
+}
+
+/// `layer_shares.csv`: the fixed columns, then one per function some row's pool holds.
+fn read_share_rows(path: &Path) -> Result<Vec<ShareRow>> {
+    if !path.exists() {
+        return Ok(Vec::new());
+    }
+    let mut reader =
+        csv::Reader::from_path(path).with_context(|| format!("reading {}", path.display()))?;
+    let header = reader.headers()?.clone();
+    let fixed: Vec<&str> = header.iter().take(SHARE_FIXED_COLUMNS.len()).collect();
+    if fixed != SHARE_FIXED_COLUMNS {
+        bail!(
+            "{}: the header must start with {}",
+            path.display(),
+            SHARE_FIXED_COLUMNS.join(",")
+        );
+    }
+    let functions = header
+        .iter()
+        .skip(SHARE_FIXED_COLUMNS.len())
+        .map(|name| {
+            name.parse::<Activation>()
+                .with_context(|| format!("{}: column '{name}'", path.display()))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let mut rows = Vec::new();
+    for (i, record) in reader.records().enumerate() {
+        let bad = || format!("{}: row {} is not a valid record", path.display(), i + 2);
+        let record = record.with_context(bad)?;
+        let field = |c: usize| record.get(c).unwrap_or("");
+        let number = |c: usize| -> Result<u64> { field(c).parse().with_context(bad) };
+        let mut shares = [None; Activation::COUNT];
+        for (j, a) in functions.iter().enumerate() {
+            let cell = field(SHARE_FIXED_COLUMNS.len() + j);
+            if !cell.is_empty() {
+                shares[a.id()] = Some(cell.parse().with_context(bad)?);
+            }
+        }
+        rows.push(ShareRow {
+            key: field(0).to_string(),
+            arch: match field(1) {
+                "" => None,
+                id => Some(id.parse().with_context(bad)?),
+            },
+            widths: field(2).to_string(),
+            depth: number(3)? as usize,
+            seed: number(4)?,
+            layer: number(5)? as usize,
+            width: number(6)? as usize,
+            shares,
+        });
+    }
+    Ok(rows)
+}
+
+fn write_share_rows(path: &Path, rows: &[ShareRow]) -> Result<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let held: BTreeSet<Activation> = rows
+        .iter()
+        .flat_map(|r| Activation::ALL.into_iter().filter(|a| r.shares[a.id()].is_some()))
+        .collect();
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    let mut header: Vec<String> = SHARE_FIXED_COLUMNS.map(String::from).to_vec();
+    header.extend(held.iter().map(|a| a.name().to_string()));
+    writer.write_record(&header)?;
+    for r in rows {
+        let mut record = vec![
+            r.key.clone(),
+            r.arch.map_or(String::new(), |a| a.to_string()),
+            r.widths.clone(),
+            r.depth.to_string(),
+            r.seed.to_string(),
+            r.layer.to_string(),
+            r.width.to_string(),
+        ];
+        // ryu's shortest round-trip form, as csv's serde writer prints f64: files from before
+        // pools come out byte for byte.
+        let mut buffer = ryu::Buffer::new();
+        record.extend(held.iter().map(|a| {
+            r.shares[a.id()].map_or(String::new(), |v| buffer.format(v).to_string())
+        }));
+        writer.write_record(&record)?;
+    }
+    let bytes = writer.into_inner().context("encoding CSV")?;
+    write_atomic(path, &bytes)
 }
 
 fn write_rows<T: Serialize>(path: &Path, rows: &[T]) -> Result<()> {

@@ -53,12 +53,13 @@ pub struct SweepConfig {
 /// Settings that only SmartMixed reads. A baseline's result does not depend on them, so an axis
 /// over one of them does not multiply a baseline's runs: the baseline runs once, with the
 /// preset's (or `[overrides]`') value, and its row lists them in `not_applicable`.
-pub const SMARTMIXED_ONLY: [&str; 5] = [
+pub const SMARTMIXED_ONLY: [&str; 6] = [
     "phase1_epochs",
     "tau",
     "clamp",
     "phase2_init",
     "eval_selection",
+    "pool",
 ];
 
 /// What `not_applicable` says in a result row of `method`.
@@ -721,6 +722,10 @@ fn result_row(run: &GridRun, outcome: &Result<Summary>, device: &str, commit: &s
         phase2_init: kebab(&c.phase2_init),
         loss: kebab(&c.loss),
         eval_selection: kebab(&c.eval_selection),
+        pool: match c.method {
+            Method::SmartMixed => c.pool.to_string(),
+            Method::Baseline(_) => String::new(),
+        },
         split_seed: c.split_seed,
         not_applicable: not_applicable(c.method),
         n_params: summary.map(|s| s.n_params),
@@ -756,12 +761,13 @@ fn share_rows(run: &GridRun, summary: &Summary) -> Vec<ShareRow> {
             seed: run.config.seed,
             layer: l + 1,
             width: run.config.widths[l],
-            relu: s[0],
-            sigmoid: s[1],
-            tanh: s[2],
-            leaky_relu: s[3],
-            elu: s[4],
-            selu: s[5],
+            shares: {
+                let mut by_id = [None; mixed_act::Activation::COUNT];
+                for (a, &share) in run.config.pool.0.members().iter().zip(s) {
+                    by_id[a.id()] = Some(share);
+                }
+                by_id
+            },
         })
         .collect()
 }
@@ -826,7 +832,7 @@ seeds = [1, 2]
         assert!(relu.axis_values.is_empty());
         assert_eq!(
             not_applicable(relu.config.method),
-            "phase1_epochs tau clamp phase2_init eval_selection"
+            "phase1_epochs tau clamp phase2_init eval_selection pool"
         );
         // The same baseline run as in a grid without axes: equal runs have equal keys.
         let plain = grid("");

@@ -64,7 +64,7 @@ pub fn probability_of_improvement(diffs: &[f64]) -> f64 {
 }
 
 /// Settings a comparison can be split by, in the order reports name them.
-pub const CELL_SETTINGS: [&str; 13] = [
+pub const CELL_SETTINGS: [&str; 14] = [
     "dataset",
     "preset",
     "epochs",
@@ -77,6 +77,7 @@ pub const CELL_SETTINGS: [&str; 13] = [
     "phase2_init",
     "loss",
     "eval_selection",
+    "pool",
     "split_seed",
 ];
 
@@ -95,6 +96,7 @@ fn setting_value(r: &ResultRow, name: &str) -> String {
         "phase2_init" => r.phase2_init.clone(),
         "loss" => r.loss.clone(),
         "eval_selection" => r.eval_selection.clone(),
+        "pool" => r.pool.clone(),
         "split_seed" => r.split_seed.to_string(),
         _ => unreachable!("not a cell setting: {name}"),
     }
@@ -168,7 +170,7 @@ pub const ANY: &str = "any";
 /// An architecture in reports: its depth (for ordering) and its label (the architecture, and
 /// the varying settings when there are any).
 pub type ArchKey = (usize, String);
-/// One share per function, in pool order.
+/// One share per function, by activation id (0 for functions outside the pool).
 pub type Shares = [f64; Activation::COUNT];
 
 /// One (architecture, settings, method) cell of the comparison: `comparison.csv` rows.
@@ -286,6 +288,9 @@ pub struct Comparison {
     pub phase_time_ratios: Option<(f64, f64)>,
     /// Per SmartMixed cell and layer: mean share of each function over seeds.
     pub shares: BTreeMap<ArchKey, Vec<Shares>>,
+    /// The functions some SmartMixed run's pool holds, in id order: the columns of the share
+    /// tables and figures (the paper's six for runs over the default pool).
+    pub functions: Vec<Activation>,
     /// Each SmartMixed run's key and the [`ArchKey`] of its cell (for per-run files).
     pub smartmixed_cells: BTreeMap<String, ArchKey>,
 }
@@ -527,16 +532,24 @@ pub fn compare(rows: &[ResultRow], share_rows: &[ShareRow], bootstrap_seed: u64)
     });
 
     let mut share_sums: BTreeMap<ArchKey, BTreeMap<usize, Vec<Shares>>> = BTreeMap::new();
+    let mut held = [false; Activation::COUNT];
     for s in share_rows {
         if let Some(cell) = smartmixed_cells.get(&s.key) {
+            for (held, share) in held.iter_mut().zip(&s.shares) {
+                *held |= share.is_some();
+            }
             share_sums
                 .entry(cell.clone())
                 .or_default()
                 .entry(s.layer)
                 .or_default()
-                .push([s.relu, s.sigmoid, s.tanh, s.leaky_relu, s.elu, s.selu]);
+                .push(s.shares.map(|v| v.unwrap_or(0.0)));
         }
     }
+    let functions = Activation::ALL
+        .into_iter()
+        .filter(|a| held[a.id()])
+        .collect();
     let shares = share_sums
         .into_iter()
         .map(|(arch, layers)| {
@@ -555,6 +568,7 @@ pub fn compare(rows: &[ResultRow], share_rows: &[ShareRow], bootstrap_seed: u64)
         ranks,
         phase_time_ratios,
         shares,
+        functions,
         smartmixed_cells,
     }
 }
@@ -762,20 +776,17 @@ pub fn render_markdown(c: &Comparison, sources: &[PathBuf]) -> String {
         md,
         "\n## SmartMixed's functions per layer (share of neurons, mean over seeds)\n"
     );
-    let _ = writeln!(
-        md,
-        "| arch | layer | {} |",
-        Activation::ALL.map(|a| a.name()).join(" | ")
-    );
-    let _ = writeln!(md, "|---|---|{}", "---|".repeat(Activation::COUNT));
+    let names: Vec<&str> = c.functions.iter().map(|a| a.name()).collect();
+    let _ = writeln!(md, "| arch | layer | {} |", names.join(" | "));
+    let _ = writeln!(md, "|---|---|{}", "---|".repeat(c.functions.len()));
     for ((_, arch), layers) in &c.shares {
         for (l, s) in layers.iter().enumerate() {
-            let _ = writeln!(
-                md,
-                "| {arch} | {} | {} |",
-                l + 1,
-                s.map(|v| format!("{v:.2}")).join(" | ")
-            );
+            let values: Vec<String> = c
+                .functions
+                .iter()
+                .map(|a| format!("{:.2}", s[a.id()]))
+                .collect();
+            let _ = writeln!(md, "| {arch} | {} | {} |", l + 1, values.join(" | "));
         }
     }
     if let Some(finding) = paper_finding(c) {
@@ -787,7 +798,7 @@ pub fn render_markdown(c: &Comparison, sources: &[PathBuf]) -> String {
 /// The paper's finding, tested on architectures of depth 2 or more: do first layers favour
 /// ReLU / Leaky ReLU and last layers ELU / SELU?
 fn paper_finding(c: &Comparison) -> Option<String> {
-    let deep: Vec<&Vec<[f64; 6]>> = c
+    let deep: Vec<&Vec<Shares>> = c
         .shares
         .iter()
         .filter(|((d, _), _)| *d >= 2)
@@ -797,8 +808,8 @@ fn paper_finding(c: &Comparison) -> Option<String> {
         return None;
     }
     let n = deep.len() as f64;
-    let rectifiers = |s: &[f64; 6]| s[0] + s[3];
-    let exponentials = |s: &[f64; 6]| s[4] + s[5];
+    let rectifiers = |s: &Shares| s[0] + s[3];
+    let exponentials = |s: &Shares| s[4] + s[5];
     let first_rect = deep.iter().map(|l| rectifiers(&l[0])).sum::<f64>() / n;
     let last_rect = deep
         .iter()
@@ -927,6 +938,7 @@ mod tests {
             phase2_init: "warm".into(),
             loss: "logits".into(),
             eval_selection: "argmax".into(),
+            pool: String::new(),
             split_seed: 42,
             not_applicable: if sm {
                 String::new()
@@ -980,12 +992,13 @@ mod tests {
             seed: 1,
             layer: 1,
             width: 8,
-            relu: 0.5,
-            sigmoid: 0.0,
-            tanh: 0.0,
-            leaky_relu: 0.25,
-            elu: 0.25,
-            selu: 0.0,
+            shares: {
+                let mut s = [None; Activation::COUNT];
+                for (id, v) in [0.5, 0.0, 0.0, 0.25, 0.25, 0.0].into_iter().enumerate() {
+                    s[id] = Some(v);
+                }
+                s
+            },
         }];
         let c = compare(&rows, &shares, 0);
         let cell = |arch: &str, m: &str| {

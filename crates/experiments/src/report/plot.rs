@@ -27,17 +27,24 @@ fn register_font() -> Result<()> {
 
 /// A colour per method, the baselines in pool order and SmartMixed last.
 fn method_color(method: &str) -> RGBColor {
-    const COLORS: [RGBColor; 7] = [
+    /// By activation id (the paper's six first, as before the later candidates existed).
+    const COLORS: [RGBColor; Activation::COUNT] = [
         RGBColor(31, 119, 180),
         RGBColor(255, 127, 14),
         RGBColor(44, 160, 44),
         RGBColor(148, 103, 189),
         RGBColor(140, 86, 75),
         RGBColor(227, 119, 194),
-        RGBColor(214, 39, 40),
+        RGBColor(188, 189, 34),
+        RGBColor(23, 190, 207),
+        RGBColor(127, 127, 127),
+        RGBColor(255, 187, 120),
+        RGBColor(0, 0, 0),
     ];
-    let index = method.parse::<Activation>().map(|a| a.id()).unwrap_or(6);
-    COLORS[index]
+    const SMARTMIXED: RGBColor = RGBColor(214, 39, 40);
+    method
+        .parse::<Activation>()
+        .map_or(SMARTMIXED, |a| COLORS[a.id()])
 }
 
 fn activation_color(a: Activation) -> RGBColor {
@@ -470,7 +477,8 @@ fn accuracy_vs_setting<DB: DrawingBackend>(
 fn shares_by_layer<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     arch: &str,
-    layers: &[[f64; 6]],
+    layers: &[Shares],
+    functions: &[Activation],
 ) -> Result<()> {
     let n = layers.len() as f64;
     let mut chart = ChartBuilder::on(area)
@@ -500,10 +508,10 @@ fn shares_by_layer<DB: DrawingBackend>(
         .axis_desc_style((FONT, 17))
         .draw()
         .map_err(|e| anyhow!("{e:?}"))?;
-    for a in Activation::ALL {
+    for (i, &a) in functions.iter().enumerate() {
         let color = activation_color(a);
-        let bars = layers.iter().enumerate().map(|(l, s)| {
-            let below: f64 = s[..a.id()].iter().sum();
+        let bars = layers.iter().enumerate().map(move |(l, s)| {
+            let below: f64 = functions[..i].iter().map(|f| s[f.id()]).sum();
             let x = (l + 1) as f64;
             Rectangle::new(
                 [(x - 0.35, below), (x + 0.35, below + s[a.id()])],
@@ -531,7 +539,8 @@ fn shares_by_layer<DB: DrawingBackend>(
 fn share_trajectories<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     arch: &str,
-    layers: &[Vec<[f64; 6]>],
+    layers: &[Vec<Shares>],
+    functions: &[Activation],
 ) -> Result<()> {
     let titled = area
         .titled(
@@ -560,7 +569,7 @@ fn share_trajectories<DB: DrawingBackend>(
             .label_style((FONT, 12))
             .draw()
             .map_err(|e| anyhow!("{e:?}"))?;
-        for a in Activation::ALL {
+        for &a in functions {
             let color = activation_color(a);
             let points: Vec<(f64, f64)> = epochs
                 .iter()
@@ -609,23 +618,33 @@ fn phase1_trajectories(
             let Ok(mut reader) = csv::Reader::from_path(&path) else {
                 continue;
             };
-            let mut per_epoch: Vec<Vec<[f64; 6]>> = Vec::new(); // [epoch][layer]
+            // Share columns are `share_l{layer}_{function}`, for the functions of the run's pool.
+            let header = reader
+                .headers()
+                .with_context(|| format!("reading {}", path.display()))?
+                .clone();
+            let columns: Vec<(usize, usize, usize)> = header
+                .iter()
+                .enumerate()
+                .filter_map(|(i, name)| {
+                    let (layer, function) = name.strip_prefix("share_l")?.split_once('_')?;
+                    let layer: usize = layer.parse().ok()?;
+                    let a: Activation = function.parse().ok()?;
+                    Some((i, layer.checked_sub(1)?, a.id()))
+                })
+                .collect();
+            let layers = columns.iter().map(|c| c.1 + 1).max().unwrap_or(0);
+            let mut per_epoch: Vec<Vec<Shares>> = Vec::new(); // [epoch][layer]
             for record in reader.records() {
                 let record = record.with_context(|| format!("reading {}", path.display()))?;
                 if &record[1] != "1" {
                     continue;
                 }
-                let values: Vec<f64> = record
-                    .iter()
-                    .skip(6)
-                    .filter_map(|v| v.parse().ok())
-                    .collect();
-                per_epoch.push(
-                    values
-                        .chunks_exact(6)
-                        .map(|c| std::array::from_fn(|k| c[k]))
-                        .collect(),
-                );
+                let mut epoch = vec![[0.0; Activation::COUNT]; layers];
+                for &(i, layer, id) in &columns {
+                    epoch[layer][id] = record.get(i).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+                }
+                per_epoch.push(epoch);
             }
             if let Some(cell) = c.smartmixed_cells.get(&row.key) {
                 runs.entry(cell.clone()).or_default().push(per_epoch);
@@ -741,8 +760,8 @@ pub fn run(dirs: &[PathBuf], bootstrap_seed: u64, x: Option<&str>) -> Result<Vec
             &out,
             &name,
             (900, 600),
-            &|a| shares_by_layer(a, arch, layers),
-            &|a| shares_by_layer(a, arch, layers),
+            &|a| shares_by_layer(a, arch, layers, &c.functions),
+            &|a| shares_by_layer(a, arch, layers, &c.functions),
         )?);
     }
     for ((_, arch), layers) in &phase1_trajectories(dirs, &c)? {
@@ -753,8 +772,8 @@ pub fn run(dirs: &[PathBuf], bootstrap_seed: u64, x: Option<&str>) -> Result<Vec
             &out,
             &name,
             size,
-            &|a| share_trajectories(a, arch, layers),
-            &|a| share_trajectories(a, arch, layers),
+            &|a| share_trajectories(a, arch, layers, &c.functions),
+            &|a| share_trajectories(a, arch, layers, &c.functions),
         )?);
     }
     Ok(written)

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use anyhow::Result;
-use mixed_act::Activation;
+use mixed_act::{Activation, Pool};
 use serde::{Deserialize, Serialize};
 
 use crate::bail_input;
@@ -49,7 +49,8 @@ pub enum Method {
 }
 
 impl Method {
-    pub const VALID: &'static str = "relu, sigmoid, tanh, leaky_relu, elu, selu, smartmixed";
+    pub const VALID: &'static str =
+        "relu, sigmoid, tanh, leaky_relu, elu, selu, gelu, silu, mish, softplus, identity, smartmixed";
 }
 
 impl FromStr for Method {
@@ -157,6 +158,65 @@ impl<'de> Deserialize<'de> for ClampSetting {
     }
 }
 
+/// SmartMixed's candidate pool: `--pool relu,tanh,gelu`, `pool = "relu,tanh,gelu"` or
+/// `pool = ["relu", "tanh", "gelu"]`; `paper` stands for the paper's six (also inside a list:
+/// `paper,gelu`), `all` for every candidate. Written as the comma-separated member list.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct PoolSetting(pub Pool);
+
+impl PoolSetting {
+    pub fn is_paper(&self) -> bool {
+        self.0.is_paper()
+    }
+}
+
+impl FromStr for PoolSetting {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<Self> {
+        // `paper` inside a list expands to the six, so `paper,gelu` is the paper's pool + GELU.
+        let expanded: Vec<String> = s
+            .split(',')
+            .map(|name| match name.trim().to_lowercase().as_str() {
+                "paper" if s.contains(',') => Pool::paper().to_string(),
+                _ => name.to_string(),
+            })
+            .collect();
+        expanded
+            .join(",")
+            .parse()
+            .map(PoolSetting)
+            .map_err(|e| input_error(format!("--pool '{s}': {e}")))
+    }
+}
+
+impl fmt::Display for PoolSetting {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl Serialize for PoolSetting {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for PoolSetting {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Text(String),
+            List(Vec<String>),
+        }
+        let text = match Raw::deserialize(d)? {
+            Raw::Text(t) => t,
+            Raw::List(names) => names.join(","),
+        };
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 /// Where to run: `auto`, `cpu`, `cuda`, `cuda:N` or `metal`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DeviceChoice {
@@ -231,6 +291,7 @@ pub struct Settings {
     pub phase2_init: Option<Phase2Init>,
     pub loss: Option<LossKind>,
     pub eval_selection: Option<EvalSelection>,
+    pub pool: Option<PoolSetting>,
     pub device: Option<DeviceChoice>,
 }
 
@@ -257,6 +318,7 @@ impl Settings {
             phase2_init,
             loss,
             eval_selection,
+            pool,
             device
         );
         // An architecture id and explicit widths are two ways of saying one thing: the upper
@@ -344,6 +406,11 @@ pub struct TrainConfig {
     pub phase2_init: Phase2Init,
     pub loss: LossKind,
     pub eval_selection: EvalSelection,
+    /// SmartMixed's candidates (baselines: the paper's, unread). Left out of config.json (and
+    /// so of the run key) when it is the paper's, so that runs from before pools keep their
+    /// keys and files.
+    #[serde(default, skip_serializing_if = "PoolSetting::is_paper")]
+    pub pool: PoolSetting,
     pub device: DeviceChoice,
 }
 
@@ -448,6 +515,11 @@ impl TrainConfig {
             phase2_init: s.phase2_init.unwrap_or(Phase2Init::Warm),
             loss: s.loss.unwrap_or(LossKind::Logits),
             eval_selection: s.eval_selection.unwrap_or(EvalSelection::Argmax),
+            // A baseline reads no pool: it keeps the default, so its key does not depend on one.
+            pool: match method {
+                Method::SmartMixed => s.pool.unwrap_or_default(),
+                Method::Baseline(_) => PoolSetting::default(),
+            },
             device: s.device.unwrap_or(DeviceChoice::Auto),
         })
     }
@@ -556,6 +628,10 @@ mod tests {
             assert!(err.downcast_ref::<crate::error::InputError>().is_some());
             assert!(err.to_string().contains(needle), "{needle}: {err}");
         }
+        assert_eq!(
+            "gelu".parse::<Method>().unwrap(),
+            Method::Baseline(Activation::Gelu)
+        );
         let err = "swish".parse::<Method>().unwrap_err().to_string();
         assert!(err.contains("swish") && err.contains("smartmixed"), "{err}");
         assert_eq!(
@@ -568,5 +644,51 @@ mod tests {
             DeviceChoice::Cuda(1)
         );
         assert!("tpu".parse::<DeviceChoice>().is_err());
+    }
+
+    #[test]
+    fn pools_resolve_parse_and_stay_out_of_the_default_config() {
+        let cfg = TrainConfig::resolve(
+            None,
+            None,
+            &flags(|s| s.pool = Some("relu, ELU,gelu".parse().unwrap())),
+        )
+        .unwrap();
+        assert_eq!(cfg.pool.to_string(), "relu,elu,gelu");
+        let json = serde_json::to_string(&cfg).unwrap();
+        assert!(json.contains("\"pool\":\"relu,elu,gelu\""), "{json}");
+        let back: TrainConfig = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, cfg);
+        // The paper's pool is not written, and a config.json without the key reads as it.
+        let default = TrainConfig::resolve(None, None, &Settings::default()).unwrap();
+        let json = serde_json::to_string(&default).unwrap();
+        assert!(!json.contains("pool"), "{json}");
+        assert!(serde_json::from_str::<TrainConfig>(&json).unwrap().pool.is_paper());
+        // A baseline reads no pool.
+        let relu = TrainConfig::resolve(
+            None,
+            None,
+            &flags(|s| {
+                s.method = Some(Method::Baseline(Activation::Relu));
+                s.pool = Some("relu,gelu".parse().unwrap());
+            }),
+        )
+        .unwrap();
+        assert!(relu.pool.is_paper());
+        // `paper` inside a list, lists in TOML, and the errors.
+        let wide: PoolSetting = "paper,gelu,silu".parse().unwrap();
+        assert_eq!(wide.0.len(), 8);
+        let s: Settings = toml::from_str("pool = [\"tanh\", \"mish\"]").unwrap();
+        assert_eq!(s.pool.unwrap().to_string(), "tanh,mish");
+        for (bad, needle) in [
+            ("relu,swish", "unknown activation 'swish'"),
+            ("relu,relu", "'relu' appears twice"),
+            ("", "empty"),
+        ] {
+            let err = bad.parse::<PoolSetting>().unwrap_err();
+            assert!(err.downcast_ref::<crate::error::InputError>().is_some());
+            let msg = err.to_string();
+            assert!(msg.contains("--pool") && msg.contains(needle), "{msg}");
+        }
     }
 }

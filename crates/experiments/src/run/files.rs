@@ -7,7 +7,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use mixed_act::Activation;
+use mixed_act::{Activation, Pool};
 use serde::Serialize;
 
 /// Writes `contents` to `path` atomically (temporary file in the same directory, then rename).
@@ -38,20 +38,20 @@ pub struct EpochRow {
     pub val_loss: f64,
     pub val_acc: f64,
     pub seconds: f64,
-    /// Phase 1: per hidden layer, the share of neurons choosing each function.
-    pub shares: Option<Vec<[f64; Activation::COUNT]>>,
+    /// Phase 1: per hidden layer, the share of neurons choosing each function of the pool.
+    pub shares: Option<Vec<Vec<f64>>>,
 }
 
 /// `epochs.csv`: epoch, phase, train_loss, val_loss, val_acc, seconds, then one share column
-/// per hidden layer and function (`share_l1_relu`, ...), filled in phase 1.
+/// per hidden layer and function of the pool (`share_l1_relu`, ...), filled in phase 1.
 pub struct EpochLog {
     writer: csv::Writer<File>,
-    layers: usize,
+    share_columns: usize,
     path: PathBuf,
 }
 
 impl EpochLog {
-    pub fn create(path: &Path, layers: usize) -> Result<Self> {
+    pub fn create(path: &Path, layers: usize, pool: Pool) -> Result<Self> {
         let file = File::create(path).with_context(|| format!("creating {}", path.display()))?;
         let mut writer = csv::Writer::from_writer(file);
         let mut header: Vec<String> = [
@@ -65,13 +65,13 @@ impl EpochLog {
         .map(String::from)
         .to_vec();
         for l in 1..=layers {
-            header.extend(Activation::ALL.iter().map(|a| format!("share_l{l}_{a}")));
+            header.extend(pool.members().iter().map(|a| format!("share_l{l}_{a}")));
         }
         writer.write_record(&header)?;
         writer.flush()?;
         Ok(Self {
             writer,
-            layers,
+            share_columns: layers * pool.len(),
             path: path.to_path_buf(),
         })
     }
@@ -91,10 +91,7 @@ impl EpochLog {
                     .iter()
                     .flat_map(|s| s.iter().map(|v| format!("{v:.6}"))),
             ),
-            None => record.extend(std::iter::repeat_n(
-                String::new(),
-                self.layers * Activation::COUNT,
-            )),
+            None => record.extend(std::iter::repeat_n(String::new(), self.share_columns)),
         }
         self.writer.write_record(&record)?;
         self.writer
@@ -115,13 +112,17 @@ pub fn write_choices(path: &Path, choices: &[Vec<Activation>]) -> Result<()> {
     write_atomic(path, &writer.into_inner().context("encoding choices.csv")?)
 }
 
-/// Per layer, the share of neurons using each function.
-pub fn shares(choices: &[Vec<Activation>]) -> Vec<[f64; Activation::COUNT]> {
+/// Per layer, the share of neurons using each function of the pool, in pool order.
+pub fn shares(choices: &[Vec<Activation>], pool: Pool) -> Vec<Vec<f64>> {
     choices
         .iter()
         .map(|layer| {
             let counts = mixed_act::count_activations(layer);
-            counts.map(|c| c as f64 / layer.len().max(1) as f64)
+            let n = layer.len().max(1) as f64;
+            pool.members()
+                .iter()
+                .map(|a| counts[a.id()] as f64 / n)
+                .collect()
         })
         .collect()
 }

@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use candle_core::backprop::GradStore;
 use candle_core::{Device, Tensor, Var};
 use mixed_act::gumbel::gumbel_noise;
-use mixed_act::{mixture, Activation, FixedLayer, Selection, SelectionLayer};
+use mixed_act::{mixture, Activation, FixedLayer, Pool, Selection, SelectionLayer};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
@@ -151,9 +151,10 @@ impl Mlp {
         Ok(Self { linears, hidden })
     }
 
-    /// SmartMixed phase 1: selection layers initialised as the reference does.
+    /// SmartMixed phase 1: selection layers over `pool`, initialised as the reference does.
     pub fn selection(
         widths: &[usize],
+        pool: Pool,
         tau: f64,
         clamp: Option<f64>,
         rng: &mut ChaCha8Rng,
@@ -163,8 +164,8 @@ impl Mlp {
         let hidden = widths
             .iter()
             .map(|&w| {
-                Ok(Hidden::Selection(SelectionLayer::new(
-                    w, tau, clamp, device, rng,
+                Ok(Hidden::Selection(SelectionLayer::with_pool(
+                    w, pool, tau, clamp, device, rng,
                 )?))
             })
             .collect::<Result<_>>()?;
@@ -251,7 +252,7 @@ impl Mlp {
             };
         }
         if !mixing_grads.is_empty() {
-            // From the mixing weights to the logits (softmax over six candidates, tiny) with
+            // From the mixing weights to the logits (softmax over the pool, tiny) with
             // autograd. It starts from a scalar: sum(w * G) has gradient exactly G (1 * G) in w.
             let seeds = mixing_grads
                 .iter()
@@ -286,7 +287,7 @@ impl Mlp {
             .hidden
             .iter()
             .map(|h| match h {
-                Hidden::Selection(s) if sampling => s.neurons() * Activation::COUNT,
+                Hidden::Selection(s) if sampling => s.neurons() * s.pool().len(),
                 _ => 0,
             })
             .sum();
@@ -318,17 +319,17 @@ impl Mlp {
                 }
                 (Hidden::Fixed(f), _) => f.forward(&h)?,
                 (Hidden::Selection(s), Some(noise)) if sampling => {
-                    let len = s.neurons() * Activation::COUNT;
+                    let len = s.neurons() * s.pool().len();
                     let layer_noise = noise
                         .narrow(0, offset, len)?
-                        .reshape((s.neurons(), Activation::COUNT))?
+                        .reshape((s.neurons(), s.pool().len()))?
                         .to_dtype(s.logits().dtype())?;
                     offset += len;
                     let w = s.weights_with_noise(&layer_noise, h.dtype())?;
                     let y = if trace.is_some() {
-                        mixture(&h, &w.detach(), s.clamp())?
+                        mixture(&h, &w.detach(), s.pool(), s.clamp())?
                     } else {
-                        mixture(&h, &w, s.clamp())?
+                        mixture(&h, &w, s.pool(), s.clamp())?
                     };
                     mixing = Some(w);
                     y

@@ -8,7 +8,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use candle_core::backprop::GradStore;
 use candle_core::{DType, Device, Tensor, Var, D};
-use mixed_act::{Activation, Selection};
+use mixed_act::Selection;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -36,8 +36,9 @@ pub struct Summary {
     pub phase1_epoch_seconds: Option<f64>,
     pub phase2_epoch_seconds: Option<f64>,
     pub train_seconds: f64,
-    /// SmartMixed: per hidden layer, the share of neurons using each function (pool order).
-    pub layer_shares: Option<Vec<[f64; Activation::COUNT]>>,
+    /// SmartMixed: per hidden layer, the share of neurons using each function of the pool, in
+    /// pool order (config.json's `pool`; the paper's six when it has none).
+    pub layer_shares: Option<Vec<Vec<f64>>>,
 }
 
 /// Independent random streams of one run, all derived from its seed, so that (for example)
@@ -283,7 +284,7 @@ impl Learner<'_> {
             let seconds = started.elapsed().as_secs_f64();
             epoch_seconds.push(seconds);
             let shares = if is_phase1 {
-                Some(shares(&model.choices()?))
+                Some(shares(&model.choices()?, self.cfg.pool.0))
             } else {
                 None
             };
@@ -341,7 +342,9 @@ fn mean(v: &[f64]) -> f64 {
 fn initial_model(cfg: &TrainConfig, init: &mut ChaCha8Rng, device: &Device) -> Result<Mlp> {
     Ok(match cfg.method {
         Method::Baseline(a) => Mlp::baseline(&cfg.widths, a, init, device)?,
-        Method::SmartMixed => Mlp::selection(&cfg.widths, cfg.tau, cfg.clamp, init, device)?,
+        Method::SmartMixed => {
+            Mlp::selection(&cfg.widths, cfg.pool.0, cfg.tau, cfg.clamp, init, device)?
+        }
     })
 }
 
@@ -362,7 +365,7 @@ pub fn train(
         EvalSelection::Argmax => Selection::Argmax,
         EvalSelection::Sample => Selection::Sample,
     };
-    let log = EpochLog::create(&out.join("epochs.csv"), cfg.widths.len())?;
+    let log = EpochLog::create(&out.join("epochs.csv"), cfg.widths.len(), cfg.pool.0)?;
     let mut learner = Learner {
         cfg,
         splits,
@@ -493,7 +496,7 @@ pub fn train(
         phase1_epoch_seconds: phase1.as_ref().map(|(p, _)| mean(&p.epoch_seconds)),
         phase2_epoch_seconds: phase1.as_ref().map(|_| mean(&result.epoch_seconds)),
         train_seconds: started.elapsed().as_secs_f64(),
-        layer_shares: is_smartmixed.then(|| shares(&choices)),
+        layer_shares: is_smartmixed.then(|| shares(&choices, cfg.pool.0)),
     };
     write_json(&out.join("summary.json"), &summary)?;
     Ok(summary)
@@ -520,8 +523,9 @@ mod tests {
         let y: Vec<u32> = (0..batch).map(|_| rng.random_range(0..10)).collect();
         let y = Tensor::new(y, &dev).unwrap();
         let relu = Mlp::baseline(&widths, Activation::Relu, &mut rng, &dev).unwrap();
-        let clamped = Mlp::selection(&widths, 0.3, Some(10.0), &mut rng, &dev).unwrap();
-        let unclamped = Mlp::selection(&widths, 0.5, None, &mut rng, &dev).unwrap();
+        let paper = mixed_act::Pool::paper();
+        let clamped = Mlp::selection(&widths, paper, 0.3, Some(10.0), &mut rng, &dev).unwrap();
+        let unclamped = Mlp::selection(&widths, paper, 0.5, None, &mut rng, &dev).unwrap();
         let mixed = clamped.freeze(None).unwrap();
         for (name, model) in [
             ("relu", &relu),
