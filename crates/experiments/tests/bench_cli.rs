@@ -34,8 +34,10 @@ fn bench_ops_appends_rows_with_the_agreed_columns() {
             .collect::<Vec<_>>()
     );
     let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
-    // 2 shapes x (8 impls x 2 passes + copy) x 2 invocations, one header.
-    assert_eq!(rows.len(), 2 * 17 * 2);
+    // 2 shapes x (16 impls x 2 passes + copy) x 2 invocations, one header. The impls: fused,
+    // fused-all, fused-{gelu,silu,mish,softplus}, uniform-{relu,elu,tanh,gelu,silu}, grouped,
+    // masked, mixture-fused, mixture-naive, mixture-fused-all.
+    assert_eq!(rows.len(), 2 * 33 * 2);
     for r in &rows {
         assert_eq!(&r[0], "ops");
         let (p20, p50, p80): (f64, f64, f64) = (

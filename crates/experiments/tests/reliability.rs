@@ -154,10 +154,10 @@ fn bad_flags_and_config_keys_are_named() {
     std::fs::write(&config, "epochs = 3\nlearning_rate = 0.1\n").unwrap();
     let cases: Vec<(Vec<&str>, Vec<&str>)> = vec![
         (
-            vec!["--method", "gelu"],
+            vec!["--method", "swish"],
             vec![
-                "unknown method 'gelu'",
-                "relu, sigmoid, tanh, leaky_relu, elu, selu, smartmixed",
+                "unknown method 'swish'",
+                "relu, sigmoid, tanh, leaky_relu, elu, selu, gelu, silu, mish, softplus, identity, smartmixed",
             ],
         ),
         (vec!["--widths", "64,0"], vec!["width 0"]),

@@ -214,6 +214,87 @@ fn smartmixed_runs_both_phases_and_records_its_choices() {
     }
 }
 
+/// A pool other than the paper's: choices, shares, epochs.csv columns, the logits' count and
+/// config.json all follow it; a baseline may be any candidate.
+#[test]
+fn a_pool_shapes_choices_shares_and_files() {
+    let out = out_dir("pool");
+    let args = [
+        "--widths",
+        "32,16",
+        "--epochs",
+        "3",
+        "--phase1-epochs",
+        "2",
+        "--batch-size",
+        "64",
+        "--pool",
+        "mish, relu,gelu",
+    ];
+    let summary = train(&out, &args);
+    assert_eq!(summary["status"], "ok");
+    // Three logits per hidden neuron in phase 1.
+    assert_eq!(
+        summary["n_params"],
+        784 * 32 + 32 + 32 * 16 + 16 + 16 * 10 + 10 + 3 * (32 + 16)
+    );
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["pool"], "mish,relu,gelu");
+    let shares = summary["layer_shares"].as_array().unwrap();
+    for layer in shares {
+        let layer: Vec<f64> = layer
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect();
+        assert_eq!(layer.len(), 3);
+        assert!((layer.iter().sum::<f64>() - 1.0).abs() < 1e-12);
+    }
+    let mut reader = csv::Reader::from_path(out.join("choices.csv")).unwrap();
+    let chosen: Vec<String> = reader
+        .records()
+        .map(|r| r.unwrap()[2].to_string())
+        .collect();
+    assert_eq!(chosen.len(), 48);
+    assert!(chosen
+        .iter()
+        .all(|a| ["mish", "relu", "gelu"].contains(&a.as_str())));
+    // The layer-1 share of mish (the pool's first member) in the summary is choices.csv's.
+    let mish_l1 = chosen[..32].iter().filter(|a| *a == "mish").count() as f64 / 32.0;
+    assert!((shares[0][0].as_f64().unwrap() - mish_l1).abs() < 1e-12);
+    let header: Vec<String> = csv::Reader::from_path(out.join("epochs.csv"))
+        .unwrap()
+        .headers()
+        .unwrap()
+        .iter()
+        .skip(6)
+        .map(String::from)
+        .collect();
+    assert_eq!(
+        header,
+        [
+            "share_l1_mish",
+            "share_l1_relu",
+            "share_l1_gelu",
+            "share_l2_mish",
+            "share_l2_relu",
+            "share_l2_gelu"
+        ]
+    );
+    std::fs::remove_dir_all(&out).unwrap();
+
+    let gelu = out_dir("gelu");
+    let summary = train(
+        &gelu,
+        &["--widths", "16", "--epochs", "1", "--method", "gelu"],
+    );
+    assert_eq!(summary["status"], "ok");
+    assert!(summary["layer_shares"].is_null());
+    std::fs::remove_dir_all(&gelu).unwrap();
+}
+
 /// Bad input: exit code 2, no panic, a message that names the problem.
 #[test]
 fn bad_input_is_a_clear_error() {
@@ -233,6 +314,9 @@ fn bad_input_is_a_clear_error() {
             vec!["--data-dir", "/nonexistent/mnist"],
             "/nonexistent/mnist",
         ),
+        (vec!["--pool", "relu,swish"], "unknown activation 'swish'"),
+        (vec!["--pool", "relu,tanh,relu"], "'relu' appears twice"),
+        (vec!["--pool", ""], "the pool is empty"),
     ];
     for (extra, needle) in cases {
         let mut args = vec!["train", "--out", out.to_str().unwrap()];

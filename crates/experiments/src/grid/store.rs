@@ -246,7 +246,11 @@ fn write_share_rows(path: &Path, rows: &[ShareRow]) -> Result<()> {
     }
     let held: BTreeSet<Activation> = rows
         .iter()
-        .flat_map(|r| Activation::ALL.into_iter().filter(|a| r.shares[a.id()].is_some()))
+        .flat_map(|r| {
+            Activation::ALL
+                .into_iter()
+                .filter(|a| r.shares[a.id()].is_some())
+        })
         .collect();
     let mut writer = csv::Writer::from_writer(Vec::new());
     let mut header: Vec<String> = SHARE_FIXED_COLUMNS.map(String::from).to_vec();
@@ -265,9 +269,10 @@ fn write_share_rows(path: &Path, rows: &[ShareRow]) -> Result<()> {
         // ryu's shortest round-trip form, as csv's serde writer prints f64: files from before
         // pools come out byte for byte.
         let mut buffer = ryu::Buffer::new();
-        record.extend(held.iter().map(|a| {
-            r.shares[a.id()].map_or(String::new(), |v| buffer.format(v).to_string())
-        }));
+        record.extend(
+            held.iter()
+                .map(|a| r.shares[a.id()].map_or(String::new(), |v| buffer.format(v).to_string())),
+        );
         writer.write_record(&record)?;
     }
     let bytes = writer.into_inner().context("encoding CSV")?;
@@ -285,4 +290,72 @@ fn write_rows<T: Serialize>(path: &Path, rows: &[T]) -> Result<()> {
         return Ok(());
     }
     write_atomic(path, &bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Rewriting a committed layer_shares.csv (the paper's pool) gives its bytes back.
+    #[test]
+    fn committed_share_files_round_trip_byte_for_byte() {
+        let results = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../results");
+        let tmp = std::env::temp_dir().join(format!("smartmixed-shares-{}", std::process::id()));
+        std::fs::create_dir_all(&tmp).unwrap();
+        for sweep in ["quick", "standard", "ablation"] {
+            let path = results.join(sweep).join(SHARES_FILE);
+            let rows = read_share_rows(&path).unwrap();
+            assert!(!rows.is_empty(), "{sweep}");
+            let copy = tmp.join(format!("{sweep}.csv"));
+            write_share_rows(&copy, &rows).unwrap();
+            assert_eq!(
+                std::fs::read(&copy).unwrap(),
+                std::fs::read(&path).unwrap(),
+                "{sweep}"
+            );
+        }
+        std::fs::remove_dir_all(&tmp).unwrap();
+    }
+
+    /// Runs over different pools share one file: a column per function some pool holds, empty
+    /// cells for functions outside a run's pool, 0 for held but unchosen ones.
+    #[test]
+    fn share_rows_of_different_pools_share_one_file() {
+        let row = |key: &str, shares: &[(Activation, f64)]| {
+            let mut by_id = [None; Activation::COUNT];
+            for &(a, v) in shares {
+                by_id[a.id()] = Some(v);
+            }
+            ShareRow {
+                key: key.into(),
+                arch: None,
+                widths: "8".into(),
+                depth: 1,
+                seed: 1,
+                layer: 1,
+                width: 8,
+                shares: by_id,
+            }
+        };
+        let rows = vec![
+            row("a", &[(Activation::Relu, 0.75), (Activation::Gelu, 0.25)]),
+            row("b", &[(Activation::Tanh, 1.0), (Activation::Relu, 0.0)]),
+        ];
+        let tmp = std::env::temp_dir().join(format!("smartmixed-pools-{}", std::process::id()));
+        std::fs::create_dir_all(&tmp).unwrap();
+        let path = tmp.join(SHARES_FILE);
+        write_share_rows(&path, &rows).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(
+            text,
+            "key,arch,widths,depth,seed,layer,width,relu,tanh,gelu\n\
+             a,,8,1,1,1,8,0.75,,0.25\n\
+             b,,8,1,1,1,8,0.0,1.0,\n"
+        );
+        assert_eq!(read_share_rows(&path).unwrap(), rows);
+        std::fs::write(&path, "key,arch,widths,depth,seed,layer,width,swish\n").unwrap();
+        let err = read_share_rows(&path).unwrap_err();
+        assert!(format!("{err:#}").contains("swish"), "{err:#}");
+        std::fs::remove_dir_all(&tmp).unwrap();
+    }
 }

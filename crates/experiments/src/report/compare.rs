@@ -96,9 +96,20 @@ fn setting_value(r: &ResultRow, name: &str) -> String {
         "phase2_init" => r.phase2_init.clone(),
         "loss" => r.loss.clone(),
         "eval_selection" => r.eval_selection.clone(),
-        "pool" => r.pool.clone(),
+        "pool" => pool_label(&r.pool),
         "split_seed" => r.split_seed.to_string(),
         _ => unreachable!("not a cell setting: {name}"),
+    }
+}
+
+/// A pool as reports show it: the paper's six, when they lead the list, as `paper` (`paper`,
+/// `paper,gelu,silu`), which `--pool` reads back; other pools as listed.
+pub fn pool_label(pool: &str) -> String {
+    let paper = mixed_act::Pool::paper().to_string();
+    match pool.strip_prefix(&paper) {
+        Some("") => "paper".to_string(),
+        Some(rest) if rest.starts_with(',') => format!("paper{rest}"),
+        _ => pool.to_string(),
     }
 }
 
@@ -909,6 +920,75 @@ mod tests {
         assert!(a.0 > 0.969 && a.1 < 0.981 && a.0 < mean(&values) && mean(&values) < a.1);
     }
 
+    /// A pool axis: one cell per pool, the baseline (which reads no pool) in each, pools shown
+    /// short, and the share table's columns are the functions some pool holds.
+    #[test]
+    fn pools_make_cells_that_share_their_baselines() {
+        let paper = mixed_act::Pool::paper().to_string();
+        let wide = format!("{paper},gelu");
+        let mut rows = vec![
+            row("r1", 3, 1, "relu", 1, 0.90, 1.0),
+            row("r2", 3, 1, "relu", 2, 0.92, 1.0),
+        ];
+        for (key, seed, pool, acc) in [
+            ("p1", 1, paper.as_str(), 0.91),
+            ("p2", 2, paper.as_str(), 0.93),
+            ("w1", 1, wide.as_str(), 0.95),
+            ("w2", 2, wide.as_str(), 0.97),
+        ] {
+            let mut r = row(key, 3, 1, "smartmixed", seed, acc, 1.0);
+            r.pool = pool.to_string();
+            rows.push(r);
+        }
+        let share = |key: &str, shares: &[(Activation, f64)]| {
+            let mut by_id = [None; Activation::COUNT];
+            for &(a, v) in shares {
+                by_id[a.id()] = Some(v);
+            }
+            ShareRow {
+                key: key.into(),
+                arch: Some(3),
+                widths: "8".into(),
+                depth: 1,
+                seed: 1,
+                layer: 1,
+                width: 8,
+                shares: by_id,
+            }
+        };
+        let shares = vec![
+            share("w1", &[(Activation::Relu, 0.5), (Activation::Gelu, 0.5)]),
+            share("p1", &[(Activation::Relu, 1.0), (Activation::Tanh, 0.0)]),
+        ];
+        let c = compare(&rows, &shares, 0);
+        assert_eq!(c.varying, ["pool"]);
+        let labels: Vec<(String, String)> = c
+            .cells
+            .iter()
+            .map(|x| (x.method.clone(), x.settings[0].1.clone()))
+            .collect();
+        assert_eq!(
+            labels,
+            [
+                ("relu".to_string(), "paper".to_string()),
+                ("smartmixed".to_string(), "paper".to_string()),
+                ("relu".to_string(), "paper,gelu".to_string()),
+                ("smartmixed".to_string(), "paper,gelu".to_string()),
+            ]
+        );
+        let smartmixed_wide = &c.cells[3];
+        assert_eq!(smartmixed_wide.paired_seeds, None);
+        let relu_wide = &c.cells[2];
+        assert_eq!(relu_wide.paired_seeds, Some(2));
+        assert!((relu_wide.paired_diff.unwrap() - 0.05).abs() < 1e-12);
+        assert_eq!(
+            c.functions,
+            [Activation::Relu, Activation::Tanh, Activation::Gelu]
+        );
+        assert_eq!(pool_label("relu,elu"), "relu,elu");
+        assert_eq!(pool_label(&paper), "paper");
+    }
+
     fn row(
         key: &str,
         arch: u32,
@@ -1048,7 +1128,7 @@ mod tests {
         let (p1, p2) = c.phase_time_ratios.unwrap();
         assert!((p1 - 3.0).abs() < 1e-12 && (p2 - 1.5).abs() < 1e-12);
         assert_eq!(
-            c.shares[&(3, "2".to_string())][0],
+            c.shares[&(3, "2".to_string())][0][..6],
             [0.5, 0.0, 0.0, 0.25, 0.25, 0.0]
         );
         let md = render_markdown(&c, &[PathBuf::from("x")]);

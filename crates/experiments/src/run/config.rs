@@ -663,7 +663,10 @@ mod tests {
         let default = TrainConfig::resolve(None, None, &Settings::default()).unwrap();
         let json = serde_json::to_string(&default).unwrap();
         assert!(!json.contains("pool"), "{json}");
-        assert!(serde_json::from_str::<TrainConfig>(&json).unwrap().pool.is_paper());
+        assert!(serde_json::from_str::<TrainConfig>(&json)
+            .unwrap()
+            .pool
+            .is_paper());
         // A baseline reads no pool.
         let relu = TrainConfig::resolve(
             None,

@@ -522,7 +522,7 @@ mod tests {
         let x = Tensor::from_vec(x, (batch, crate::run::data::IMAGE_PIXELS), &dev).unwrap();
         let y: Vec<u32> = (0..batch).map(|_| rng.random_range(0..10)).collect();
         let y = Tensor::new(y, &dev).unwrap();
-        let relu = Mlp::baseline(&widths, Activation::Relu, &mut rng, &dev).unwrap();
+        let relu = Mlp::baseline(&widths, mixed_act::Activation::Relu, &mut rng, &dev).unwrap();
         let paper = mixed_act::Pool::paper();
         let clamped = Mlp::selection(&widths, paper, 0.3, Some(10.0), &mut rng, &dev).unwrap();
         let unclamped = Mlp::selection(&widths, paper, 0.5, None, &mut rng, &dev).unwrap();
