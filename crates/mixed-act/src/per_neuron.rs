@@ -306,7 +306,8 @@ fn forward_with_slope_rows<T: KernelFloat<Acc = T> + Real>(
 /// function), else one loop over the whole row with per-column coefficients ([`Lanes`]), which
 /// needs no gather or scatter.
 enum RowPlan<A> {
-    Runs(ColumnPlan),
+    /// Boxed: a plan holds a list per candidate, and one is built per op call.
+    Runs(Box<ColumnPlan>),
     Lanes(Lanes<A>),
 }
 
@@ -316,7 +317,7 @@ impl<A: Real> RowPlan<A> {
         if plan.any_scattered() {
             RowPlan::Lanes(Lanes::new(ids))
         } else {
-            RowPlan::Runs(plan)
+            RowPlan::Runs(Box::new(plan))
         }
     }
 }

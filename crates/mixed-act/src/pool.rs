@@ -153,7 +153,8 @@ mod tests {
         assert_eq!(pool.to_string().parse::<Pool>().unwrap(), pool);
         assert_eq!(pool.index_of(Activation::Gelu), Some(2));
         assert_eq!(pool.index_of(Activation::Tanh), None);
-        assert_eq!(pool.packed(), 3 | 0 << 4 | 4 << 8 | 6 << 12);
+        // K = 3, then ids 0 (relu), 4 (elu), 6 (gelu) in 4-bit fields.
+        assert_eq!(pool.packed(), 0x6403);
         assert!(Pool::default().is_paper() && !pool.is_paper());
         assert_eq!("paper".parse::<Pool>().unwrap(), Pool::paper());
         assert_eq!("all".parse::<Pool>().unwrap().len(), Activation::COUNT);

@@ -4,20 +4,25 @@
 //! separately, `mixed_act.metal`) as host C++ under small shims that play CUDA's and Metal's
 //! thread model (one std::thread per GPU thread of a block, barriers, shared memory), and
 //! launches each kernel with the geometry the Rust launch code uses. This checks what the
-//! PTX compile cannot: indexing, the per-column ids and weights, the clamps, the grid-stride and
-//! bounds checks, and the atomics-free grad-w reduction. It does not check GPU precision or the
-//! launch code in cuda.rs / metal.rs themselves (scripts/gpu-check.sh does, on a GPU).
+//! PTX compile cannot: indexing, the per-column ids and weights, the pool argument (its size, its
+//! members' ids and their order), the clamps, the grid-stride and bounds checks, and the
+//! atomics-free grad-w reduction. Phase 2 uses all eleven functions; the mixtures run with the
+//! paper's pool, the full pool of eleven and a small pool out of id order. It does not check GPU
+//! precision or the launch code in cuda.rs / metal.rs themselves (scripts/gpu-check.sh does, on
+//! a GPU).
 //!
 //! Needs a C++20 compiler: `$CXX`, else `c++`. Tolerances as in tests/ops.rs:
 //! |emulated - cpu| <= ATOL + RTOL * |cpu|, (1e-6, 1e-5) in f32 and (1e-12, 1e-10) in f64, ATOL
 //! times the rows summed for grad_w; the Metal kernels sum grad_w in f32 (Metal has no f64),
-//! so there RTOL is 1e-4.
+//! so there RTOL is 1e-4. The same bounds hold for the functions added after the paper's six:
+//! in f32 the CUDA shim's erfcf / log1pf and the Metal source's own erfc (the fit the CPU uses,
+//! with another exp) differ from the CPU's by a few parts in 1e7 where the values are not tiny.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use candle_core::{DType, Device, Tensor, Var};
-use mixed_act::{elementwise_geometry, mixture, per_neuron, Activation};
+use mixed_act::{elementwise_geometry, mixture, per_neuron, Activation, Pool};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -85,15 +90,22 @@ fn read_floats(path: &Path, dtype: DType) -> Vec<f64> {
     }
 }
 
-/// Inputs with the kinks and tails mixed in (every 7th value from a fixed list).
-fn inputs(rng: &mut ChaCha8Rng, n: usize, scale: f64) -> Vec<f64> {
-    const SPECIAL: [f64; 12] = [
-        0.0, -0.0, 1e-7, -1e-7, 0.5, -0.5, 12.0, -12.0, 40.0, -40.0, 1e4, -1e4,
+/// `[ROWS, COLS]` inputs with the kinks and tails mixed in: every third row holds values from a
+/// fixed list, shifted by one place per column, so that every column (every function of phase 2,
+/// every one-hot pool member of phase 1) meets each of them: zeros and tiny values of both signs,
+/// saturation, softplus's threshold 20 and either side of it, values beyond the clamps, the tails
+/// at |x| = 1e4. The other rows are uniform in [-scale, scale].
+fn inputs(rng: &mut ChaCha8Rng, scale: f64) -> Vec<f64> {
+    const SPECIAL: [f64; 20] = [
+        0.0, -0.0, 1e-7, -1e-7, 0.5, -0.5, 12.0, -12.0, 40.0, -40.0, 1e4, -1e4, 20.0, -20.0, 19.5,
+        -19.5, 20.5, -20.5, -0.75, 3.0,
     ];
-    (0..n)
+    const { assert!(ROWS / 3 >= SPECIAL.len()) };
+    (0..ROWS * COLS)
         .map(|i| {
-            if i % 7 == 0 {
-                SPECIAL[(i / 7) % SPECIAL.len()]
+            let (r, c) = (i / COLS, i % COLS);
+            if r % 3 == 0 {
+                SPECIAL[(r / 3 + c) % SPECIAL.len()]
             } else {
                 (rng.random::<f64>() * 2.0 - 1.0) * scale
             }
@@ -101,35 +113,64 @@ fn inputs(rng: &mut ChaCha8Rng, n: usize, scale: f64) -> Vec<f64> {
         .collect()
 }
 
+/// The pools the mixtures run with: the paper's six (the default), all eleven, and a small one
+/// out of id order (its columns are not its ids).
+fn pools() -> [Pool; 3] {
+    [Pool::paper(), Pool::all(), "gelu,relu,elu".parse().unwrap()]
+}
+
 struct Case {
     x: Vec<f64>,
+    /// Phase 2: one global id per neuron, every function at least once.
     ids: Vec<u32>,
+    /// Phase 1: the mixture's pool and weights `[COLS, K]`.
+    pool: Pool,
     w: Vec<f64>,
     grad_y: Vec<f64>,
 }
 
-fn case(seed: u64) -> Case {
+fn case(seed: u64, pool: Pool) -> Case {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let x = inputs(&mut rng, ROWS * COLS, 4.0);
+    let x = inputs(&mut rng, 4.0);
     let grad_y: Vec<f64> = (0..ROWS * COLS)
         .map(|_| rng.random::<f64>() - 0.5)
         .collect();
-    let ids: Vec<u32> = (0..COLS)
-        .map(|n| (n % Activation::COUNT) as u32 ^ (rng.random::<u32>() % 2))
-        .map(|id| id.min(Activation::COUNT as u32 - 1))
-        .collect();
-    // Neurons 0..40 one-hot (training's case), the rest dense soft weights.
-    let w = (0..COLS * Activation::COUNT)
-        .map(|i| {
-            let (n, k) = (i / Activation::COUNT, i % Activation::COUNT);
-            if n < 40 {
-                f64::from(ids[n] as usize == k)
+    // Every function once, the rest random, in random order.
+    let mut ids: Vec<u32> = (0..COLS)
+        .map(|n| {
+            if n < Activation::COUNT {
+                n as u32
             } else {
-                rng.random::<f64>() * 1.5 - 0.25
+                rng.random_range(0..Activation::COUNT as u32)
             }
         })
         .collect();
-    Case { x, ids, w, grad_y }
+    for i in (1..COLS).rev() {
+        ids.swap(i, rng.random_range(0..=i));
+    }
+    // Neurons 0..40 one-hot (training's case), every member in turn; 40..60 dense soft weights;
+    // 60.. soft weights with some exact zeros (skipped terms off the one-hot path).
+    let k = pool.len();
+    let first = rng.random_range(0..k);
+    let w = (0..COLS * k)
+        .map(|i| {
+            let (n, j) = (i / k, i % k);
+            if n < 40 {
+                f64::from((n + first) % k == j)
+            } else if n < 60 || rng.random_range(0..3) > 0 {
+                rng.random::<f64>() * 1.5 - 0.25
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    Case {
+        x,
+        ids,
+        pool,
+        w,
+        grad_y,
+    }
 }
 
 /// `(y, grad_x, grad_w)` of the CPU ops for `sum(op(x) * grad_y)`.
@@ -143,7 +184,7 @@ fn cpu(case: &Case, dtype: DType, clamp: Option<f64>) -> [Vec<f64>; 5] {
     )
     .unwrap();
     let w = Var::from_tensor(
-        &Tensor::from_slice(&case.w, (COLS, Activation::COUNT), &dev)
+        &Tensor::from_slice(&case.w, (COLS, case.pool.len()), &dev)
             .unwrap()
             .to_dtype(dtype)
             .unwrap(),
@@ -169,7 +210,7 @@ fn cpu(case: &Case, dtype: DType, clamp: Option<f64>) -> [Vec<f64>; 5] {
         .unwrap()
         .backward()
         .unwrap();
-    let y_mx = mixture(x.as_tensor(), w.as_tensor(), clamp).unwrap();
+    let y_mx = mixture(x.as_tensor(), w.as_tensor(), case.pool, clamp).unwrap();
     let g_mx = (&y_mx * &gy)
         .unwrap()
         .sum_all()
@@ -208,9 +249,16 @@ fn emulated(
         Backend::Metal => u32::MAX,
     };
     let ((gx, gy), (bx, by)) = elementwise_geometry(ROWS as u32, COLS as u32, max_grid_rows);
+    let pool = case.pool.packed().to_string();
     let status = Command::new(harness)
         .arg(dir)
-        .args([dtype_name, &ROWS.to_string(), &COLS.to_string(), &limit])
+        .args([
+            dtype_name,
+            &ROWS.to_string(),
+            &COLS.to_string(),
+            &limit,
+            &pool,
+        ])
         .args([gx, gy, bx, by].map(|v| v.to_string()))
         .status()
         .unwrap();
@@ -243,36 +291,54 @@ fn assert_close(emulated: &[f64], cpu: &[f64], what: &str, tolerance: (f64, f64)
 fn check(backend: Backend, dtypes: &[DType]) {
     let harness = harness(backend);
     for &dtype in dtypes {
-        for clamp in [Some(10.0), Some(1.5), None] {
-            let case = case(11);
-            let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-                .join(format!("emulation-{backend:?}-{dtype:?}-{clamp:?}"));
-            let got = emulated(&harness, backend, &case, dtype, clamp, &dir);
-            let want = cpu(&case, dtype, clamp);
-            let base = if dtype == DType::F64 {
-                (1e-12, 1e-10)
-            } else {
-                (1e-6, 1e-5)
-            };
-            let sums_rtol = if backend == Backend::Metal {
-                1e-4
-            } else {
-                base.1
-            };
-            let names = [
-                "per_neuron y",
-                "per_neuron grad_x",
-                "mixture y",
-                "mixture grad_x",
-            ];
-            for (k, name) in names.iter().enumerate() {
-                let what = format!("{backend:?} {dtype:?} clamp {clamp:?} {name}");
-                assert_close(&got[k], &want[k], &what, base);
+        for (p, pool) in pools().into_iter().enumerate() {
+            for clamp in [Some(10.0), Some(1.5), None] {
+                check_one(&harness, backend, dtype, (p, pool), clamp);
             }
-            let what = format!("{backend:?} {dtype:?} clamp {clamp:?} mixture grad_w");
-            assert_close(&got[4], &want[4], &what, (base.0 * ROWS as f64, sums_rtol));
         }
     }
+}
+
+/// One run of the five kernels against the CPU ops: `pool` is the mixture's, `p` its index in
+/// [`pools`] (for the seed and the directory).
+fn check_one(
+    harness: &Path,
+    backend: Backend,
+    dtype: DType,
+    (p, pool): (usize, Pool),
+    clamp: Option<f64>,
+) {
+    let case = case(11 + p as u64, pool);
+    let mut seen = case.ids.clone();
+    seen.sort_unstable();
+    seen.dedup();
+    assert_eq!(seen.len(), Activation::COUNT, "phase 2 misses a function");
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("emulation-{backend:?}-{dtype:?}-pool{p}-{clamp:?}"));
+    let got = emulated(harness, backend, &case, dtype, clamp, &dir);
+    let want = cpu(&case, dtype, clamp);
+    let base = if dtype == DType::F64 {
+        (1e-12, 1e-10)
+    } else {
+        (1e-6, 1e-5)
+    };
+    let sums_rtol = if backend == Backend::Metal {
+        1e-4
+    } else {
+        base.1
+    };
+    let names = [
+        "per_neuron y",
+        "per_neuron grad_x",
+        "mixture y",
+        "mixture grad_x",
+    ];
+    let what = |name: &str| format!("{backend:?} {dtype:?} pool {pool} clamp {clamp:?} {name}");
+    for (k, name) in names.iter().enumerate() {
+        assert_close(&got[k], &want[k], &what(name), base);
+    }
+    let grad_w_tolerance = (base.0 * ROWS as f64, sums_rtol);
+    assert_close(&got[4], &want[4], &what("mixture grad_w"), grad_w_tolerance);
 }
 
 #[test]
@@ -326,7 +392,7 @@ fn a_wrong_kernel_formula_is_caught() {
         .status()
         .unwrap();
     assert!(status.success());
-    let case = case(12);
+    let case = case(12, Pool::paper());
     let got = emulated(
         &bin,
         Backend::Cuda,

@@ -920,7 +920,7 @@ fn a_pool_of_one_without_clamp_is_exactly_that_function() -> TestResult {
                 .to_dtype(dtype)?;
             let y = mixture(&x, &w, pool, None)?;
             let (gx, _) = layer.backward(&x, &w, &g)?;
-            let ids = ids_tensor(&vec![a; 40]);
+            let ids = ids_tensor(&[a; 40]);
             assert_eq!(
                 bits(&y),
                 bits(&per_neuron(&x, &ids)?),

@@ -6,16 +6,22 @@
 // one place they are defined); the tests compare every kernel against candle-op references.
 //
 // Layout: x, grad_y and every [rows, cols] output are contiguous and row-major; ids is [cols]
-// u32; w and grad_w are [cols, 6]; rows * cols < 2^32 (checked by the host).
+// u32; w and grad_w are [cols, K] for a pool of K members; rows * cols < 2^32 (checked by the
+// host). The mixture kernels get the pool as one integer, `pool` (Pool::packed): K in bits 0..4,
+// member k's global id in bits 4(k+1)..4(k+2); column k of w belongs to member k.
 //
 // Every kernel's name and argument count are listed in src/kernels.rs (KERNELS); a unit test
 // checks that list against this file and the Metal one, and each launch checks it too.
 
-#define ACT_COUNT 6
+// ACT_COUNT: how many candidates there are (ids 0..ACT_COUNT-1), the most members a pool has.
+#define ACT_COUNT 11
 #define LEAKY_RELU_SLOPE 0.01
 #define ELU_ALPHA 1.0
 #define SELU_ALPHA 1.6732632423543772
 #define SELU_LAMBDA 1.0507009873554805
+#define SOFTPLUS_THRESHOLD 20
+#define FRAC_1_SQRT_2 0.7071067811865476
+#define FRAC_1_SQRT_2PI 0.3989422804014327
 
 // ---- math per element type ---------------------------------------------------------------
 
@@ -25,6 +31,8 @@ template <> struct Math<float> {
     static __device__ __forceinline__ float exp(float x) { return expf(x); }
     static __device__ __forceinline__ float expm1(float x) { return expm1f(x); }
     static __device__ __forceinline__ float tanh(float x) { return tanhf(x); }
+    static __device__ __forceinline__ float erfc(float x) { return erfcf(x); }
+    static __device__ __forceinline__ float log1p(float x) { return log1pf(x); }
     static __device__ __forceinline__ float nan() { return __int_as_float(0x7fc00000); }
 };
 
@@ -32,10 +40,47 @@ template <> struct Math<double> {
     static __device__ __forceinline__ double exp(double x) { return ::exp(x); }
     static __device__ __forceinline__ double expm1(double x) { return ::expm1(x); }
     static __device__ __forceinline__ double tanh(double x) { return ::tanh(x); }
+    static __device__ __forceinline__ double erfc(double x) { return ::erfc(x); }
+    static __device__ __forceinline__ double log1p(double x) { return ::log1p(x); }
     static __device__ __forceinline__ double nan() { return __longlong_as_double(0x7ff8000000000000LL); }
 };
 
-// ---- the six functions and their derivatives (see Activation::value / derivative) ---------
+// ---- helpers of the smooth functions (activation.rs: logistic, normal_cdf, mish_tanh) -------
+
+// A value and its complement 1 - value, each formed without cancellation.
+template <typename T> struct Pair {
+    T value, complement;
+};
+
+// (sigmoid(x), 1 - sigmoid(x)) from one exp(-|x|).
+template <typename T>
+__device__ __forceinline__ Pair<T> logistic(T x) {
+    const T e = Math<T>::exp(-fabs(x));
+    const T r = T(1) / (T(1) + e);
+    return x >= T(0) ? Pair<T>{r, e * r} : Pair<T>{e * r, r};
+}
+
+// Phi(x) = erfc(|x| / sqrt 2) / 2 for x < 0, one minus that for x >= 0 (accurate in the left
+// tail).
+template <typename T>
+__device__ __forceinline__ T normal_cdf(T x) {
+    const T half_tail = T(0.5) * Math<T>::erfc(fabs(x) * T(FRAC_1_SQRT_2));
+    return x < T(0) ? half_tail : T(1) - half_tail;
+}
+
+// (t, 1 - t) for t = tanh(softplus(x)), in closed form from u = exp(-|x|).
+template <typename T>
+__device__ __forceinline__ Pair<T> mish_tanh(T x) {
+    const T u = Math<T>::exp(-fabs(x));
+    const T n = u * (u + T(2));
+    const T d = T(1) + T(2) * u + T(2) * u * u;
+    return x > T(0) ? Pair<T>{(T(1) + T(2) * u) / d, T(2) * u * u / d}
+                    : Pair<T>{n / (n + T(2)), T(2) / (n + T(2))};
+}
+
+// ---- the candidates and their derivatives (see Activation::value / derivative) ------------
+// Ids as in activation.rs: 0 relu, 1 sigmoid, 2 tanh, 3 leaky_relu, 4 elu, 5 selu, 6 gelu,
+// 7 silu, 8 mish, 9 softplus, 10 identity.
 // NaN inputs give NaN for every function. Unknown ids give NaN, so that a bad id shows in
 // the output instead of passing silently
 // (the host checks ids when a layer is built; kernels cannot report errors cheaply).
@@ -56,6 +101,14 @@ __device__ __forceinline__ T act_value(unsigned int id, T x) {
     case 5:
         return (x > zero || isnan(x)) ? T(SELU_LAMBDA) * x
                                       : T(SELU_LAMBDA * SELU_ALPHA) * Math<T>::expm1(fmin(x, zero));
+    case 6: return x * normal_cdf<T>(x);
+    case 7: return x * logistic<T>(x).value;
+    case 8: return x * mish_tanh<T>(x).value;
+    case 9:
+        return (x > T(SOFTPLUS_THRESHOLD) || isnan(x))
+                   ? x
+                   : fmax(x, zero) + Math<T>::log1p(Math<T>::exp(-fabs(x)));
+    case 10: return x;
     default: return Math<T>::nan();
     }
 }
@@ -77,6 +130,21 @@ __device__ __forceinline__ T act_derivative(unsigned int id, T x) {
     case 3: return x > zero ? T(1) : T(LEAKY_RELU_SLOPE);
     case 4: return x > zero ? T(1) : T(ELU_ALPHA) * Math<T>::exp(fmin(x, zero));
     case 5: return x > zero ? T(SELU_LAMBDA) : T(SELU_LAMBDA * SELU_ALPHA) * Math<T>::exp(fmin(x, zero));
+    case 6: {
+        // Phi(x) + x phi(x), phi(x) = exp(-x^2 / 2) / sqrt(2 pi).
+        const T density = T(FRAC_1_SQRT_2PI) * Math<T>::exp(-(x * x) * T(0.5));
+        return normal_cdf<T>(x) + x * density;
+    }
+    case 7: {
+        const Pair<T> s = logistic<T>(x);
+        return s.value * (T(1) + x * s.complement);
+    }
+    case 8: {
+        const Pair<T> t = mish_tanh<T>(x);
+        return t.value + x * (t.complement * (T(1) + t.value)) * logistic<T>(x).value;
+    }
+    case 9: return x > T(SOFTPLUS_THRESHOLD) ? T(1) : logistic<T>(x).value;
+    case 10: return T(1);
     default: return Math<T>::nan();
     }
 }
@@ -93,17 +161,36 @@ __device__ __forceinline__ T clamp_derivative(T v, T limit) {
     return (v < -limit || v > limit) ? T(0) : T(1);
 }
 
-// Pre-clamp mixture sum s = sum_k w_k C(f_k(x)) and slope sum_k w_k C'(f_k(x)) f_k'(x).
+// The pool of a mixture, as the host packs it (Pool::packed): K in bits 0..4, the global id of
+// member k in bits 4(k+1)..4(k+2). K is capped at ACT_COUNT, so that no array is overrun even
+// by a malformed pool (the host never sends one).
+__device__ __forceinline__ unsigned int pool_size(unsigned long long pool) {
+    const unsigned int size = (unsigned int)(pool & 15);
+    return size < ACT_COUNT ? size : ACT_COUNT;
+}
+
+__device__ __forceinline__ unsigned int pool_member(unsigned long long pool, unsigned int k) {
+    return (unsigned int)(pool >> (4 * (k + 1))) & 15;
+}
+
+// Pre-clamp mixture sum s = sum_k w_k C(f_k(x)) and slope sum_k w_k C'(f_k(x)) f_k'(x) over the
+// members of the pool, in pool order (the CPU's order); w is the neuron's K weights.
 // Zero weights are skipped, as on the CPU (equal to the dense sum whenever f_k(x) is finite).
+// Not unrolled: the member ids are only known at run time, so an unrolled loop would inline
+// both switches once per possible member (the PTX grew from 0.8 to 2.2 MB, ptxas from 0.75 to
+// 3.3 s for sm_90), and a thread usually handles one element, so there is nothing to hoist.
 template <typename T>
-__device__ __forceinline__ void mixture_terms(T x, const T* w, T limit, T* sum, T* slope) {
+__device__ __forceinline__ void mixture_terms(T x, const T* w, unsigned long long pool, T limit,
+                                              T* sum, T* slope) {
+    const unsigned int K = pool_size(pool);
     T s = T(0), d = T(0);
-#pragma unroll
-    for (unsigned int k = 0; k < ACT_COUNT; ++k) {
+#pragma unroll 1
+    for (unsigned int k = 0; k < K; ++k) {
         if (w[k] != T(0)) {
-            const T v = act_value<T>(k, x);
+            const unsigned int id = pool_member(pool, k);
+            const T v = act_value<T>(id, x);
             s += w[k] * clamp_value(v, limit);
-            d += w[k] * clamp_derivative(v, limit) * act_derivative<T>(k, x);
+            d += w[k] * clamp_derivative(v, limit) * act_derivative<T>(id, x);
         }
     }
     *sum = s;
@@ -111,8 +198,8 @@ __device__ __forceinline__ void mixture_terms(T x, const T* w, T limit, T* sum, 
 }
 
 // ---- element-wise kernels: a 2-D grid over [rows, cols] --------------------------------
-// x runs over columns, so that a thread reads its neuron's id or weights once and a warp reads
-// consecutive columns of a row; y runs over rows in a grid-stride loop (gridDim.y is capped at
+// x runs over columns, so that a thread stays with one neuron (its id, or its K weights, which
+// the cache keeps) and a warp reads consecutive columns of a row; y runs over rows in a grid-stride loop (gridDim.y is capped at
 // 65535). No integer division per element. Launch geometry: kernels.rs, elementwise_geometry.
 
 #define FOR_EACH_ROW(r)                                                                     \
@@ -148,33 +235,29 @@ __device__ void per_neuron_grad_x(const T* x, const unsigned int* ids, const T* 
 // ---- phase 1: the hard mixture -----------------------------------------------------------
 
 template <typename T>
-__device__ void mixture_fwd(const T* x, const T* w, T* y, T limit, unsigned int rows,
-                            unsigned int cols) {
+__device__ void mixture_fwd(const T* x, const T* w, T* y, T limit, unsigned long long pool,
+                            unsigned int rows, unsigned int cols) {
     const unsigned int c = blockIdx.x * blockDim.x + threadIdx.x;
     if (c >= cols) return;
-    T wc[ACT_COUNT];
-#pragma unroll
-    for (unsigned int k = 0; k < ACT_COUNT; ++k) wc[k] = w[(size_t)c * ACT_COUNT + k];
+    const T* wc = w + (size_t)c * pool_size(pool);
     FOR_EACH_ROW(r) {
         const size_t i = (size_t)r * cols + c;
         T sum, slope;
-        mixture_terms<T>(x[i], wc, limit, &sum, &slope);
+        mixture_terms<T>(x[i], wc, pool, limit, &sum, &slope);
         y[i] = clamp_value(sum, limit);
     }
 }
 
 template <typename T>
 __device__ void mixture_grad_x(const T* x, const T* w, const T* grad_y, T* grad_x, T limit,
-                               unsigned int rows, unsigned int cols) {
+                               unsigned long long pool, unsigned int rows, unsigned int cols) {
     const unsigned int c = blockIdx.x * blockDim.x + threadIdx.x;
     if (c >= cols) return;
-    T wc[ACT_COUNT];
-#pragma unroll
-    for (unsigned int k = 0; k < ACT_COUNT; ++k) wc[k] = w[(size_t)c * ACT_COUNT + k];
+    const T* wc = w + (size_t)c * pool_size(pool);
     FOR_EACH_ROW(r) {
         const size_t i = (size_t)r * cols + c;
         T sum, slope;
-        mixture_terms<T>(x[i], wc, limit, &sum, &slope);
+        mixture_terms<T>(x[i], wc, pool, limit, &sum, &slope);
         grad_x[i] = grad_y[i] * clamp_derivative(sum, limit) * slope;
     }
 }
@@ -184,43 +267,49 @@ __device__ void mixture_grad_x(const T* x, const T* w, const T* grad_y, T* grad_
 // Reduction without atomics, so that every run gives the same bits: a block of
 // GRAD_W_COLS x GRAD_W_ROW_GROUPS threads owns GRAD_W_COLS whole columns. Thread (tx, ty)
 // walks rows ty, ty + GRAD_W_ROW_GROUPS, ... of column tx (a warp reads one row's consecutive
-// columns, so loads coalesce) and keeps six running sums in double; then the first six rows of
-// threads add the GRAD_W_ROW_GROUPS partial sums of one k each, in ty order. Both orders are
-// fixed by the thread layout, not by scheduling. Launch with blockDim (32, 16) and
-// gridDim.x = ceil(cols / 32).
+// columns, so loads coalesce) and keeps K running sums in double, one per pool member; then the
+// first K rows of threads add the GRAD_W_ROW_GROUPS partial sums of one k each, in ty order
+// (K <= ACT_COUNT <= GRAD_W_ROW_GROUPS). Both orders are fixed by the thread layout, not by
+// scheduling. Launch with blockDim (32, 16) and gridDim.x = ceil(cols / 32). partial holds
+// 16 x 32 x 11 doubles, 45 KB: under CUDA's 48 KB of static shared memory. The loops over the
+// members are unrolled (guarded by k < K), so that values and acc stay in registers.
 #define GRAD_W_COLS 32
 #define GRAD_W_ROW_GROUPS 16
 
 template <typename T>
 __device__ void mixture_grad_w(const T* x, const T* w, const T* grad_y, T* grad_w, T limit,
-                               unsigned int rows, unsigned int cols) {
+                               unsigned long long pool, unsigned int rows, unsigned int cols) {
     __shared__ double partial[GRAD_W_ROW_GROUPS][GRAD_W_COLS][ACT_COUNT];
     const unsigned int tx = threadIdx.x, ty = threadIdx.y;
     const unsigned int c = blockIdx.x * GRAD_W_COLS + tx;
-    double acc[ACT_COUNT] = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0};
+    const unsigned int K = pool_size(pool);
+    double acc[ACT_COUNT] = {};
     if (c < cols) {
-        const T* wc = w + (size_t)c * ACT_COUNT;
+        const T* wc = w + (size_t)c * K;
         for (unsigned int b = ty; b < rows; b += GRAD_W_ROW_GROUPS) {
             const size_t i = (size_t)b * cols + c;
             T values[ACT_COUNT];
             T s = T(0);
 #pragma unroll
             for (unsigned int k = 0; k < ACT_COUNT; ++k) {
-                values[k] = clamp_value(act_value<T>(k, x[i]), limit);
-                if (wc[k] != T(0)) s += wc[k] * values[k];
+                if (k < K) {
+                    values[k] = clamp_value(act_value<T>(pool_member(pool, k), x[i]), limit);
+                    if (wc[k] != T(0)) s += wc[k] * values[k];
+                }
             }
             const T gate = grad_y[i] * clamp_derivative(s, limit);
 #pragma unroll
-            for (unsigned int k = 0; k < ACT_COUNT; ++k) acc[k] += (double)(gate * values[k]);
+            for (unsigned int k = 0; k < ACT_COUNT; ++k)
+                if (k < K) acc[k] += (double)(gate * values[k]);
         }
     }
 #pragma unroll
     for (unsigned int k = 0; k < ACT_COUNT; ++k) partial[ty][tx][k] = acc[k];
     __syncthreads();
-    if (ty < ACT_COUNT && c < cols) {
+    if (ty < K && c < cols) {
         double total = 0.0;
         for (unsigned int g = 0; g < GRAD_W_ROW_GROUPS; ++g) total += partial[g][tx][ty];
-        grad_w[(size_t)c * ACT_COUNT + ty] = (T)total;
+        grad_w[(size_t)c * K + ty] = (T)total;
     }
 }
 
@@ -249,35 +338,41 @@ extern "C" __global__ void per_neuron_grad_x_f64(const double* x, const unsigned
 }
 
 extern "C" __global__ void mixture_fwd_f32(const float* x, const float* w, float* y, float limit,
-                                           unsigned int rows, unsigned int cols) {
-    mixture_fwd<float>(x, w, y, limit, rows, cols);
+                                           unsigned long long pool, unsigned int rows,
+                                           unsigned int cols) {
+    mixture_fwd<float>(x, w, y, limit, pool, rows, cols);
 }
 
 extern "C" __global__ void mixture_fwd_f64(const double* x, const double* w, double* y,
-                                           double limit, unsigned int rows, unsigned int cols) {
-    mixture_fwd<double>(x, w, y, limit, rows, cols);
+                                           double limit, unsigned long long pool,
+                                           unsigned int rows, unsigned int cols) {
+    mixture_fwd<double>(x, w, y, limit, pool, rows, cols);
 }
 
 extern "C" __global__ void mixture_grad_x_f32(const float* x, const float* w, const float* grad_y,
-                                              float* grad_x, float limit, unsigned int rows,
+                                              float* grad_x, float limit,
+                                              unsigned long long pool, unsigned int rows,
                                               unsigned int cols) {
-    mixture_grad_x<float>(x, w, grad_y, grad_x, limit, rows, cols);
+    mixture_grad_x<float>(x, w, grad_y, grad_x, limit, pool, rows, cols);
 }
 
 extern "C" __global__ void mixture_grad_x_f64(const double* x, const double* w,
                                               const double* grad_y, double* grad_x, double limit,
-                                              unsigned int rows, unsigned int cols) {
-    mixture_grad_x<double>(x, w, grad_y, grad_x, limit, rows, cols);
+                                              unsigned long long pool, unsigned int rows,
+                                              unsigned int cols) {
+    mixture_grad_x<double>(x, w, grad_y, grad_x, limit, pool, rows, cols);
 }
 
 extern "C" __global__ void mixture_grad_w_f32(const float* x, const float* w, const float* grad_y,
-                                              float* grad_w, float limit, unsigned int rows,
+                                              float* grad_w, float limit,
+                                              unsigned long long pool, unsigned int rows,
                                               unsigned int cols) {
-    mixture_grad_w<float>(x, w, grad_y, grad_w, limit, rows, cols);
+    mixture_grad_w<float>(x, w, grad_y, grad_w, limit, pool, rows, cols);
 }
 
 extern "C" __global__ void mixture_grad_w_f64(const double* x, const double* w,
                                               const double* grad_y, double* grad_w, double limit,
-                                              unsigned int rows, unsigned int cols) {
-    mixture_grad_w<double>(x, w, grad_y, grad_w, limit, rows, cols);
+                                              unsigned long long pool, unsigned int rows,
+                                              unsigned int cols) {
+    mixture_grad_w<double>(x, w, grad_y, grad_w, limit, pool, rows, cols);
 }

@@ -3,23 +3,30 @@
 // Compiled at run time with new_library_with_source (src/metal.rs). This file parallels
 // src/kernels/mixed_act.cu section by section and line by line where the languages allow:
 // change both together. Differences, all forced by Metal: no double (f32 kernels only, and
-// grad_w sums in float), no expm1 (written below from exp and log), no grid-stride loop (one
-// thread per element in a 2-D grid, bounds-checked), thread indices come in as kernel arguments.
+// grad_w sums in float), no expm1, erfc or log1p (written below: expm1 from exp and log, erfc
+// and ln(1 + u) as src/fastmath.rs has them), no grid-stride loop (one thread per element in a
+// 2-D grid, bounds-checked), thread indices come in as kernel arguments.
 // Metal cannot be compiled on Linux; `make metal-check` only proves that this is valid C++
 // under a shim (typos, types, undefined names), not that it is valid Metal.
 //
 // Layout: x, grad_y and every [rows, cols] output are contiguous and row-major; ids is [cols]
-// u32; w and grad_w are [cols, 6]. Every kernel's name and buffer count are listed in
-// src/kernels.rs (KERNELS) and checked by a unit test and at each launch.
+// u32; w and grad_w are [cols, K] for a pool of K members. The mixture kernels get the pool as
+// one integer, `pool` (Pool::packed, 8 bytes): K in bits 0..4, member k's global id in bits
+// 4(k+1)..4(k+2); column k of w belongs to member k. Every kernel's name and buffer count are
+// listed in src/kernels.rs (KERNELS) and checked by a unit test and at each launch.
 
 #include <metal_stdlib>
 using namespace metal;
 
-#define ACT_COUNT 6
+// ACT_COUNT: how many candidates there are (ids 0..ACT_COUNT-1), the most members a pool has.
+#define ACT_COUNT 11
 #define LEAKY_RELU_SLOPE 0.01f
 #define ELU_ALPHA 1.0f
 #define SELU_ALPHA 1.6732632423543772f
 #define SELU_LAMBDA 1.0507009873554805f
+#define SOFTPLUS_THRESHOLD 20.0f
+#define FRAC_1_SQRT_2 0.7071067811865476f
+#define FRAC_1_SQRT_2PI 0.3989422804014327f
 
 // ---- math ----------------------------------------------------------------------------------
 
@@ -34,7 +41,72 @@ inline float expm1_accurate(float x) {
     return um1 * x / precise::log(u);
 }
 
-// ---- the six functions and their derivatives (see Activation::value / derivative) ---------
+// erfc(z) for z >= 0: the Chebyshev fit of Numerical Recipes (erfcc) with the coefficients of
+// src/fastmath.rs, erfc_nonnegative (MSL has no erfc). Relative error below 1e-6 for z <= 3.
+inline float erfc_nonnegative(float z) {
+    const float t = 1.0f / (1.0f + 0.5f * z);
+    const float poly =
+        -1.2655122f +
+        t * (1.0000237f +
+             t * (0.37409196f +
+                  t * (0.09678418f +
+                       t * (-0.18628806f +
+                            t * (0.27886807f +
+                                 t * (-1.13520398f +
+                                      t * (1.48851587f + t * (-0.82215223f + t * 0.17087277f))))))));
+    return t * precise::exp(poly - z * z);
+}
+
+// ln(1 + u) for u in [0, 1] as src/fastmath.rs, ln_1p_unit (MSL has no log1p):
+// 2 atanh(s) = 2 (s + s^3/3 + ... + s^17/17) with s = u / (2 + u) in [0, 1/3].
+inline float ln_1p_unit(float u) {
+    const float s = u / (2.0f + u);
+    const float s2 = s * s;
+    const float series =
+        1.0f +
+        s2 * (1.0f / 3.0f +
+              s2 * (1.0f / 5.0f +
+                    s2 * (1.0f / 7.0f +
+                          s2 * (1.0f / 9.0f +
+                                s2 * (1.0f / 11.0f +
+                                      s2 * (1.0f / 13.0f +
+                                            s2 * (1.0f / 15.0f + s2 * (1.0f / 17.0f))))))));
+    return 2.0f * s * series;
+}
+
+// ---- helpers of the smooth functions (activation.rs: logistic, normal_cdf, mish_tanh) -------
+
+// A value and its complement 1 - value, each formed without cancellation.
+struct Pair {
+    float value, complement;
+};
+
+// (sigmoid(x), 1 - sigmoid(x)) from one exp(-|x|).
+inline Pair logistic(float x) {
+    const float e = precise::exp(-fabs(x));
+    const float r = 1.0f / (1.0f + e);
+    return x >= 0.0f ? Pair{r, e * r} : Pair{e * r, r};
+}
+
+// Phi(x) = erfc(|x| / sqrt 2) / 2 for x < 0, one minus that for x >= 0 (accurate in the left
+// tail).
+inline float normal_cdf(float x) {
+    const float half_tail = 0.5f * erfc_nonnegative(fabs(x) * FRAC_1_SQRT_2);
+    return x < 0.0f ? half_tail : 1.0f - half_tail;
+}
+
+// (t, 1 - t) for t = tanh(softplus(x)), in closed form from u = exp(-|x|).
+inline Pair mish_tanh(float x) {
+    const float u = precise::exp(-fabs(x));
+    const float n = u * (u + 2.0f);
+    const float d = 1.0f + 2.0f * u + 2.0f * u * u;
+    return x > 0.0f ? Pair{(1.0f + 2.0f * u) / d, 2.0f * u * u / d}
+                    : Pair{n / (n + 2.0f), 2.0f / (n + 2.0f)};
+}
+
+// ---- the candidates and their derivatives (see Activation::value / derivative) ------------
+// Ids as in activation.rs: 0 relu, 1 sigmoid, 2 tanh, 3 leaky_relu, 4 elu, 5 selu, 6 gelu,
+// 7 silu, 8 mish, 9 softplus, 10 identity.
 // NaN inputs give NaN for every function. Unknown ids give NaN, so that a bad id shows in
 // the output instead of passing silently.
 
@@ -53,6 +125,14 @@ inline float act_value(uint id, float x) {
     case 5:
         return (x > zero || isnan(x)) ? SELU_LAMBDA * x
                                       : SELU_LAMBDA * SELU_ALPHA * expm1_accurate(fmin(x, zero));
+    case 6: return x * normal_cdf(x);
+    case 7: return x * logistic(x).value;
+    case 8: return x * mish_tanh(x).value;
+    case 9:
+        return (x > SOFTPLUS_THRESHOLD || isnan(x))
+                   ? x
+                   : fmax(x, zero) + ln_1p_unit(precise::exp(-fabs(x)));
+    case 10: return x;
     default: return nan_value();
     }
 }
@@ -73,6 +153,21 @@ inline float act_derivative(uint id, float x) {
     case 3: return x > zero ? 1.0f : LEAKY_RELU_SLOPE;
     case 4: return x > zero ? 1.0f : ELU_ALPHA * precise::exp(fmin(x, zero));
     case 5: return x > zero ? SELU_LAMBDA : SELU_LAMBDA * SELU_ALPHA * precise::exp(fmin(x, zero));
+    case 6: {
+        // Phi(x) + x phi(x), phi(x) = exp(-x^2 / 2) / sqrt(2 pi).
+        const float density = FRAC_1_SQRT_2PI * precise::exp(-(x * x) * 0.5f);
+        return normal_cdf(x) + x * density;
+    }
+    case 7: {
+        const Pair s = logistic(x);
+        return s.value * (1.0f + x * s.complement);
+    }
+    case 8: {
+        const Pair t = mish_tanh(x);
+        return t.value + x * (t.complement * (1.0f + t.value)) * logistic(x).value;
+    }
+    case 9: return x > SOFTPLUS_THRESHOLD ? 1.0f : logistic(x).value;
+    case 10: return 1.0f;
     default: return nan_value();
     }
 }
@@ -87,16 +182,31 @@ inline float clamp_derivative(float v, float limit) {
     return (v < -limit || v > limit) ? 0.0f : 1.0f;
 }
 
-// Pre-clamp mixture sum s = sum_k w_k C(f_k(x)) and slope sum_k w_k C'(f_k(x)) f_k'(x).
+// The pool of a mixture, as the host packs it (Pool::packed): K in bits 0..4, the global id of
+// member k in bits 4(k+1)..4(k+2). K is capped at ACT_COUNT, so that no array is overrun even
+// by a malformed pool (the host never sends one).
+inline uint pool_size(ulong pool) {
+    const uint size = (uint)(pool & 15);
+    return size < ACT_COUNT ? size : ACT_COUNT;
+}
+
+inline uint pool_member(ulong pool, uint k) {
+    return (uint)(pool >> (4 * (k + 1))) & 15;
+}
+
+// Pre-clamp mixture sum s = sum_k w_k C(f_k(x)) and slope sum_k w_k C'(f_k(x)) f_k'(x) over the
+// members of the pool, in pool order (the CPU's order); w is the neuron's K weights.
 // Zero weights are skipped, as on the CPU (equal to the dense sum whenever f_k(x) is finite).
-inline void mixture_terms(float x, device const float* w, float limit, thread float* sum,
-                          thread float* slope) {
+inline void mixture_terms(float x, device const float* w, ulong pool, float limit,
+                          thread float* sum, thread float* slope) {
+    const uint K = pool_size(pool);
     float s = 0.0f, d = 0.0f;
-    for (uint k = 0; k < ACT_COUNT; ++k) {
+    for (uint k = 0; k < K; ++k) {
         if (w[k] != 0.0f) {
-            const float v = act_value(k, x);
+            const uint id = pool_member(pool, k);
+            const float v = act_value(id, x);
             s += w[k] * clamp_value(v, limit);
-            d += w[k] * clamp_derivative(v, limit) * act_derivative(k, x);
+            d += w[k] * clamp_derivative(v, limit) * act_derivative(id, x);
         }
     }
     *sum = s;
@@ -140,14 +250,15 @@ kernel void mixture_fwd_f32(device const float* x [[buffer(0)]],
                             device const float* w [[buffer(1)]],
                             device float* y [[buffer(2)]],
                             constant float& limit [[buffer(3)]],
-                            constant uint& rows [[buffer(4)]],
-                            constant uint& cols [[buffer(5)]],
+                            constant ulong& pool [[buffer(4)]],
+                            constant uint& rows [[buffer(5)]],
+                            constant uint& cols [[buffer(6)]],
                             uint2 pos [[thread_position_in_grid]]) {
     const uint c = pos.x, r = pos.y;
     if (c >= cols || r >= rows) return;
     const uint i = r * cols + c;
     float sum, slope;
-    mixture_terms(x[i], w + c * ACT_COUNT, limit, &sum, &slope);
+    mixture_terms(x[i], w + c * pool_size(pool), pool, limit, &sum, &slope);
     y[i] = clamp_value(sum, limit);
 }
 
@@ -156,14 +267,15 @@ kernel void mixture_grad_x_f32(device const float* x [[buffer(0)]],
                                device const float* grad_y [[buffer(2)]],
                                device float* grad_x [[buffer(3)]],
                                constant float& limit [[buffer(4)]],
-                               constant uint& rows [[buffer(5)]],
-                               constant uint& cols [[buffer(6)]],
+                               constant ulong& pool [[buffer(5)]],
+                               constant uint& rows [[buffer(6)]],
+                               constant uint& cols [[buffer(7)]],
                                uint2 pos [[thread_position_in_grid]]) {
     const uint c = pos.x, r = pos.y;
     if (c >= cols || r >= rows) return;
     const uint i = r * cols + c;
     float sum, slope;
-    mixture_terms(x[i], w + c * ACT_COUNT, limit, &sum, &slope);
+    mixture_terms(x[i], w + c * pool_size(pool), pool, limit, &sum, &slope);
     grad_x[i] = grad_y[i] * clamp_derivative(sum, limit) * slope;
 }
 
@@ -171,8 +283,10 @@ kernel void mixture_grad_x_f32(device const float* x [[buffer(0)]],
 //
 // The same atomics-free layout as the CUDA kernel: a threadgroup of
 // GRAD_W_COLS x GRAD_W_ROW_GROUPS threads owns GRAD_W_COLS whole columns; thread (tx, ty)
-// sums rows ty, ty + GRAD_W_ROW_GROUPS, ... of column tx; then the first six rows of threads
-// add the partial sums of one k each, in ty order. Float sums (Metal has no double).
+// sums rows ty, ty + GRAD_W_ROW_GROUPS, ... of column tx, one sum per pool member; then the
+// first K rows of threads add the partial sums of one k each, in ty order (K <= ACT_COUNT <=
+// GRAD_W_ROW_GROUPS). Float sums (Metal has no double); partial holds 16 x 32 x 11 floats,
+// 22.5 KB, under Metal's 32 KB of threadgroup memory.
 // Dispatch threadgroups of (32, 16) and ceil(cols / 32) of them.
 #define GRAD_W_COLS 32
 #define GRAD_W_ROW_GROUPS 16
@@ -182,33 +296,38 @@ kernel void mixture_grad_w_f32(device const float* x [[buffer(0)]],
                                device const float* grad_y [[buffer(2)]],
                                device float* grad_w [[buffer(3)]],
                                constant float& limit [[buffer(4)]],
-                               constant uint& rows [[buffer(5)]],
-                               constant uint& cols [[buffer(6)]],
+                               constant ulong& pool [[buffer(5)]],
+                               constant uint& rows [[buffer(6)]],
+                               constant uint& cols [[buffer(7)]],
                                uint2 tid [[thread_position_in_threadgroup]],
                                uint2 group [[threadgroup_position_in_grid]]) {
     threadgroup float partial[GRAD_W_ROW_GROUPS][GRAD_W_COLS][ACT_COUNT];
     const uint tx = tid.x, ty = tid.y;
     const uint c = group.x * GRAD_W_COLS + tx;
-    float acc[ACT_COUNT] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
+    const uint K = pool_size(pool);
+    float acc[ACT_COUNT] = {};
     if (c < cols) {
-        device const float* wc = w + c * ACT_COUNT;
+        device const float* wc = w + c * K;
         for (uint b = ty; b < rows; b += GRAD_W_ROW_GROUPS) {
             const uint i = b * cols + c;
             float values[ACT_COUNT];
             float s = 0.0f;
             for (uint k = 0; k < ACT_COUNT; ++k) {
-                values[k] = clamp_value(act_value(k, x[i]), limit);
-                if (wc[k] != 0.0f) s += wc[k] * values[k];
+                if (k < K) {
+                    values[k] = clamp_value(act_value(pool_member(pool, k), x[i]), limit);
+                    if (wc[k] != 0.0f) s += wc[k] * values[k];
+                }
             }
             const float gate = grad_y[i] * clamp_derivative(s, limit);
-            for (uint k = 0; k < ACT_COUNT; ++k) acc[k] += gate * values[k];
+            for (uint k = 0; k < ACT_COUNT; ++k)
+                if (k < K) acc[k] += gate * values[k];
         }
     }
     for (uint k = 0; k < ACT_COUNT; ++k) partial[ty][tx][k] = acc[k];
     threadgroup_barrier(mem_flags::mem_threadgroup);
-    if (ty < ACT_COUNT && c < cols) {
+    if (ty < K && c < cols) {
         float total = 0.0f;
         for (uint g = 0; g < GRAD_W_ROW_GROUPS; ++g) total += partial[g][tx][ty];
-        grad_w[c * ACT_COUNT + ty] = total;
+        grad_w[c * K + ty] = total;
     }
 }

@@ -34,7 +34,9 @@ inline double __longlong_as_double(long long i) {
     std::memcpy(&d, &i, sizeof d);
     return d;
 }
+// Math: the float overloads as CUDA has them (erfcf, log1pf, expf, ... come from <math.h>).
 using std::fabs;
+using std::fmax;
 using std::fmin;
 using std::isnan;
 

@@ -1,10 +1,12 @@
 // Runs the five GPU kernels of src/kernels/mixed_act.cu (built with -DEMULATE_CUDA) or
 // src/kernels/mixed_act.metal (-DEMULATE_METAL) on the CPU, for tests/emulated_kernels.rs.
 //
-// Usage: harness DIR DTYPE ROWS COLS LIMIT GX GY BX BY
-//   reads  DIR/x.bin [rows*cols], DIR/ids.bin [cols] u32, DIR/w.bin [cols*6], DIR/gy.bin
+// Usage: harness DIR DTYPE ROWS COLS LIMIT POOL GX GY BX BY
+//   reads  DIR/x.bin [rows*cols], DIR/ids.bin [cols] u32, DIR/w.bin [cols*K], DIR/gy.bin
 //   writes DIR/y_pn.bin, DIR/gx_pn.bin (phase 2), DIR/y_mx.bin, DIR/gx_mx.bin, DIR/gw_mx.bin
-// Floats are raw little-endian f32 or f64 (DTYPE); LIMIT is the clamp, "inf" for none;
+//          [cols*K]
+// Floats are raw little-endian f32 or f64 (DTYPE); LIMIT is the clamp, "inf" for none; POOL is
+// the mixture's pool as Pool::packed gives it (decimal), K its size (the low four bits);
 // (GX, GY) x (BX, BY) is the element-wise kernels' grid and block (the Rust side computes it
 // with mixed_act::elementwise_geometry, the function the launch code uses).
 #include <cstdio>
@@ -56,31 +58,35 @@ struct Geometry {
 
 #if defined(EMULATE_CUDA)
 // The launches of src/cuda.rs.
+using Pool = unsigned long long;
 template <typename T>
-static void run(const std::string& dir, unsigned int rows, unsigned int cols, T limit, Geometry g,
+static void run(const std::string& dir, unsigned int rows, unsigned int cols, T limit, Pool pool,
+                Geometry g,
                 void (*pn_fwd)(const T*, const unsigned int*, T*, unsigned int, unsigned int),
                 void (*pn_gx)(const T*, const unsigned int*, const T*, T*, unsigned int, unsigned int),
-                void (*mx_fwd)(const T*, const T*, T*, T, unsigned int, unsigned int),
-                void (*mx_gx)(const T*, const T*, const T*, T*, T, unsigned int, unsigned int),
-                void (*mx_gw)(const T*, const T*, const T*, T*, T, unsigned int, unsigned int)) {
-    const size_t n = (size_t)rows * cols;
+                void (*mx_fwd)(const T*, const T*, T*, T, Pool, unsigned int, unsigned int),
+                void (*mx_gx)(const T*, const T*, const T*, T*, T, Pool, unsigned int, unsigned int),
+                void (*mx_gw)(const T*, const T*, const T*, T*, T, Pool, unsigned int, unsigned int)) {
+    const size_t n = (size_t)rows * cols, k = pool & 15;
     auto x = read<T>(dir + "/x.bin", n);
     auto ids = read<unsigned int>(dir + "/ids.bin", cols);
-    auto w = read<T>(dir + "/w.bin", (size_t)cols * ACT_COUNT);
+    auto w = read<T>(dir + "/w.bin", (size_t)cols * k);
     auto gy = read<T>(dir + "/gy.bin", n);
-    std::vector<T> y(n), gx(n), gw((size_t)cols * ACT_COUNT);
+    std::vector<T> y(n), gx(n), gw((size_t)cols * k);
     const dim3 grid{g.gx, g.gy, 1}, block{g.bx, g.by, 1};
     launch(grid, block, [&] { pn_fwd(x.data(), ids.data(), y.data(), rows, cols); });
     write(dir + "/y_pn.bin", y);
     launch(grid, block, [&] { pn_gx(x.data(), ids.data(), gy.data(), gx.data(), rows, cols); });
     write(dir + "/gx_pn.bin", gx);
-    launch(grid, block, [&] { mx_fwd(x.data(), w.data(), y.data(), limit, rows, cols); });
+    launch(grid, block, [&] { mx_fwd(x.data(), w.data(), y.data(), limit, pool, rows, cols); });
     write(dir + "/y_mx.bin", y);
-    launch(grid, block, [&] { mx_gx(x.data(), w.data(), gy.data(), gx.data(), limit, rows, cols); });
+    launch(grid, block,
+           [&] { mx_gx(x.data(), w.data(), gy.data(), gx.data(), limit, pool, rows, cols); });
     write(dir + "/gx_mx.bin", gx);
     const dim3 gw_grid{(cols + GRAD_W_COLS - 1) / GRAD_W_COLS, 1, 1};
     const dim3 gw_block{GRAD_W_COLS, GRAD_W_ROW_GROUPS, 1};
-    launch(gw_grid, gw_block, [&] { mx_gw(x.data(), w.data(), gy.data(), gw.data(), limit, rows, cols); });
+    launch(gw_grid, gw_block,
+           [&] { mx_gw(x.data(), w.data(), gy.data(), gw.data(), limit, pool, rows, cols); });
     write(dir + "/gw_mx.bin", gw);
 }
 #else
@@ -94,64 +100,72 @@ static void each_element(Geometry g, Kernel kernel) {
                 for (uint tx = 0; tx < g.bx; ++tx) kernel(uint2{gx * g.bx + tx, gy * g.by + ty});
 }
 
-static void run_metal(const std::string& dir, uint rows, uint cols, float limit, Geometry g) {
-    const size_t n = (size_t)rows * cols;
+static void run_metal(const std::string& dir, uint rows, uint cols, float limit, ulong pool,
+                      Geometry g) {
+    const size_t n = (size_t)rows * cols, k = pool & 15;
     auto x = read<float>(dir + "/x.bin", n);
     auto ids = read<uint>(dir + "/ids.bin", cols);
-    auto w = read<float>(dir + "/w.bin", (size_t)cols * ACT_COUNT);
+    auto w = read<float>(dir + "/w.bin", (size_t)cols * k);
     auto gy = read<float>(dir + "/gy.bin", n);
-    std::vector<float> y(n), gx(n), gw((size_t)cols * ACT_COUNT);
+    std::vector<float> y(n), gx(n), gw((size_t)cols * k);
     each_element(g, [&](uint2 p) { per_neuron_fwd_f32(x.data(), ids.data(), y.data(), rows, cols, p); });
     write(dir + "/y_pn.bin", y);
     each_element(g, [&](uint2 p) {
         per_neuron_grad_x_f32(x.data(), ids.data(), gy.data(), gx.data(), rows, cols, p);
     });
     write(dir + "/gx_pn.bin", gx);
-    each_element(g, [&](uint2 p) { mixture_fwd_f32(x.data(), w.data(), y.data(), limit, rows, cols, p); });
+    each_element(g, [&](uint2 p) {
+        mixture_fwd_f32(x.data(), w.data(), y.data(), limit, pool, rows, cols, p);
+    });
     write(dir + "/y_mx.bin", y);
     each_element(g, [&](uint2 p) {
-        mixture_grad_x_f32(x.data(), w.data(), gy.data(), gx.data(), limit, rows, cols, p);
+        mixture_grad_x_f32(x.data(), w.data(), gy.data(), gx.data(), limit, pool, rows, cols, p);
     });
     write(dir + "/gx_mx.bin", gx);
     for (uint group = 0; group < (cols + GRAD_W_COLS - 1) / GRAD_W_COLS; ++group) {
         std::barrier<> barrier(GRAD_W_COLS * GRAD_W_ROW_GROUPS);
         metal::current_threadgroup_barrier = &barrier;
-        std::vector<std::thread> pool;
+        std::vector<std::thread> threads;
         for (uint ty = 0; ty < GRAD_W_ROW_GROUPS; ++ty)
             for (uint tx = 0; tx < GRAD_W_COLS; ++tx)
-                pool.emplace_back([&, tx, ty, group] {
-                    mixture_grad_w_f32(x.data(), w.data(), gy.data(), gw.data(), limit, rows, cols,
-                                       uint2{tx, ty}, uint2{group, 0});
+                threads.emplace_back([&, tx, ty, group] {
+                    mixture_grad_w_f32(x.data(), w.data(), gy.data(), gw.data(), limit, pool, rows,
+                                       cols, uint2{tx, ty}, uint2{group, 0});
                 });
-        for (auto& t : pool) t.join();
+        for (auto& t : threads) t.join();
     }
     write(dir + "/gw_mx.bin", gw);
 }
 #endif
 
 int main(int argc, char** argv) {
-    if (argc != 10) {
-        std::fprintf(stderr, "usage: harness DIR f32|f64 ROWS COLS LIMIT GX GY BX BY\n");
+    if (argc != 11) {
+        std::fprintf(stderr, "usage: harness DIR f32|f64 ROWS COLS LIMIT POOL GX GY BX BY\n");
         return 2;
     }
     const std::string dir = argv[1], dtype = argv[2];
     const unsigned int rows = std::stoul(argv[3]), cols = std::stoul(argv[4]);
     const double limit = std::strtod(argv[5], nullptr);
-    const Geometry g{(unsigned int)std::stoul(argv[6]), (unsigned int)std::stoul(argv[7]),
-                     (unsigned int)std::stoul(argv[8]), (unsigned int)std::stoul(argv[9])};
+    const unsigned long long pool = std::stoull(argv[6]);
+    if ((pool & 15) == 0 || (pool & 15) > ACT_COUNT) {
+        std::fprintf(stderr, "harness: a pool has 1 to %d members, got %s\n", ACT_COUNT, argv[6]);
+        return 2;
+    }
+    const Geometry g{(unsigned int)std::stoul(argv[7]), (unsigned int)std::stoul(argv[8]),
+                     (unsigned int)std::stoul(argv[9]), (unsigned int)std::stoul(argv[10])};
 #if defined(EMULATE_CUDA)
     if (dtype == "f32")
-        run<float>(dir, rows, cols, (float)limit, g, per_neuron_fwd_f32, per_neuron_grad_x_f32,
-                   mixture_fwd_f32, mixture_grad_x_f32, mixture_grad_w_f32);
+        run<float>(dir, rows, cols, (float)limit, pool, g, per_neuron_fwd_f32,
+                   per_neuron_grad_x_f32, mixture_fwd_f32, mixture_grad_x_f32, mixture_grad_w_f32);
     else
-        run<double>(dir, rows, cols, limit, g, per_neuron_fwd_f64, per_neuron_grad_x_f64,
+        run<double>(dir, rows, cols, limit, pool, g, per_neuron_fwd_f64, per_neuron_grad_x_f64,
                     mixture_fwd_f64, mixture_grad_x_f64, mixture_grad_w_f64);
 #else
     if (dtype != "f32") {
         std::fprintf(stderr, "harness: Metal kernels are f32 only\n");
         return 2;
     }
-    run_metal(dir, rows, cols, (float)limit, g);
+    run_metal(dir, rows, cols, (float)limit, (ulong)pool, g);
 #endif
     return 0;
 }
