@@ -467,9 +467,10 @@ pub fn bench_train(
         ("phase1", "phase2")
     } else {
         // Leaked once per call: the names live as long as the rows that carry them.
+        let label = crate::report::compare::pool_label(&pool.to_string());
         (
-            Box::leak(format!("phase1 pool={pool}").into_boxed_str()),
-            Box::leak(format!("phase2 pool={pool}").into_boxed_str()),
+            Box::leak(format!("phase1 pool={label}").into_boxed_str()),
+            Box::leak(format!("phase2 pool={label}").into_boxed_str()),
         )
     };
     let cases = vec![

@@ -20,8 +20,8 @@
 //! The later candidates (GELU, SiLU, Mish, Softplus, identity) are not folded into the lane
 //! formula, which would then pay for an erfc and a logarithm on every element of every row:
 //! their columns are gathered per function after the lane loop, computed by the function's own
-//! loop and scattered back (their lanes compute a throwaway ReLU first), so for them this path
-//! gives exactly the bits of the per-function loops.
+//! loop over a contiguous buffer (vectorised) and scattered back (their lanes compute a
+//! throwaway ReLU first), so for them this path gives exactly the bits of the per-function loops.
 
 use crate::activation::{
     specialise, Activation, Real, ELU_ALPHA, LEAKY_RELU_SLOPE, SELU_ALPHA, SELU_LAMBDA,
@@ -104,12 +104,18 @@ impl<A: Real> Lanes<A> {
             let (value, _) = lane(x[c], l.0[c], l.1[c], l.2[c], l.3[c], l.4[c], l.5[c], l.6[c]);
             y[c] = value;
         }
-        for (act, columns) in &self.gathered {
-            specialise!(*act, |a| {
-                for &c in columns {
-                    y[c] = a.value(x[c]);
-                }
-            })
+        if !self.gathered.is_empty() {
+            let (mut xs, mut ys) = (Vec::new(), Vec::new());
+            for (act, columns) in &self.gathered {
+                gather(x, columns, &mut xs);
+                ys.resize(xs.len(), A::zero());
+                specialise!(*act, |a| {
+                    for (y, &x) in ys.iter_mut().zip(&xs) {
+                        *y = a.value(x);
+                    }
+                });
+                scatter(&ys, columns, y);
+            }
         }
     }
 
@@ -121,13 +127,21 @@ impl<A: Real> Lanes<A> {
         for c in 0..n {
             (y[c], slope[c]) = lane(x[c], l.0[c], l.1[c], l.2[c], l.3[c], l.4[c], l.5[c], l.6[c]);
         }
-        for (act, columns) in &self.gathered {
-            specialise!(*act, |a| {
-                for &c in columns {
-                    y[c] = a.value(x[c]);
-                    slope[c] = a.derivative(x[c]);
-                }
-            })
+        if !self.gathered.is_empty() {
+            let (mut xs, mut ys, mut ss) = (Vec::new(), Vec::new(), Vec::new());
+            for (act, columns) in &self.gathered {
+                gather(x, columns, &mut xs);
+                ys.resize(xs.len(), A::zero());
+                ss.resize(xs.len(), A::zero());
+                specialise!(*act, |a| {
+                    for ((y, s), &x) in ys.iter_mut().zip(ss.iter_mut()).zip(&xs) {
+                        *y = a.value(x);
+                        *s = a.derivative(x);
+                    }
+                });
+                scatter(&ys, columns, y);
+                scatter(&ss, columns, slope);
+            }
         }
     }
 
@@ -140,12 +154,19 @@ impl<A: Real> Lanes<A> {
             let (_, slope) = lane(x[c], l.0[c], l.1[c], l.2[c], l.3[c], l.4[c], l.5[c], l.6[c]);
             gx[c] = g[c] * slope;
         }
-        for (act, columns) in &self.gathered {
-            specialise!(*act, |a| {
-                for &c in columns {
-                    gx[c] = g[c] * a.derivative(x[c]);
-                }
-            })
+        if !self.gathered.is_empty() {
+            let (mut xs, mut gs, mut outs) = (Vec::new(), Vec::new(), Vec::new());
+            for (act, columns) in &self.gathered {
+                gather(x, columns, &mut xs);
+                gather(g, columns, &mut gs);
+                outs.resize(xs.len(), A::zero());
+                specialise!(*act, |a| {
+                    for ((out, &x), &g) in outs.iter_mut().zip(&xs).zip(&gs) {
+                        *out = g * a.derivative(x);
+                    }
+                });
+                scatter(&outs, columns, gx);
+            }
         }
     }
 
@@ -162,6 +183,20 @@ impl<A: Real> Lanes<A> {
             &self.sigmoid[..n],
             &self.tanh[..n],
         )
+    }
+}
+
+/// `row[c]` for the columns, into `out` (contiguous, so that the function's loop vectorises).
+#[inline(always)]
+fn gather<A: Copy>(row: &[A], columns: &[usize], out: &mut Vec<A>) {
+    out.clear();
+    out.extend(columns.iter().map(|&c| row[c]));
+}
+
+#[inline(always)]
+fn scatter<A: Copy>(values: &[A], columns: &[usize], row: &mut [A]) {
+    for (&c, &v) in columns.iter().zip(values) {
+        row[c] = v;
     }
 }
 

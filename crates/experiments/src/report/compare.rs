@@ -302,6 +302,9 @@ pub struct Comparison {
     /// The functions some SmartMixed run's pool holds, in id order: the columns of the share
     /// tables and figures (the paper's six for runs over the default pool).
     pub functions: Vec<Activation>,
+    /// Per SmartMixed cell, by activation id: whether its runs' pool holds the function (the
+    /// share tables print `-` where it does not).
+    pub held: BTreeMap<ArchKey, [bool; Activation::COUNT]>,
     /// Each SmartMixed run's key and the [`ArchKey`] of its cell (for per-run files).
     pub smartmixed_cells: BTreeMap<String, ArchKey>,
 }
@@ -543,9 +546,10 @@ pub fn compare(rows: &[ResultRow], share_rows: &[ShareRow], bootstrap_seed: u64)
     });
 
     let mut share_sums: BTreeMap<ArchKey, BTreeMap<usize, Vec<Shares>>> = BTreeMap::new();
-    let mut held = [false; Activation::COUNT];
+    let mut held_by_cell: BTreeMap<ArchKey, [bool; Activation::COUNT]> = BTreeMap::new();
     for s in share_rows {
         if let Some(cell) = smartmixed_cells.get(&s.key) {
+            let held = held_by_cell.entry(cell.clone()).or_default();
             for (held, share) in held.iter_mut().zip(&s.shares) {
                 *held |= share.is_some();
             }
@@ -559,7 +563,7 @@ pub fn compare(rows: &[ResultRow], share_rows: &[ShareRow], bootstrap_seed: u64)
     }
     let functions = Activation::ALL
         .into_iter()
-        .filter(|a| held[a.id()])
+        .filter(|a| held_by_cell.values().any(|h| h[a.id()]))
         .collect();
     let shares = share_sums
         .into_iter()
@@ -580,6 +584,7 @@ pub fn compare(rows: &[ResultRow], share_rows: &[ShareRow], bootstrap_seed: u64)
         phase_time_ratios,
         shares,
         functions,
+        held: held_by_cell,
         smartmixed_cells,
     }
 }
@@ -790,12 +795,16 @@ pub fn render_markdown(c: &Comparison, sources: &[PathBuf]) -> String {
     let names: Vec<&str> = c.functions.iter().map(|a| a.name()).collect();
     let _ = writeln!(md, "| arch | layer | {} |", names.join(" | "));
     let _ = writeln!(md, "|---|---|{}", "---|".repeat(c.functions.len()));
-    for ((_, arch), layers) in &c.shares {
+    for (key, layers) in &c.shares {
+        let (held, arch) = (c.held.get(key), &key.1);
         for (l, s) in layers.iter().enumerate() {
             let values: Vec<String> = c
                 .functions
                 .iter()
-                .map(|a| format!("{:.2}", s[a.id()]))
+                .map(|a| match held.is_some_and(|h| h[a.id()]) {
+                    true => format!("{:.2}", s[a.id()]),
+                    false => "-".to_string(),
+                })
                 .collect();
             let _ = writeln!(md, "| {arch} | {} | {} |", l + 1, values.join(" | "));
         }

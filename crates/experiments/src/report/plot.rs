@@ -673,8 +673,9 @@ fn phase1_trajectories(
         .collect())
 }
 
+/// A cell label as a file name: spaces and `=` become `_`, the commas of a pool `+`.
 fn file_label(arch: &str) -> String {
-    arch.replace([' ', '='], "_")
+    arch.replace([' ', '='], "_").replace(',', "+")
 }
 
 /// Draws the figures into `DIR/figures` for the first directory; returns the files written.
@@ -754,17 +755,28 @@ pub fn run(dirs: &[PathBuf], bootstrap_seed: u64, x: Option<&str>) -> Result<Vec
             )?);
         }
     }
-    for ((_, arch), layers) in &c.shares {
+    // Each cell draws the functions its runs' pool holds.
+    let held_by = |key: &ArchKey| -> Vec<Activation> {
+        let held = c.held.get(key);
+        c.functions
+            .iter()
+            .copied()
+            .filter(|a| held.is_some_and(|h| h[a.id()]))
+            .collect()
+    };
+    for (key, layers) in &c.shares {
+        let (arch, functions) = (&key.1, held_by(key));
         let name = format!("shares_arch_{}", file_label(arch));
         written.extend(save(
             &out,
             &name,
             (900, 600),
-            &|a| shares_by_layer(a, arch, layers, &c.functions),
-            &|a| shares_by_layer(a, arch, layers, &c.functions),
+            &|a| shares_by_layer(a, arch, layers, &functions),
+            &|a| shares_by_layer(a, arch, layers, &functions),
         )?);
     }
-    for ((_, arch), layers) in &phase1_trajectories(dirs, &c)? {
+    for (key, layers) in &phase1_trajectories(dirs, &c)? {
+        let (arch, functions) = (&key.1, held_by(key));
         let name = format!("phase1_shares_arch_{}", file_label(arch));
         let rows_of_panels = layers.len().div_ceil(layers.len().min(4)) as u32;
         let size = (1200, 120 + 300 * rows_of_panels);
@@ -772,8 +784,8 @@ pub fn run(dirs: &[PathBuf], bootstrap_seed: u64, x: Option<&str>) -> Result<Vec
             &out,
             &name,
             size,
-            &|a| share_trajectories(a, arch, layers, &c.functions),
-            &|a| share_trajectories(a, arch, layers, &c.functions),
+            &|a| share_trajectories(a, arch, layers, &functions),
+            &|a| share_trajectories(a, arch, layers, &functions),
         )?);
     }
     Ok(written)
