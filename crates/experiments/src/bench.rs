@@ -148,14 +148,14 @@ fn p50(rows: &[BenchRow], name: &str, pass: &str) -> Option<f64> {
 fn print_table(title: &str, rows: &[BenchRow], floor: &str) {
     println!("\n{title}");
     println!(
-        "{:<16}{:<9}{:>11}{:>11}{:>11}{:>9}{:>10}",
+        "{:<20} {:<9}{:>11}{:>11}{:>11}{:>9}{:>10}",
         "impl", "pass", "p20 us", "p50 us", "p80 us", "GB/s", "x floor"
     );
     for r in rows {
         let ratio =
             p50(rows, floor, &r.pass).map_or(String::from("-"), |f| format!("{:.2}", r.p50_us / f));
         println!(
-            "{:<16}{:<9}{:>11.0}{:>11.0}{:>11.0}{:>9.1}{:>10}",
+            "{:<20} {:<9}{:>11.0}{:>11.0}{:>11.0}{:>9.1}{:>10}",
             r.implementation, r.pass, r.p20_us, r.p50_us, r.p80_us, r.gbps, ratio
         );
     }
