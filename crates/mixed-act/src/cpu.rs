@@ -135,6 +135,58 @@ impl<'a, T: Copy> Matrix<'a, T> {
     }
 }
 
+/// The models of a stacked operand, each as a rank-2 view into the same storage: `[rows, cols]`
+/// is one model, `[M, rows, cols]` is M of them (a cohort: every model its own batch rows and
+/// its own per-neuron ids or weights). `what` names the operand in errors.
+pub(crate) fn model_views(layout: &Layout, what: &str) -> Result<Vec<Layout>> {
+    match *layout.dims() {
+        [_, _] => Ok(vec![layout.clone()]),
+        [models, rows, cols] => {
+            let stride = layout.stride();
+            Ok((0..models)
+                .map(|m| {
+                    let start = layout.start_offset() + m * stride[0];
+                    Layout::new((rows, cols).into(), vec![stride[1], stride[2]], start)
+                })
+                .collect())
+        }
+        ref dims => {
+            bail!("{what} must be [batch, neurons] or [models, batch, neurons], got shape {dims:?}")
+        }
+    }
+}
+
+/// The per-model rows of a per-neuron operand of `models` models: `ids` `[N]` for one model or
+/// `[M, N]`, each as a rank-1 view.
+pub(crate) fn model_rows(layout: &Layout, models: usize, what: &str) -> Result<Vec<Layout>> {
+    match *layout.dims() {
+        [_] if models == 1 => Ok(vec![layout.clone()]),
+        [m, n] if m == models => {
+            let stride = layout.stride();
+            Ok((0..m)
+                .map(|i| {
+                    let start = layout.start_offset() + i * stride[0];
+                    Layout::new(n.into(), vec![stride[1]], start)
+                })
+                .collect())
+        }
+        ref dims => bail!(
+            "{what} must be [neurons] for x [batch, neurons] or [models, neurons] for x [models, batch, neurons] ({models} models), got shape {dims:?}"
+        ),
+    }
+}
+
+/// The per-model `[N, K]` views of mixing weights `[N, K]` (one model) or `[M, N, K]`.
+pub(crate) fn model_matrices(layout: &Layout, models: usize, what: &str) -> Result<Vec<Layout>> {
+    match *layout.dims() {
+        [_, _] if models == 1 => Ok(vec![layout.clone()]),
+        [m, _, _] if m == models => model_views(layout, what),
+        ref dims => bail!(
+            "{what} must be [neurons, pool size] for x [batch, neurons] or [models, neurons, pool size] for x [models, batch, neurons] ({models} models), got shape {dims:?}"
+        ),
+    }
+}
+
 /// Reads the per-neuron activation ids (`[neurons]`, any integer dtype) and checks each one.
 pub(crate) fn read_ids(
     storage: &CpuStorage,

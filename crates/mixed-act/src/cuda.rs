@@ -124,20 +124,21 @@ impl<'a> Launch<'a> {
 /// Launches `kernel` on `ops` and returns its fresh output. Every kernel takes its arguments
 /// in the order [`Kernel`] documents, so this one function serves all five.
 pub(crate) fn launch(kernel: Kernel, ops: Operands<CudaStorage>) -> Result<(CudaStorage, Shape)> {
-    let (rows, cols) = ops.check(kernel, "CUDA", &[DType::F32, DType::F64])?;
+    let (models, rows, cols) = ops.check(kernel, "CUDA", &[DType::F32, DType::F64])?;
     with_float_type!(ops.x.0.dtype(), |T| launch_typed::<T>(
-        kernel, &ops, rows, cols
+        kernel, &ops, models, rows, cols
     ))
 }
 
 fn launch_typed<T: GpuFloat>(
     kernel: Kernel,
     ops: &Operands<CudaStorage>,
+    models: u32,
     rows: u32,
     cols: u32,
 ) -> Result<(CudaStorage, Shape)> {
     let dev = &ops.x.0.device;
-    let (elements, shape) = kernel.output(rows, cols, ops.pool_size());
+    let (elements, shape) = kernel.output(ops.x.1.shape(), ops.pool_size());
     // SAFETY: the kernel writes every element before anything reads it.
     let mut out = unsafe { dev.alloc::<T>(elements) }?;
     if elements > 0 {
@@ -170,14 +171,15 @@ fn launch_typed<T: GpuFloat>(
         launch.run(if kernel.reduces_batch {
             // See the comment above mixture_grad_w in the .cu file.
             LaunchConfig {
-                grid_dim: (cols.div_ceil(GRAD_W_COLS), 1, 1),
+                grid_dim: (cols.div_ceil(GRAD_W_COLS), 1, models),
                 block_dim: (GRAD_W_COLS, GRAD_W_ROW_GROUPS, 1),
                 shared_mem_bytes: 0,
             }
         } else {
             let ((gx, gy), (bx, by)) = elementwise_geometry(rows, cols, CUDA_MAX_GRID_Y);
+            // One grid layer per model of a cohort (blockIdx.z).
             LaunchConfig {
-                grid_dim: (gx, gy, 1),
+                grid_dim: (gx, gy, models),
                 block_dim: (bx, by, 1),
                 shared_mem_bytes: 0,
             }

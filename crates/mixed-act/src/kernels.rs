@@ -59,14 +59,18 @@ impl Kernel {
         2 + grad + 1 + limit_and_pool + 2
     }
 
-    /// Elements and shape of the output for an input of `[rows, cols]` (and a pool of
-    /// `pool_size` for grad-w).
-    pub fn output(self, rows: u32, cols: u32, pool_size: usize) -> (usize, Shape) {
-        let (rows, cols) = (rows as usize, cols as usize);
+    /// Elements and shape of the output for an input `x` of `[rows, cols]` or
+    /// `[models, rows, cols]` (and a pool of `pool_size` for grad-w, which reduces each model's
+    /// rows: `[cols, K]` or `[models, cols, K]`).
+    pub fn output(self, x: &Shape, pool_size: usize) -> (usize, Shape) {
         if self.reduces_batch {
-            (cols * pool_size, Shape::from((cols, pool_size)))
+            let mut dims = x.dims().to_vec();
+            dims.remove(dims.len().saturating_sub(2));
+            dims.push(pool_size);
+            let shape = Shape::from(dims);
+            (shape.elem_count(), shape)
         } else {
-            (rows * cols, Shape::from((rows, cols)))
+            (x.elem_count(), x.clone())
         }
     }
 }
@@ -151,11 +155,24 @@ impl<'a, S: BackendStorage> Operands<'a, S> {
     }
 
     /// Checks what the GPU kernels assume (the public ops arrange it: contiguous inputs, u32
-    /// ids) and returns `(rows, cols)` as the kernels' u32 arguments. `floats` are the element
-    /// types the backend's kernels take.
-    pub fn check(&self, kernel: Kernel, backend: &str, floats: &[DType]) -> Result<(u32, u32)> {
+    /// ids) and returns `(models, rows, cols)`: x is `[rows, cols]` (one model) or
+    /// `[models, rows, cols]` (a cohort; the kernels take model m from the grid's z index), rows
+    /// and cols being the kernels' u32 arguments. `floats` are the element types the backend's
+    /// kernels take.
+    pub fn check(
+        &self,
+        kernel: Kernel,
+        backend: &str,
+        floats: &[DType],
+    ) -> Result<(u32, u32, u32)> {
         let (x, x_layout) = self.x;
-        let (rows, cols) = x_layout.shape().dims2()?;
+        let (models, rows, cols, stacked) = match *x_layout.dims() {
+            [rows, cols] => (1, rows, cols, false),
+            [models, rows, cols] => (models, rows, cols, true),
+            ref dims => {
+                bail!("x must be [batch, neurons] or [models, batch, neurons], got shape {dims:?}")
+            }
+        };
         if !floats.contains(&x.dtype()) {
             bail!(
                 "the {backend} activation kernels take {floats:?} tensors, x is {:?}",
@@ -163,14 +180,18 @@ impl<'a, S: BackendStorage> Operands<'a, S> {
             );
         }
         let (p, p_layout) = self.per_neuron;
-        let (what, dtype, dims) = match (kernel.phase, self.mixture) {
+        let (what, dtype, mut dims) = match (kernel.phase, self.mixture) {
             (Phase::PerNeuron, _) => ("ids", DType::U32, vec![cols]),
             (Phase::Mixture, Some(m)) => ("w", x.dtype(), vec![cols, m.pool.len()]),
             (Phase::Mixture, None) => bail!("internal error: {} needs a pool", kernel.name),
         };
+        if stacked {
+            dims.insert(0, models);
+        }
         if p.dtype() != dtype || p_layout.dims() != dims.as_slice() {
             bail!(
-                "{what} must be {dtype:?} of shape {dims:?} for x of shape [{rows}, {cols}], got {:?} {:?}",
+                "{what} must be {dtype:?} of shape {dims:?} for x of shape {:?}, got {:?} {:?}",
+                x_layout.dims(),
                 p.dtype(),
                 p_layout.dims()
             );
@@ -198,12 +219,16 @@ impl<'a, S: BackendStorage> Operands<'a, S> {
             }
         }
         match (
+            u32::try_from(models),
             u32::try_from(rows),
             u32::try_from(cols),
-            u32::try_from(rows * cols),
+            u32::try_from(models * rows * cols),
         ) {
-            (Ok(r), Ok(c), Ok(_)) => Ok((r, c)),
-            _ => bail!("x of shape [{rows}, {cols}] is too large for the {backend} kernels"),
+            (Ok(m), Ok(r), Ok(c), Ok(_)) if m <= CUDA_MAX_GRID_Y => Ok((m, r, c)),
+            _ => bail!(
+                "x of shape {:?} is too large for the {backend} kernels",
+                x_layout.dims()
+            ),
         }
     }
 }
@@ -463,7 +488,32 @@ mod tests {
         let ok = Operands::new((&x, &x_layout), (&ids, &ids_layout));
         assert_eq!(
             ok.check(PER_NEURON_FWD, "CUDA", &[DType::F32]).unwrap(),
-            (3, 4)
+            (1, 3, 4)
+        );
+        // A cohort: x [2, 3, 2] with ids [2, 2] (each model its own).
+        let cohort = Layout::contiguous(Shape::from((2, 3, 2)));
+        let ids_2x2 = Layout::contiguous(Shape::from((2, 2)));
+        let ops = Operands::new((&x, &cohort), (&ids, &ids_2x2));
+        assert_eq!(
+            ops.check(PER_NEURON_FWD, "CUDA", &[DType::F32]).unwrap(),
+            (2, 3, 2)
+        );
+        let e = Operands::new((&x, &cohort), (&ids, &ids_layout))
+            .check(PER_NEURON_FWD, "CUDA", &[DType::F32])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("ids") && e.contains("[2, 2]"), "{e}");
+        assert_eq!(
+            MIXTURE_GRAD_W.output(&Shape::from((2, 3, 5)), 4).1.dims(),
+            [2, 5, 4]
+        );
+        assert_eq!(
+            MIXTURE_GRAD_W.output(&Shape::from((3, 5)), 4).1.dims(),
+            [5, 4]
+        );
+        assert_eq!(
+            MIXTURE_FWD.output(&Shape::from((2, 3, 5)), 4).1.dims(),
+            [2, 3, 5]
         );
         let err = |ops: Operands<CpuStorage>, k: Kernel| {
             ops.check(k, "CUDA", &[DType::F32]).unwrap_err().to_string()

@@ -122,20 +122,20 @@ impl<'a> Launch<'a> {
     }
 }
 
-fn size(width: usize, height: usize) -> MTLSize {
+fn size(width: usize, height: usize, depth: usize) -> MTLSize {
     MTLSize {
         width,
         height,
-        depth: 1,
+        depth,
     }
 }
 
 /// Launches `kernel` on `ops` and returns its fresh output: the Metal twin of
 /// `cuda::launch`, one function for all five kernels.
 pub(crate) fn launch(kernel: Kernel, ops: Operands<MetalStorage>) -> Result<(MetalStorage, Shape)> {
-    let (rows, cols) = ops.check(kernel, "Metal", &[DType::F32])?;
+    let (models, rows, cols) = ops.check(kernel, "Metal", &[DType::F32])?;
     let device = ops.x.0.device();
-    let (elements, shape) = kernel.output(rows, cols, ops.pool_size());
+    let (elements, shape) = kernel.output(ops.x.1.shape(), ops.pool_size());
     let out = device
         .new_buffer_builder()
         .with_size_for(elements, DType::F32)
@@ -160,15 +160,16 @@ pub(crate) fn launch(kernel: Kernel, ops: Operands<MetalStorage>) -> Result<(Met
         if kernel.reduces_batch {
             // See the comment above mixture_grad_w in the .metal file.
             launch.dispatch(
-                size(cols.div_ceil(GRAD_W_COLS) as usize, 1),
-                size(GRAD_W_COLS as usize, GRAD_W_ROW_GROUPS as usize),
+                size(cols.div_ceil(GRAD_W_COLS) as usize, 1, models as usize),
+                size(GRAD_W_COLS as usize, GRAD_W_ROW_GROUPS as usize, 1),
             )?;
         } else {
-            // One thread per element (no cap on the grid: the kernels bounds-check).
+            // One thread per element (no cap on the grid: the kernels bounds-check), one grid
+            // layer per model of a cohort.
             let ((gx, gy), (bx, by)) = elementwise_geometry(rows, cols, u32::MAX);
             launch.dispatch(
-                size(gx as usize, gy as usize),
-                size(bx as usize, by as usize),
+                size(gx as usize, gy as usize, models as usize),
+                size(bx as usize, by as usize, 1),
             )?;
         }
     }

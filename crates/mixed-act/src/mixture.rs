@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! x: [B, N], w: [N, K] (same dtype) for a pool f_1..f_K, C = clamp to [-c, c] or the identity
+//! (or a cohort of M models: x [M, B, N], w [M, N, K], grad_w [M, N, K] reduced per model)
 //! s[b, n]      = sum_k w[n, k] * C(f_k(x[b, n]))          y = C(s)
 //! grad_x[b, n] = g * C'(s) * sum_k w[n, k] * C'(f_k(x)) * f_k'(x)
 //! grad_w[n, k] = sum_b g * C'(s) * C(f_k(x[b, n]))
@@ -16,8 +17,8 @@ use candle_core::{bail, CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape,
 
 use crate::activation::{specialise, Activation, Real};
 use crate::cpu::{
-    float_dispatch, for_each_column_block, for_each_row_block, same_dtype, Clamp, ColumnPlan,
-    KernelFloat, Matrix,
+    float_dispatch, for_each_column_block, for_each_row_block, model_matrices, model_views,
+    same_dtype, Clamp, ColumnPlan, KernelFloat, Matrix,
 };
 use crate::kernels::gpu_paths;
 #[cfg(any(feature = "cuda", feature = "metal"))]
@@ -101,16 +102,20 @@ impl CustomOp2 for Mixture {
         w: &CpuStorage,
         w_layout: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (rows, cols) = x_layout.shape().dims2()?;
+        let models = Models::new(x_layout, w_layout)?;
         let out = float_dispatch!(x, "x", |data| {
-            let weights = read_weights(data, w, w_layout, cols, self.pool)?;
-            forward_cpu(
-                &Matrix::new(data, x_layout, "x")?,
-                &weights,
-                Clamp::new(self.clamp),
-            )
+            let mut out = Vec::with_capacity(x_layout.shape().elem_count());
+            for (x_view, w_view) in models.views() {
+                let weights = read_weights(data, w, w_view, models.cols, self.pool)?;
+                out.extend(forward_cpu(
+                    &Matrix::new(data, x_view, "x")?,
+                    &weights,
+                    Clamp::new(self.clamp),
+                ));
+            }
+            out
         });
-        Ok((out, Shape::from((rows, cols))))
+        Ok((out, x_layout.shape().clone()))
     }
 
     gpu_paths!(op2, crate::kernels::MIXTURE_FWD, |op: &Self| Some(
@@ -152,19 +157,24 @@ impl CustomOp3 for MixtureGradX {
         grad_y: &CpuStorage,
         grad_layout: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (rows, cols) = x_layout.shape().dims2()?;
         check_grad_shape(x_layout, grad_layout)?;
+        let models = Models::new(x_layout, w_layout)?;
+        let grad_views = model_views(grad_layout, "grad_y")?;
         let out = float_dispatch!(x, "x", |data| {
-            let weights = read_weights(data, w, w_layout, cols, self.pool)?;
             let grad = same_dtype(grad_y, "grad_y")?;
-            grad_x_cpu(
-                &Matrix::new(data, x_layout, "x")?,
-                &Matrix::new(grad, grad_layout, "grad_y")?,
-                &weights,
-                Clamp::new(self.clamp),
-            )
+            let mut out = Vec::with_capacity(x_layout.shape().elem_count());
+            for ((x_view, w_view), grad_view) in models.views().zip(&grad_views) {
+                let weights = read_weights(data, w, w_view, models.cols, self.pool)?;
+                out.extend(grad_x_cpu(
+                    &Matrix::new(data, x_view, "x")?,
+                    &Matrix::new(grad, grad_view, "grad_y")?,
+                    &weights,
+                    Clamp::new(self.clamp),
+                ));
+            }
+            out
         });
-        Ok((out, Shape::from((rows, cols))))
+        Ok((out, x_layout.shape().clone()))
     }
 
     gpu_paths!(op3, crate::kernels::MIXTURE_GRAD_X, |op: &Self| Some(
@@ -197,19 +207,25 @@ impl CustomOp3 for MixtureGradW {
         grad_y: &CpuStorage,
         grad_layout: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (_, cols) = x_layout.shape().dims2()?;
         check_grad_shape(x_layout, grad_layout)?;
+        let models = Models::new(x_layout, w_layout)?;
+        let grad_views = model_views(grad_layout, "grad_y")?;
         let out = float_dispatch!(x, "x", |data| {
-            let weights = read_weights(data, w, w_layout, cols, self.pool)?;
             let grad = same_dtype(grad_y, "grad_y")?;
-            grad_w_cpu(
-                &Matrix::new(data, x_layout, "x")?,
-                &Matrix::new(grad, grad_layout, "grad_y")?,
-                &weights,
-                Clamp::new(self.clamp),
-            )
+            let mut out = Vec::with_capacity(models.x.len() * models.cols * self.pool.len());
+            for ((x_view, w_view), grad_view) in models.views().zip(&grad_views) {
+                let weights = read_weights(data, w, w_view, models.cols, self.pool)?;
+                out.extend(grad_w_cpu(
+                    &Matrix::new(data, x_view, "x")?,
+                    &Matrix::new(grad, grad_view, "grad_y")?,
+                    &weights,
+                    Clamp::new(self.clamp),
+                ));
+            }
+            out
         });
-        Ok((out, Shape::from((cols, self.pool.len()))))
+        // The shape of w: [N, K], or [M, N, K] for a cohort (reduced over each model's batch).
+        Ok((out, w_layout.shape().clone()))
     }
 
     gpu_paths!(op3, crate::kernels::MIXTURE_GRAD_W, |op: &Self| Some(
@@ -218,6 +234,26 @@ impl CustomOp3 for MixtureGradW {
             pool: op.pool
         }
     ));
+}
+
+/// The models of a phase-1 op: x `[B, N]` with w `[N, K]`, or x `[M, B, N]` with w `[M, N, K]`.
+struct Models {
+    x: Vec<Layout>,
+    w: Vec<Layout>,
+    cols: usize,
+}
+
+impl Models {
+    fn new(x_layout: &Layout, w_layout: &Layout) -> Result<Self> {
+        let x = model_views(x_layout, "x")?;
+        let w = model_matrices(w_layout, x.len(), "w")?;
+        let cols = *x_layout.dims().last().unwrap_or(&0);
+        Ok(Self { x, w, cols })
+    }
+
+    fn views(&self) -> impl Iterator<Item = (&Layout, &Layout)> {
+        self.x.iter().zip(&self.w)
+    }
 }
 
 /// The mixing weights, widened, with the plan that sends every neuron whose weights have a

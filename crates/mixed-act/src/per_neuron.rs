@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! x: [B, N] float, ids: [N] activation ids       y[b, n] = f_{ids[n]}(x[b, n])
+//! (or a cohort of M models: x [M, B, N], ids [M, N], each model its own ids)
 //! grad_x[b, n] = grad_y[b, n] * f'_{ids[n]}(x[b, n])
 //! ```
 //! Forward and grad-x are each one pass over the data that writes only the output.
@@ -11,8 +12,8 @@ use candle_core::{bail, CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result,
 use crate::activation::Real;
 use crate::activation::{specialise, Activation};
 use crate::cpu::{
-    float_dispatch, for_each_row_block, for_each_row_block_pair, read_ids, same_dtype, ColumnPlan,
-    KernelFloat, Matrix,
+    float_dispatch, for_each_row_block, for_each_row_block_pair, model_rows, model_views, read_ids,
+    same_dtype, ColumnPlan, KernelFloat, Matrix,
 };
 use crate::kernels::gpu_paths;
 use crate::lanes::Lanes;
@@ -162,12 +163,19 @@ impl CustomOp2 for PerNeuron {
         ids: &CpuStorage,
         ids_layout: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (rows, cols) = x_layout.shape().dims2()?;
-        let ids = read_ids(ids, ids_layout, cols)?;
+        let models = Models::new(x_layout, ids_layout)?;
         let out = float_dispatch!(x, "x", |data| {
-            forward_cpu(&Matrix::new(data, x_layout, "x")?, &RowPlan::new(&ids))
+            let mut out = Vec::with_capacity(x_layout.shape().elem_count());
+            for (x_view, ids_view) in models.views() {
+                let ids = read_ids(ids, ids_view, models.cols)?;
+                out.extend(forward_cpu(
+                    &Matrix::new(data, x_view, "x")?,
+                    &RowPlan::new(&ids),
+                ));
+            }
+            out
         });
-        Ok((out, Shape::from((rows, cols))))
+        Ok((out, x_layout.shape().clone()))
     }
 
     gpu_paths!(op2, crate::kernels::PER_NEURON_FWD, |_: &Self| None);
@@ -200,18 +208,23 @@ impl CustomOp3 for PerNeuronGradX {
         grad_y: &CpuStorage,
         grad_layout: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (rows, cols) = x_layout.shape().dims2()?;
         check_grad_shape(x_layout, grad_layout)?;
-        let ids = read_ids(ids, ids_layout, cols)?;
+        let models = Models::new(x_layout, ids_layout)?;
+        let grad_views = model_views(grad_layout, "grad_y")?;
         let out = float_dispatch!(x, "x", |data| {
             let grad = same_dtype(grad_y, "grad_y")?;
-            grad_x_cpu(
-                &Matrix::new(data, x_layout, "x")?,
-                &Matrix::new(grad, grad_layout, "grad_y")?,
-                &RowPlan::new(&ids),
-            )
+            let mut out = Vec::with_capacity(x_layout.shape().elem_count());
+            for ((x_view, ids_view), grad_view) in models.views().zip(&grad_views) {
+                let ids = read_ids(ids, ids_view, models.cols)?;
+                out.extend(grad_x_cpu(
+                    &Matrix::new(data, x_view, "x")?,
+                    &Matrix::new(grad, grad_view, "grad_y")?,
+                    &RowPlan::new(&ids),
+                ));
+            }
+            out
         });
-        Ok((out, Shape::from((rows, cols))))
+        Ok((out, x_layout.shape().clone()))
     }
 
     gpu_paths!(op3, crate::kernels::PER_NEURON_GRAD_X, |_: &Self| None);
@@ -232,23 +245,56 @@ impl CustomOp2 for PerNeuronWithSlope {
         ids: &CpuStorage,
         ids_layout: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (rows, cols) = x_layout.shape().dims2()?;
-        let ids = read_ids(ids, ids_layout, cols)?;
+        let models = Models::new(x_layout, ids_layout)?;
+        // Every model's values, then every model's slopes: `[2, (M,) B, N]`.
+        fn stacked<T: KernelFloat<Acc = T> + Real>(
+            data: &[T],
+            ids: &CpuStorage,
+            models: &Models,
+        ) -> Result<Vec<T>> {
+            let (mut values, mut slopes) = (Vec::new(), Vec::new());
+            for (x_view, ids_view) in models.views() {
+                let ids = read_ids(ids, ids_view, models.cols)?;
+                let both =
+                    forward_with_slope_cpu(&Matrix::new(data, x_view, "x")?, &RowPlan::new(&ids));
+                let (v, d) = both.split_at(both.len() / 2);
+                values.extend_from_slice(v);
+                slopes.extend_from_slice(d);
+            }
+            values.append(&mut slopes);
+            Ok(values)
+        }
         let out = match x {
-            CpuStorage::F32(data) => CpuStorage::F32(forward_with_slope_cpu(
-                &Matrix::new(data, x_layout, "x")?,
-                &RowPlan::new(&ids),
-            )),
-            CpuStorage::F64(data) => CpuStorage::F64(forward_with_slope_cpu(
-                &Matrix::new(data, x_layout, "x")?,
-                &RowPlan::new(&ids),
-            )),
+            CpuStorage::F32(data) => CpuStorage::F32(stacked(data, ids, &models)?),
+            CpuStorage::F64(data) => CpuStorage::F64(stacked(data, ids, &models)?),
             other => bail!(
                 "per_neuron_with_slope: x must be f32 or f64, got {:?}",
                 candle_core::backend::BackendStorage::dtype(other)
             ),
         };
-        Ok((out, Shape::from((2, rows, cols))))
+        let mut dims = vec![2];
+        dims.extend_from_slice(x_layout.dims());
+        Ok((out, Shape::from(dims)))
+    }
+}
+
+/// The models of a phase-2 op: x `[B, N]` with ids `[N]`, or x `[M, B, N]` with ids `[M, N]`.
+struct Models {
+    x: Vec<Layout>,
+    ids: Vec<Layout>,
+    cols: usize,
+}
+
+impl Models {
+    fn new(x_layout: &Layout, ids_layout: &Layout) -> Result<Self> {
+        let x = model_views(x_layout, "x")?;
+        let ids = model_rows(ids_layout, x.len(), "ids")?;
+        let cols = *x_layout.dims().last().unwrap_or(&0);
+        Ok(Self { x, ids, cols })
+    }
+
+    fn views(&self) -> impl Iterator<Item = (&Layout, &Layout)> {
+        self.x.iter().zip(&self.ids)
     }
 }
 

@@ -637,10 +637,10 @@ fn bad_shapes_and_values_are_clear_errors() -> TestResult {
     ));
     assert!(e.contains("x must be a float tensor"), "{e}");
     let e = err(per_neuron(
-        &Tensor::zeros((2, 4, 3), DType::F32, &dev)?,
+        &Tensor::zeros((5, 2, 4, 3), DType::F32, &dev)?,
         &Tensor::new(&[0u32, 1, 2], &dev)?,
     ));
-    assert!(e.contains("rank"), "{e}");
+    assert!(e.contains("[models, batch, neurons]"), "{e}");
 
     let e = err(mixture(
         &x,
@@ -948,4 +948,143 @@ fn logits_must_match_the_pool() {
         err.contains("[neurons, 3] for the pool relu,elu,gelu"),
         "{err}"
     );
+}
+
+/// A cohort: every op on x `[M, B, N]` with per-model ids `[M, N]` or weights `[M, N, K]` gives
+/// each model exactly the bits of the op on that model alone (values, gradients to x and w, the
+/// slope op, autograd), also for a non-contiguous stack and half types.
+#[test]
+fn stacked_models_give_each_model_its_single_model_bits() -> TestResult {
+    let mut rng = ChaCha8Rng::seed_from_u64(31);
+    let (models, rows, cols) = (3, 17, 40);
+    for dtype in [DType::F32, DType::F64, DType::BF16] {
+        for pool in pools() {
+            let k = pool.len();
+            let x = Tensor::stack(
+                &(0..models)
+                    .map(|_| random_matrix(&mut rng, rows, cols, 12.0, dtype))
+                    .collect::<Vec<_>>(),
+                0,
+            )?;
+            let g = Tensor::stack(
+                &(0..models)
+                    .map(|_| random_matrix(&mut rng, rows, cols, 2.0, dtype))
+                    .collect::<Vec<_>>(),
+                0,
+            )?;
+            let ids: Vec<Vec<Activation>> =
+                (0..models).map(|_| random_ids(&mut rng, cols)).collect();
+            let ids_t = Tensor::stack(&ids.iter().map(|i| ids_tensor(i)).collect::<Vec<_>>(), 0)?;
+            // Per model: one-hot rows (training) and some general rows.
+            let w: Vec<f64> = (0..models * cols * k)
+                .map(|i| {
+                    let (n, j) = (i / k, i % k);
+                    match n % 5 {
+                        0 => rng.random::<f64>() - 0.3,
+                        _ if j == (n * 7 + i / (cols * k)) % k => 1.0,
+                        _ => 0.0,
+                    }
+                })
+                .collect();
+            let w = Tensor::from_vec(w, (models, cols, k), &Device::Cpu)?.to_dtype(dtype)?;
+            for clamp in [Some(10.0), None] {
+                let y = mixture(&x, &w, pool, clamp)?;
+                let (gx, gw) = mixture_grads(&x, &w, pool, clamp, &g)?;
+                assert_eq!(gw.dims(), &[models, cols, k]);
+                for m in 0..models {
+                    let (xm, wm, gm) = (x.get(m)?, w.get(m)?, g.get(m)?);
+                    let what = format!("{dtype:?} pool {pool} clamp {clamp:?} model {m}");
+                    assert_eq!(
+                        bits(&y.get(m)?),
+                        bits(&mixture(&xm, &wm, pool, clamp)?),
+                        "mixture {what}"
+                    );
+                    let (gx1, gw1) = mixture_grads(&xm, &wm, pool, clamp, &gm)?;
+                    assert_eq!(bits(&gx.get(m)?), bits(&gx1), "mixture grad_x {what}");
+                    assert_eq!(bits(&gw.get(m)?), bits(&gw1), "mixture grad_w {what}");
+                }
+            }
+            let y = per_neuron(&x, &ids_t)?;
+            let gx = per_neuron_grad(&x, &ids_t, &g)?;
+            for m in 0..models {
+                let (xm, im, gm) = (x.get(m)?, ids_t.get(m)?, g.get(m)?);
+                assert_eq!(
+                    bits(&y.get(m)?),
+                    bits(&per_neuron(&xm, &im)?),
+                    "{dtype:?} model {m}"
+                );
+                assert_eq!(
+                    bits(&gx.get(m)?),
+                    bits(&per_neuron_grad(&xm, &im, &gm)?),
+                    "{dtype:?} grad model {m}"
+                );
+            }
+            if dtype != DType::BF16 {
+                let (v, slope) = per_neuron_with_slope(&x, &ids_t)?;
+                let slope = slope.expect("f32 and f64 on the CPU keep slopes");
+                assert_eq!(slope.dims(), x.dims());
+                for m in 0..models {
+                    let (v1, s1) = per_neuron_with_slope(&x.get(m)?, &ids_t.get(m)?)?;
+                    assert_eq!(bits(&v.get(m)?), bits(&v1));
+                    assert_eq!(bits(&slope.get(m)?), bits(&s1.unwrap()));
+                }
+            }
+        }
+    }
+    // Autograd through a non-contiguous stack ([B, M, N] transposed to [M, B, N]).
+    let xt = random_matrix(&mut rng, rows * models, cols, 6.0, DType::F32)
+        .reshape((rows, models, cols))?
+        .transpose(0, 1)?;
+    let xv = Var::from_tensor(&xt.contiguous()?)?;
+    let ids: Vec<Vec<Activation>> = (0..models).map(|_| random_ids(&mut rng, cols)).collect();
+    let ids_t = Tensor::stack(&ids.iter().map(|i| ids_tensor(i)).collect::<Vec<_>>(), 0)?;
+    assert_eq!(
+        bits(&per_neuron(&xt, &ids_t)?),
+        bits(&per_neuron(xv.as_tensor(), &ids_t)?)
+    );
+    let grads = per_neuron(xv.as_tensor(), &ids_t)?.sum_all()?.backward()?;
+    let ones = Tensor::ones((rows, cols), DType::F32, &Device::Cpu)?;
+    for m in 0..models {
+        let single = per_neuron_grad(&xt.get(m)?, &ids_t.get(m)?, &ones)?;
+        assert_eq!(
+            bits(&grads.get(xv.as_tensor()).unwrap().get(m)?),
+            bits(&single)
+        );
+    }
+    Ok(())
+}
+
+/// Stacked operands whose model counts or shapes disagree are refused, naming the operand.
+#[test]
+fn stacked_shapes_must_agree() -> TestResult {
+    let dev = Device::Cpu;
+    let x = Tensor::zeros((2, 4, 3), DType::F32, &dev)?;
+    let err = |r: candle_core::Result<Tensor>| r.expect_err("expected an error").to_string();
+    let e = err(per_neuron(&x, &Tensor::zeros(3, DType::U32, &dev)?));
+    assert!(e.contains("ids must be") && e.contains("2 models"), "{e}");
+    let e = err(per_neuron(&x, &Tensor::zeros((3, 3), DType::U32, &dev)?));
+    assert!(e.contains("[3, 3]"), "{e}");
+    let e = err(mixture(
+        &x,
+        &Tensor::zeros((3, 6), DType::F32, &dev)?,
+        paper(),
+        None,
+    ));
+    assert!(
+        e.contains("w must be") && e.contains("[models, neurons, pool size]"),
+        "{e}"
+    );
+    let e = err(mixture(
+        &x,
+        &Tensor::zeros((2, 3, 5), DType::F32, &dev)?,
+        paper(),
+        None,
+    ));
+    assert!(e.contains("[3, 6]"), "{e}");
+    let e = err(per_neuron(
+        &Tensor::zeros((2, 2, 4, 3), DType::F32, &dev)?,
+        &Tensor::zeros((2, 3), DType::U32, &dev)?,
+    ));
+    assert!(e.contains("[models, batch, neurons]"), "{e}");
+    Ok(())
 }
