@@ -416,3 +416,50 @@ impl Mlp {
 fn copy_var(v: &Var) -> Result<Var> {
     Ok(Var::from_tensor(&v.as_tensor().copy()?)?)
 }
+
+#[cfg(test)]
+mod tests {
+    use candle_core::{Device, Tensor};
+
+    /// What training a cohort as one stacked model relies on: candle's CPU batched matmul gives
+    /// each model of a stack `[M, ...]` exactly the bits of that model's own product, for the
+    /// three products of a linear layer's step (forward `x W^T`, weight gradient `x^T g`, input
+    /// gradient `g W`) at this project's shapes, the weight used through its transposed view as
+    /// [`Linear`](super::Linear) does.
+    #[test]
+    fn stacked_matmuls_give_each_model_its_own_bits() {
+        let dev = Device::Cpu;
+        let bits = |t: &Tensor| -> Vec<u32> {
+            let v: Vec<f32> = t.flatten_all().unwrap().to_vec1().unwrap();
+            v.iter().map(|x| x.to_bits()).collect()
+        };
+        let models = 3;
+        for (batch, fan_in, fan_out) in [(64, 784, 512), (128, 512, 256), (64, 64, 10), (7, 13, 5)]
+        {
+            let x = Tensor::randn(0f32, 1.0, (models, batch, fan_in), &dev).unwrap();
+            let w = Tensor::randn(0f32, 0.1, (models, fan_out, fan_in), &dev).unwrap();
+            let g = Tensor::randn(0f32, 0.1, (models, batch, fan_out), &dev).unwrap();
+            let y = x.matmul(&w.t().unwrap()).unwrap();
+            let grad_w_t = x.t().unwrap().matmul(&g).unwrap();
+            let grad_x = g.matmul(&w).unwrap();
+            for m in 0..models {
+                let (xm, wm, gm) = (x.get(m).unwrap(), w.get(m).unwrap(), g.get(m).unwrap());
+                let shape = format!("[{batch}, {fan_in}] x [{fan_in}, {fan_out}], model {m}");
+                let single = xm.matmul(&wm.t().unwrap()).unwrap();
+                assert_eq!(bits(&y.get(m).unwrap()), bits(&single), "forward {shape}");
+                let single = xm.t().unwrap().matmul(&gm).unwrap();
+                assert_eq!(
+                    bits(&grad_w_t.get(m).unwrap()),
+                    bits(&single),
+                    "grad W {shape}"
+                );
+                let single = gm.matmul(&wm).unwrap();
+                assert_eq!(
+                    bits(&grad_x.get(m).unwrap()),
+                    bits(&single),
+                    "grad x {shape}"
+                );
+            }
+        }
+    }
+}
