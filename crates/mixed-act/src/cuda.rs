@@ -114,7 +114,7 @@ impl<'a> Launch<'a> {
             );
         }
         // SAFETY: the argument count and order match the kernel's signature (checked above and
-        // by the kernel-list tests), every buffer holds rows * cols (or cols * K) elements of
+        // by the kernel-list tests), every buffer holds models * rows * cols (or models * cols * K) elements of
         // the kernel's element type, and outputs are fresh allocations.
         unsafe { self.builder.launch(config) }.w()?;
         Ok(())

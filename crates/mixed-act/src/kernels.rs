@@ -225,6 +225,10 @@ impl<'a, S: BackendStorage> Operands<'a, S> {
             u32::try_from(models * rows * cols),
         ) {
             (Ok(m), Ok(r), Ok(c), Ok(_)) if m <= CUDA_MAX_GRID_Y => Ok((m, r, c)),
+            (Ok(m), _, _, Ok(_)) if m > CUDA_MAX_GRID_Y => bail!(
+                "x of shape {:?} stacks {m} models; the {backend} kernels take at most {CUDA_MAX_GRID_Y} (one grid layer each)",
+                x_layout.dims()
+            ),
             _ => bail!(
                 "x of shape {:?} is too large for the {backend} kernels",
                 x_layout.dims()

@@ -7,9 +7,13 @@
 //! PTX compile cannot: indexing, the per-column ids and weights, the pool argument (its size, its
 //! members' ids and their order), the clamps, the grid-stride and bounds checks, and the
 //! atomics-free grad-w reduction. Phase 2 uses all eleven functions; the mixtures run with the
-//! paper's pool, the full pool of eleven and a small pool out of id order. It does not check GPU
-//! precision or the launch code in cuda.rs / metal.rs themselves (scripts/gpu-check.sh does, on
-//! a GPU).
+//! paper's pool, the full pool of eleven and a small pool out of id order. Every case runs for
+//! one model (`[ROWS, COLS]`, grid depth 1) and for a cohort of [`MODELS`] stacked models
+//! (`[MODELS, ROWS, COLS]` with ids `[MODELS, COLS]` and weights `[MODELS, COLS, K]` that differ
+//! between models, grid depth MODELS) against the CPU ops on the same stacked tensors; the first
+//! and the last model of the stack must also give exactly the bits of a one-model launch on
+//! their slices. It does not check GPU precision or the launch code in cuda.rs / metal.rs
+//! themselves (scripts/gpu-check.sh does, on a GPU).
 //!
 //! Needs a C++20 compiler: `$CXX`, else `c++`. Tolerances as in tests/ops.rs:
 //! |emulated - cpu| <= ATOL + RTOL * |cpu|, (1e-6, 1e-5) in f32 and (1e-12, 1e-10) in f64, ATOL
@@ -28,6 +32,10 @@ use rand_chacha::ChaCha8Rng;
 
 const ROWS: usize = 75;
 const COLS: usize = 70;
+/// The models of a cohort case.
+const MODELS: usize = 3;
+/// The kernels' outputs, as the harness names its files.
+const OUTPUTS: [&str; 5] = ["y_pn", "gx_pn", "y_mx", "gx_mx", "gw_mx"];
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Backend {
@@ -120,13 +128,53 @@ fn pools() -> [Pool; 3] {
 }
 
 struct Case {
+    /// 1: one model, x `[ROWS, COLS]`; more: a cohort, x `[models, ROWS, COLS]` and every
+    /// per-neuron operand with the same leading dimension.
+    models: usize,
     x: Vec<f64>,
-    /// Phase 2: one global id per neuron, every function at least once.
+    /// Phase 2: one global id per neuron, every function at least once (in each model).
     ids: Vec<u32>,
-    /// Phase 1: the mixture's pool and weights `[COLS, K]`.
+    /// Phase 1: the mixture's pool and weights `[COLS, K]` (per model).
     pool: Pool,
     w: Vec<f64>,
     grad_y: Vec<f64>,
+}
+
+impl Case {
+    /// `dims` of one model, with the cohort's leading dimension when there is more than one.
+    fn shape(&self, dims: &[usize]) -> Vec<usize> {
+        let lead = (self.models > 1).then_some(self.models);
+        lead.into_iter().chain(dims.iter().copied()).collect()
+    }
+}
+
+/// The cases stacked into one cohort, model m being `cases[m]`.
+fn stack(cases: &[Case]) -> Case {
+    assert!(cases
+        .iter()
+        .all(|c| c.models == 1 && c.pool == cases[0].pool));
+    let cat = |part: fn(&Case) -> &[f64]| cases.iter().flat_map(part).copied().collect();
+    Case {
+        models: cases.len(),
+        x: cat(|c| &c.x),
+        ids: cases.iter().flat_map(|c| &c.ids).copied().collect(),
+        pool: cases[0].pool,
+        w: cat(|c| &c.w),
+        grad_y: cat(|c| &c.grad_y),
+    }
+}
+
+/// A cohort of [`MODELS`]: model 0 is `case(seed, pool)`, the others are drawn from other seeds,
+/// so that every model has its own inputs, ids and weights.
+fn cohort(seed: u64, pool: Pool) -> (Case, Vec<Case>) {
+    let models: Vec<Case> = (0..MODELS as u64)
+        .map(|m| case(seed + 1000 * m, pool))
+        .collect();
+    for m in 1..MODELS {
+        assert_ne!(models[m].ids, models[0].ids, "model {m} has model 0's ids");
+        assert_ne!(models[m].w, models[0].w, "model {m} has model 0's weights");
+    }
+    (stack(&models), models)
 }
 
 fn case(seed: u64, pool: Pool) -> Case {
@@ -165,6 +213,7 @@ fn case(seed: u64, pool: Pool) -> Case {
         })
         .collect();
     Case {
+        models: 1,
         x,
         ids,
         pool,
@@ -173,25 +222,26 @@ fn case(seed: u64, pool: Pool) -> Case {
     }
 }
 
-/// `(y, grad_x, grad_w)` of the CPU ops for `sum(op(x) * grad_y)`.
+/// `(y, grad_x, grad_w)` of the CPU ops for `sum(op(x) * grad_y)`, on the stacked tensors for a
+/// cohort.
 fn cpu(case: &Case, dtype: DType, clamp: Option<f64>) -> [Vec<f64>; 5] {
     let dev = Device::Cpu;
     let x = Var::from_tensor(
-        &Tensor::from_slice(&case.x, (ROWS, COLS), &dev)
+        &Tensor::from_slice(&case.x, case.shape(&[ROWS, COLS]), &dev)
             .unwrap()
             .to_dtype(dtype)
             .unwrap(),
     )
     .unwrap();
     let w = Var::from_tensor(
-        &Tensor::from_slice(&case.w, (COLS, case.pool.len()), &dev)
+        &Tensor::from_slice(&case.w, case.shape(&[COLS, case.pool.len()]), &dev)
             .unwrap()
             .to_dtype(dtype)
             .unwrap(),
     )
     .unwrap();
-    let ids = Tensor::new(case.ids.as_slice(), &dev).unwrap();
-    let gy = Tensor::from_slice(&case.grad_y, (ROWS, COLS), &dev)
+    let ids = Tensor::from_slice(&case.ids, case.shape(&[COLS]), &dev).unwrap();
+    let gy = Tensor::from_slice(&case.grad_y, case.shape(&[ROWS, COLS]), &dev)
         .unwrap()
         .to_dtype(dtype)
         .unwrap();
@@ -250,10 +300,12 @@ fn emulated(
     };
     let ((gx, gy), (bx, by)) = elementwise_geometry(ROWS as u32, COLS as u32, max_grid_rows);
     let pool = case.pool.packed().to_string();
+    // A cohort's grids are `models` deep (blockIdx.z / the grid position's z is the model).
     let status = Command::new(harness)
         .arg(dir)
         .args([
             dtype_name,
+            &case.models.to_string(),
             &ROWS.to_string(),
             &COLS.to_string(),
             &limit,
@@ -263,8 +315,12 @@ fn emulated(
         .status()
         .unwrap();
     assert!(status.success(), "{} failed", harness.display());
-    ["y_pn", "gx_pn", "y_mx", "gx_mx", "gw_mx"]
-        .map(|f| read_floats(&dir.join(format!("{f}.bin")), dtype))
+    OUTPUTS.map(|f| read_floats(&dir.join(format!("{f}.bin")), dtype))
+}
+
+/// The raw bytes of the outputs the harness wrote into `dir`.
+fn output_bytes(dir: &Path) -> [Vec<u8>; 5] {
+    OUTPUTS.map(|f| std::fs::read(dir.join(format!("{f}.bin"))).unwrap())
 }
 
 /// The first element outside the tolerance, described.
@@ -293,30 +349,15 @@ fn check(backend: Backend, dtypes: &[DType]) {
     for &dtype in dtypes {
         for (p, pool) in pools().into_iter().enumerate() {
             for clamp in [Some(10.0), Some(1.5), None] {
-                check_one(&harness, backend, dtype, (p, pool), clamp);
+                let single = check_one(&harness, backend, dtype, (p, pool), clamp);
+                check_cohort(&harness, backend, dtype, (p, pool), clamp, &single);
             }
         }
     }
 }
 
-/// One run of the five kernels against the CPU ops: `pool` is the mixture's, `p` its index in
-/// [`pools`] (for the seed and the directory).
-fn check_one(
-    harness: &Path,
-    backend: Backend,
-    dtype: DType,
-    (p, pool): (usize, Pool),
-    clamp: Option<f64>,
-) {
-    let case = case(11 + p as u64, pool);
-    let mut seen = case.ids.clone();
-    seen.sort_unstable();
-    seen.dedup();
-    assert_eq!(seen.len(), Activation::COUNT, "phase 2 misses a function");
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("emulation-{backend:?}-{dtype:?}-pool{p}-{clamp:?}"));
-    let got = emulated(harness, backend, &case, dtype, clamp, &dir);
-    let want = cpu(&case, dtype, clamp);
+/// The tolerances of the element-wise outputs and of grad_w (see the top of the file).
+fn tolerances(backend: Backend, dtype: DType) -> [(f64, f64); 2] {
     let base = if dtype == DType::F64 {
         (1e-12, 1e-10)
     } else {
@@ -327,18 +368,86 @@ fn check_one(
     } else {
         base.1
     };
+    [base, (base.0 * ROWS as f64, sums_rtol)]
+}
+
+/// The five outputs of the emulated kernels against the CPU ops' (any number of models: grad_w
+/// sums ROWS rows per model either way).
+fn compare(got: &[Vec<f64>; 5], want: &[Vec<f64>; 5], backend: Backend, dtype: DType, label: &str) {
+    let [base, grad_w_tolerance] = tolerances(backend, dtype);
     let names = [
         "per_neuron y",
         "per_neuron grad_x",
         "mixture y",
         "mixture grad_x",
     ];
-    let what = |name: &str| format!("{backend:?} {dtype:?} pool {pool} clamp {clamp:?} {name}");
+    let what = |name: &str| format!("{backend:?} {dtype:?} {label} {name}");
     for (k, name) in names.iter().enumerate() {
         assert_close(&got[k], &want[k], &what(name), base);
     }
-    let grad_w_tolerance = (base.0 * ROWS as f64, sums_rtol);
     assert_close(&got[4], &want[4], &what("mixture grad_w"), grad_w_tolerance);
+}
+
+/// One run of the five kernels against the CPU ops: `pool` is the mixture's, `p` its index in
+/// [`pools`] (for the seed and the directory). Returns the directory of the run's outputs.
+fn check_one(
+    harness: &Path,
+    backend: Backend,
+    dtype: DType,
+    (p, pool): (usize, Pool),
+    clamp: Option<f64>,
+) -> PathBuf {
+    let case = case(11 + p as u64, pool);
+    let mut seen = case.ids.clone();
+    seen.sort_unstable();
+    seen.dedup();
+    assert_eq!(seen.len(), Activation::COUNT, "phase 2 misses a function");
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("emulation-{backend:?}-{dtype:?}-pool{p}-{clamp:?}"));
+    let got = emulated(harness, backend, &case, dtype, clamp, &dir);
+    let want = cpu(&case, dtype, clamp);
+    let label = format!("pool {pool} clamp {clamp:?}");
+    compare(&got, &want, backend, dtype, &label);
+    dir
+}
+
+/// A cohort of [`MODELS`] in one launch per kernel (grid depth MODELS) against the CPU ops on
+/// the same stacked tensors; then the first and the last model of the stack against one-model
+/// launches on their slices, which run the same code with another model index and must give
+/// the same bits. Model 0's slice is the case [`check_one`] ran, whose outputs are in `single`.
+fn check_cohort(
+    harness: &Path,
+    backend: Backend,
+    dtype: DType,
+    (p, pool): (usize, Pool),
+    clamp: Option<f64>,
+    single: &Path,
+) {
+    let (stacked, models) = cohort(11 + p as u64, pool);
+    let name = format!("emulation-{backend:?}-{dtype:?}-pool{p}-{clamp:?}-cohort");
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(&name);
+    let got = emulated(harness, backend, &stacked, dtype, clamp, &dir);
+    let want = cpu(&stacked, dtype, clamp);
+    let label = format!("pool {pool} clamp {clamp:?} cohort of {MODELS}");
+    compare(&got, &want, backend, dtype, &label);
+    let cohort_bytes = output_bytes(&dir);
+    let last = MODELS - 1;
+    let last_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-model{last}"));
+    emulated(harness, backend, &models[last], dtype, clamp, &last_dir);
+    for (m, one_model) in [(0, single), (last, last_dir.as_path())] {
+        let outputs = OUTPUTS
+            .iter()
+            .zip(&cohort_bytes)
+            .zip(output_bytes(one_model));
+        for ((output, all), one) in outputs {
+            assert_eq!(all.len(), MODELS * one.len(), "{label}: {output} size");
+            assert!(
+                all[m * one.len()..(m + 1) * one.len()] == one[..],
+                "{backend:?} {dtype:?} {label}: model {m}'s {output} differs from a one-model \
+                 launch on its slice"
+            );
+        }
+    }
 }
 
 #[test]
@@ -351,16 +460,18 @@ fn metal_kernels_emulated_on_the_cpu_match_the_cpu_kernels() {
     check(Backend::Metal, &[DType::F32]);
 }
 
-/// The comparison above is not vacuous: a kernel with one wrong formula is caught.
-#[test]
-fn a_wrong_kernel_formula_is_caught() {
-    let source = include_str!("../src/kernels/mixed_act.cu");
-    let broken_line = "    case 3: return x > zero ? x : T(LEAKY_RELU_SLOPE) * x;";
-    assert!(
-        source.contains(broken_line),
-        "test out of date with mixed_act.cu"
-    );
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("emulation-broken");
+/// The CUDA harness built from `mixed_act.cu` with each `(from, to)` of `edits` applied (each
+/// `from` must occur in the source), in `CARGO_TARGET_TMPDIR/name`.
+fn broken_harness(name: &str, edits: &[(&str, &str)]) -> PathBuf {
+    let mut source = include_str!("../src/kernels/mixed_act.cu").to_string();
+    for (from, to) in edits {
+        assert!(
+            source.contains(from),
+            "test out of date with mixed_act.cu: no `{from}`"
+        );
+        source = source.replace(from, to);
+    }
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
     std::fs::create_dir_all(dir.join("src/kernels")).unwrap();
     let emulation = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/emulation");
     // The harness includes ../../src/kernels/mixed_act.cu relative to itself.
@@ -369,11 +480,7 @@ fn a_wrong_kernel_formula_is_caught() {
     for f in ["harness.cpp", "cuda_host.h", "metal_stdlib"] {
         std::fs::copy(emulation.join(f), tests.join(f)).unwrap();
     }
-    std::fs::write(
-        dir.join("src/kernels/mixed_act.cu"),
-        source.replace(broken_line, "    case 3: return x > zero ? x : T(0.1) * x;"),
-    )
-    .unwrap();
+    std::fs::write(dir.join("src/kernels/mixed_act.cu"), source).unwrap();
     let bin = dir.join("harness");
     let compiler = std::env::var("CXX").unwrap_or_else(|_| "c++".into());
     let status = Command::new(compiler)
@@ -392,15 +499,22 @@ fn a_wrong_kernel_formula_is_caught() {
         .status()
         .unwrap();
     assert!(status.success());
-    let case = case(12, Pool::paper());
-    let got = emulated(
-        &bin,
-        Backend::Cuda,
-        &case,
-        DType::F32,
-        Some(10.0),
-        &dir.join("io"),
+    bin
+}
+
+/// The comparison above is not vacuous: a kernel with one wrong formula is caught.
+#[test]
+fn a_wrong_kernel_formula_is_caught() {
+    let bin = broken_harness(
+        "emulation-broken",
+        &[(
+            "    case 3: return x > zero ? x : T(LEAKY_RELU_SLOPE) * x;",
+            "    case 3: return x > zero ? x : T(0.1) * x;",
+        )],
     );
+    let case = case(12, Pool::paper());
+    let dir = bin.with_file_name("io");
+    let got = emulated(&bin, Backend::Cuda, &case, DType::F32, Some(10.0), &dir);
     let want = cpu(&case, DType::F32, Some(10.0));
     assert!(
         mismatch(&got[0], &want[0], (1e-6, 1e-5)).is_some(),
@@ -412,5 +526,39 @@ fn a_wrong_kernel_formula_is_caught() {
         let leaky = case.ids[i % COLS] == Activation::LeakyRelu.id() as u32;
         let differs = mismatch(&[*a], &[*b], (1e-6, 1e-5)).is_some();
         assert_eq!(differs, leaky && case.x[i] < -1e-3, "element {i}");
+    }
+}
+
+/// Nor is the cohort comparison: element-wise kernels that give every model of a cohort model 0's
+/// ids and weights (the per-neuron operands' model offset forgotten) are right on model 0 and
+/// caught on the others.
+#[test]
+fn a_kernel_that_gives_every_model_model_0s_ids_and_weights_is_caught() {
+    let bin = broken_harness(
+        "emulation-broken-cohort",
+        &[
+            ("ids[m * cols + c]", "ids[c]"),
+            (
+                "w + (m * cols + c) * pool_size(pool)",
+                "w + c * pool_size(pool)",
+            ),
+        ],
+    );
+    let (stacked, _) = cohort(12, Pool::paper());
+    let dir = bin.with_file_name("io");
+    let got = emulated(&bin, Backend::Cuda, &stacked, DType::F32, Some(10.0), &dir);
+    let want = cpu(&stacked, DType::F32, Some(10.0));
+    let model = ROWS * COLS;
+    // The element-wise outputs (grad_w's kernel keeps its offsets here).
+    for (k, output) in OUTPUTS.iter().enumerate().take(4) {
+        let (got_0, want_0) = (&got[k][..model], &want[k][..model]);
+        assert!(
+            mismatch(got_0, want_0, (1e-6, 1e-5)).is_none(),
+            "{output}: model 0 should still be right"
+        );
+        assert!(
+            mismatch(&got[k][model..], &want[k][model..], (1e-6, 1e-5)).is_some(),
+            "{output}: model 0's ids / weights on the other models went unnoticed"
+        );
     }
 }

@@ -5,7 +5,10 @@
 //! test here prints "SKIPPED: no GPU" and passes; the script fails when it sees that line.
 //!
 //! Phase 2 runs every candidate function; the mixtures run with the paper's pool, the full pool
-//! of eleven and a small pool out of id order.
+//! of eleven and a small pool out of id order. Each op also runs on a cohort of [`MODELS`]
+//! stacked models (x `[M, B, N]` with ids `[M, N]` or weights `[M, N, K]` of their own, one
+//! launch per kernel with the grid M deep), against the CPU op on the same stacked tensors and,
+//! bit for bit, against one-model launches on each model's slice.
 //!
 //! Tolerances: |gpu - cpu| <= ATOL + RTOL * |cpu| with (1e-6, 1e-5) in f32 (the GPU's expf,
 //! tanhf, erfcf and log1pf are within a few ulp, Metal's erfc is the CPU's fit; the CPU's
@@ -15,11 +18,14 @@
 #![cfg(any(feature = "cuda", feature = "metal"))]
 
 use candle_core::{DType, Device, Tensor, Var};
-use mixed_act::{mixture, per_neuron, Activation, Pool};
+use mixed_act::{mixture, mixture_grads, per_neuron, per_neuron_grad, Activation, Pool};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 type TestResult = candle_core::Result<()>;
+
+/// The models of the cohort cases.
+const MODELS: usize = 3;
 
 /// The GPU devices this build can use here.
 fn gpu_devices() -> Vec<(Device, Vec<DType>)> {
@@ -236,6 +242,136 @@ fn gpu_kernels_handle_non_contiguous_inputs_and_bad_ids() -> TestResult {
             .to_vec2::<f32>()?;
         assert!(y.iter().all(|row| row[3].is_nan()), "bad id not NaN");
         assert!(y.iter().all(|row| row[4].is_finite()));
+    }
+    Ok(())
+}
+
+/// Every element's bits (widened to f64, which keeps them apart), for exact comparisons.
+fn bits(t: &Tensor) -> candle_core::Result<Vec<u64>> {
+    let t = t.to_device(&Device::Cpu)?.to_dtype(DType::F64)?;
+    Ok(t.flatten_all()?
+        .to_vec1::<f64>()?
+        .iter()
+        .map(|v| v.to_bits())
+        .collect())
+}
+
+/// A cohort's per-neuron operands differ between its models (else the cases below would not
+/// see a kernel that gives every model the first one's).
+fn assert_models_differ(per_model: &Tensor) -> TestResult {
+    let first = bits(&per_model.get(0)?)?;
+    for m in 1..per_model.dim(0)? {
+        assert_ne!(
+            bits(&per_model.get(m)?)?,
+            first,
+            "model {m} has model 0's operand"
+        );
+    }
+    Ok(())
+}
+
+/// Phase 2 on a cohort: x `[M, B, N]`, ids `[M, N]` (each model its own functions), one launch
+/// per kernel, against the CPU op on the same tensors; then each model's layer against a
+/// one-model launch on its slice (the same code with another grid z: the same bits).
+#[test]
+fn per_neuron_cohort_on_gpu_matches_cpu() -> TestResult {
+    for (device, dtypes) in gpu_devices() {
+        for dtype in dtypes {
+            let mut rng = ChaCha8Rng::seed_from_u64(8);
+            let (rows, cols) = (257, 70);
+            let shape = (MODELS, rows, cols);
+            let x: Vec<f64> = (0..MODELS)
+                .flat_map(|_| inputs(&mut rng, rows, cols))
+                .collect();
+            let r: Vec<f64> = (0..x.len()).map(|_| rng.random::<f64>() - 0.5).collect();
+            let ids: Vec<u32> = (0..MODELS).flat_map(|_| ids(&mut rng, cols)).collect();
+            let ids = Tensor::from_vec(ids, (MODELS, cols), &Device::Cpu)?;
+            assert_models_differ(&ids)?;
+            let on = |d: &Device| -> candle_core::Result<(Tensor, Tensor, Tensor)> {
+                let x = Tensor::from_slice(&x, shape, d)?.to_dtype(dtype)?;
+                let r = Tensor::from_slice(&r, shape, d)?.to_dtype(dtype)?;
+                Ok((x, ids.to_device(d)?, r))
+            };
+            let (cx, cids, cr) = on(&Device::Cpu)?;
+            let (gx, gids, gr) = on(&device)?;
+            let cpu = (per_neuron(&cx, &cids)?, per_neuron_grad(&cx, &cids, &cr)?);
+            let gpu = (per_neuron(&gx, &gids)?, per_neuron_grad(&gx, &gids, &gr)?);
+            let what = format!("{dtype:?} cohort of {MODELS} per_neuron");
+            assert_close(&gpu.0, &cpu.0, &format!("{what} y"), 1);
+            assert_close(&gpu.1, &cpu.1, &format!("{what} grad_x"), 1);
+            for m in 0..MODELS {
+                let (x, ids, r) = (gx.get(m)?, gids.get(m)?, gr.get(m)?);
+                let y = per_neuron(&x, &ids)?;
+                assert_eq!(bits(&y)?, bits(&gpu.0.get(m)?)?, "{what} y: model {m}");
+                let g = per_neuron_grad(&x, &ids, &r)?;
+                assert_eq!(bits(&g)?, bits(&gpu.1.get(m)?)?, "{what} grad_x: model {m}");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Phase 1 on a cohort: x `[M, B, N]`, w `[M, N, K]` (each model its own weights), one launch
+/// per kernel; grad_w `[M, N, K]` sums each model's own B rows. Against the CPU op on the same
+/// tensors, then each model's layer against a one-model launch on its slice (the same bits).
+#[test]
+fn mixture_cohort_on_gpu_matches_cpu() -> TestResult {
+    for (device, dtypes) in gpu_devices() {
+        for dtype in dtypes {
+            for pool in pools() {
+                for clamp in [Some(10.0), None] {
+                    let mut rng = ChaCha8Rng::seed_from_u64(9);
+                    let (rows, cols) = (257, 70);
+                    let shape = (MODELS, rows, cols);
+                    let x: Vec<f64> = (0..MODELS)
+                        .flat_map(|_| inputs(&mut rng, rows, cols))
+                        .collect();
+                    let r: Vec<f64> = (0..x.len()).map(|_| rng.random::<f64>() - 0.5).collect();
+                    let w = (0..MODELS)
+                        .map(|_| weights(&mut rng, cols, pool, dtype))
+                        .collect::<candle_core::Result<Vec<_>>>()?;
+                    let w = Tensor::stack(&w, 0)?;
+                    assert_models_differ(&w)?;
+                    let on = |d: &Device| -> candle_core::Result<(Tensor, Tensor, Tensor)> {
+                        let x = Tensor::from_slice(&x, shape, d)?.to_dtype(dtype)?;
+                        let r = Tensor::from_slice(&r, shape, d)?.to_dtype(dtype)?;
+                        Ok((x, w.to_device(d)?, r))
+                    };
+                    let (cx, cw, cr) = on(&Device::Cpu)?;
+                    let (gx, gw, gr) = on(&device)?;
+                    let (cpu_y, (cpu_gx, cpu_gw)) = (
+                        mixture(&cx, &cw, pool, clamp)?,
+                        mixture_grads(&cx, &cw, pool, clamp, &cr)?,
+                    );
+                    let (gpu_y, (gpu_gx, gpu_gw)) = (
+                        mixture(&gx, &gw, pool, clamp)?,
+                        mixture_grads(&gx, &gw, pool, clamp, &gr)?,
+                    );
+                    let what =
+                        format!("{dtype:?} pool {pool} clamp {clamp:?} cohort of {MODELS} mixture");
+                    assert_eq!(gpu_gw.dims(), [MODELS, cols, pool.len()], "{what} grad_w");
+                    assert_close(&gpu_y, &cpu_y, &format!("{what} y"), 1);
+                    assert_close(&gpu_gx, &cpu_gx, &format!("{what} grad_x"), 1);
+                    assert_close(&gpu_gw, &cpu_gw, &format!("{what} grad_w"), rows);
+                    for m in 0..MODELS {
+                        let (x, w, r) = (gx.get(m)?, gw.get(m)?, gr.get(m)?);
+                        let y = mixture(&x, &w, pool, clamp)?;
+                        let (g_x, g_w) = mixture_grads(&x, &w, pool, clamp, &r)?;
+                        for (name, one, all) in [
+                            ("y", y, &gpu_y),
+                            ("grad_x", g_x, &gpu_gx),
+                            ("grad_w", g_w, &gpu_gw),
+                        ] {
+                            assert_eq!(
+                                bits(&one)?,
+                                bits(&all.get(m)?)?,
+                                "{what} {name}: model {m}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
     }
     Ok(())
 }

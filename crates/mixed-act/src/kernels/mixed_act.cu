@@ -6,9 +6,14 @@
 // one place they are defined); the tests compare every kernel against candle-op references.
 //
 // Layout: x, grad_y and every [rows, cols] output are contiguous and row-major; ids is [cols]
-// u32; w and grad_w are [cols, K] for a pool of K members; rows * cols < 2^32 (checked by the
-// host). The mixture kernels get the pool as one integer, `pool` (Pool::packed): K in bits 0..4,
-// member k's global id in bits 4(k+1)..4(k+2); column k of w belongs to member k.
+// u32; w and grad_w are [cols, K] for a pool of K members. A cohort of M models of the same
+// widths stacks these: x, grad_y and the outputs [M, rows, cols], ids [M, cols], w and grad_w
+// [M, cols, K]; model m applies its own ids or weights to its own rows. The host launches the
+// grid M deep and each block works on model m = blockIdx.z, so `rows` is the rows of one model;
+// one model is M = 1 (m = 0, no offset). M * rows * cols < 2^32 (checked by the host); the
+// offsets are formed in size_t all the same. The mixture kernels get the pool as one integer,
+// `pool` (Pool::packed): K in bits 0..4, member k's global id in bits 4(k+1)..4(k+2); column k
+// of w belongs to member k.
 //
 // Every kernel's name and argument count are listed in src/kernels.rs (KERNELS); a unit test
 // checks that list against this file and the Metal one, and each launch checks it too.
@@ -197,10 +202,11 @@ __device__ __forceinline__ void mixture_terms(T x, const T* w, unsigned long lon
     *slope = d;
 }
 
-// ---- element-wise kernels: a 2-D grid over [rows, cols] --------------------------------
+// ---- element-wise kernels: a 2-D grid over [rows, cols], one layer per model ---------------
 // x runs over columns, so that a thread stays with one neuron (its id, or its K weights, which
 // the cache keeps) and a warp reads consecutive columns of a row; y runs over rows in a grid-stride loop (gridDim.y is capped at
-// 65535). No integer division per element. Launch geometry: kernels.rs, elementwise_geometry.
+// 65535); z is the model m of a cohort, whose element (r, c) is (m * rows + r) * cols + c.
+// No integer division per element. Launch geometry: kernels.rs, elementwise_geometry.
 
 #define FOR_EACH_ROW(r)                                                                     \
     for (unsigned int r = blockIdx.y * blockDim.y + threadIdx.y; r < rows;                  \
@@ -212,10 +218,11 @@ template <typename T>
 __device__ void per_neuron_fwd(const T* x, const unsigned int* ids, T* y, unsigned int rows,
                                unsigned int cols) {
     const unsigned int c = blockIdx.x * blockDim.x + threadIdx.x;
+    const size_t m = blockIdx.z;
     if (c >= cols) return;
-    const unsigned int id = ids[c];
+    const unsigned int id = ids[m * cols + c];
     FOR_EACH_ROW(r) {
-        const size_t i = (size_t)r * cols + c;
+        const size_t i = (m * rows + r) * cols + c;
         y[i] = act_value<T>(id, x[i]);
     }
 }
@@ -224,10 +231,11 @@ template <typename T>
 __device__ void per_neuron_grad_x(const T* x, const unsigned int* ids, const T* grad_y, T* grad_x,
                                   unsigned int rows, unsigned int cols) {
     const unsigned int c = blockIdx.x * blockDim.x + threadIdx.x;
+    const size_t m = blockIdx.z;
     if (c >= cols) return;
-    const unsigned int id = ids[c];
+    const unsigned int id = ids[m * cols + c];
     FOR_EACH_ROW(r) {
-        const size_t i = (size_t)r * cols + c;
+        const size_t i = (m * rows + r) * cols + c;
         grad_x[i] = grad_y[i] * act_derivative<T>(id, x[i]);
     }
 }
@@ -238,10 +246,11 @@ template <typename T>
 __device__ void mixture_fwd(const T* x, const T* w, T* y, T limit, unsigned long long pool,
                             unsigned int rows, unsigned int cols) {
     const unsigned int c = blockIdx.x * blockDim.x + threadIdx.x;
+    const size_t m = blockIdx.z;
     if (c >= cols) return;
-    const T* wc = w + (size_t)c * pool_size(pool);
+    const T* wc = w + (m * cols + c) * pool_size(pool);
     FOR_EACH_ROW(r) {
-        const size_t i = (size_t)r * cols + c;
+        const size_t i = (m * rows + r) * cols + c;
         T sum, slope;
         mixture_terms<T>(x[i], wc, pool, limit, &sum, &slope);
         y[i] = clamp_value(sum, limit);
@@ -252,17 +261,19 @@ template <typename T>
 __device__ void mixture_grad_x(const T* x, const T* w, const T* grad_y, T* grad_x, T limit,
                                unsigned long long pool, unsigned int rows, unsigned int cols) {
     const unsigned int c = blockIdx.x * blockDim.x + threadIdx.x;
+    const size_t m = blockIdx.z;
     if (c >= cols) return;
-    const T* wc = w + (size_t)c * pool_size(pool);
+    const T* wc = w + (m * cols + c) * pool_size(pool);
     FOR_EACH_ROW(r) {
-        const size_t i = (size_t)r * cols + c;
+        const size_t i = (m * rows + r) * cols + c;
         T sum, slope;
         mixture_terms<T>(x[i], wc, pool, limit, &sum, &slope);
         grad_x[i] = grad_y[i] * clamp_derivative(sum, limit) * slope;
     }
 }
 
-// grad_w[c, k] = sum over rows b of grad_y[b, c] * C'(s[b, c]) * C(f_k(x[b, c])).
+// grad_w[c, k] = sum over rows b of grad_y[b, c] * C'(s[b, c]) * C(f_k(x[b, c])), per model:
+// grad_w[m, c, k] sums the rows of model m only.
 //
 // Reduction without atomics, so that every run gives the same bits: a block of
 // GRAD_W_COLS x GRAD_W_ROW_GROUPS threads owns GRAD_W_COLS whole columns. Thread (tx, ty)
@@ -270,7 +281,8 @@ __device__ void mixture_grad_x(const T* x, const T* w, const T* grad_y, T* grad_
 // columns, so loads coalesce) and keeps K running sums in double, one per pool member; then the
 // first K rows of threads add the GRAD_W_ROW_GROUPS partial sums of one k each, in ty order
 // (K <= ACT_COUNT <= GRAD_W_ROW_GROUPS). Both orders are fixed by the thread layout, not by
-// scheduling. Launch with blockDim (32, 16) and gridDim.x = ceil(cols / 32). partial holds
+// scheduling. Launch with blockDim (32, 16) and gridDim (ceil(cols / 32), 1, M): the blocks of
+// layer z reduce model m = blockIdx.z, each in the same order whatever m is. partial holds
 // 16 x 32 x 11 doubles, 45 KB: under CUDA's 48 KB of static shared memory. The loops over the
 // members are unrolled (guarded by k < K), so that values and acc stay in registers.
 #define GRAD_W_COLS 32
@@ -282,12 +294,13 @@ __device__ void mixture_grad_w(const T* x, const T* w, const T* grad_y, T* grad_
     __shared__ double partial[GRAD_W_ROW_GROUPS][GRAD_W_COLS][ACT_COUNT];
     const unsigned int tx = threadIdx.x, ty = threadIdx.y;
     const unsigned int c = blockIdx.x * GRAD_W_COLS + tx;
+    const size_t m = blockIdx.z;
     const unsigned int K = pool_size(pool);
     double acc[ACT_COUNT] = {};
     if (c < cols) {
-        const T* wc = w + (size_t)c * K;
+        const T* wc = w + (m * cols + c) * K;
         for (unsigned int b = ty; b < rows; b += GRAD_W_ROW_GROUPS) {
-            const size_t i = (size_t)b * cols + c;
+            const size_t i = (m * rows + b) * cols + c;
             T values[ACT_COUNT];
             T s = T(0);
 #pragma unroll
@@ -309,7 +322,7 @@ __device__ void mixture_grad_w(const T* x, const T* w, const T* grad_y, T* grad_
     if (ty < K && c < cols) {
         double total = 0.0;
         for (unsigned int g = 0; g < GRAD_W_ROW_GROUPS; ++g) total += partial[g][tx][ty];
-        grad_w[(size_t)c * K + ty] = (T)total;
+        grad_w[(m * cols + c) * K + ty] = (T)total;
     }
 }
 

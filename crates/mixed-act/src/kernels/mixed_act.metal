@@ -5,15 +5,22 @@
 // change both together. Differences, all forced by Metal: no double (f32 kernels only, and
 // grad_w sums in float), no expm1, erfc or log1p (written below: expm1 from exp and log, erfc
 // and ln(1 + u) as src/fastmath.rs has them), no grid-stride loop (one thread per element in a
-// 2-D grid, bounds-checked), thread indices come in as kernel arguments.
+// 2-D grid per model, bounds-checked), thread indices come in as kernel arguments.
 // Metal cannot be compiled on Linux; `make metal-check` only proves that this is valid C++
 // under a shim (typos, types, undefined names), not that it is valid Metal.
 //
 // Layout: x, grad_y and every [rows, cols] output are contiguous and row-major; ids is [cols]
-// u32; w and grad_w are [cols, K] for a pool of K members. The mixture kernels get the pool as
-// one integer, `pool` (Pool::packed, 8 bytes): K in bits 0..4, member k's global id in bits
-// 4(k+1)..4(k+2); column k of w belongs to member k. Every kernel's name and buffer count are
-// listed in src/kernels.rs (KERNELS) and checked by a unit test and at each launch.
+// u32; w and grad_w are [cols, K] for a pool of K members. A cohort of M models of the same
+// widths stacks these: x, grad_y and the outputs [M, rows, cols], ids [M, cols], w and grad_w
+// [M, cols, K]; model m applies its own ids or weights to its own rows. The host dispatches the
+// grid M threadgroups deep (threadgroups of depth 1) and each thread works on model m = the z of
+// its position in the grid, so `rows` is the rows of one model; one model is M = 1 (m = 0, no
+// offset). M * rows * cols < 2^32 (checked by the host); the offsets are formed in size_t all
+// the same. The mixture kernels get the pool as one integer, `pool` (Pool::packed, 8 bytes): K
+// in bits 0..4, member k's global id in bits 4(k+1)..4(k+2); column k of w belongs to member k.
+// Every kernel's name and buffer count are listed in src/kernels.rs (KERNELS) and checked by a
+// unit test and at each launch. Metal wants every thread-position argument of a kernel to have
+// the same number of components, so they are all uint3 (z: the model).
 
 #include <metal_stdlib>
 using namespace metal;
@@ -213,9 +220,10 @@ inline void mixture_terms(float x, device const float* w, ulong pool, float limi
     *slope = d;
 }
 
-// ---- element-wise kernels: a 2-D grid over [rows, cols] --------------------------------
-// x over columns, y over rows, as in CUDA; Metal needs no grid-stride loop (the host
-// dispatches ceil(rows / by) groups along y), so each thread bounds-checks its element.
+// ---- element-wise kernels: a 2-D grid over [rows, cols], one layer per model ---------------
+// x over columns, y over rows, z the model m, as in CUDA (element (r, c) of model m is
+// (m * rows + r) * cols + c); Metal needs no grid-stride loop (the host dispatches
+// ceil(rows / by) groups along y), so each thread bounds-checks its element.
 
 // ---- phase 2: per-neuron fixed functions -------------------------------------------------
 
@@ -224,11 +232,12 @@ kernel void per_neuron_fwd_f32(device const float* x [[buffer(0)]],
                                device float* y [[buffer(2)]],
                                constant uint& rows [[buffer(3)]],
                                constant uint& cols [[buffer(4)]],
-                               uint2 pos [[thread_position_in_grid]]) {
+                               uint3 pos [[thread_position_in_grid]]) {
     const uint c = pos.x, r = pos.y;
+    const size_t m = pos.z;
     if (c >= cols || r >= rows) return;
-    const uint i = r * cols + c;
-    y[i] = act_value(ids[c], x[i]);
+    const size_t i = (m * rows + r) * cols + c;
+    y[i] = act_value(ids[m * cols + c], x[i]);
 }
 
 kernel void per_neuron_grad_x_f32(device const float* x [[buffer(0)]],
@@ -237,11 +246,12 @@ kernel void per_neuron_grad_x_f32(device const float* x [[buffer(0)]],
                                   device float* grad_x [[buffer(3)]],
                                   constant uint& rows [[buffer(4)]],
                                   constant uint& cols [[buffer(5)]],
-                                  uint2 pos [[thread_position_in_grid]]) {
+                                  uint3 pos [[thread_position_in_grid]]) {
     const uint c = pos.x, r = pos.y;
+    const size_t m = pos.z;
     if (c >= cols || r >= rows) return;
-    const uint i = r * cols + c;
-    grad_x[i] = grad_y[i] * act_derivative(ids[c], x[i]);
+    const size_t i = (m * rows + r) * cols + c;
+    grad_x[i] = grad_y[i] * act_derivative(ids[m * cols + c], x[i]);
 }
 
 // ---- phase 1: the hard mixture -----------------------------------------------------------
@@ -253,12 +263,13 @@ kernel void mixture_fwd_f32(device const float* x [[buffer(0)]],
                             constant ulong& pool [[buffer(4)]],
                             constant uint& rows [[buffer(5)]],
                             constant uint& cols [[buffer(6)]],
-                            uint2 pos [[thread_position_in_grid]]) {
+                            uint3 pos [[thread_position_in_grid]]) {
     const uint c = pos.x, r = pos.y;
+    const size_t m = pos.z;
     if (c >= cols || r >= rows) return;
-    const uint i = r * cols + c;
+    const size_t i = (m * rows + r) * cols + c;
     float sum, slope;
-    mixture_terms(x[i], w + c * pool_size(pool), pool, limit, &sum, &slope);
+    mixture_terms(x[i], w + (m * cols + c) * pool_size(pool), pool, limit, &sum, &slope);
     y[i] = clamp_value(sum, limit);
 }
 
@@ -270,16 +281,18 @@ kernel void mixture_grad_x_f32(device const float* x [[buffer(0)]],
                                constant ulong& pool [[buffer(5)]],
                                constant uint& rows [[buffer(6)]],
                                constant uint& cols [[buffer(7)]],
-                               uint2 pos [[thread_position_in_grid]]) {
+                               uint3 pos [[thread_position_in_grid]]) {
     const uint c = pos.x, r = pos.y;
+    const size_t m = pos.z;
     if (c >= cols || r >= rows) return;
-    const uint i = r * cols + c;
+    const size_t i = (m * rows + r) * cols + c;
     float sum, slope;
-    mixture_terms(x[i], w + c * pool_size(pool), pool, limit, &sum, &slope);
+    mixture_terms(x[i], w + (m * cols + c) * pool_size(pool), pool, limit, &sum, &slope);
     grad_x[i] = grad_y[i] * clamp_derivative(sum, limit) * slope;
 }
 
-// grad_w[c, k] = sum over rows b of grad_y[b, c] * C'(s[b, c]) * C(f_k(x[b, c])).
+// grad_w[c, k] = sum over rows b of grad_y[b, c] * C'(s[b, c]) * C(f_k(x[b, c])), per model:
+// grad_w[m, c, k] sums the rows of model m only.
 //
 // The same atomics-free layout as the CUDA kernel: a threadgroup of
 // GRAD_W_COLS x GRAD_W_ROW_GROUPS threads owns GRAD_W_COLS whole columns; thread (tx, ty)
@@ -287,7 +300,8 @@ kernel void mixture_grad_x_f32(device const float* x [[buffer(0)]],
 // first K rows of threads add the partial sums of one k each, in ty order (K <= ACT_COUNT <=
 // GRAD_W_ROW_GROUPS). Float sums (Metal has no double); partial holds 16 x 32 x 11 floats,
 // 22.5 KB, under Metal's 32 KB of threadgroup memory.
-// Dispatch threadgroups of (32, 16) and ceil(cols / 32) of them.
+// Dispatch threadgroups of (32, 16, 1), (ceil(cols / 32), 1, M) of them: the groups of layer z
+// reduce model m = group.z, each in the same order whatever m is.
 #define GRAD_W_COLS 32
 #define GRAD_W_ROW_GROUPS 16
 
@@ -299,17 +313,18 @@ kernel void mixture_grad_w_f32(device const float* x [[buffer(0)]],
                                constant ulong& pool [[buffer(5)]],
                                constant uint& rows [[buffer(6)]],
                                constant uint& cols [[buffer(7)]],
-                               uint2 tid [[thread_position_in_threadgroup]],
-                               uint2 group [[threadgroup_position_in_grid]]) {
+                               uint3 tid [[thread_position_in_threadgroup]],
+                               uint3 group [[threadgroup_position_in_grid]]) {
     threadgroup float partial[GRAD_W_ROW_GROUPS][GRAD_W_COLS][ACT_COUNT];
     const uint tx = tid.x, ty = tid.y;
     const uint c = group.x * GRAD_W_COLS + tx;
+    const size_t m = group.z;
     const uint K = pool_size(pool);
     float acc[ACT_COUNT] = {};
     if (c < cols) {
-        device const float* wc = w + c * K;
+        device const float* wc = w + (m * cols + c) * K;
         for (uint b = ty; b < rows; b += GRAD_W_ROW_GROUPS) {
-            const uint i = b * cols + c;
+            const size_t i = (m * rows + b) * cols + c;
             float values[ACT_COUNT];
             float s = 0.0f;
             for (uint k = 0; k < ACT_COUNT; ++k) {
@@ -328,6 +343,6 @@ kernel void mixture_grad_w_f32(device const float* x [[buffer(0)]],
     if (ty < K && c < cols) {
         float total = 0.0f;
         for (uint g = 0; g < GRAD_W_ROW_GROUPS; ++g) total += partial[g][tx][ty];
-        grad_w[c * K + ty] = total;
+        grad_w[(m * cols + c) * K + ty] = total;
     }
 }

@@ -1,14 +1,18 @@
 // Runs the five GPU kernels of src/kernels/mixed_act.cu (built with -DEMULATE_CUDA) or
 // src/kernels/mixed_act.metal (-DEMULATE_METAL) on the CPU, for tests/emulated_kernels.rs.
 //
-// Usage: harness DIR DTYPE ROWS COLS LIMIT POOL GX GY BX BY
-//   reads  DIR/x.bin [rows*cols], DIR/ids.bin [cols] u32, DIR/w.bin [cols*K], DIR/gy.bin
-//   writes DIR/y_pn.bin, DIR/gx_pn.bin (phase 2), DIR/y_mx.bin, DIR/gx_mx.bin, DIR/gw_mx.bin
-//          [cols*K]
-// Floats are raw little-endian f32 or f64 (DTYPE); LIMIT is the clamp, "inf" for none; POOL is
-// the mixture's pool as Pool::packed gives it (decimal), K its size (the low four bits);
-// (GX, GY) x (BX, BY) is the element-wise kernels' grid and block (the Rust side computes it
-// with mixed_act::elementwise_geometry, the function the launch code uses).
+// Usage: harness DIR DTYPE MODELS ROWS COLS LIMIT POOL GX GY BX BY
+//   reads  DIR/x.bin [models*rows*cols], DIR/ids.bin [models*cols] u32, DIR/w.bin
+//          [models*cols*K], DIR/gy.bin [models*rows*cols]
+//   writes DIR/y_pn.bin, DIR/gx_pn.bin (phase 2), DIR/y_mx.bin, DIR/gx_mx.bin (phase 1)
+//          [models*rows*cols], DIR/gw_mx.bin [models*cols*K]
+// Floats are raw little-endian f32 or f64 (DTYPE); MODELS is the cohort's size M (1 for one
+// model), ROWS the rows of one model; LIMIT is the clamp, "inf" for none; POOL is the mixture's
+// pool as Pool::packed gives it (decimal), K its size (the low four bits); (GX, GY) x (BX, BY)
+// is the element-wise kernels' grid and block (the Rust side computes it with
+// mixed_act::elementwise_geometry, the function the launch code uses). Every grid, the
+// element-wise ones and grad-w's, is MODELS deep along z, as src/cuda.rs and src/metal.rs launch
+// them.
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -54,6 +58,7 @@ static void write(const std::string& path, const std::vector<T>& v) {
 
 struct Geometry {
     unsigned int gx, gy, bx, by;
+    unsigned int models;  // the grid's depth
 };
 
 #if defined(EMULATE_CUDA)
@@ -67,13 +72,14 @@ static void run(const std::string& dir, unsigned int rows, unsigned int cols, T 
                 void (*mx_fwd)(const T*, const T*, T*, T, Pool, unsigned int, unsigned int),
                 void (*mx_gx)(const T*, const T*, const T*, T*, T, Pool, unsigned int, unsigned int),
                 void (*mx_gw)(const T*, const T*, const T*, T*, T, Pool, unsigned int, unsigned int)) {
-    const size_t n = (size_t)rows * cols, k = pool & 15;
+    const size_t n = (size_t)g.models * rows * cols, k = pool & 15;
+    const size_t per_neuron = (size_t)g.models * cols;
     auto x = read<T>(dir + "/x.bin", n);
-    auto ids = read<unsigned int>(dir + "/ids.bin", cols);
-    auto w = read<T>(dir + "/w.bin", (size_t)cols * k);
+    auto ids = read<unsigned int>(dir + "/ids.bin", per_neuron);
+    auto w = read<T>(dir + "/w.bin", per_neuron * k);
     auto gy = read<T>(dir + "/gy.bin", n);
-    std::vector<T> y(n), gx(n), gw((size_t)cols * k);
-    const dim3 grid{g.gx, g.gy, 1}, block{g.bx, g.by, 1};
+    std::vector<T> y(n), gx(n), gw(per_neuron * k);
+    const dim3 grid{g.gx, g.gy, g.models}, block{g.bx, g.by, 1};
     launch(grid, block, [&] { pn_fwd(x.data(), ids.data(), y.data(), rows, cols); });
     write(dir + "/y_pn.bin", y);
     launch(grid, block, [&] { pn_gx(x.data(), ids.data(), gy.data(), gx.data(), rows, cols); });
@@ -83,76 +89,88 @@ static void run(const std::string& dir, unsigned int rows, unsigned int cols, T 
     launch(grid, block,
            [&] { mx_gx(x.data(), w.data(), gy.data(), gx.data(), limit, pool, rows, cols); });
     write(dir + "/gx_mx.bin", gx);
-    const dim3 gw_grid{(cols + GRAD_W_COLS - 1) / GRAD_W_COLS, 1, 1};
+    const dim3 gw_grid{(cols + GRAD_W_COLS - 1) / GRAD_W_COLS, 1, g.models};
     const dim3 gw_block{GRAD_W_COLS, GRAD_W_ROW_GROUPS, 1};
     launch(gw_grid, gw_block,
            [&] { mx_gw(x.data(), w.data(), gy.data(), gw.data(), limit, pool, rows, cols); });
     write(dir + "/gw_mx.bin", gw);
 }
 #else
-// The dispatches of src/metal.rs: the element-wise grid (threads beyond [rows, cols] return at
-// once), and (32, 16) threadgroups for grad_w.
+// The dispatches of src/metal.rs: the element-wise grid, models deep (threads beyond
+// [rows, cols] return at once; threadgroups have depth 1, so a thread's z in the grid is its
+// group's), and (32, 16, 1) threadgroups for grad_w, (ceil(cols / 32), 1, models) of them.
 template <typename Kernel>
 static void each_element(Geometry g, Kernel kernel) {
-    for (uint gy = 0; gy < g.gy; ++gy)
-        for (uint gx = 0; gx < g.gx; ++gx)
-            for (uint ty = 0; ty < g.by; ++ty)
-                for (uint tx = 0; tx < g.bx; ++tx) kernel(uint2{gx * g.bx + tx, gy * g.by + ty});
+    for (uint gz = 0; gz < g.models; ++gz)
+        for (uint gy = 0; gy < g.gy; ++gy)
+            for (uint gx = 0; gx < g.gx; ++gx)
+                for (uint ty = 0; ty < g.by; ++ty)
+                    for (uint tx = 0; tx < g.bx; ++tx)
+                        kernel(uint3{gx * g.bx + tx, gy * g.by + ty, gz});
 }
 
 static void run_metal(const std::string& dir, uint rows, uint cols, float limit, ulong pool,
                       Geometry g) {
-    const size_t n = (size_t)rows * cols, k = pool & 15;
+    const size_t n = (size_t)g.models * rows * cols, k = pool & 15;
+    const size_t per_neuron = (size_t)g.models * cols;
     auto x = read<float>(dir + "/x.bin", n);
-    auto ids = read<uint>(dir + "/ids.bin", cols);
-    auto w = read<float>(dir + "/w.bin", (size_t)cols * k);
+    auto ids = read<uint>(dir + "/ids.bin", per_neuron);
+    auto w = read<float>(dir + "/w.bin", per_neuron * k);
     auto gy = read<float>(dir + "/gy.bin", n);
-    std::vector<float> y(n), gx(n), gw((size_t)cols * k);
-    each_element(g, [&](uint2 p) { per_neuron_fwd_f32(x.data(), ids.data(), y.data(), rows, cols, p); });
+    std::vector<float> y(n), gx(n), gw(per_neuron * k);
+    each_element(g, [&](uint3 p) { per_neuron_fwd_f32(x.data(), ids.data(), y.data(), rows, cols, p); });
     write(dir + "/y_pn.bin", y);
-    each_element(g, [&](uint2 p) {
+    each_element(g, [&](uint3 p) {
         per_neuron_grad_x_f32(x.data(), ids.data(), gy.data(), gx.data(), rows, cols, p);
     });
     write(dir + "/gx_pn.bin", gx);
-    each_element(g, [&](uint2 p) {
+    each_element(g, [&](uint3 p) {
         mixture_fwd_f32(x.data(), w.data(), y.data(), limit, pool, rows, cols, p);
     });
     write(dir + "/y_mx.bin", y);
-    each_element(g, [&](uint2 p) {
+    each_element(g, [&](uint3 p) {
         mixture_grad_x_f32(x.data(), w.data(), gy.data(), gx.data(), limit, pool, rows, cols, p);
     });
     write(dir + "/gx_mx.bin", gx);
-    for (uint group = 0; group < (cols + GRAD_W_COLS - 1) / GRAD_W_COLS; ++group) {
-        std::barrier<> barrier(GRAD_W_COLS * GRAD_W_ROW_GROUPS);
-        metal::current_threadgroup_barrier = &barrier;
-        std::vector<std::thread> threads;
-        for (uint ty = 0; ty < GRAD_W_ROW_GROUPS; ++ty)
-            for (uint tx = 0; tx < GRAD_W_COLS; ++tx)
-                threads.emplace_back([&, tx, ty, group] {
-                    mixture_grad_w_f32(x.data(), w.data(), gy.data(), gw.data(), limit, pool, rows,
-                                       cols, uint2{tx, ty}, uint2{group, 0});
-                });
-        for (auto& t : threads) t.join();
-    }
+    for (uint gz = 0; gz < g.models; ++gz)
+        for (uint group = 0; group < (cols + GRAD_W_COLS - 1) / GRAD_W_COLS; ++group) {
+            std::barrier<> barrier(GRAD_W_COLS * GRAD_W_ROW_GROUPS);
+            metal::current_threadgroup_barrier = &barrier;
+            std::vector<std::thread> threads;
+            for (uint ty = 0; ty < GRAD_W_ROW_GROUPS; ++ty)
+                for (uint tx = 0; tx < GRAD_W_COLS; ++tx)
+                    threads.emplace_back([&, tx, ty, group, gz] {
+                        mixture_grad_w_f32(x.data(), w.data(), gy.data(), gw.data(), limit, pool,
+                                           rows, cols, uint3{tx, ty, 0}, uint3{group, 0, gz});
+                    });
+            for (auto& t : threads) t.join();
+        }
     write(dir + "/gw_mx.bin", gw);
 }
 #endif
 
 int main(int argc, char** argv) {
-    if (argc != 11) {
-        std::fprintf(stderr, "usage: harness DIR f32|f64 ROWS COLS LIMIT POOL GX GY BX BY\n");
+    if (argc != 12) {
+        std::fprintf(stderr,
+                     "usage: harness DIR f32|f64 MODELS ROWS COLS LIMIT POOL GX GY BX BY\n");
         return 2;
     }
     const std::string dir = argv[1], dtype = argv[2];
-    const unsigned int rows = std::stoul(argv[3]), cols = std::stoul(argv[4]);
-    const double limit = std::strtod(argv[5], nullptr);
-    const unsigned long long pool = std::stoull(argv[6]);
+    const unsigned int models = std::stoul(argv[3]);
+    const unsigned int rows = std::stoul(argv[4]), cols = std::stoul(argv[5]);
+    const double limit = std::strtod(argv[6], nullptr);
+    const unsigned long long pool = std::stoull(argv[7]);
     if ((pool & 15) == 0 || (pool & 15) > ACT_COUNT) {
-        std::fprintf(stderr, "harness: a pool has 1 to %d members, got %s\n", ACT_COUNT, argv[6]);
+        std::fprintf(stderr, "harness: a pool has 1 to %d members, got %s\n", ACT_COUNT, argv[7]);
         return 2;
     }
-    const Geometry g{(unsigned int)std::stoul(argv[7]), (unsigned int)std::stoul(argv[8]),
-                     (unsigned int)std::stoul(argv[9]), (unsigned int)std::stoul(argv[10])};
+    if (models == 0) {
+        std::fprintf(stderr, "harness: a cohort has at least one model\n");
+        return 2;
+    }
+    const Geometry g{(unsigned int)std::stoul(argv[8]), (unsigned int)std::stoul(argv[9]),
+                     (unsigned int)std::stoul(argv[10]), (unsigned int)std::stoul(argv[11]),
+                     models};
 #if defined(EMULATE_CUDA)
     if (dtype == "f32")
         run<float>(dir, rows, cols, (float)limit, pool, g, per_neuron_fwd_f32,
