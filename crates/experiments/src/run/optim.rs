@@ -37,8 +37,17 @@ impl AdamConfig {
 
 struct Slot {
     var: Var,
+    owner: Owner,
     /// First and second moments, `[m (n values), v (n values)]`, f32.
     moments: Moments,
+}
+
+/// Which model of a cohort a parameter belongs to, for its gradient-clipping factor: one model's
+/// own tensor, or a stack `[M, ...]` whose slice m is model m's (see `run::cohort`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Owner {
+    Model(usize),
+    Stacked,
 }
 
 enum Moments {
@@ -57,9 +66,17 @@ pub struct Adam {
 impl Adam {
     /// An optimizer over `vars`; all must be f32 (the model's dtype).
     pub fn new(vars: Vec<Var>, config: AdamConfig) -> Result<Self> {
+        Self::with_owners(vars.into_iter().map(|v| (v, Owner::Model(0))), config)
+    }
+
+    /// An optimizer over the parameters of a cohort, each with its [`Owner`].
+    pub fn with_owners(
+        vars: impl IntoIterator<Item = (Var, Owner)>,
+        config: AdamConfig,
+    ) -> Result<Self> {
         let slots = vars
             .into_iter()
-            .map(|var| {
+            .map(|(var, owner)| {
                 anyhow::ensure!(
                     var.dtype() == DType::F32,
                     "Adam expects f32 parameters, got {:?}",
@@ -70,7 +87,11 @@ impl Adam {
                     Device::Cpu => Moments::Host(RefCell::new(vec![0.0; n])),
                     device => Moments::Device(Tensor::zeros(n, DType::F32, device)?),
                 };
-                Ok(Slot { var, moments })
+                Ok(Slot {
+                    var,
+                    owner,
+                    moments,
+                })
             })
             .collect::<Result<_>>()?;
         Ok(Self {
@@ -90,9 +111,17 @@ impl Adam {
     /// product is rounded to f32 as a separately scaled gradient would be, so the result is
     /// the same as scaling first.
     pub fn step_scaled(&mut self, grads: &GradStore, grad_scale: f32) -> Result<()> {
+        self.step_models(grads, &[grad_scale])
+    }
+
+    /// One update of a cohort: model m's gradients multiplied by `grad_scales[m]` (its own
+    /// clipping factor); a stacked parameter's slice m is model m's. Element by element the same
+    /// arithmetic as [`step_scaled`](Self::step_scaled) with that model's factor, so each model
+    /// gets the bits it would get alone.
+    pub fn step_models(&mut self, grads: &GradStore, grad_scales: &[f32]) -> Result<()> {
         self.step += 1;
         let c = self.config;
-        let rule = Rule {
+        let rule = |grad_scale: f32| Rule {
             beta1: c.beta1 as f32,
             beta2: c.beta2 as f32,
             grad_scale,
@@ -105,22 +134,40 @@ impl Adam {
                 continue;
             };
             let grad = grad.contiguous()?;
+            let rules: Vec<Rule> = match slot.owner {
+                Owner::Model(m) => vec![rule(grad_scales[m])],
+                Owner::Stacked => {
+                    anyhow::ensure!(
+                        slot.var.dims().first() == Some(&grad_scales.len()),
+                        "Adam: a stacked parameter of shape {:?} for {} models",
+                        slot.var.dims(),
+                        grad_scales.len()
+                    );
+                    grad_scales.iter().map(|&s| rule(s)).collect()
+                }
+            };
             match &slot.moments {
                 Moments::Host(moments) => {
                     let mut moments = moments.borrow_mut();
                     let update = FusedUpdate {
-                        rule,
+                        rules,
                         moments: RefCell::new(moments.as_mut_slice()),
                     };
                     slot.var.as_tensor().inplace_op2(&grad, &update)?
                 }
                 Moments::Device(moments) => {
-                    let grad = if grad_scale == 1.0 {
-                        grad
-                    } else {
-                        grad.affine(grad_scale as f64, 0.0)?
+                    let grad = match rules.as_slice() {
+                        [one] if one.grad_scale == 1.0 => grad,
+                        [one] => grad.affine(one.grad_scale as f64, 0.0)?,
+                        many => {
+                            let scales: Vec<f32> = many.iter().map(|r| r.grad_scale).collect();
+                            let mut shape = vec![1; grad.rank()];
+                            shape[0] = scales.len();
+                            let scales = Tensor::from_vec(scales, shape, grad.device())?;
+                            grad.broadcast_mul(&scales)?
+                        }
                     };
-                    step_with_tensor_ops(&slot.var, moments, &grad.flatten_all()?, &rule)?
+                    step_with_tensor_ops(&slot.var, moments, &grad.flatten_all()?, &rules[0])?
                 }
             }
         }
@@ -193,9 +240,10 @@ impl Rule {
 /// Parameters per parallel task: large enough that a task outweighs its scheduling.
 const UPDATE_CHUNK: usize = 1 << 14;
 
-/// In place on the parameter, from its gradient, updating the moments in the same pass.
+/// In place on the parameter, from its gradient, updating the moments in the same pass. With
+/// several rules (a stacked cohort parameter), slice m of the parameter follows rule m.
 struct FusedUpdate<'a> {
-    rule: Rule,
+    rules: Vec<Rule>,
     /// `[m, v]`; in a cell because candle hands the op out as `&self`.
     moments: RefCell<&'a mut [f32]>,
 }
@@ -219,13 +267,22 @@ impl InplaceOp2 for FusedUpdate<'_> {
             candle_core::bail!("Adam: gradient or moments do not match the parameter");
         }
         let (m, v) = moments.split_at_mut(param.len());
-        let rule = self.rule;
-        param
-            .par_chunks_mut(UPDATE_CHUNK)
-            .zip(grad.par_chunks(UPDATE_CHUNK))
-            .zip(m.par_chunks_mut(UPDATE_CHUNK))
-            .zip(v.par_chunks_mut(UPDATE_CHUNK))
-            .for_each(|(((p, g), m), v)| update_chunk(&rule, p, g, m, v));
+        if self.rules.is_empty() || param.len() % self.rules.len() != 0 {
+            candle_core::bail!("Adam: the parameter does not split into one slice per model");
+        }
+        let part = param.len() / self.rules.len();
+        let parts = param
+            .chunks_mut(part.max(1))
+            .zip(grad.chunks(part.max(1)))
+            .zip(m.chunks_mut(part.max(1)))
+            .zip(v.chunks_mut(part.max(1)));
+        for ((((p, g), m), v), rule) in parts.zip(&self.rules) {
+            p.par_chunks_mut(UPDATE_CHUNK)
+                .zip(g.par_chunks(UPDATE_CHUNK))
+                .zip(m.par_chunks_mut(UPDATE_CHUNK))
+                .zip(v.par_chunks_mut(UPDATE_CHUNK))
+                .for_each(|(((p, g), m), v)| update_chunk(rule, p, g, m, v));
+        }
         Ok(())
     }
 }

@@ -65,7 +65,11 @@ impl Streams {
 }
 
 /// Mean cross-entropy of a batch: on the logits, or on softmax probabilities (the reference).
-fn loss(logits: &Tensor, labels: &Tensor, kind: LossKind) -> candle_core::Result<Tensor> {
+pub(crate) fn loss(
+    logits: &Tensor,
+    labels: &Tensor,
+    kind: LossKind,
+) -> candle_core::Result<Tensor> {
     match kind {
         LossKind::Logits => candle_nn::loss::cross_entropy(logits, labels),
         LossKind::Probs => {
@@ -78,9 +82,17 @@ fn loss(logits: &Tensor, labels: &Tensor, kind: LossKind) -> candle_core::Result
 /// PyTorch's `clip_grad_norm_` computes it (max_norm / (norm + 1e-6), capped at 1), as a
 /// scalar tensor on the device (no host sync); `None` when no variable has a gradient.
 pub fn clip_coefficient(grads: &GradStore, vars: &[Var], max_norm: f64) -> Result<Option<Tensor>> {
-    let squares = vars
+    let own: Vec<Tensor> = vars
         .iter()
-        .filter_map(|v| grads.get(v.as_tensor()))
+        .filter_map(|v| grads.get(v.as_tensor()).cloned())
+        .collect();
+    clip_factor(&own, max_norm)
+}
+
+/// [`clip_coefficient`] of the gradients `grads` (one model's, in its variable order).
+pub(crate) fn clip_factor(grads: &[Tensor], max_norm: f64) -> Result<Option<Tensor>> {
+    let squares = grads
+        .iter()
         .map(|g| g.sqr()?.sum_all())
         .collect::<candle_core::Result<Vec<_>>>()?;
     if squares.is_empty() {
@@ -339,6 +351,11 @@ fn mean(v: &[f64]) -> f64 {
 /// The run's network before training. The linear layers are drawn first, from the seed's
 /// init stream, whatever the method: runs with one seed start from the same linear weights
 /// (what the paired comparison of `compare` relies on; tested).
+/// The network a run of `cfg` starts from (its seed's init stream, as [`train`] draws it).
+pub fn seeded_initial_model(cfg: &TrainConfig, device: &Device) -> Result<Mlp> {
+    initial_model(cfg, &mut Streams::new(cfg.seed).init, device)
+}
+
 fn initial_model(cfg: &TrainConfig, init: &mut ChaCha8Rng, device: &Device) -> Result<Mlp> {
     Ok(match cfg.method {
         Method::Baseline(a) => Mlp::baseline(&cfg.widths, a, init, device)?,
