@@ -1,4 +1,4 @@
-//! `smartmixed bench ops|train`: timings measured in one process, interleaved so that the
+//! `smartmixed bench ops|train|cohort`: timings measured in one process, interleaved so that the
 //! machine's drift hits every variant alike, reported as p20/p50/p80 and as ratios.
 
 use std::fs::OpenOptions;
@@ -14,11 +14,12 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
-use crate::run::config::LossKind;
+use crate::run::cohort::{cohort_step, Cohort};
+use crate::run::config::{LossKind, Settings, TrainConfig};
 use crate::run::data::{CLASSES, IMAGE_PIXELS};
 use crate::run::model::Mlp;
 use crate::run::optim::{Adam, AdamConfig};
-use crate::run::train::train_step;
+use crate::run::train::{seeded_initial_model, train_step};
 
 /// One row of the benchmark CSV (columns other tools read).
 #[derive(Clone, Debug, Serialize)]
@@ -523,4 +524,141 @@ pub fn bench_train(
         append_csv(path, &rows)?;
     }
     Ok(rows)
+}
+
+/// The models of a sweep cell of `seeds` seeds: the six baselines and SmartMixed (in phase 1),
+/// each seed's initial network, in sweep order.
+fn cell_models(widths: &[usize], seeds: u64, device: &Device) -> Result<Vec<Mlp>> {
+    let methods = [
+        "relu",
+        "sigmoid",
+        "tanh",
+        "leaky_relu",
+        "elu",
+        "selu",
+        "smartmixed",
+    ];
+    let mut models = Vec::new();
+    for seed in 1..=seeds {
+        for method in methods {
+            let flags = Settings {
+                widths: Some(widths.to_vec()),
+                method: Some(method.parse()?),
+                seed: Some(seed),
+                ..Default::default()
+            };
+            let cfg = TrainConfig::resolve(None, None, &flags)?;
+            models.push(seeded_initial_model(&cfg, device)?);
+        }
+    }
+    Ok(models)
+}
+
+/// `smartmixed bench cohort`: the training step per model when M models train as one cohort
+/// (`run::cohort`) against one at a time, at batch 128 on MNIST-shaped random data, for each
+/// network in `networks`. `m1`: the seven models of one seed (six baselines and SmartMixed in
+/// phase 1) each stepped alone as a cohort of one, the total divided by 7; `m7`: the same seven
+/// as one cohort, divided by 7; `m21`: three seeds' 21 models as one cohort, divided by 21.
+/// Rows: bench `cohort`, pass `model_step`, rows = batch, cols = first hidden width.
+pub fn bench_cohort(
+    networks: &[Vec<usize>],
+    batches: usize,
+    csv: Option<&Path>,
+    (device, device_name): &(Device, String),
+) -> Result<Vec<BenchRow>> {
+    let batch = 128;
+    let mut all = Vec::new();
+    for widths in networks {
+        struct Run {
+            cohort: Cohort,
+            vars: Vec<(Var, crate::run::optim::Owner)>,
+            adam: std::cell::RefCell<Adam>,
+            rngs: std::cell::RefCell<Vec<ChaCha8Rng>>,
+            x: Tensor,
+            y: Tensor,
+        }
+        let mut data = ChaCha8Rng::seed_from_u64(0);
+        let mut run = |models: Vec<Mlp>| -> Result<Run> {
+            let m = models.len();
+            let cohort = Cohort::stack(models)?;
+            let vars = cohort.vars();
+            let adam = Adam::with_owners(vars.clone(), AdamConfig::with_lr(1e-3))?;
+            let x: Vec<f32> = (0..m * batch * IMAGE_PIXELS)
+                .map(|_| data.random())
+                .collect();
+            let y: Vec<u32> = (0..m * batch)
+                .map(|_| data.random_range(0..CLASSES as u32))
+                .collect();
+            Ok(Run {
+                cohort,
+                vars,
+                adam: adam.into(),
+                rngs: (0..m as u64)
+                    .map(ChaCha8Rng::seed_from_u64)
+                    .collect::<Vec<_>>()
+                    .into(),
+                x: Tensor::from_vec(x, (m, batch, IMAGE_PIXELS), device)?,
+                y: Tensor::from_vec(y, (m, batch), device)?,
+            })
+        };
+        let singles: Vec<Run> = cell_models(widths, 1, device)?
+            .into_iter()
+            .map(|model| run(vec![model]))
+            .collect::<Result<_>>()?;
+        let seven = run(cell_models(widths, 1, device)?)?;
+        let twenty_one = run(cell_models(widths, 3, device)?)?;
+        let step = |r: &Run| -> candle_core::Result<()> {
+            cohort_step(
+                &r.cohort,
+                &r.vars,
+                &mut r.adam.borrow_mut(),
+                (&r.x, &r.y),
+                LossKind::Logits,
+                Some(1.0),
+                &mut r.rngs.borrow_mut(),
+            )
+            .map(drop)
+            .map_err(candle_core::Error::msg)
+        };
+        let cases = vec![
+            Case {
+                name: "m1",
+                pass: "model_step",
+                bytes: 0.0,
+                run: Box::new(|| singles.iter().try_for_each(step)),
+            },
+            Case {
+                name: "m7",
+                pass: "model_step",
+                bytes: 0.0,
+                run: Box::new(|| step(&seven)),
+            },
+            Case {
+                name: "m21",
+                pass: "model_step",
+                bytes: 0.0,
+                run: Box::new(|| step(&twenty_one)),
+            },
+        ];
+        let mut times = measure(&cases, 3, batches, device)?;
+        // Per model: m1 ran its seven models one after the other.
+        for (t, per) in times.iter_mut().zip([7.0, 7.0, 21.0]) {
+            for v in t.iter_mut() {
+                *v /= per;
+            }
+        }
+        let rows = rows_of("cohort", &cases, &times, (batch, widths[0]), device_name);
+        print_table(
+            &format!(
+                "training step per model, cohorts of 1, 7 and 21 models, widths {widths:?}, batch {batch}, {batches} interleaved steps each, on {device_name}"
+            ),
+            &rows,
+            "m1",
+        );
+        all.extend(rows);
+    }
+    if let Some(path) = csv {
+        append_csv(path, &all)?;
+    }
+    Ok(all)
 }

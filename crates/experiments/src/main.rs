@@ -46,6 +46,25 @@ enum Command {
 
 #[derive(Subcommand)]
 enum BenchCommand {
+    /// The training step per model when a sweep cell's models (six baselines and SmartMixed per
+    /// seed) train as one cohort of 7 or 21 against one at a time.
+    Cohort {
+        /// Networks to time, as widths; `;` between networks [default: 512,256,128,64;64,32,
+        /// architecture 3 and a small network whose step is overhead-bound].
+        #[arg(long, default_value = "512,256,128,64;64,32")]
+        networks: String,
+        #[arg(long, default_value = "cpu")]
+        device: DeviceChoice,
+        /// Timed steps per case (after 3 warm-up steps).
+        #[arg(long, default_value_t = 20)]
+        batches: usize,
+        /// Rayon threads (default: RAYON_NUM_THREADS or the core count).
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Append one row per measurement to this CSV.
+        #[arg(long)]
+        csv: Option<PathBuf>,
+    },
     /// Forward and forward+backward of the activation ops, interleaved, per shape.
     Ops {
         /// Shapes as ROWSxCOLS, comma-separated.
@@ -281,7 +300,9 @@ fn run_train(args: TrainArgs) -> Result<()> {
 
 fn run_bench(command: BenchCommand) -> Result<()> {
     let threads = match &command {
-        BenchCommand::Ops { threads, .. } | BenchCommand::Train { threads, .. } => *threads,
+        BenchCommand::Ops { threads, .. }
+        | BenchCommand::Train { threads, .. }
+        | BenchCommand::Cohort { threads, .. } => *threads,
     };
     if let Some(n) = threads {
         if n == 0 {
@@ -303,6 +324,31 @@ fn run_bench(command: BenchCommand) -> Result<()> {
             let shapes = bench::parse_shapes(&shapes)?;
             let device = device::select(device)?;
             bench::bench_ops(&shapes, repeats.max(1), csv.as_deref(), &device).map(drop)
+        }
+        BenchCommand::Cohort {
+            networks,
+            device,
+            batches,
+            csv,
+            ..
+        } => {
+            let networks = networks
+                .split(';')
+                .map(|n| {
+                    n.split(',')
+                        .map(|w| w.trim().parse::<usize>())
+                        .collect::<std::result::Result<Vec<_>, _>>()
+                        .ok()
+                        .filter(|w| !w.is_empty() && !w.contains(&0))
+                        .ok_or_else(|| {
+                            experiments::error::input_error(format!(
+                                "--networks: '{n}' is not a list of positive widths"
+                            ))
+                        })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let device = device::select(device)?;
+            bench::bench_cohort(&networks, batches.max(1), csv.as_deref(), &device).map(drop)
         }
         BenchCommand::Train {
             arch,

@@ -51,16 +51,12 @@ impl StackedLinear {
         need_input: bool,
         grads: &mut GradStore,
     ) -> Result<Option<Tensor>> {
-        let models = x.dim(0)?;
-        let bias = (0..models)
-            .map(|m| cpu_ops::column_sums(&grad_y.get(m)?))
-            .collect::<Result<Vec<_>>>()?;
-        grads.insert(self.bias.as_tensor(), Tensor::stack(&bias, 0)?);
+        grads.insert(self.bias.as_tensor(), cpu_ops::column_sums_stack(grad_y)?);
         let grad_weight_t = x.t()?.matmul(grad_y)?;
-        let weight = (0..models)
-            .map(|m| cpu_ops::transposed(&grad_weight_t.get(m)?))
-            .collect::<Result<Vec<_>>>()?;
-        grads.insert(self.weight.as_tensor(), Tensor::stack(&weight, 0)?);
+        grads.insert(
+            self.weight.as_tensor(),
+            cpu_ops::transposed_stack(&grad_weight_t)?,
+        );
         need_input
             .then(|| grad_y.matmul(&self.weight.as_tensor().detach()))
             .transpose()

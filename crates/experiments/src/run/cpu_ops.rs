@@ -31,6 +31,52 @@ pub fn transposed(t: &Tensor) -> Result<Tensor> {
     })
 }
 
+/// [`transposed`] of every matrix of a stack `[M, rows, cols]` into one `[M, cols, rows]` (a
+/// cohort's weight gradients), without a copy per model.
+pub fn transposed_stack(t: &Tensor) -> Result<Tensor> {
+    let (models, rows, cols) = t.dims3()?;
+    let out = with_cpu_f32(t, |data| {
+        let mut out = vec![0f32; data.len()];
+        if rows * cols > 0 {
+            for (src, dst) in data
+                .chunks_exact(rows * cols)
+                .zip(out.chunks_exact_mut(rows * cols))
+            {
+                transpose::transpose(src, dst, cols, rows);
+            }
+        }
+        out
+    });
+    Ok(match out {
+        Some(out) => Tensor::from_vec(out, (models, cols, rows), t.device())?,
+        None => t.transpose(1, 2)?.contiguous()?,
+    })
+}
+
+/// [`column_sums`] of every matrix of a stack `[M, rows, cols]`: `[M, cols]` (a cohort's bias
+/// gradients), the same sums in the same order per model.
+pub fn column_sums_stack(t: &Tensor) -> Result<Tensor> {
+    let (models, rows, cols) = t.dims3()?;
+    let sums = with_cpu_f32(t, |data| {
+        let mut sums = vec![0f32; models * cols];
+        if cols > 0 && rows > 0 {
+            for (model, out) in data
+                .chunks_exact(rows * cols)
+                .zip(sums.chunks_exact_mut(cols))
+            {
+                for row in model.chunks_exact(cols) {
+                    add_row(out, row);
+                }
+            }
+        }
+        sums
+    });
+    Ok(match sums {
+        Some(sums) => Tensor::from_vec(sums, (models, cols), t.device())?,
+        None => t.sum_keepdim(1)?.squeeze(1)?,
+    })
+}
+
 /// `t.sum_keepdim(0).squeeze(0)` for a 2-D tensor `[rows, cols]`: each column summed from 0 over
 /// the rows in order, as candle's reduction adds them, but a row at a time (vectorised across
 /// columns) instead of one index computation per element.
