@@ -614,8 +614,9 @@ pub fn bench_cohort(
                 &mut r.adam.borrow_mut(),
                 (&r.x, &r.y),
                 LossKind::Logits,
-                Some(1.0),
+                &vec![Some(1.0); r.cohort.len()],
                 &mut r.rngs.borrow_mut(),
+                &vec![true; r.cohort.len()],
             )
             .map(drop)
             .map_err(candle_core::Error::msg)

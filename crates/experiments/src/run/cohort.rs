@@ -10,19 +10,21 @@
 //! fused ops give each model its single-model bits (tested in mixed-act), and the rest (bias
 //! sums, transposes, clipping norms, Adam) runs per model slice with the single model's code.
 //!
-//! Not yet here: the epoch loop over a cohort (per-model phases, divergence, checkpoints and
-//! files); `train` still trains one model at a time. What uses a cohort now: `bench cohort`.
+//! The epoch loop over a cohort (per-model phases, divergence, checkpoints and files) is
+//! [`crate::run::train::train_cohort`]; a single run is a cohort of one.
 
 use anyhow::{Context, Result};
 use candle_core::backprop::GradStore;
 use candle_core::{Tensor, Var};
 use mixed_act::gumbel::gumbel_noise;
-use mixed_act::{mixture, mixture_grads, per_neuron_grad, per_neuron_with_slope, Pool};
+use mixed_act::{
+    mixture, mixture_grads, per_neuron, per_neuron_grad, per_neuron_with_slope, Pool, Selection,
+};
 use rand_chacha::ChaCha8Rng;
 
 use crate::run::config::LossKind;
 use crate::run::cpu_ops;
-use crate::run::model::{Hidden, Mlp};
+use crate::run::model::{Hidden, Mlp, Pass};
 use crate::run::optim::{Adam, Owner};
 use crate::run::train::{clip_factor, loss};
 
@@ -161,6 +163,70 @@ impl Cohort {
         Ok(model)
     }
 
+    /// Model `m`'s hidden layers and other parts (its linear layers live in the stacks).
+    pub fn model(&self, m: usize) -> &Mlp {
+        &self.models[m]
+    }
+
+    /// Copies of model `m`'s variables (its linear slices, then its selection logits), for
+    /// keeping its best checkpoint.
+    pub fn snapshot(&self, m: usize) -> Result<Vec<Tensor>> {
+        let mut copies = Vec::new();
+        for l in &self.linears {
+            copies.push(l.weight.as_tensor().get(m)?.copy()?);
+            copies.push(l.bias.as_tensor().get(m)?.copy()?);
+        }
+        for h in &self.models[m].hidden {
+            if let Hidden::Selection(s) = h {
+                copies.push(s.logits().as_tensor().copy()?);
+            }
+        }
+        Ok(copies)
+    }
+
+    /// Puts a [`Cohort::snapshot`] of model `m` back.
+    pub fn restore(&self, m: usize, snapshot: &[Tensor]) -> Result<()> {
+        let mut values = snapshot.iter();
+        let mut next = || values.next().context("a snapshot of another model");
+        for l in &self.linears {
+            l.weight
+                .as_tensor()
+                .slice_set(&next()?.unsqueeze(0)?, 0, m)?;
+            l.bias.as_tensor().slice_set(&next()?.unsqueeze(0)?, 0, m)?;
+        }
+        for h in &self.models[m].hidden {
+            if let Hidden::Selection(s) = h {
+                s.logits().set(next()?)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Ends model `m`'s selection phase as [`Mlp::freeze`] does: its selection layers keep
+    /// their argmax; its linear layers stay (`None`) or are drawn afresh from `fresh`.
+    pub fn freeze(
+        &mut self,
+        m: usize,
+        fresh: Option<(&mut ChaCha8Rng, &candle_core::Device)>,
+    ) -> Result<()> {
+        let redraw = fresh.is_some();
+        let frozen = self.models[m].freeze(fresh)?;
+        if redraw {
+            for (stacked, l) in self.linears.iter().zip(&frozen.linears) {
+                stacked
+                    .weight
+                    .as_tensor()
+                    .slice_set(&l.weight.as_tensor().unsqueeze(0)?, 0, m)?;
+                stacked
+                    .bias
+                    .as_tensor()
+                    .slice_set(&l.bias.as_tensor().unsqueeze(0)?, 0, m)?;
+            }
+        }
+        self.models[m].hidden = frozen.hidden;
+        Ok(())
+    }
+
     /// Every trainable variable with its owner, in each model's own order (its linear layers,
     /// then its selection logits): what the clipping norms and Adam read.
     pub fn vars(&self) -> Vec<(Var, Owner)> {
@@ -184,16 +250,45 @@ impl Cohort {
         vars
     }
 
-    /// Logits `[M, B, 10]` for x `[M, B, 784]` (each model its own batch), sampling every
-    /// selection layer with its model's Gumbel stream, and the trace for [`Cohort::backward`].
+    /// Logits `[M, B, 10]` for x `[M, B, 784]` (each model its own batch) in a training pass,
+    /// sampling every selection layer with its model's Gumbel stream, and the trace for
+    /// [`Cohort::backward`].
     fn forward_traced(&self, x: &Tensor, rngs: &mut [ChaCha8Rng]) -> Result<(Tensor, Trace)> {
+        self.run(x, Pass::Train, rngs, &vec![true; self.len()])
+    }
+
+    /// Logits `[M, B, 10]` of an evaluation pass (selection layers by argmax, or sampled as the
+    /// pass says), as [`Mlp::forward`] gives each model. Only the models in `include` draw
+    /// Gumbel noise (the others' logits are to be ignored: they keep their streams untouched).
+    pub fn forward(
+        &self,
+        x: &Tensor,
+        pass: Pass,
+        rngs: &mut [ChaCha8Rng],
+        include: &[bool],
+    ) -> Result<Tensor> {
+        Ok(self.run(x, pass, rngs, include)?.0)
+    }
+
+    fn run(
+        &self,
+        x: &Tensor,
+        pass: Pass,
+        rngs: &mut [ChaCha8Rng],
+        include: &[bool],
+    ) -> Result<(Tensor, Trace)> {
+        let sampling = matches!(pass, Pass::Train | Pass::Eval(Selection::Sample));
         // Each model draws the noise of all its selection layers at once, in layer order, as a
         // model trained alone does.
         let noise: Vec<Option<Vec<f32>>> = self
             .models
             .iter()
             .zip(rngs.iter_mut())
-            .map(|(model, rng)| {
+            .zip(include)
+            .map(|((model, rng), &included)| {
+                if !(sampling && included) {
+                    return None;
+                }
                 let n: usize = model
                     .hidden
                     .iter()
@@ -233,9 +328,13 @@ impl Cohort {
                             })
                             .collect();
                         let ids = Tensor::stack(&ids, 0)?;
-                        let (y, slope) = per_neuron_with_slope(&x_run, &ids)?;
-                        outputs.push(y);
-                        layer_runs.push(RunTrace::Fixed { ids, slope });
+                        if pass == Pass::Train {
+                            let (y, slope) = per_neuron_with_slope(&x_run, &ids)?;
+                            outputs.push(y);
+                            layer_runs.push(RunTrace::Fixed { ids, slope });
+                        } else {
+                            outputs.push(per_neuron(&x_run, &ids)?);
+                        }
                     }
                     Kind::Selection { pool, clamp } => {
                         let mut mixing = Vec::new();
@@ -243,8 +342,15 @@ impl Cohort {
                             let Hidden::Selection(s) = &self.models[m].hidden[i] else {
                                 unreachable!("a selection run")
                             };
+                            if noise[m].is_none() {
+                                mixing.push(
+                                    s.weights(Selection::Argmax, &mut rngs[m])?
+                                        .to_dtype(h.dtype())?,
+                                );
+                                continue;
+                            }
                             let len = s.neurons() * pool.len();
-                            let values = noise[m].as_ref().context("selection without noise")?;
+                            let values = noise[m].as_ref().expect("checked above");
                             let layer_noise = Tensor::from_slice(
                                 &values[offsets[m]..offsets[m] + len],
                                 (s.neurons(), pool.len()),
@@ -334,18 +440,22 @@ impl Cohort {
 }
 
 /// One optimizer step of every model of the cohort on its own batch: x `[M, B, 784]`, labels
-/// `[M, B]`, `rngs` each model's Gumbel stream. Each model's loss and gradients are its own;
-/// each is clipped by its own norm; `optimizer` holds [`Cohort::vars`]. Returns the models'
-/// batch losses (on the device). The same bits per model as [`crate::run::train::train_step`]
-/// on the model alone (CPU; tested).
+/// `[M, B]`, `rngs` each model's Gumbel stream, `grad_clips` each model's clipping bound. Each
+/// model's loss and gradients are its own; each is clipped by its own norm; `optimizer` holds
+/// [`Cohort::vars`] (with each model's learning rate). Returns the models'
+/// batch losses (on the device). A model whose `active` entry is false (it diverged) runs
+/// along but is not updated. The same bits per model as [`crate::run::train::train_step`] on
+/// the model alone (CPU; tested).
+#[allow(clippy::too_many_arguments)]
 pub fn cohort_step(
     cohort: &Cohort,
     vars: &[(Var, Owner)],
     optimizer: &mut Adam,
     (x, y): (&Tensor, &Tensor),
     kind: LossKind,
-    grad_clip: Option<f64>,
+    grad_clips: &[Option<f64>],
     rngs: &mut [ChaCha8Rng],
+    active: &[bool],
 ) -> Result<Vec<Tensor>> {
     anyhow::ensure!(
         rngs.len() == cohort.len() && x.dim(0)? == cohort.len(),
@@ -371,9 +481,12 @@ pub fn cohort_step(
     let grads = cohort.backward(&trace, &Tensor::stack(&grad_logits, 0)?)?;
     // Each model's clipping factor from its own gradients, in its own variable order.
     let scales = (0..cohort.len())
-        .map(|m| -> Result<f32> {
-            let Some(max_norm) = grad_clip else {
-                return Ok(1.0);
+        .map(|m| -> Result<Option<f32>> {
+            if !active[m] {
+                return Ok(None);
+            }
+            let Some(max_norm) = grad_clips[m] else {
+                return Ok(Some(1.0));
             };
             let own: Vec<Tensor> = vars
                 .iter()
@@ -386,12 +499,12 @@ pub fn cohort_step(
                     }
                 })
                 .collect::<candle_core::Result<_>>()?;
-            Ok(match clip_factor(&own, max_norm)? {
+            Ok(Some(match clip_factor(&own, max_norm)? {
                 Some(c) => c.to_scalar::<f32>()?,
                 None => 1.0,
-            })
+            }))
         })
-        .collect::<Result<Vec<f32>>>()?;
+        .collect::<Result<Vec<Option<f32>>>>()?;
     optimizer.step_models(&grads, &scales)?;
     Ok(losses)
 }
@@ -478,8 +591,9 @@ mod tests {
                     &mut adam,
                     (x, y),
                     LossKind::Logits,
-                    grad_clip,
+                    &[grad_clip; 5],
                     &mut rngs,
+                    &[true; 5],
                 )
                 .unwrap();
                 cohort_losses.push(losses);

@@ -60,7 +60,10 @@ enum Moments {
 pub struct Adam {
     slots: Vec<Slot>,
     config: AdamConfig,
-    step: i32,
+    /// Per model of a cohort, the number of updates since it started (or was reset).
+    steps: Vec<i32>,
+    /// Per model, its learning rate (the config's unless [`Adam::set_lr`] says otherwise).
+    lrs: Vec<f64>,
 }
 
 impl Adam {
@@ -74,7 +77,7 @@ impl Adam {
         vars: impl IntoIterator<Item = (Var, Owner)>,
         config: AdamConfig,
     ) -> Result<Self> {
-        let slots = vars
+        let slots: Vec<Slot> = vars
             .into_iter()
             .map(|(var, owner)| {
                 anyhow::ensure!(
@@ -94,11 +97,53 @@ impl Adam {
                 })
             })
             .collect::<Result<_>>()?;
+        let models = slots
+            .iter()
+            .map(|s: &Slot| match s.owner {
+                Owner::Model(m) => m + 1,
+                Owner::Stacked => s.var.dims().first().copied().unwrap_or(1),
+            })
+            .max()
+            .unwrap_or(1);
         Ok(Self {
             slots,
             config,
-            step: 0,
+            steps: vec![0; models],
+            lrs: vec![config.lr; models],
         })
+    }
+
+    /// Model `m`'s learning rate (models of a cohort may differ in it).
+    pub fn set_lr(&mut self, m: usize, lr: f64) {
+        self.lrs[m] = lr;
+    }
+
+    /// Starts model `m` afresh, as a new optimizer would: its moments zeroed and its step
+    /// count back to 0 (SmartMixed's phase 2 in a cohort whose other models go on).
+    pub fn reset_model(&mut self, m: usize) -> Result<()> {
+        self.steps[m] = 0;
+        let models = self.steps.len();
+        for slot in &self.slots {
+            let n = slot.var.elem_count();
+            let range = match slot.owner {
+                Owner::Model(o) if o == m => 0..n,
+                Owner::Model(_) => continue,
+                Owner::Stacked => (n / models * m)..(n / models * (m + 1)),
+            };
+            match &slot.moments {
+                Moments::Host(moments) => {
+                    let mut moments = moments.borrow_mut();
+                    moments[range.clone()].fill(0.0);
+                    moments[n + range.start..n + range.end].fill(0.0);
+                }
+                Moments::Device(moments) => {
+                    let zeros = Tensor::zeros(range.len(), DType::F32, moments.device())?;
+                    moments.slice_set(&zeros, 0, range.start)?;
+                    moments.slice_set(&zeros, 0, n + range.start)?;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// One update with the gradients in `grads` (parameters without a gradient are skipped).
@@ -111,63 +156,85 @@ impl Adam {
     /// product is rounded to f32 as a separately scaled gradient would be, so the result is
     /// the same as scaling first.
     pub fn step_scaled(&mut self, grads: &GradStore, grad_scale: f32) -> Result<()> {
-        self.step_models(grads, &[grad_scale])
+        self.step_models(grads, &[Some(grad_scale)])
     }
 
     /// One update of a cohort: model m's gradients multiplied by `grad_scales[m]` (its own
-    /// clipping factor); a stacked parameter's slice m is model m's. Element by element the same
-    /// arithmetic as [`step_scaled`](Self::step_scaled) with that model's factor, so each model
-    /// gets the bits it would get alone.
-    pub fn step_models(&mut self, grads: &GradStore, grad_scales: &[f32]) -> Result<()> {
-        self.step += 1;
+    /// clipping factor), or model m left alone where it is `None` (a diverged model: no update,
+    /// no step counted); a stacked parameter's slice m is model m's. Element by element the same
+    /// arithmetic as [`step_scaled`](Self::step_scaled) with that model's factor and step count,
+    /// so each model gets the bits it would get alone.
+    pub fn step_models(&mut self, grads: &GradStore, grad_scales: &[Option<f32>]) -> Result<()> {
+        anyhow::ensure!(
+            grad_scales.len() == self.steps.len(),
+            "Adam: {} clipping factors for {} models",
+            grad_scales.len(),
+            self.steps.len()
+        );
+        for (step, scale) in self.steps.iter_mut().zip(grad_scales) {
+            if scale.is_some() {
+                *step += 1;
+            }
+        }
         let c = self.config;
-        let rule = |grad_scale: f32| Rule {
-            beta1: c.beta1 as f32,
-            beta2: c.beta2 as f32,
-            grad_scale,
-            step_size: (c.lr / (1.0 - c.beta1.powi(self.step))) as f32,
-            bias_correction2_sqrt: (1.0 - c.beta2.powi(self.step)).sqrt() as f32,
-            eps: c.eps as f32,
-        };
+        let rules: Vec<Option<Rule>> = grad_scales
+            .iter()
+            .zip(self.steps.iter().zip(&self.lrs))
+            .map(|(scale, (&step, &lr))| {
+                scale.map(|grad_scale| Rule {
+                    beta1: c.beta1 as f32,
+                    beta2: c.beta2 as f32,
+                    grad_scale,
+                    step_size: (lr / (1.0 - c.beta1.powi(step))) as f32,
+                    bias_correction2_sqrt: (1.0 - c.beta2.powi(step)).sqrt() as f32,
+                    eps: c.eps as f32,
+                })
+            })
+            .collect();
         for slot in &self.slots {
             let Some(grad) = grads.get(slot.var.as_tensor()) else {
                 continue;
             };
             let grad = grad.contiguous()?;
-            let rules: Vec<Rule> = match slot.owner {
-                Owner::Model(m) => vec![rule(grad_scales[m])],
+            let slot_rules: Vec<Option<Rule>> = match slot.owner {
+                Owner::Model(m) => vec![rules[m]],
                 Owner::Stacked => {
                     anyhow::ensure!(
-                        slot.var.dims().first() == Some(&grad_scales.len()),
+                        slot.var.dims().first() == Some(&rules.len()),
                         "Adam: a stacked parameter of shape {:?} for {} models",
                         slot.var.dims(),
-                        grad_scales.len()
+                        rules.len()
                     );
-                    grad_scales.iter().map(|&s| rule(s)).collect()
+                    rules.clone()
                 }
             };
+            if slot_rules.iter().all(Option::is_none) {
+                continue;
+            }
             match &slot.moments {
                 Moments::Host(moments) => {
                     let mut moments = moments.borrow_mut();
                     let update = FusedUpdate {
-                        rules,
+                        rules: slot_rules,
                         moments: RefCell::new(moments.as_mut_slice()),
                     };
                     slot.var.as_tensor().inplace_op2(&grad, &update)?
                 }
                 Moments::Device(moments) => {
-                    let grad = match rules.as_slice() {
-                        [one] if one.grad_scale == 1.0 => grad,
-                        [one] => grad.affine(one.grad_scale as f64, 0.0)?,
-                        many => {
-                            let scales: Vec<f32> = many.iter().map(|r| r.grad_scale).collect();
-                            let mut shape = vec![1; grad.rank()];
-                            shape[0] = scales.len();
-                            let scales = Tensor::from_vec(scales, shape, grad.device())?;
-                            grad.broadcast_mul(&scales)?
-                        }
-                    };
-                    step_with_tensor_ops(&slot.var, moments, &grad.flatten_all()?, &rules[0])?
+                    // One model's slice at a time, with its own rule.
+                    let n = slot.var.elem_count();
+                    let part = n / slot_rules.len();
+                    let grad = grad.flatten_all()?;
+                    for (m, rule) in slot_rules.iter().enumerate() {
+                        let Some(rule) = rule else { continue };
+                        let g = grad.narrow(0, m * part, part)?;
+                        let g = if rule.grad_scale == 1.0 {
+                            g
+                        } else {
+                            g.affine(rule.grad_scale as f64, 0.0)?
+                        };
+                        step_slice_with_tensor_ops(&slot.var, moments, &g, m * part, rule)?;
+                    }
                 }
             }
         }
@@ -175,17 +242,35 @@ impl Adam {
     }
 }
 
-/// The update with candle's tensor ops (GPUs), the same formula as [`Rule::update`].
-fn step_with_tensor_ops(var: &Var, moments: &Tensor, grad: &Tensor, rule: &Rule) -> Result<()> {
-    let n = var.elem_count();
-    let m = moments.narrow(0, 0, n)?;
-    let v = moments.narrow(0, n, n)?;
+/// The update with candle's tensor ops (GPUs), the same formula as [`Rule::update`], of the
+/// `grad.len()` parameters from flat index `start` (one model's slice of a stacked parameter,
+/// or all of it).
+fn step_slice_with_tensor_ops(
+    var: &Var,
+    moments: &Tensor,
+    grad: &Tensor,
+    start: usize,
+    rule: &Rule,
+) -> Result<()> {
+    let (n, len) = (var.elem_count(), grad.elem_count());
+    let m = moments.narrow(0, start, len)?;
+    let v = moments.narrow(0, n + start, len)?;
     let m = ((m * rule.beta1 as f64)? + (grad * (1.0 - rule.beta1) as f64)?)?;
     let v = ((v * rule.beta2 as f64)? + (grad.sqr()? * (1.0 - rule.beta2) as f64)?)?;
     let denom = ((v.sqrt()? / rule.bias_correction2_sqrt as f64)? + rule.eps as f64)?;
-    let delta = ((&m / denom)? * rule.step_size as f64)?.reshape(var.shape())?;
-    var.set(&(var.as_tensor() - delta)?)?;
-    moments.slice_set(&Tensor::cat(&[m, v], 0)?, 0, 0)?;
+    let delta = ((&m / denom)? * rule.step_size as f64)?;
+    let flat = var.as_tensor().flatten_all()?;
+    let updated = (flat.narrow(0, start, len)? - delta)?;
+    let whole = if len == n {
+        updated
+    } else {
+        let before = flat.narrow(0, 0, start)?;
+        let after = flat.narrow(0, start + len, n - start - len)?;
+        Tensor::cat(&[&before, &updated, &after], 0)?
+    };
+    var.set(&whole.reshape(var.shape())?)?;
+    moments.slice_set(&m, 0, start)?;
+    moments.slice_set(&v, 0, n + start)?;
     Ok(())
 }
 
@@ -241,9 +326,10 @@ impl Rule {
 const UPDATE_CHUNK: usize = 1 << 14;
 
 /// In place on the parameter, from its gradient, updating the moments in the same pass. With
-/// several rules (a stacked cohort parameter), slice m of the parameter follows rule m.
+/// several rules (a stacked cohort parameter), slice m of the parameter follows rule m; a slice
+/// whose rule is `None` is left as it is.
 struct FusedUpdate<'a> {
-    rules: Vec<Rule>,
+    rules: Vec<Option<Rule>>,
     /// `[m, v]`; in a cell because candle hands the op out as `&self`.
     moments: RefCell<&'a mut [f32]>,
 }
@@ -277,6 +363,7 @@ impl InplaceOp2 for FusedUpdate<'_> {
             .zip(m.chunks_mut(part.max(1)))
             .zip(v.chunks_mut(part.max(1)));
         for ((((p, g), m), v), rule) in parts.zip(&self.rules) {
+            let Some(rule) = rule else { continue };
             p.par_chunks_mut(UPDATE_CHUNK)
                 .zip(g.par_chunks(UPDATE_CHUNK))
                 .zip(m.par_chunks_mut(UPDATE_CHUNK))
