@@ -9,7 +9,7 @@ BIN := $(CARGO_TARGET_DIR)/release/smartmixed
 
 .PHONY: all build bin test lint fmt bench sweep sweep-slurm slurm-test gpu-checks cuda-check ptx-check metal-check gpu-bundle
 
-# `make sweep [CONFIG=experiments/paper.toml] [DATA_DIR=../shared/data/mnist] [DEVICE=cuda]`
+# `make sweep [CONFIG=experiments/paper.toml] [DATA_DIR=../shared/data/mnist] [DEVICE=cuda] [COHORT_SIZE=N]`
 CONFIG ?= experiments/quick.toml
 SWEEP_OUT ?= results/$(basename $(notdir $(CONFIG)))
 DATA_DIR ?=
@@ -20,6 +20,9 @@ FEATURES ?=
 # matrices scale poorly across threads). GPU sweeps want JOBS=1.
 JOBS ?= 2
 THREADS ?= 1
+# Runs trained together as one cohort (see README, "Cohorts"); empty: the config's cohort_size,
+# else the default. COHORT_SIZE=1 trains one run at a time.
+COHORT_SIZE ?=
 
 all: build
 
@@ -36,7 +39,8 @@ sweep: bin
 	@set -e; pids=""; \
 	for i in $$(seq 1 $(JOBS)); do \
 	  RAYON_NUM_THREADS=$(THREADS) $(BIN) sweep --config $(CONFIG) --out $(SWEEP_OUT) --shard $$i/$(JOBS) \
-	    $(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(if $(DEVICE),--device $(DEVICE)) & pids="$$pids $$!"; \
+	    $(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(if $(DEVICE),--device $(DEVICE)) \
+	    $(if $(COHORT_SIZE),--cohort-size $(COHORT_SIZE)) & pids="$$pids $$!"; \
 	done; \
 	status=0; for p in $$pids; do wait $$p || status=1; done; exit $$status
 	$(BIN) compare $(SWEEP_OUT)

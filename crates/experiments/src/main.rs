@@ -130,6 +130,10 @@ struct SweepArgs {
     /// Print nothing but errors.
     #[arg(long)]
     quiet: bool,
+    /// Train at most N runs together as one cohort (1: one at a time) [default: the config's
+    /// cohort_size, else as many as share data and settings, capped by the device's memory].
+    #[arg(long, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    cohort_size: Option<usize>,
     /// Print the plan without training: the number of runs, the axes, how many runs are
     /// already finished in --out, then index, key, label (and `done`) per run.
     #[arg(long)]
@@ -427,6 +431,7 @@ fn main() -> ExitCode {
             device: args.device,
             data_dir: args.data_dir,
             progress: Progress::detect(args.quiet),
+            cohort_size: args.cohort_size,
         })
         .map(|report| {
             if report.failed > 0 {

@@ -386,3 +386,87 @@ fn bad_grid_tables_exit_2_and_name_the_key() {
     }
     std::fs::remove_dir_all(base).unwrap();
 }
+
+/// The default sweep trains cohorts (here one per architecture: 4 runs, and a run with another
+/// learning rate in its own cohort); its rows, share rows and run files equal those of
+/// `--cohort-size 1`, one run at a time, except the timing columns, which say how many models
+/// shared the wall time.
+#[test]
+fn cohorts_give_the_rows_of_one_run_at_a_time() {
+    let base = temp("cohorts");
+    let config = base.join("cohorts.toml");
+    std::fs::write(&config, format!("{TINY}\n[grid]\ntau = [0.3, 1.0]\n")).unwrap();
+    let (together, alone) = (base.join("together"), base.join("alone"));
+    let log = sweep(&config, &together, &[]);
+    assert!(
+        log.contains("training in 2 cohorts of 6, 6 models"),
+        "{log}"
+    );
+    sweep(&config, &alone, &["--cohort-size", "1"]);
+    let (a, b) = (rows(&together), rows(&alone));
+    assert_eq!(a.len(), 12);
+    assert_eq!(metrics(&a), metrics(&b));
+    assert!(a.iter().all(|r| r.cohort_models == Some(6)), "{a:?}");
+    assert!(b.iter().all(|r| r.cohort_models == Some(1)));
+    for r in &a {
+        let per_model = r.epoch_seconds.unwrap() / 6.0;
+        assert!((r.epoch_seconds_per_model.unwrap() - per_model).abs() < 1e-12);
+        for file in ["epochs.csv", "choices.csv", "model.safetensors"] {
+            let read = |dir: &Path| std::fs::read(dir.join("runs").join(&r.key).join(file)).ok();
+            let (x, y) = (read(&together), read(&alone));
+            let strip = |bytes: Option<Vec<u8>>| {
+                // epochs.csv: the seconds column (wall time) aside.
+                bytes.map(|b| match file {
+                    "epochs.csv" => String::from_utf8(b)
+                        .unwrap()
+                        .lines()
+                        .map(|l| {
+                            let mut c: Vec<&str> = l.split(',').collect();
+                            c[5] = "";
+                            c.join(",")
+                        })
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                        .into_bytes(),
+                    _ => b,
+                })
+            };
+            assert!(strip(x) == strip(y), "{} {file}", r.key);
+        }
+    }
+    let shares = |dir: &Path| ResultsStore::open(dir).unwrap().shares().unwrap();
+    let (mut sa, mut sb) = (shares(&together), shares(&alone));
+    sa.sort_by(|x, y| (&x.key, x.layer).cmp(&(&y.key, y.layer)));
+    sb.sort_by(|x, y| (&x.key, x.layer).cmp(&(&y.key, y.layer)));
+    assert_eq!(sa, sb);
+
+    // Runs with another learning rate do not join a cohort; a bad cohort_size is refused.
+    let by_lr = TINY
+        .replace(
+            "methods = [\"relu\", \"smartmixed\"]",
+            "methods = [\"relu\"]",
+        )
+        .replace("[overrides]", "cohort_size = 3\n\n[overrides]")
+        .replace("lr = 3e-3\n", "");
+    std::fs::write(&config, format!("{by_lr}\n[grid]\nlr = [3e-3, 1e-2]\n")).unwrap();
+    let log = sweep(&config, &base.join("lr"), &[]);
+    assert!(
+        log.contains("training in 4 cohorts of 2, 2, 2, 2 models (--cohort-size 3)"),
+        "{log}"
+    );
+    std::fs::write(
+        &config,
+        TINY.replace("[overrides]", "cohort_size = 0\n\n[overrides]"),
+    )
+    .unwrap();
+    let output = smartmixed(&[
+        "sweep",
+        "--config",
+        config.to_str().unwrap(),
+        "--out",
+        base.join("bad").to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("'cohort_size' must be at least 1"));
+    std::fs::remove_dir_all(base).unwrap();
+}

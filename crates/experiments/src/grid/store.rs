@@ -62,6 +62,13 @@ pub struct ResultRow {
     pub phase1_epoch_seconds: Option<f64>,
     pub phase2_epoch_seconds: Option<f64>,
     pub train_seconds: Option<f64>,
+    /// How many runs trained together in this run's cohort (the `*epoch_seconds` columns are
+    /// the cohort's wall time per epoch; absent in rows from before cohorts: 1).
+    #[serde(default)]
+    pub cohort_models: Option<usize>,
+    /// One model's share of the cohort's epoch: epoch_seconds / cohort_models.
+    #[serde(default)]
+    pub epoch_seconds_per_model: Option<f64>,
     /// `ok`, `diverged (epoch N)` or `failed: <first line of the error>`.
     pub status: String,
     pub device: String,

@@ -48,6 +48,9 @@ pub struct SweepConfig {
     /// Grid axes: any setting `[overrides]` accepts, as a list of values (`tau = [0.1, 1.0]`).
     #[serde(default)]
     pub grid: toml::Table,
+    /// At most this many runs train together as one cohort (`1`: one at a time); absent: the
+    /// default of [`default_cohort_size`]. `--cohort-size` overrides it.
+    pub cohort_size: Option<usize>,
 }
 
 /// Settings that only SmartMixed reads. A baseline's result does not depend on them, so an axis
@@ -128,6 +131,12 @@ impl SweepConfig {
                     path.display()
                 );
             }
+        }
+        if cfg.cohort_size == Some(0) {
+            bail_input!(
+                "sweep config {}: 'cohort_size' must be at least 1 (1 trains one run at a time)",
+                path.display()
+            );
         }
         // Every run of the grid resolves (a bad value in a list, say), checked before any work.
         expand(&cfg, None, None)
@@ -513,6 +522,68 @@ pub struct SweepOptions {
     pub device: Option<DeviceChoice>,
     pub data_dir: Option<PathBuf>,
     pub progress: Progress,
+    /// `--cohort-size`: overrides the config's `cohort_size`.
+    pub cohort_size: Option<usize>,
+}
+
+/// Parameters (weights, biases, selection logits) that one cohort may hold on the CPU: 20 MB of
+/// weights, 80 MB with gradients and Adam's moments, so that a cohort's working set stays near
+/// the last-level cache (measured with `bench cohort`: seven architecture-3 models, 4.1 M
+/// parameters, train at the per-model speed of one, 21 at 1.1-1.3x). On a GPU memory is the
+/// only limit.
+const CPU_COHORT_PARAMETERS: usize = 5_000_000;
+const GPU_COHORT_PARAMETERS: usize = 400_000_000;
+
+/// How many models of `widths` train together when the sweep does not say: as many of a
+/// group's runs as the shard holds, capped so that the cohort's parameters fit the budget of
+/// the device (at least 1).
+pub fn default_cohort_size(widths: &[usize], on_gpu: bool) -> usize {
+    let mut sizes = vec![crate::run::data::IMAGE_PIXELS];
+    sizes.extend_from_slice(widths);
+    sizes.push(crate::run::data::CLASSES);
+    let linear: usize = sizes.windows(2).map(|w| w[0] * w[1] + w[1]).sum();
+    // Selection logits: at most every candidate per hidden neuron.
+    let logits: usize = widths.iter().sum::<usize>() * mixed_act::Activation::COUNT;
+    let budget = if on_gpu {
+        GPU_COHORT_PARAMETERS
+    } else {
+        CPU_COHORT_PARAMETERS
+    };
+    (budget / (linear + logits)).max(1)
+}
+
+/// The cohorts of a shard's pending runs: runs that may train together (the same data,
+/// widths, epochs, batch size, learning rate, clipping, loss and evaluation; see
+/// [`train::cohort_mismatch`]), in grid order, split into cohorts of at most `limit(widths)`.
+pub fn cohorts<'a>(
+    pending: &[&'a GridRun],
+    limit: impl Fn(&[usize]) -> usize,
+) -> Vec<Vec<&'a GridRun>> {
+    let mut groups: Vec<Vec<&'a GridRun>> = Vec::new();
+    for &run in pending {
+        let c = &run.config;
+        let fits = |g: &Vec<&GridRun>| {
+            let first = &g[0].config;
+            train::cohort_mismatch(first, c).is_none()
+                && first.lr == c.lr
+                && first.grad_clip == c.grad_clip
+                && first.device == c.device
+        };
+        match groups.iter_mut().find(|g| fits(g)) {
+            Some(g) => g.push(run),
+            None => groups.push(vec![run]),
+        }
+    }
+    groups
+        .into_iter()
+        .flat_map(|g| {
+            let size = limit(&g[0].config.widths).max(1);
+            // Cohorts of nearly equal size rather than full ones and a remainder.
+            let count = g.len().div_ceil(size);
+            let per = g.len().div_ceil(count);
+            g.chunks(per).map(<[_]>::to_vec).collect::<Vec<_>>()
+        })
+        .collect()
 }
 
 pub fn run_sweep(opts: &SweepOptions) -> Result<SweepReport> {
@@ -630,49 +701,98 @@ pub fn run_sweep(opts: &SweepOptions) -> Result<SweepReport> {
         );
         anyhow::Error::new(Interrupted)
     };
-    for (i, run) in pending.iter().enumerate() {
+    let on_gpu = device_name != "cpu";
+    let cohort_size = opts.cohort_size.or(cfg.cohort_size);
+    let cohorts = cohorts(&pending, |widths| {
+        cohort_size.unwrap_or_else(|| default_cohort_size(widths, on_gpu))
+    });
+    if cohorts.len() < pending.len() {
+        let sizes: Vec<String> = cohorts.iter().map(|c| c.len().to_string()).collect();
+        opts.progress.note(&format!(
+            "training in {} cohorts of {} models (--cohort-size {})",
+            cohorts.len(),
+            sizes.join(", "),
+            cohort_size.map_or("default".to_string(), |n| n.to_string())
+        ));
+    }
+    let mut done_runs = 0;
+    for cohort in &cohorts {
         if crate::interrupt::requested() {
             return Err(interrupted(report.ran));
         }
-        let splits = splits_of(&run.config);
-        let run_dir = opts.out.join("runs").join(&run.key);
-        let run_started = Instant::now();
-        // Anything that goes wrong inside one run becomes that run's status; the sweep goes on.
-        let outcome = prepare_run_dir(&run_dir)
-            .and_then(|_| {
+        let splits = splits_of(&cohort[0].config);
+        let cohort_started = Instant::now();
+        // A run whose directory cannot be prepared fails alone; the others train.
+        let mut failed_setup: Vec<(&GridRun, anyhow::Error)> = Vec::new();
+        let mut ready: Vec<(&GridRun, PathBuf)> = Vec::new();
+        for &run in cohort {
+            let dir = opts.out.join("runs").join(&run.key);
+            let setup = prepare_run_dir(&dir).and_then(|_| {
                 RunRecord::new(&run.config, &splits.source, &device_name)
-                    .write(&run_dir.join("config.json"))
-            })
-            .and_then(|_| train::train(&run.config, splits, &device, &run_dir, opts.progress));
-        // An interrupted run is dropped, not recorded: the next invocation runs it again.
+                    .write(&dir.join("config.json"))
+            });
+            match setup {
+                Ok(()) => ready.push((run, dir)),
+                Err(e) => failed_setup.push((run, e)),
+            }
+        }
+        // Anything that goes wrong inside a cohort becomes its runs' status; the sweep goes on.
+        let outcome = if ready.is_empty() {
+            Ok(Vec::new())
+        } else {
+            let configs: Vec<&TrainConfig> = ready.iter().map(|(r, _)| &r.config).collect();
+            let dirs: Vec<&Path> = ready.iter().map(|(_, d)| d.as_path()).collect();
+            train::train_cohort(&configs, splits, &device, &dirs, opts.progress)
+        };
+        // An interrupted cohort is dropped, not recorded: the next invocation runs it again.
         if matches!(&outcome, Err(e) if e.downcast_ref::<Interrupted>().is_some()) {
             return Err(interrupted(report.ran));
         }
-        let row = result_row(run, &outcome, &device_name, commit.as_deref().unwrap_or(""));
-        let shares = match &outcome {
-            Ok(summary) => share_rows(run, summary),
-            Err(_) => Vec::new(),
-        };
-        if row.status != "ok" {
-            report.failed += 1;
+        let mut results: Vec<(&GridRun, Result<Summary>)> = failed_setup
+            .into_iter()
+            .map(|(run, e)| (run, Err(e)))
+            .collect();
+        for (i, (run, _)) in ready.iter().enumerate() {
+            results.push((
+                run,
+                match &outcome {
+                    Ok(summaries) => Ok(summaries[i].clone()),
+                    Err(e) => Err(anyhow::anyhow!("{e:#}")),
+                },
+            ));
         }
-        store.record(&row, &shares)?;
-        report.ran += 1;
-        let elapsed = started.elapsed().as_secs_f64();
-        let left = elapsed / (i + 1) as f64 * (pending.len() - i - 1) as f64;
-        let result = match (row.status.as_str(), row.test_acc) {
-            ("ok", Some(acc)) => format!("test {:.2}%", 100.0 * acc),
-            (status, _) => status.to_string(),
-        };
-        opts.progress.note(&format!(
-            "[{}/{}] {}: {result} ({:.0}s); elapsed {}, about {} left",
-            i + 1,
-            pending.len(),
-            run.label(),
-            run_started.elapsed().as_secs_f64(),
-            minutes(elapsed),
-            minutes(left)
-        ));
+        for (run, result) in results {
+            let row = result_row(run, &result, &device_name, commit.as_deref().unwrap_or(""));
+            let shares = match &result {
+                Ok(summary) => share_rows(run, summary),
+                Err(_) => Vec::new(),
+            };
+            if row.status != "ok" {
+                report.failed += 1;
+            }
+            store.record(&row, &shares)?;
+            report.ran += 1;
+            done_runs += 1;
+            let elapsed = started.elapsed().as_secs_f64();
+            let left = elapsed / done_runs as f64 * (pending.len() - done_runs) as f64;
+            let shown = match (row.status.as_str(), row.test_acc) {
+                ("ok", Some(acc)) => format!("test {:.2}%", 100.0 * acc),
+                (status, _) => status.to_string(),
+            };
+            opts.progress.note(&format!(
+                "[{done_runs}/{}] {}: {shown} ({:.0}s{}); elapsed {}, about {} left",
+                pending.len(),
+                run.label(),
+                cohort_started.elapsed().as_secs_f64(),
+                if cohort.len() > 1 {
+                    format!(" for a cohort of {}", cohort.len())
+                } else {
+                    String::new()
+                },
+                minutes(elapsed),
+                minutes(left)
+            ));
+        }
     }
     Ok(report)
 }
@@ -738,6 +858,8 @@ fn result_row(run: &GridRun, outcome: &Result<Summary>, device: &str, commit: &s
         phase1_epoch_seconds: summary.and_then(|s| s.phase1_epoch_seconds),
         phase2_epoch_seconds: summary.and_then(|s| s.phase2_epoch_seconds),
         train_seconds: summary.map(|s| s.train_seconds),
+        cohort_models: summary.map(|s| s.cohort_models),
+        epoch_seconds_per_model: summary.map(|s| s.epoch_seconds / s.cohort_models.max(1) as f64),
         status,
         device: device.to_string(),
         threads: rayon::current_num_threads(),
