@@ -118,6 +118,12 @@ p1_epoch=$(epoch_s smartmixed 1); p2_epoch=$(epoch_s smartmixed 3)
 p2_vs_relu=$(ratio "$p2_epoch" "$relu_epoch")
 [[ $mini == yes ]] && p2_vs_relu="-"
 
+# ---- 5. cohorts: the step per model of 1, 7 and 21 models ------------------------------------
+log "bench cohort"
+run_limited 45 "$smartmixed" bench cohort --device cuda --batches 10 --csv "$out/bench.csv" >"$out/bench-cohort.txt" 2>&1 || { log "bench cohort failed: bench-cohort.txt"; fail=1; }
+# m1, m7, m21 p50 (us per model) of a network (rows: bench cohort, cols = first width).
+cohort_us() { awk -F, -v i="$1" -v w="$2" '$1=="cohort" && $2==i && $5==w {print $10}' "$out/bench.csv" 2>/dev/null | tail -1; }
+
 # ---- table -----------------------------------------------------------------------------------
 target() { awk -v v="$1" -v op="$2" -v t="$3" 'BEGIN { if (v == "-") print "n/a"; else if ((op == ">=" && v >= t) || (op == "<=" && v <= t)) print "met"; else print "MISSED" }'; }
 bw_verdict=$(target "$bw_share" ">=" 0.70); ep_verdict=$(target "$p2_vs_relu" "<=" 1.10)
@@ -136,6 +142,9 @@ bw_verdict=$(target "$bw_share" ">=" 0.70); ep_verdict=$(target "$p2_vs_relu" "<
   echo "| fused fwd_bwd / relu fwd_bwd (time) | $(ratio "$fused_bwd_us" "$relu_bwd_us") | |"
   echo "| epoch s, arch 3 ($data): relu (2nd) / phase 1 (1st) / phase 2 (2nd) | ${relu_epoch:-?} / ${p1_epoch:-?} / ${p2_epoch:-?} | |"
   echo "| phase-2 epoch / relu epoch | $p2_vs_relu$([[ $mini == yes ]] && echo " (mini data: too short to time)") | <= 1.10: $ep_verdict |"
+  for w in 512 64; do
+    echo "| step per model, widths from $w: m1 / m7 / m21 us | $(cohort_us m1 $w) / $(cohort_us m7 $w) / $(cohort_us m21 $w) (m21/m1 $(ratio "$(cohort_us m21 $w)" "$(cohort_us m1 $w)")) | |"
+  done
   echo
   echo "Whole check: $(( $(date +%s) - started )) s. $CUDA_LIBS_SOURCE."
 } | tee "$out/table.md"
