@@ -526,12 +526,12 @@ pub struct SweepOptions {
     pub cohort_size: Option<usize>,
 }
 
-/// Parameters (weights, biases, selection logits) that one cohort may hold on the CPU: 20 MB of
-/// weights, 80 MB with gradients and Adam's moments, so that a cohort's working set stays near
-/// the last-level cache (measured with `bench cohort`: seven architecture-3 models, 4.1 M
-/// parameters, train at the per-model speed of one, 21 at 1.1-1.3x). On a GPU memory is the
-/// only limit.
-const CPU_COHORT_PARAMETERS: usize = 5_000_000;
+/// Parameters (weights, biases, selection logits) that one cohort may hold on the CPU: 12 MB of
+/// weights, 48 MB with gradients and Adam's moments, so that a cohort's working set stays near
+/// the last-level cache. Measured with `bench cohort` on two cores: 7 models of architecture 1
+/// (2.8 M parameters) or 3 (4.1 M) step at 0.91-0.97x the per-model time of one, 21 of them at
+/// 1.18-1.44x. On a GPU memory is the only limit.
+const CPU_COHORT_PARAMETERS: usize = 3_000_000;
 const GPU_COHORT_PARAMETERS: usize = 400_000_000;
 
 /// How many models of `widths` train together when the sweep does not say: as many of a
@@ -578,10 +578,17 @@ pub fn cohorts<'a>(
         .into_iter()
         .flat_map(|g| {
             let size = limit(&g[0].config.widths).max(1);
-            // Cohorts of nearly equal size rather than full ones and a remainder.
+            // Cohorts whose sizes differ by at most one, rather than full ones and a remainder.
             let count = g.len().div_ceil(size);
-            let per = g.len().div_ceil(count);
-            g.chunks(per).map(<[_]>::to_vec).collect::<Vec<_>>()
+            let (per, bigger) = (g.len() / count, g.len() % count);
+            let mut rest = g.as_slice();
+            (0..count)
+                .map(|c| {
+                    let (cohort, tail) = rest.split_at(per + usize::from(c < bigger));
+                    rest = tail;
+                    cohort.to_vec()
+                })
+                .collect::<Vec<_>>()
         })
         .collect()
 }

@@ -501,7 +501,16 @@ pub fn train_cohort(
                 phase_ends.push(i);
             }
         }
-        bar.finish(&format!("{} {seconds:.1}s", finished_line.join("; ")));
+        if size == 1 {
+            bar.finish(&format!("{} {seconds:.1}s", finished_line.join("; ")));
+        } else {
+            let accs: Vec<f64> = vals.iter().flatten().map(|v| v.acc).collect();
+            let mean_acc = 100.0 * accs.iter().sum::<f64>() / accs.len().max(1) as f64;
+            bar.finish(&format!(
+                "{} models training, val_acc {mean_acc:.2}% on average, {seconds:.1}s",
+                accs.len()
+            ));
+        }
         if phase_ends.is_empty() {
             continue;
         }
