@@ -527,16 +527,20 @@ pub struct SweepOptions {
 }
 
 /// Parameters (weights, biases, selection logits) that one cohort may hold on the CPU: 12 MB of
-/// weights, 48 MB with gradients and Adam's moments, so that a cohort's working set stays near
-/// the last-level cache. Measured with `bench cohort` on two cores: 7 models of architecture 1
-/// (2.8 M parameters) or 3 (4.1 M) step at 0.91-0.97x the per-model time of one, 21 of them at
-/// 1.18-1.44x. On a GPU memory is the only limit.
+/// weights, 48 MB with gradients and Adam's moments, near the last-level cache.
 const CPU_COHORT_PARAMETERS: usize = 3_000_000;
+/// On the CPU, a model above this many parameters trains alone by default: its step is
+/// compute-bound, and stacking saves nothing (measured with `bench cohort` on two cores: 7
+/// models of architecture 1 or 3 step at 0.91-0.97x the per-model time of one, 21 at
+/// 1.18-1.44x, and the quick sweep took 8-20 % longer in cohorts than one at a time), while a
+/// small model's step is overhead-bound and gains (widths 64-32: 0.68-0.71x).
+const CPU_ALONE_ABOVE_PARAMETERS: usize = 200_000;
+/// On a GPU memory is the only limit (every model's step is launch-bound there).
 const GPU_COHORT_PARAMETERS: usize = 400_000_000;
 
 /// How many models of `widths` train together when the sweep does not say: as many of a
 /// group's runs as the shard holds, capped so that the cohort's parameters fit the budget of
-/// the device (at least 1).
+/// the device; on the CPU models above 200 K parameters train alone (at least 1).
 pub fn default_cohort_size(widths: &[usize], on_gpu: bool) -> usize {
     let mut sizes = vec![crate::run::data::IMAGE_PIXELS];
     sizes.extend_from_slice(widths);
@@ -544,12 +548,14 @@ pub fn default_cohort_size(widths: &[usize], on_gpu: bool) -> usize {
     let linear: usize = sizes.windows(2).map(|w| w[0] * w[1] + w[1]).sum();
     // Selection logits: at most every candidate per hidden neuron.
     let logits: usize = widths.iter().sum::<usize>() * mixed_act::Activation::COUNT;
-    let budget = if on_gpu {
-        GPU_COHORT_PARAMETERS
+    let per_model = linear + logits;
+    if on_gpu {
+        (GPU_COHORT_PARAMETERS / per_model).max(1)
+    } else if per_model > CPU_ALONE_ABOVE_PARAMETERS {
+        1
     } else {
-        CPU_COHORT_PARAMETERS
-    };
-    (budget / (linear + logits)).max(1)
+        (CPU_COHORT_PARAMETERS / per_model).max(1)
+    }
 }
 
 /// The cohorts of a shard's pending runs: runs that may train together (the same data,
@@ -929,6 +935,17 @@ seeds = [1, 2]
 
     fn grid(extra: &str) -> Vec<GridRun> {
         expand(&parse(extra).unwrap(), None, None).unwrap()
+    }
+
+    /// The default cohort sizes: on a GPU large; on the CPU compute-bound models alone and
+    /// small ones together up to the parameter budget.
+    #[test]
+    fn default_cohort_sizes_follow_the_device_and_the_model() {
+        assert_eq!(default_cohort_size(&[512, 256, 128, 64], false), 1);
+        assert_eq!(default_cohort_size(&[512], false), 1);
+        assert_eq!(default_cohort_size(&[64, 32], false), 55);
+        assert!(default_cohort_size(&[512, 256, 128, 64], true) >= 21);
+        assert!(default_cohort_size(&[16], false) > 200);
     }
 
     #[test]

@@ -1044,6 +1044,8 @@ mod tests {
             phase1_epoch_seconds: sm.then_some(2.0 * secs),
             phase2_epoch_seconds: sm.then_some(secs),
             train_seconds: Some(2.0 * secs),
+            cohort_models: Some(1),
+            epoch_seconds_per_model: Some(secs),
             status: "ok".into(),
             device: "cpu".into(),
             threads: 2,
