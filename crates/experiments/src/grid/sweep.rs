@@ -535,12 +535,15 @@ const CPU_COHORT_PARAMETERS: usize = 3_000_000;
 /// 1.18-1.44x, and the quick sweep took 8-20 % longer in cohorts than one at a time), while a
 /// small model's step is overhead-bound and gains (widths 64-32: 0.68-0.71x).
 const CPU_ALONE_ABOVE_PARAMETERS: usize = 200_000;
-/// On a GPU memory is the only limit (every model's step is launch-bound there).
+/// On a GPU memory is the limit (every model's step is launch-bound there): parameters, and
+/// the models' copies of an evaluation chunk (2048 images, 6.4 MB per model).
 const GPU_COHORT_PARAMETERS: usize = 400_000_000;
+const GPU_COHORT_MODELS: usize = 256;
 
 /// How many models of `widths` train together when the sweep does not say: as many of a
 /// group's runs as the shard holds, capped so that the cohort's parameters fit the budget of
-/// the device; on the CPU models above 200 K parameters train alone (at least 1).
+/// the device (and at most 256 models on a GPU); on the CPU models above 200 K parameters train
+/// alone (at least 1).
 pub fn default_cohort_size(widths: &[usize], on_gpu: bool) -> usize {
     let mut sizes = vec![crate::run::data::IMAGE_PIXELS];
     sizes.extend_from_slice(widths);
@@ -550,7 +553,7 @@ pub fn default_cohort_size(widths: &[usize], on_gpu: bool) -> usize {
     let logits: usize = widths.iter().sum::<usize>() * mixed_act::Activation::COUNT;
     let per_model = linear + logits;
     if on_gpu {
-        (GPU_COHORT_PARAMETERS / per_model).max(1)
+        (GPU_COHORT_PARAMETERS / per_model).clamp(1, GPU_COHORT_MODELS)
     } else if per_model > CPU_ALONE_ABOVE_PARAMETERS {
         1
     } else {
