@@ -752,30 +752,55 @@ pub fn run_sweep(opts: &SweepOptions) -> Result<SweepReport> {
                 Err(e) => failed_setup.push((run, e)),
             }
         }
-        // Anything that goes wrong inside a cohort becomes its runs' status; the sweep goes on.
-        let outcome = if ready.is_empty() {
-            Ok(Vec::new())
-        } else {
-            let configs: Vec<&TrainConfig> = ready.iter().map(|(r, _)| &r.config).collect();
-            let dirs: Vec<&Path> = ready.iter().map(|(_, d)| d.as_path()).collect();
+        let train = |runs: &[(&GridRun, PathBuf)]| {
+            let configs: Vec<&TrainConfig> = runs.iter().map(|(r, _)| &r.config).collect();
+            let dirs: Vec<&Path> = runs.iter().map(|(_, d)| d.as_path()).collect();
             train::train_cohort(&configs, splits, &device, &dirs, opts.progress)
         };
-        // An interrupted cohort is dropped, not recorded: the next invocation runs it again.
-        if matches!(&outcome, Err(e) if e.downcast_ref::<Interrupted>().is_some()) {
-            return Err(interrupted(report.ran));
-        }
+        let is_interrupt = |e: &anyhow::Error| e.downcast_ref::<Interrupted>().is_some();
         let mut results: Vec<(&GridRun, Result<Summary>)> = failed_setup
             .into_iter()
             .map(|(run, e)| (run, Err(e)))
             .collect();
-        for (i, (run, _)) in ready.iter().enumerate() {
-            results.push((
-                run,
-                match &outcome {
-                    Ok(summaries) => Ok(summaries[i].clone()),
-                    Err(e) => Err(anyhow::anyhow!("{e:#}")),
-                },
-            ));
+        let outcome = if ready.is_empty() {
+            Ok(Vec::new())
+        } else {
+            train(&ready)
+        };
+        match outcome {
+            Ok(summaries) => {
+                for ((run, _), summary) in ready.iter().zip(summaries) {
+                    results.push((run, Ok(summary)));
+                }
+            }
+            // An interrupted cohort is dropped, not recorded: the next invocation runs it again.
+            Err(e) if is_interrupt(&e) => return Err(interrupted(report.ran)),
+            // A failure of the cohort (out of memory, a file that cannot be written) must not
+            // cost its other runs: each one trains again alone, and only what fails alone fails.
+            Err(e) if ready.len() > 1 => {
+                opts.progress.note(&format!(
+                    "a cohort of {} failed ({e:#}); training its runs one at a time",
+                    ready.len()
+                ));
+                for (run, dir) in &ready {
+                    let alone = prepare_run_dir(dir)
+                        .and_then(|_| {
+                            RunRecord::new(&run.config, &splits.source, &device_name)
+                                .write(&dir.join("config.json"))
+                        })
+                        .and_then(|_| train(&[(*run, dir.clone())]))
+                        .map(|mut s| s.pop().expect("one summary"));
+                    if matches!(&alone, Err(e) if is_interrupt(e)) {
+                        return Err(interrupted(report.ran));
+                    }
+                    results.push((run, alone));
+                }
+            }
+            Err(e) => {
+                for (run, _) in &ready {
+                    results.push((run, Err(anyhow::anyhow!("{e:#}"))));
+                }
+            }
         }
         for (run, result) in results {
             let row = result_row(run, &result, &device_name, commit.as_deref().unwrap_or(""));

@@ -482,10 +482,17 @@ pub fn compare(rows: &[ResultRow], share_rows: &[ShareRow], bootstrap_seed: u64)
                     cell.diff_vs_best_baseline = Some(means[method] - means[best]);
                     (cell.diff_low, cell.diff_high) = (Some(lo), Some(hi));
                 }
-                if let (Some(relu), Some(p1), Some(p2)) = (
+                // Runs trained in cohorts share their cohort's wall time: no per-method ratio.
+                let alone = |m: &str| {
+                    methods
+                        .get(m)
+                        .is_some_and(|rs| rs.iter().all(|r| r.cohort_models.unwrap_or(1) == 1))
+                };
+                if let (Some(relu), Some(p1), Some(p2), true) = (
                     relu_seconds,
                     cell.phase1_epoch_seconds,
                     cell.phase2_epoch_seconds,
+                    alone("relu") && alone("smartmixed"),
                 ) {
                     ratios.push((p1 / relu, p2 / relu));
                 }
@@ -784,7 +791,8 @@ pub fn render_markdown(c: &Comparison, sources: &[PathBuf]) -> String {
         None => {
             let _ = writeln!(
                 md,
-                "\n(No cell has both ReLU and SmartMixed runs: no epoch-time ratios.)"
+                "\n(No cell has both ReLU and SmartMixed runs trained one at a time: no epoch-time \
+                 ratios. Runs trained in a cohort share its wall time; see cohort_models.)"
             );
         }
     }

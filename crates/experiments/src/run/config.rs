@@ -160,7 +160,8 @@ impl<'de> Deserialize<'de> for ClampSetting {
 
 /// SmartMixed's candidate pool: `--pool relu,tanh,gelu`, `pool = "relu,tanh,gelu"` or
 /// `pool = ["relu", "tanh", "gelu"]`; `paper` stands for the paper's six (also inside a list:
-/// `paper,gelu`), `all` for every candidate. Written as the comma-separated member list.
+/// `paper,gelu`), `all` for every candidate (inside a list, everything else repeats it).
+/// Written as the comma-separated member list.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct PoolSetting(pub Pool);
 
@@ -178,6 +179,7 @@ impl FromStr for PoolSetting {
             .split(',')
             .map(|name| match name.trim().to_lowercase().as_str() {
                 "paper" if s.contains(',') => Pool::paper().to_string(),
+                "all" if s.contains(',') => Pool::all().to_string(),
                 _ => name.to_string(),
             })
             .collect();

@@ -3,8 +3,8 @@
 //! explicit backward pass, with [`cpu_ops`]) → [`optim`] (Adam) → [`train`] (THE loop: phases,
 //! clipping, divergence, best checkpoint) → [`files`] (config.json, epochs.csv, choices.csv,
 //! summary.json). [`arch`] is the reference's table of architectures. [`cohort`] stacks M models
-//! of the same widths into one (one batched product per layer, one fused op per run of models):
-//! its step is in place and tested; the loop does not use it yet.
+//! of the same widths into one (one batched product per layer, one fused op per run of models);
+//! the loop trains such a cohort, a single run being a cohort of one.
 
 pub mod arch;
 pub mod cohort;
