@@ -479,33 +479,48 @@ pub fn cohort_step(
         grad_logits.push(g);
     }
     let grads = cohort.backward(&trace, &Tensor::stack(&grad_logits, 0)?)?;
-    // Each model's clipping factor from its own gradients, in its own variable order.
-    let scales = (0..cohort.len())
-        .map(|m| -> Result<Option<f32>> {
-            if !active[m] {
-                return Ok(None);
-            }
-            let Some(max_norm) = grad_clips[m] else {
-                return Ok(Some(1.0));
-            };
-            let own: Vec<Tensor> = vars
-                .iter()
-                .filter_map(|(v, owner)| {
-                    let g = grads.get(v.as_tensor())?;
-                    match owner {
-                        Owner::Stacked => Some(g.get(m)),
-                        Owner::Model(o) if *o == m => Some(Ok(g.clone())),
-                        Owner::Model(_) => None,
-                    }
-                })
-                .collect::<candle_core::Result<_>>()?;
-            Ok(Some(match clip_factor(&own, max_norm)? {
-                Some(c) => c.to_scalar::<f32>()?,
-                None => 1.0,
-            }))
-        })
-        .collect::<Result<Vec<Option<f32>>>>()?;
-    optimizer.step_models(&grads, &scales)?;
+    // Each model's clipping factor from its own gradients, in its own variable order. On the
+    // CPU read to the host (free there; the fused update takes it), elsewhere kept on the
+    // device, so that no step waits for the GPU.
+    let own_grads = |m: usize| -> Result<Vec<Tensor>> {
+        Ok(vars
+            .iter()
+            .filter_map(|(v, owner)| {
+                let g = grads.get(v.as_tensor())?;
+                match owner {
+                    Owner::Stacked => Some(g.get(m)),
+                    Owner::Model(o) if *o == m => Some(Ok(g.clone())),
+                    Owner::Model(_) => None,
+                }
+            })
+            .collect::<candle_core::Result<_>>()?)
+    };
+    let factor = |m: usize| -> Result<Option<Tensor>> {
+        match grad_clips[m] {
+            Some(max_norm) if active[m] => clip_factor(&own_grads(m)?, max_norm),
+            _ => Ok(None),
+        }
+    };
+    if x.device().is_cpu() {
+        let scales = (0..cohort.len())
+            .map(|m| -> Result<Option<f32>> {
+                if !active[m] {
+                    return Ok(None);
+                }
+                Ok(Some(match factor(m)? {
+                    Some(c) => c.to_scalar::<f32>()?,
+                    None => 1.0,
+                }))
+            })
+            .collect::<Result<Vec<Option<f32>>>>()?;
+        optimizer.step_models(&grads, &scales)?;
+    } else {
+        let one = Tensor::ones((), candle_core::DType::F32, x.device())?;
+        let factors = (0..cohort.len())
+            .map(|m| Ok(factor(m)?.unwrap_or_else(|| one.clone())))
+            .collect::<Result<Vec<Tensor>>>()?;
+        optimizer.step_models_on_device(&grads, &Tensor::stack(&factors, 0)?, active)?;
+    }
     Ok(losses)
 }
 

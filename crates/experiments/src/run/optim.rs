@@ -9,7 +9,7 @@
 
 use std::cell::RefCell;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use candle_core::backprop::GradStore;
 use candle_core::{CpuStorage, DType, Device, InplaceOp2, Layout, Tensor, Var};
 use mixed_act::simd_variants;
@@ -77,6 +77,23 @@ impl Adam {
         vars: impl IntoIterator<Item = (Var, Owner)>,
         config: AdamConfig,
     ) -> Result<Self> {
+        Self::build(vars, config, false)
+    }
+
+    /// [`Adam::with_owners`] with the tensor-op path GPUs take, on any device (for its tests).
+    #[cfg(test)]
+    fn with_owners_on_tensor_ops(
+        vars: impl IntoIterator<Item = (Var, Owner)>,
+        config: AdamConfig,
+    ) -> Result<Self> {
+        Self::build(vars, config, true)
+    }
+
+    fn build(
+        vars: impl IntoIterator<Item = (Var, Owner)>,
+        config: AdamConfig,
+        tensor_ops: bool,
+    ) -> Result<Self> {
         let slots: Vec<Slot> = vars
             .into_iter()
             .map(|(var, owner)| {
@@ -87,7 +104,7 @@ impl Adam {
                 );
                 let n = 2 * var.elem_count();
                 let moments = match var.device() {
-                    Device::Cpu => Moments::Host(RefCell::new(vec![0.0; n])),
+                    Device::Cpu if !tensor_ops => Moments::Host(RefCell::new(vec![0.0; n])),
                     device => Moments::Device(Tensor::zeros(n, DType::F32, device)?),
                 };
                 Ok(Slot {
@@ -165,6 +182,40 @@ impl Adam {
     /// arithmetic as [`step_scaled`](Self::step_scaled) with that model's factor and step count,
     /// so each model gets the bits it would get alone.
     pub fn step_models(&mut self, grads: &GradStore, grad_scales: &[Option<f32>]) -> Result<()> {
+        let rules = self.next_rules(grad_scales)?;
+        self.update(grads, &rules, None)
+    }
+
+    /// [`step_models`](Self::step_models) with the clipping factors `[M]` as a tensor on the
+    /// parameters' device, so that nothing waits for the device (GPUs); models whose `active`
+    /// entry is false are left alone. On the CPU the factors are read and the update is
+    /// [`step_models`](Self::step_models)'s.
+    pub fn step_models_on_device(
+        &mut self,
+        grads: &GradStore,
+        factors: &Tensor,
+        active: &[bool],
+    ) -> Result<()> {
+        let host = self
+            .slots
+            .iter()
+            .any(|s| matches!(s.moments, Moments::Host(_)));
+        if host {
+            let factors = factors.to_dtype(DType::F32)?.to_vec1::<f32>()?;
+            let scales: Vec<Option<f32>> = active
+                .iter()
+                .zip(factors)
+                .map(|(&a, f)| a.then_some(f))
+                .collect();
+            return self.step_models(grads, &scales);
+        }
+        let scales: Vec<Option<f32>> = active.iter().map(|&a| a.then_some(1.0)).collect();
+        let rules = self.next_rules(&scales)?;
+        self.update(grads, &rules, Some(factors))
+    }
+
+    /// Counts a step for every model with a factor and returns each model's rule.
+    fn next_rules(&mut self, grad_scales: &[Option<f32>]) -> Result<Vec<Option<Rule>>> {
         anyhow::ensure!(
             grad_scales.len() == self.steps.len(),
             "Adam: {} clipping factors for {} models",
@@ -177,7 +228,7 @@ impl Adam {
             }
         }
         let c = self.config;
-        let rules: Vec<Option<Rule>> = grad_scales
+        Ok(grad_scales
             .iter()
             .zip(self.steps.iter().zip(&self.lrs))
             .map(|(scale, (&step, &lr))| {
@@ -190,14 +241,27 @@ impl Adam {
                     eps: c.eps as f32,
                 })
             })
-            .collect();
+            .collect())
+    }
+
+    /// Every parameter's update under `rules` (one per model), with the gradient factors on the
+    /// device when given (then the rules' own factors are 1).
+    fn update(
+        &self,
+        grads: &GradStore,
+        rules: &[Option<Rule>],
+        device_factors: Option<&Tensor>,
+    ) -> Result<()> {
         for slot in &self.slots {
             let Some(grad) = grads.get(slot.var.as_tensor()) else {
                 continue;
             };
             let grad = grad.contiguous()?;
-            let slot_rules: Vec<Option<Rule>> = match slot.owner {
-                Owner::Model(m) => vec![rules[m]],
+            let (slot_rules, factors): (Vec<Option<Rule>>, Option<Tensor>) = match slot.owner {
+                Owner::Model(m) => (
+                    vec![rules[m]],
+                    device_factors.map(|f| f.narrow(0, m, 1)).transpose()?,
+                ),
                 Owner::Stacked => {
                     anyhow::ensure!(
                         slot.var.dims().first() == Some(&rules.len()),
@@ -205,7 +269,7 @@ impl Adam {
                         slot.var.dims(),
                         rules.len()
                     );
-                    rules.clone()
+                    (rules.to_vec(), device_factors.cloned())
                 }
             };
             if slot_rules.iter().all(Option::is_none) {
@@ -221,20 +285,7 @@ impl Adam {
                     slot.var.as_tensor().inplace_op2(&grad, &update)?
                 }
                 Moments::Device(moments) => {
-                    // One model's slice at a time, with its own rule.
-                    let n = slot.var.elem_count();
-                    let part = n / slot_rules.len();
-                    let grad = grad.flatten_all()?;
-                    for (m, rule) in slot_rules.iter().enumerate() {
-                        let Some(rule) = rule else { continue };
-                        let g = grad.narrow(0, m * part, part)?;
-                        let g = if rule.grad_scale == 1.0 {
-                            g
-                        } else {
-                            g.affine(rule.grad_scale as f64, 0.0)?
-                        };
-                        step_slice_with_tensor_ops(&slot.var, moments, &g, m * part, rule)?;
-                    }
+                    step_with_tensor_ops(&slot.var, moments, &grad, &slot_rules, factors)?
                 }
             }
         }
@@ -242,35 +293,60 @@ impl Adam {
     }
 }
 
-/// The update with candle's tensor ops (GPUs), the same formula as [`Rule::update`], of the
-/// `grad.len()` parameters from flat index `start` (one model's slice of a stacked parameter,
-/// or all of it).
-fn step_slice_with_tensor_ops(
+/// The update with candle's tensor ops (GPUs), the same formula as [`Rule::update`], for a
+/// whole parameter in one set of ops: `rules` has one entry per model slice (one for a model's
+/// own parameter), their factors as `[k, 1]` columns (`factors`, on the device, when given);
+/// slices whose rule is `None` keep their values and moments.
+fn step_with_tensor_ops(
     var: &Var,
     moments: &Tensor,
     grad: &Tensor,
-    start: usize,
-    rule: &Rule,
+    rules: &[Option<Rule>],
+    factors: Option<Tensor>,
 ) -> Result<()> {
-    let (n, len) = (var.elem_count(), grad.elem_count());
-    let m = moments.narrow(0, start, len)?;
-    let v = moments.narrow(0, n + start, len)?;
-    let m = ((m * rule.beta1 as f64)? + (grad * (1.0 - rule.beta1) as f64)?)?;
-    let v = ((v * rule.beta2 as f64)? + (grad.sqr()? * (1.0 - rule.beta2) as f64)?)?;
-    let denom = ((v.sqrt()? / rule.bias_correction2_sqrt as f64)? + rule.eps as f64)?;
-    let delta = ((&m / denom)? * rule.step_size as f64)?;
-    let flat = var.as_tensor().flatten_all()?;
-    let updated = (flat.narrow(0, start, len)? - delta)?;
-    let whole = if len == n {
-        updated
-    } else {
-        let before = flat.narrow(0, 0, start)?;
-        let after = flat.narrow(0, start + len, n - start - len)?;
-        Tensor::cat(&[&before, &updated, &after], 0)?
+    let (n, k) = (var.elem_count(), rules.len());
+    let per = n / k;
+    let device = var.device();
+    let any = rules
+        .iter()
+        .flatten()
+        .next()
+        .context("Adam: no model to update")?;
+    let column = |f: &dyn Fn(&Rule) -> f32, idle: f32| -> candle_core::Result<Tensor> {
+        let values: Vec<f32> = rules.iter().map(|r| r.as_ref().map_or(idle, f)).collect();
+        Tensor::from_vec(values, (k, 1), device)
     };
-    var.set(&whole.reshape(var.shape())?)?;
-    moments.slice_set(&m, 0, start)?;
-    moments.slice_set(&v, 0, n + start)?;
+    let scale = match factors {
+        Some(f) => f.to_dtype(DType::F32)?.reshape((k, 1))?,
+        None => column(&|r| r.grad_scale, 0.0)?,
+    };
+    let g = grad
+        .flatten_all()?
+        .reshape((k, per))?
+        .broadcast_mul(&scale)?;
+    let m_old = moments.narrow(0, 0, n)?.reshape((k, per))?;
+    let v_old = moments.narrow(0, n, n)?.reshape((k, per))?;
+    let m_new = ((&m_old * any.beta1 as f64)? + (&g * (1.0 - any.beta1) as f64)?)?;
+    let v_new = ((&v_old * any.beta2 as f64)? + (g.sqr()? * (1.0 - any.beta2) as f64)?)?;
+    let bias2 = column(&|r| r.bias_correction2_sqrt, 1.0)?;
+    let denom = (v_new.sqrt()?.broadcast_div(&bias2)? + any.eps as f64)?;
+    let delta = (&m_new / denom)?.broadcast_mul(&column(&|r| r.step_size, 0.0)?)?;
+    let p_old = var.as_tensor().flatten_all()?.reshape((k, per))?;
+    let p_new = (&p_old - delta)?;
+    let (p, m, v) = if rules.iter().all(Option::is_some) {
+        (p_new, m_new, v_new)
+    } else {
+        let on: Vec<u8> = rules.iter().map(|r| u8::from(r.is_some())).collect();
+        let mask = Tensor::from_vec(on, (k, 1), device)?.broadcast_as((k, per))?;
+        (
+            mask.where_cond(&p_new, &p_old)?,
+            mask.where_cond(&m_new, &m_old)?,
+            mask.where_cond(&v_new, &v_old)?,
+        )
+    };
+    var.set(&p.reshape(var.shape())?)?;
+    moments.slice_set(&m.flatten_all()?.contiguous()?, 0, 0)?;
+    moments.slice_set(&v.flatten_all()?.contiguous()?, 0, n)?;
     Ok(())
 }
 
@@ -420,6 +496,47 @@ mod tests {
     }
 
     /// The fused update follows candle-nn's AdamW with weight decay 0 (the same formula).
+    /// The tensor-op path (GPUs) on a stacked parameter of three models with different
+    /// factors, one model idle: within rounding of the fused CPU path, the idle slice and its
+    /// moments untouched.
+    #[test]
+    fn the_tensor_op_path_matches_the_fused_path_per_model() {
+        let mut random = Random(rand_chacha::ChaCha8Rng::seed_from_u64(5));
+        let init = random.tensor((3, 40));
+        let (fused, ops) = twin_vars(&init);
+        let config = AdamConfig::with_lr(0.01);
+        let mut a = Adam::with_owners([(fused.clone(), Owner::Stacked)], config).unwrap();
+        let mut b =
+            Adam::with_owners_on_tensor_ops([(ops.clone(), Owner::Stacked)], config).unwrap();
+        for step in 0..4 {
+            let grad = random.tensor((3, 40));
+            let mut grads = GradStore::default();
+            grads.insert(fused.as_tensor(), grad.clone());
+            grads.insert(ops.as_tensor(), grad);
+            let active = [true, step % 2 == 0, true];
+            let factors = [0.5f32, 1.0, 0.25];
+            let scales: Vec<Option<f32>> = active
+                .iter()
+                .zip(factors)
+                .map(|(&on, f)| on.then_some(f))
+                .collect();
+            a.step_models(&grads, &scales).unwrap();
+            let factors = Tensor::new(&factors, &Device::Cpu).unwrap();
+            b.step_models_on_device(&grads, &factors, &active).unwrap();
+        }
+        let (x, y) = (
+            fused.as_tensor().to_vec2::<f32>().unwrap(),
+            ops.as_tensor().to_vec2::<f32>().unwrap(),
+        );
+        for (rx, ry) in x.iter().zip(&y) {
+            for (u, v) in rx.iter().zip(ry) {
+                assert!((u - v).abs() <= 1e-6 * (1.0 + u.abs()), "{u} vs {v}");
+            }
+        }
+        // Model 1 updated in steps 0 and 2 only: its slice moved, twice.
+        assert_ne!(x[1], init.to_vec2::<f32>().unwrap()[1]);
+    }
+
     #[test]
     fn matches_candle_adamw_without_decay() {
         let mut random = Random(rand_chacha::ChaCha8Rng::seed_from_u64(0));
