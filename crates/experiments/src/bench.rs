@@ -15,11 +15,11 @@ use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
 use crate::run::cohort::{cohort_step, Cohort};
-use crate::run::config::{LossKind, Settings, TrainConfig};
+use crate::run::config::{LossKind, Method, Settings, TrainConfig};
 use crate::run::data::{CLASSES, IMAGE_PIXELS};
 use crate::run::model::Mlp;
 use crate::run::optim::{Adam, AdamConfig};
-use crate::run::train::{seeded_initial_model, train_step};
+use crate::run::train::seeded_initial_model;
 
 /// One row of the benchmark CSV (columns other tools read).
 #[derive(Clone, Debug, Serialize)]
@@ -410,38 +410,15 @@ pub fn bench_train(
     let relu = Mlp::baseline(widths, Activation::Relu, &mut rng, dev)?;
     let phase1 = Mlp::selection(widths, pool, 0.3, Some(10.0), &mut rng, dev)?;
     let phase2 = phase1.freeze(None)?;
-    // The same step as training (train::train_step), with the default preset's loss and clip.
-    struct Stepper {
-        model: Mlp,
-        vars: Vec<Var>,
-        adam: std::cell::RefCell<Adam>,
-        rng: std::cell::RefCell<ChaCha8Rng>,
-    }
-    let stepper = |model: Mlp| -> Result<Stepper> {
-        let vars = model.vars();
-        let adam = Adam::new(vars.clone(), AdamConfig::with_lr(1e-3))?;
-        Ok(Stepper {
-            model,
-            vars,
-            adam: adam.into(),
-            rng: ChaCha8Rng::seed_from_u64(1).into(),
-        })
-    };
-    let steppers = [stepper(relu)?, stepper(phase1)?, stepper(phase2)?];
-    let step = |s: &Stepper| -> candle_core::Result<()> {
-        let (mut adam, mut rng) = (s.adam.borrow_mut(), s.rng.borrow_mut());
-        train_step(
-            &s.model,
-            &s.vars,
-            &mut adam,
-            (&x, &y),
-            LossKind::Logits,
-            Some(1.0),
-            &mut rng,
-        )
-        .map(drop)
-        .map_err(candle_core::Error::msg)
-    };
+    // The step training runs (a cohort of one, run::cohort), with the default preset's loss
+    // and clip.
+    let (x1, y1) = (x.unsqueeze(0)?, y.unsqueeze(0)?);
+    let steppers = [
+        CohortRun::new(vec![relu], x1.clone(), y1.clone())?,
+        CohortRun::new(vec![phase1], x1.clone(), y1.clone())?,
+        CohortRun::new(vec![phase2], x1, y1)?,
+    ];
+    let step = |r: &CohortRun| r.step();
     // The same step's matrix products alone: forward, grad-input and grad-weight per layer.
     let mut sizes = vec![IMAGE_PIXELS];
     sizes.extend_from_slice(widths);
@@ -529,21 +506,16 @@ pub fn bench_train(
 /// The models of a sweep cell of `seeds` seeds: the six baselines and SmartMixed (in phase 1),
 /// each seed's initial network, in sweep order.
 fn cell_models(widths: &[usize], seeds: u64, device: &Device) -> Result<Vec<Mlp>> {
-    let methods = [
-        "relu",
-        "sigmoid",
-        "tanh",
-        "leaky_relu",
-        "elu",
-        "selu",
-        "smartmixed",
-    ];
+    let methods = Activation::PAPER
+        .map(Method::Baseline)
+        .into_iter()
+        .chain([Method::SmartMixed]);
     let mut models = Vec::new();
     for seed in 1..=seeds {
-        for method in methods {
+        for method in methods.clone() {
             let flags = Settings {
                 widths: Some(widths.to_vec()),
-                method: Some(method.parse()?),
+                method: Some(method),
                 seed: Some(seed),
                 ..Default::default()
             };
@@ -569,58 +541,28 @@ pub fn bench_cohort(
     let batch = 128;
     let mut all = Vec::new();
     for widths in networks {
-        struct Run {
-            cohort: Cohort,
-            vars: Vec<(Var, crate::run::optim::Owner)>,
-            adam: std::cell::RefCell<Adam>,
-            rngs: std::cell::RefCell<Vec<ChaCha8Rng>>,
-            x: Tensor,
-            y: Tensor,
-        }
         let mut data = ChaCha8Rng::seed_from_u64(0);
-        let mut run = |models: Vec<Mlp>| -> Result<Run> {
+        let mut run = |models: Vec<Mlp>| -> Result<CohortRun> {
             let m = models.len();
-            let cohort = Cohort::stack(models)?;
-            let vars = cohort.vars();
-            let adam = Adam::with_owners(vars.clone(), AdamConfig::with_lr(1e-3))?;
             let x: Vec<f32> = (0..m * batch * IMAGE_PIXELS)
                 .map(|_| data.random())
                 .collect();
             let y: Vec<u32> = (0..m * batch)
                 .map(|_| data.random_range(0..CLASSES as u32))
                 .collect();
-            Ok(Run {
-                cohort,
-                vars,
-                adam: adam.into(),
-                rngs: (0..m as u64)
-                    .map(ChaCha8Rng::seed_from_u64)
-                    .collect::<Vec<_>>()
-                    .into(),
-                x: Tensor::from_vec(x, (m, batch, IMAGE_PIXELS), device)?,
-                y: Tensor::from_vec(y, (m, batch), device)?,
-            })
+            CohortRun::new(
+                models,
+                Tensor::from_vec(x, (m, batch, IMAGE_PIXELS), device)?,
+                Tensor::from_vec(y, (m, batch), device)?,
+            )
         };
-        let singles: Vec<Run> = cell_models(widths, 1, device)?
+        let singles: Vec<CohortRun> = cell_models(widths, 1, device)?
             .into_iter()
             .map(|model| run(vec![model]))
             .collect::<Result<_>>()?;
         let seven = run(cell_models(widths, 1, device)?)?;
         let twenty_one = run(cell_models(widths, 3, device)?)?;
-        let step = |r: &Run| -> candle_core::Result<()> {
-            cohort_step(
-                &r.cohort,
-                &r.vars,
-                &mut r.adam.borrow_mut(),
-                (&r.x, &r.y),
-                LossKind::Logits,
-                &vec![Some(1.0); r.cohort.len()],
-                &mut r.rngs.borrow_mut(),
-                &vec![true; r.cohort.len()],
-            )
-            .map(drop)
-            .map_err(candle_core::Error::msg)
-        };
+        let step = |r: &CohortRun| r.step();
         let cases = vec![
             Case {
                 name: "m1",
@@ -662,4 +604,52 @@ pub fn bench_cohort(
         append_csv(path, &all)?;
     }
     Ok(all)
+}
+
+/// A cohort with its optimizer, Gumbel streams and one fixed batch per model, stepped as
+/// training steps it (`cohort_step`, the default preset's loss and clipping).
+struct CohortRun {
+    cohort: Cohort,
+    vars: Vec<(Var, crate::run::optim::Owner)>,
+    adam: std::cell::RefCell<Adam>,
+    rngs: std::cell::RefCell<Vec<ChaCha8Rng>>,
+    x: Tensor,
+    y: Tensor,
+}
+
+impl CohortRun {
+    /// `x` `[M, B, 784]`, `y` `[M, B]`: each model's batch.
+    fn new(models: Vec<Mlp>, x: Tensor, y: Tensor) -> Result<Self> {
+        let m = models.len();
+        let cohort = Cohort::stack(models)?;
+        let vars = cohort.vars();
+        let adam = Adam::with_owners(vars.clone(), AdamConfig::with_lr(1e-3))?;
+        Ok(Self {
+            cohort,
+            vars,
+            adam: adam.into(),
+            rngs: (0..m as u64)
+                .map(ChaCha8Rng::seed_from_u64)
+                .collect::<Vec<_>>()
+                .into(),
+            x,
+            y,
+        })
+    }
+
+    fn step(&self) -> candle_core::Result<()> {
+        let m = self.cohort.len();
+        cohort_step(
+            &self.cohort,
+            &self.vars,
+            &mut self.adam.borrow_mut(),
+            (&self.x, &self.y),
+            LossKind::Logits,
+            &vec![Some(1.0); m],
+            &mut self.rngs.borrow_mut(),
+            &vec![true; m],
+        )
+        .map(drop)
+        .map_err(candle_core::Error::msg)
+    }
 }
