@@ -14,12 +14,12 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
-use crate::run::cohort::{cohort_step, Cohort};
-use crate::run::config::{LossKind, Method, Settings, TrainConfig};
+use crate::run::config::{LossKind, Method, PoolSetting, Settings, TrainConfig};
 use crate::run::data::{CLASSES, IMAGE_PIXELS};
-use crate::run::model::Mlp;
 use crate::run::optim::{Adam, AdamConfig};
-use crate::run::train::seeded_initial_model;
+use crate::run::stack::{Network, Stack};
+use crate::run::step::{step, Learner};
+use crate::run::train::{initial_network, Streams};
 
 /// One row of the benchmark CSV (columns other tools read).
 #[derive(Clone, Debug, Serialize)]
@@ -407,17 +407,26 @@ pub fn bench_train(
         .map(|_| rng.random_range(0..CLASSES as u32))
         .collect();
     let y = Tensor::new(y, dev)?;
-    let relu = Mlp::baseline(widths, Activation::Relu, &mut rng, dev)?;
-    let phase1 = Mlp::selection(widths, pool, 0.3, Some(10.0), &mut rng, dev)?;
-    let phase2 = phase1.freeze(None)?;
-    // The step training runs (a cohort of one, run::cohort), with the default preset's loss
+    let mut network = |method: Method| -> Result<Network> {
+        let flags = Settings {
+            widths: Some(widths.to_vec()),
+            method: Some(method),
+            pool: Some(PoolSetting(pool)),
+            ..Default::default()
+        };
+        initial_network(&TrainConfig::resolve(None, None, &flags)?, &mut rng, dev)
+    };
+    let relu = network(Method::Baseline(Activation::Relu))?;
+    let phase1 = network(Method::SmartMixed)?;
+    // The step training runs (a stack of one, run::stack), with the default preset's loss
     // and clip.
     let (x1, y1) = (x.unsqueeze(0)?, y.unsqueeze(0)?);
     let steppers = [
         CohortRun::new(vec![relu], x1.clone(), y1.clone())?,
-        CohortRun::new(vec![phase1], x1.clone(), y1.clone())?,
-        CohortRun::new(vec![phase2], x1, y1)?,
+        CohortRun::new(vec![phase1.clone()], x1.clone(), y1.clone())?,
+        CohortRun::new(vec![phase1], x1, y1)?,
     ];
+    steppers[2].stack.borrow_mut().end_phase(0, None)?;
     let step = |r: &CohortRun| r.step();
     // The same step's matrix products alone: forward, grad-input and grad-weight per layer.
     let mut sizes = vec![IMAGE_PIXELS];
@@ -505,7 +514,7 @@ pub fn bench_train(
 
 /// The models of a sweep cell of `seeds` seeds: the six baselines and SmartMixed (in phase 1),
 /// each seed's initial network, in sweep order.
-fn cell_models(widths: &[usize], seeds: u64, device: &Device) -> Result<Vec<Mlp>> {
+fn cell_models(widths: &[usize], seeds: u64, device: &Device) -> Result<Vec<Network>> {
     let methods = Activation::PAPER
         .map(Method::Baseline)
         .into_iter()
@@ -520,14 +529,14 @@ fn cell_models(widths: &[usize], seeds: u64, device: &Device) -> Result<Vec<Mlp>
                 ..Default::default()
             };
             let cfg = TrainConfig::resolve(None, None, &flags)?;
-            models.push(seeded_initial_model(&cfg, device)?);
+            models.push(initial_network(&cfg, &mut Streams::new(seed).init, device)?);
         }
     }
     Ok(models)
 }
 
 /// `smartmixed bench cohort`: the training step per model when M models train as one cohort
-/// (`run::cohort`) against one at a time, at batch 128 on MNIST-shaped random data, for each
+/// (`run::stack`) against one at a time, at batch 128 on MNIST-shaped random data, for each
 /// network in `networks`. `m1`: the seven models of one seed (six baselines and SmartMixed in
 /// phase 1) each stepped alone as a cohort of one, the total divided by 7; `m7`: the same seven
 /// as one cohort, divided by 7; `m21`: three seeds' 21 models as one cohort, divided by 21.
@@ -542,7 +551,7 @@ pub fn bench_cohort(
     let mut all = Vec::new();
     for widths in networks {
         let mut data = ChaCha8Rng::seed_from_u64(0);
-        let mut run = |models: Vec<Mlp>| -> Result<CohortRun> {
+        let mut run = |models: Vec<Network>| -> Result<CohortRun> {
             let m = models.len();
             let x: Vec<f32> = (0..m * batch * IMAGE_PIXELS)
                 .map(|_| data.random())
@@ -606,11 +615,11 @@ pub fn bench_cohort(
     Ok(all)
 }
 
-/// A cohort with its optimizer, Gumbel streams and one fixed batch per model, stepped as
-/// training steps it (`cohort_step`, the default preset's loss and clipping).
+/// A stack with its optimizer, Gumbel streams and one fixed batch per model, stepped as
+/// training steps it (`run::step`, the default preset's loss and clipping).
 struct CohortRun {
-    cohort: Cohort,
-    vars: Vec<(Var, crate::run::optim::Owner)>,
+    stack: std::cell::RefCell<Stack>,
+    params: Vec<(Var, crate::run::optim::Owner)>,
     adam: std::cell::RefCell<Adam>,
     rngs: std::cell::RefCell<Vec<ChaCha8Rng>>,
     x: Tensor,
@@ -619,14 +628,14 @@ struct CohortRun {
 
 impl CohortRun {
     /// `x` `[M, B, 784]`, `y` `[M, B]`: each model's batch.
-    fn new(models: Vec<Mlp>, x: Tensor, y: Tensor) -> Result<Self> {
+    fn new(models: Vec<Network>, x: Tensor, y: Tensor) -> Result<Self> {
         let m = models.len();
-        let cohort = Cohort::stack(models)?;
-        let vars = cohort.vars();
-        let adam = Adam::with_owners(vars.clone(), AdamConfig::with_lr(1e-3))?;
+        let stack = Stack::new(models)?;
+        let params = stack.params();
+        let adam = Adam::with_owners(params.clone(), AdamConfig::with_lr(1e-3))?;
         Ok(Self {
-            cohort,
-            vars,
+            stack: stack.into(),
+            params,
             adam: adam.into(),
             rngs: (0..m as u64)
                 .map(ChaCha8Rng::seed_from_u64)
@@ -638,14 +647,19 @@ impl CohortRun {
     }
 
     fn step(&self) -> candle_core::Result<()> {
-        let m = self.cohort.len();
-        cohort_step(
-            &self.cohort,
-            &self.vars,
-            &mut self.adam.borrow_mut(),
+        let stack = self.stack.borrow();
+        let m = stack.len();
+        let mut adam = self.adam.borrow_mut();
+        let mut learner = Learner {
+            params: &self.params,
+            optimizer: &mut adam,
+            loss: LossKind::Logits,
+            grad_clips: &vec![Some(1.0); m],
+        };
+        step(
+            &stack,
+            &mut learner,
             (&self.x, &self.y),
-            LossKind::Logits,
-            &vec![Some(1.0); m],
             &mut self.rngs.borrow_mut(),
             &vec![true; m],
         )

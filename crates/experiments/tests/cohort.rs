@@ -7,7 +7,7 @@ use candle_core::Device;
 use experiments::progress::Progress;
 use experiments::run::config::{ClampSetting, Method, Phase2Init, Settings, TrainConfig};
 use experiments::run::data::{load_dir, Splits};
-use experiments::run::train::{train, train_cohort};
+use experiments::run::train::{train, train_stack};
 
 mod common;
 use common::{mini_data, temp_dir};
@@ -98,7 +98,7 @@ fn a_cohort_trains_each_model_as_it_trains_alone() {
         .collect();
     let refs: Vec<&TrainConfig> = configs.iter().collect();
     let out_refs: Vec<&Path> = outs.iter().map(PathBuf::as_path).collect();
-    let together = train_cohort(&refs, &splits, &device, &out_refs, Progress::Quiet).unwrap();
+    let together = train_stack(&refs, &splits, &device, &out_refs, Progress::Quiet).unwrap();
     for (i, cfg) in configs.iter().enumerate() {
         let alone_dir = dir.join(format!("alone-{i}"));
         std::fs::create_dir_all(&alone_dir).unwrap();
@@ -148,7 +148,7 @@ fn a_diverging_model_leaves_the_others_untouched() {
     }
     let refs: Vec<&TrainConfig> = configs.iter().collect();
     let out_refs: Vec<&Path> = outs.iter().map(PathBuf::as_path).collect();
-    let together = train_cohort(&refs, &splits, &device, &out_refs, Progress::Quiet).unwrap();
+    let together = train_stack(&refs, &splits, &device, &out_refs, Progress::Quiet).unwrap();
     assert_eq!(together[1].status, "diverged");
     assert_eq!(together[1].diverged_epoch, Some(1));
     for i in [0, 2] {

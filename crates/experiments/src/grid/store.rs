@@ -20,6 +20,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::run::files::write_atomic;
+use crate::run::method::Method;
 
 /// One row of `results.csv`.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -131,17 +132,16 @@ impl ResultsStore {
         // Rows written before the column existed: a baseline never read those settings then
         // either, so the column is filled in, not guessed.
         for row in rows.iter_mut() {
-            if let Ok(method) = row.method.parse() {
-                if row.not_applicable.is_empty() {
-                    row.not_applicable = crate::grid::sweep::not_applicable(method);
-                } else if row.method != "smartmixed"
-                    && !row.not_applicable.split(' ').any(|s| s == "pool")
-                {
-                    // Written before pools existed; baselines never read one.
-                    row.not_applicable.push_str(" pool");
-                }
+            let Some(method) = Method::from_name(&row.method) else {
+                continue;
+            };
+            if row.not_applicable.is_empty() {
+                row.not_applicable = method.not_applicable();
+            } else if !method.reads("pool") && !row.not_applicable.split(' ').any(|s| s == "pool") {
+                // Written before pools existed; baselines never read one.
+                row.not_applicable.push_str(" pool");
             }
-            if row.pool.is_empty() && row.method == "smartmixed" {
+            if row.pool.is_empty() && method.reads("pool") {
                 row.pool = mixed_act::Pool::paper().to_string();
             }
         }

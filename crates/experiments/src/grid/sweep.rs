@@ -7,6 +7,7 @@ use std::str::FromStr;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
+use candle_core::Device;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -53,26 +54,6 @@ pub struct SweepConfig {
     pub cohort_size: Option<usize>,
 }
 
-/// Settings that only SmartMixed reads. A baseline's result does not depend on them, so an axis
-/// over one of them does not multiply a baseline's runs: the baseline runs once, with the
-/// preset's (or `[overrides]`') value, and its row lists them in `not_applicable`.
-pub const SMARTMIXED_ONLY: [&str; 6] = [
-    "phase1_epochs",
-    "tau",
-    "clamp",
-    "phase2_init",
-    "eval_selection",
-    "pool",
-];
-
-/// What `not_applicable` says in a result row of `method`.
-pub fn not_applicable(method: Method) -> String {
-    match method {
-        Method::SmartMixed => String::new(),
-        Method::Baseline(_) => SMARTMIXED_ONLY.join(" "),
-    }
-}
-
 /// One `[grid]` axis: a setting and its values, each value as a one-setting layer.
 #[derive(Clone, Debug)]
 pub struct Axis {
@@ -85,7 +66,7 @@ pub struct Axis {
 impl Axis {
     /// Whether the axis changes runs of `method`.
     pub fn applies_to(&self, method: Method) -> bool {
-        method == Method::SmartMixed || !SMARTMIXED_ONLY.contains(&self.key.as_str())
+        method.reads(&self.key)
     }
 }
 
@@ -606,17 +587,66 @@ pub fn run_sweep(opts: &SweepOptions) -> Result<SweepReport> {
     let cfg = SweepConfig::from_file(&opts.config_file)?;
     let grid = expand(&cfg, opts.data_dir.clone(), opts.device)?;
     let store = ResultsStore::open(&opts.out)?;
+    let (pending, mut report) = pending_runs(&cfg, &grid, &store, opts)?;
+    if pending.is_empty() {
+        return Ok(report);
+    }
+    let data = SweepData::load(&grid, &pending, opts)?;
+    let commit = crate::git_commit();
+    write_manifest(&cfg, &data, commit.clone(), opts)?;
+    let cohort_size = opts.cohort_size.or(cfg.cohort_size);
+    let on_gpu = data.device_name != "cpu";
+    let cohorts = cohorts(&pending, |widths| {
+        cohort_size.unwrap_or_else(|| default_cohort_size(widths, on_gpu))
+    });
+    if cohorts.len() < pending.len() {
+        let sizes: Vec<String> = cohorts.iter().map(|c| c.len().to_string()).collect();
+        opts.progress.note(&format!(
+            "training in {} cohorts of {} models (--cohort-size {})",
+            cohorts.len(),
+            sizes.join(", "),
+            cohort_size.map_or("default".to_string(), |n| n.to_string())
+        ));
+    }
+    let mut recorder = Recorder {
+        store: &store,
+        opts,
+        commit: commit.unwrap_or_default(),
+        device_name: &data.device_name,
+        started: Instant::now(),
+        pending: pending.len(),
+    };
+    for cohort in &cohorts {
+        if crate::interrupt::requested() {
+            return Err(interrupted(report.ran, opts));
+        }
+        let cohort_started = Instant::now();
+        let results = train_cohort(cohort, &data, opts).map_err(|e| match e {
+            CohortError::Interrupted => interrupted(report.ran, opts),
+        })?;
+        recorder.record(results, &mut report, (cohort_started, cohort.len()))?;
+    }
+    Ok(report)
+}
+
+/// The runs of the shard that are not finished yet, and the report's counts so far.
+fn pending_runs<'g>(
+    cfg: &SweepConfig,
+    grid: &'g [GridRun],
+    store: &ResultsStore,
+    opts: &SweepOptions,
+) -> Result<(Vec<&'g GridRun>, SweepReport)> {
     let done = store.finished_keys()?;
-    let todo: Vec<&GridRun> = grid
+    let in_shard: Vec<&GridRun> = grid
         .iter()
         .filter(|r| opts.shard.contains(r.index))
         .collect();
     let mut report = SweepReport {
         total: grid.len(),
-        in_shard: todo.len(),
+        in_shard: in_shard.len(),
         ..Default::default()
     };
-    let pending: Vec<&GridRun> = todo
+    let pending: Vec<&GridRun> = in_shard
         .into_iter()
         .filter(|r| !done.contains(&r.key))
         .collect();
@@ -631,25 +661,31 @@ pub fn run_sweep(opts: &SweepOptions) -> Result<SweepReport> {
         report.skipped,
         pending.len()
     ));
-    if pending.is_empty() {
-        return Ok(report);
-    }
+    Ok((pending, report))
+}
 
-    // One device for the whole grid, and one split per (dataset, split seed): every run of a
-    // data set sees the same split. All of them are loaded (and every batch size checked)
-    // before the first run starts.
-    let first = &pending[0].config;
-    let (device, device_name) = device::select(first.device)?;
-    let mut datasets: Vec<DatasetName> = Vec::new();
-    for run in &grid {
-        if !datasets.contains(&run.config.dataset) {
-            datasets.push(run.config.dataset);
+/// The device and the data splits of a shard's runs, all loaded (and every batch size checked)
+/// before the first run starts: one device for the whole grid, one split per (dataset, split
+/// seed), so that every run of a data set sees the same split.
+struct SweepData {
+    device: Device,
+    device_name: String,
+    splits: Vec<((DatasetName, u64), Splits)>,
+}
+
+impl SweepData {
+    fn load(grid: &[GridRun], pending: &[&GridRun], opts: &SweepOptions) -> Result<Self> {
+        let first = &pending[0].config;
+        let (device, device_name) = device::select(first.device)?;
+        let mut datasets: Vec<DatasetName> = Vec::new();
+        for run in grid {
+            if !datasets.contains(&run.config.dataset) {
+                datasets.push(run.config.dataset);
+            }
         }
-    }
-    if datasets.len() > 1 {
-        // One IDX folder cannot hold two data sets: without a folder per data set, the
-        // runs of the second would silently read the first's images.
-        if let Some(dir) = pending[0].config.data_dir_or_env() {
+        // One IDX folder cannot hold two data sets: without a folder per data set, the runs of
+        // the second would silently read the first's images.
+        if let (true, Some(dir)) = (datasets.len() > 1, first.data_dir_or_env()) {
             for d in &datasets {
                 if !dir.join(d.name()).is_dir() {
                     bail_input!(
@@ -662,34 +698,57 @@ pub fn run_sweep(opts: &SweepOptions) -> Result<SweepReport> {
                 }
             }
         }
-    }
-    let mut data: Vec<((DatasetName, u64), Splits)> = Vec::new();
-    for run in &pending {
-        let c = &run.config;
-        let id = (c.dataset, c.split_seed);
-        if !data.iter().any(|(k, _)| *k == id) {
-            let raw = data::load(c.dataset, c.data_dir_or_env().as_deref())?;
-            data.push((id, Splits::new(&raw, c.split_seed, &device)?));
+        let mut data = Self {
+            device,
+            device_name,
+            splits: Vec::new(),
+        };
+        for run in pending {
+            let c = &run.config;
+            let id = (c.dataset, c.split_seed);
+            if !data.splits.iter().any(|(k, _)| *k == id) {
+                let raw = data::load(c.dataset, c.data_dir_or_env().as_deref())?;
+                data.splits
+                    .push((id, Splits::new(&raw, c.split_seed, &data.device)?));
+            }
         }
+        let what = format!("sweep config {}: batch_size", opts.config_file.display());
+        for run in pending {
+            data::check_batch_size(run.config.batch_size, data.of(&run.config), &what)?;
+        }
+        Ok(data)
     }
-    let splits_of = |c: &TrainConfig| {
+
+    /// The splits of a run's data set.
+    fn of(&self, c: &TrainConfig) -> &Splits {
         let id = (c.dataset, c.split_seed);
-        &data.iter().find(|(k, _)| *k == id).expect("loaded above").1
-    };
-    let what = format!("sweep config {}: batch_size", opts.config_file.display());
-    for run in &pending {
-        data::check_batch_size(run.config.batch_size, splits_of(&run.config), &what)?;
+        &self
+            .splits
+            .iter()
+            .find(|(k, _)| *k == id)
+            .expect("loaded")
+            .1
     }
+}
+
+/// `manifest.json`: what this shard ran with, where and from what.
+fn write_manifest(
+    cfg: &SweepConfig,
+    data: &SweepData,
+    commit: Option<String>,
+    opts: &SweepOptions,
+) -> Result<()> {
     let data_source = data
+        .splits
         .iter()
         .map(|(_, s)| s.source.clone())
         .collect::<Vec<_>>()
         .join("; ");
-    let commit = crate::git_commit();
+    let device_name = &data.device_name;
     write_json(
         &opts.out.join("manifest.json"),
         &Manifest {
-            config: &cfg,
+            config: cfg,
             config_file: opts.config_file.display().to_string(),
             shard: format!("{}/{}", opts.shard.index, opts.shard.count),
             crate_version: env!("CARGO_PKG_VERSION"),
@@ -702,108 +761,113 @@ pub fn run_sweep(opts: &SweepOptions) -> Result<SweepReport> {
             gpu_name: (device_name != "cpu").then(|| device_name.clone()),
             device: device_name.clone(),
             git_dirty: commit.as_deref().is_some_and(|c| c.ends_with("-dirty")),
-            git_commit: commit.clone(),
+            git_commit: commit,
             data_source,
             written: timestamp(),
         },
-    )?;
+    )
+}
 
-    let started = Instant::now();
-    let interrupted = |finished: usize| {
-        eprintln!(
-            "interrupted: the {finished} runs finished by this invocation are kept in {}; \
-             run the same command again to resume",
-            opts.out.join(crate::grid::store::RESULTS_FILE).display()
-        );
-        anyhow::Error::new(Interrupted)
-    };
-    let on_gpu = device_name != "cpu";
-    let cohort_size = opts.cohort_size.or(cfg.cohort_size);
-    let cohorts = cohorts(&pending, |widths| {
-        cohort_size.unwrap_or_else(|| default_cohort_size(widths, on_gpu))
-    });
-    if cohorts.len() < pending.len() {
-        let sizes: Vec<String> = cohorts.iter().map(|c| c.len().to_string()).collect();
-        opts.progress.note(&format!(
-            "training in {} cohorts of {} models (--cohort-size {})",
-            cohorts.len(),
-            sizes.join(", "),
-            cohort_size.map_or("default".to_string(), |n| n.to_string())
-        ));
+/// The error of an interrupted sweep, after saying what it kept.
+fn interrupted(finished: usize, opts: &SweepOptions) -> anyhow::Error {
+    eprintln!(
+        "interrupted: the {finished} runs finished by this invocation are kept in {}; \
+         run the same command again to resume",
+        opts.out.join(crate::grid::store::RESULTS_FILE).display()
+    );
+    anyhow::Error::new(Interrupted)
+}
+
+/// Why a cohort produced no results to record.
+enum CohortError {
+    /// Ctrl-C: an interrupted cohort is dropped, not recorded; the next invocation runs it again.
+    Interrupted,
+}
+
+/// A run's directory emptied, with its config.json.
+fn prepare_run(run: &GridRun, dir: &Path, splits: &Splits, device_name: &str) -> Result<()> {
+    prepare_run_dir(dir)?;
+    RunRecord::new(&run.config, &splits.source, device_name).write(&dir.join("config.json"))
+}
+
+/// Trains one cohort and returns each run's outcome. A run whose directory cannot be prepared
+/// fails alone; if the cohort as a whole fails (out of memory, a file that cannot be written),
+/// each of its runs trains again alone, and only what fails alone fails.
+fn train_cohort<'g>(
+    cohort: &[&'g GridRun],
+    data: &SweepData,
+    opts: &SweepOptions,
+) -> std::result::Result<Vec<(&'g GridRun, Result<Summary>)>, CohortError> {
+    let splits = data.of(&cohort[0].config);
+    let mut results: Vec<(&GridRun, Result<Summary>)> = Vec::new();
+    let mut ready: Vec<(&GridRun, PathBuf)> = Vec::new();
+    for &run in cohort {
+        let dir = opts.out.join("runs").join(&run.key);
+        match prepare_run(run, &dir, splits, &data.device_name) {
+            Ok(()) => ready.push((run, dir)),
+            Err(e) => results.push((run, Err(e))),
+        }
     }
-    let mut done_runs = 0;
-    for cohort in &cohorts {
-        if crate::interrupt::requested() {
-            return Err(interrupted(report.ran));
-        }
-        let splits = splits_of(&cohort[0].config);
-        let cohort_started = Instant::now();
-        // A run whose directory cannot be prepared fails alone; the others train.
-        let mut failed_setup: Vec<(&GridRun, anyhow::Error)> = Vec::new();
-        let mut ready: Vec<(&GridRun, PathBuf)> = Vec::new();
-        for &run in cohort {
-            let dir = opts.out.join("runs").join(&run.key);
-            let setup = prepare_run_dir(&dir).and_then(|_| {
-                RunRecord::new(&run.config, &splits.source, &device_name)
-                    .write(&dir.join("config.json"))
-            });
-            match setup {
-                Ok(()) => ready.push((run, dir)),
-                Err(e) => failed_setup.push((run, e)),
+    let train = |runs: &[(&GridRun, PathBuf)]| {
+        let configs: Vec<&TrainConfig> = runs.iter().map(|(r, _)| &r.config).collect();
+        let dirs: Vec<&Path> = runs.iter().map(|(_, d)| d.as_path()).collect();
+        train::train_stack(&configs, splits, &data.device, &dirs, opts.progress)
+    };
+    let is_interrupt = |e: &anyhow::Error| e.downcast_ref::<Interrupted>().is_some();
+    if ready.is_empty() {
+        return Ok(results);
+    }
+    match train(&ready) {
+        Ok(summaries) => {
+            for ((run, _), summary) in ready.iter().zip(summaries) {
+                results.push((run, Ok(summary)));
             }
         }
-        let train = |runs: &[(&GridRun, PathBuf)]| {
-            let configs: Vec<&TrainConfig> = runs.iter().map(|(r, _)| &r.config).collect();
-            let dirs: Vec<&Path> = runs.iter().map(|(_, d)| d.as_path()).collect();
-            train::train_cohort(&configs, splits, &device, &dirs, opts.progress)
-        };
-        let is_interrupt = |e: &anyhow::Error| e.downcast_ref::<Interrupted>().is_some();
-        let mut results: Vec<(&GridRun, Result<Summary>)> = failed_setup
-            .into_iter()
-            .map(|(run, e)| (run, Err(e)))
-            .collect();
-        let outcome = if ready.is_empty() {
-            Ok(Vec::new())
-        } else {
-            train(&ready)
-        };
-        match outcome {
-            Ok(summaries) => {
-                for ((run, _), summary) in ready.iter().zip(summaries) {
-                    results.push((run, Ok(summary)));
+        Err(e) if is_interrupt(&e) => return Err(CohortError::Interrupted),
+        Err(e) if ready.len() > 1 => {
+            opts.progress.note(&format!(
+                "a cohort of {} failed ({e:#}); training its runs one at a time",
+                ready.len()
+            ));
+            for (run, dir) in &ready {
+                let alone = prepare_run(run, dir, splits, &data.device_name)
+                    .and_then(|_| train(&[(*run, dir.clone())]))
+                    .map(|mut s| s.pop().expect("one summary"));
+                if matches!(&alone, Err(e) if is_interrupt(e)) {
+                    return Err(CohortError::Interrupted);
                 }
-            }
-            // An interrupted cohort is dropped, not recorded: the next invocation runs it again.
-            Err(e) if is_interrupt(&e) => return Err(interrupted(report.ran)),
-            // A failure of the cohort (out of memory, a file that cannot be written) must not
-            // cost its other runs: each one trains again alone, and only what fails alone fails.
-            Err(e) if ready.len() > 1 => {
-                opts.progress.note(&format!(
-                    "a cohort of {} failed ({e:#}); training its runs one at a time",
-                    ready.len()
-                ));
-                for (run, dir) in &ready {
-                    let alone = prepare_run_dir(dir)
-                        .and_then(|_| {
-                            RunRecord::new(&run.config, &splits.source, &device_name)
-                                .write(&dir.join("config.json"))
-                        })
-                        .and_then(|_| train(&[(*run, dir.clone())]))
-                        .map(|mut s| s.pop().expect("one summary"));
-                    if matches!(&alone, Err(e) if is_interrupt(e)) {
-                        return Err(interrupted(report.ran));
-                    }
-                    results.push((run, alone));
-                }
-            }
-            Err(e) => {
-                for (run, _) in &ready {
-                    results.push((run, Err(anyhow::anyhow!("{e:#}"))));
-                }
+                results.push((run, alone));
             }
         }
+        Err(e) => {
+            for (run, _) in &ready {
+                results.push((run, Err(anyhow::anyhow!("{e:#}"))));
+            }
+        }
+    }
+    Ok(results)
+}
+
+/// Writes finished runs to the store and says how far the sweep is.
+struct Recorder<'a> {
+    store: &'a ResultsStore,
+    opts: &'a SweepOptions,
+    commit: String,
+    device_name: &'a str,
+    started: Instant,
+    /// Runs this invocation set out to train.
+    pending: usize,
+}
+
+impl Recorder<'_> {
+    fn record(
+        &mut self,
+        results: Vec<(&GridRun, Result<Summary>)>,
+        report: &mut SweepReport,
+        (cohort_started, cohort_len): (Instant, usize),
+    ) -> Result<()> {
         for (run, result) in results {
-            let row = result_row(run, &result, &device_name, commit.as_deref().unwrap_or(""));
+            let row = result_row(run, &result, self.device_name, &self.commit);
             let shares = match &result {
                 Ok(summary) => share_rows(run, summary),
                 Err(_) => Vec::new(),
@@ -811,31 +875,30 @@ pub fn run_sweep(opts: &SweepOptions) -> Result<SweepReport> {
             if row.status != "ok" {
                 report.failed += 1;
             }
-            store.record(&row, &shares)?;
+            self.store.record(&row, &shares)?;
             report.ran += 1;
-            done_runs += 1;
-            let elapsed = started.elapsed().as_secs_f64();
-            let left = elapsed / done_runs as f64 * (pending.len() - done_runs) as f64;
+            let done = report.ran;
+            let elapsed = self.started.elapsed().as_secs_f64();
+            let left = elapsed / done as f64 * (self.pending - done) as f64;
             let shown = match (row.status.as_str(), row.test_acc) {
                 ("ok", Some(acc)) => format!("test {:.2}%", 100.0 * acc),
                 (status, _) => status.to_string(),
             };
-            opts.progress.note(&format!(
-                "[{done_runs}/{}] {}: {shown} ({:.0}s{}); elapsed {}, about {} left",
-                pending.len(),
+            let shared = match cohort_len {
+                1 => String::new(),
+                n => format!(" for a cohort of {n}"),
+            };
+            self.opts.progress.note(&format!(
+                "[{done}/{}] {}: {shown} ({:.0}s{shared}); elapsed {}, about {} left",
+                self.pending,
                 run.label(),
                 cohort_started.elapsed().as_secs_f64(),
-                if cohort.len() > 1 {
-                    format!(" for a cohort of {}", cohort.len())
-                } else {
-                    String::new()
-                },
                 minutes(elapsed),
                 minutes(left)
             ));
         }
+        Ok(())
     }
-    Ok(report)
 }
 
 /// A clean directory for a run's files (a killed earlier attempt may have left some).
@@ -888,7 +951,7 @@ fn result_row(run: &GridRun, outcome: &Result<Summary>, device: &str, commit: &s
             Method::Baseline(_) => String::new(),
         },
         split_seed: c.split_seed,
-        not_applicable: not_applicable(c.method),
+        not_applicable: c.method.not_applicable(),
         n_params: summary.map(|s| s.n_params),
         best_epoch: summary.and_then(|s| s.best_epoch),
         val_loss: summary.and_then(|s| s.val_loss),
@@ -1005,7 +1068,7 @@ seeds = [1, 2]
         assert_eq!(relu.config.tau, 0.3);
         assert!(relu.axis_values.is_empty());
         assert_eq!(
-            not_applicable(relu.config.method),
+            relu.config.method.not_applicable(),
             "phase1_epochs tau clamp phase2_init eval_selection pool"
         );
         // The same baseline run as in a grid without axes: equal runs have equal keys.
@@ -1013,7 +1076,9 @@ seeds = [1, 2]
         assert!(plain.iter().any(|r| r.key == relu.key));
         let taus: Vec<f64> = runs
             .iter()
-            .filter(|r| r.config.is_smartmixed() && r.config.seed == 1 && r.config.arch == Some(1))
+            .filter(|r| {
+                r.config.method.has_choices() && r.config.seed == 1 && r.config.arch == Some(1)
+            })
             .map(|r| r.config.tau)
             .collect();
         assert_eq!(taus, [0.1, 0.1, 0.3, 0.3, 1.0, 1.0, 3.0, 3.0]);
@@ -1025,7 +1090,7 @@ seeds = [1, 2]
             .any(|r| r.config.phase2_init == crate::run::config::Phase2Init::Fresh));
         let label = runs
             .iter()
-            .find(|r| r.config.is_smartmixed())
+            .find(|r| r.config.method.has_choices())
             .unwrap()
             .label();
         assert_eq!(label, "arch 1 smartmixed seed 1 lr=0.0003 phase2_init=warm");

@@ -13,6 +13,7 @@ use rand_chacha::ChaCha8Rng;
 use crate::error::input_error;
 use crate::grid::store::{ResultRow, ResultsStore, ShareRow};
 use crate::run::files::write_atomic;
+use crate::run::method::Method;
 
 /// Bootstrap resamples per interval.
 pub const RESAMPLES: usize = 4000;
@@ -371,6 +372,11 @@ fn cells_of<'a>(
     cells
 }
 
+/// Whether results rows of `method` are an adaptive method's (a treatment), not a fixed function.
+fn is_treatment(method: &str) -> bool {
+    Method::from_name(method).is_some_and(Method::is_adaptive)
+}
+
 /// Builds the comparison from result and share rows (rows with a status other than ok and
 /// duplicate keys are left out).
 pub fn compare(rows: &[ResultRow], share_rows: &[ShareRow], bootstrap_seed: u64) -> Comparison {
@@ -391,6 +397,8 @@ pub fn compare(rows: &[ResultRow], share_rows: &[ShareRow], bootstrap_seed: u64)
     let mut ranks: BTreeMap<String, (usize, f64, f64, usize)> = BTreeMap::new();
     let mut ratios = Vec::new();
     let mut smartmixed_cells = BTreeMap::new();
+    // The one adaptive method the tables compare against the baselines.
+    let treatment = Method::SmartMixed.name();
     // A baseline run that serves several cells gets one interval, drawn the first time.
     let mut intervals: std::collections::HashMap<Vec<String>, (f64, f64)> = Default::default();
     for ((depth, widths, label, values), members) in cells_of(&ok, &varying) {
@@ -411,7 +419,7 @@ pub fn compare(rows: &[ResultRow], share_rows: &[ShareRow], bootstrap_seed: u64)
         let rank_of = |m: &String| 1 + means.values().filter(|&&v| v > means[m]).count();
         let best_baseline = means
             .iter()
-            .filter(|(m, _)| m.as_str() != "smartmixed")
+            .filter(|(m, _)| !is_treatment(m))
             .max_by(|a, b| a.1.total_cmp(b.1))
             .map(|(m, _)| (*m).clone());
         let relu_seconds = methods.get("relu").map(|rs| {
@@ -422,7 +430,7 @@ pub fn compare(rows: &[ResultRow], share_rows: &[ShareRow], bootstrap_seed: u64)
             )
         });
         let smartmixed_by_seed: BTreeMap<u64, f64> = methods
-            .get("smartmixed")
+            .get(treatment)
             .map(|rs| {
                 rs.iter()
                     .filter_map(|r| Some((r.seed, r.test_acc?)))
@@ -472,7 +480,7 @@ pub fn compare(rows: &[ResultRow], share_rows: &[ShareRow], bootstrap_seed: u64)
                 paired_high: None,
                 p_improvement: None,
             };
-            if method == "smartmixed" {
+            if method == treatment {
                 for r in rs {
                     smartmixed_cells.insert(r.key.clone(), arch_key.clone());
                 }
@@ -492,7 +500,7 @@ pub fn compare(rows: &[ResultRow], share_rows: &[ShareRow], bootstrap_seed: u64)
                     relu_seconds,
                     cell.phase1_epoch_seconds,
                     cell.phase2_epoch_seconds,
-                    alone("relu") && alone("smartmixed"),
+                    alone("relu") && alone(treatment),
                 ) {
                     ratios.push((p1 / relu, p2 / relu));
                 }
@@ -622,7 +630,7 @@ pub fn render_markdown(c: &Comparison, sources: &[PathBuf]) -> String {
              does not read the SmartMixed-only settings ({}): one baseline run serves every cell \
              that agrees with it on the rest (`{ANY}` marks a value no run of the cell reads).\n",
             c.varying.join(" x "),
-            crate::grid::sweep::SMARTMIXED_ONLY.join(", ")
+            crate::run::method::SELECTION_SETTINGS.join(", ")
         );
     }
     let seeds: Vec<usize> = c.cells.iter().map(|x| x.seeds).collect();
@@ -1040,7 +1048,7 @@ mod tests {
             not_applicable: if sm {
                 String::new()
             } else {
-                crate::grid::sweep::SMARTMIXED_ONLY.join(" ")
+                crate::run::method::SELECTION_SETTINGS.join(" ")
             },
             n_params: Some(10),
             best_epoch: Some(2),

@@ -16,6 +16,7 @@ use crate::report::compare::{
     compare_dirs, settings_label, ArchKey, Cell, Comparison, SettingValue, Shares, ANY,
     CELL_SETTINGS,
 };
+use crate::run::method::Method;
 
 const FONT: &str = "sans-serif";
 static FONT_BYTES: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
@@ -23,6 +24,12 @@ static FONT_BYTES: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
 fn register_font() -> Result<()> {
     plotters::style::register_font(FONT, FontStyle::Normal, FONT_BYTES)
         .map_err(|_| anyhow!("the bundled font is invalid"))
+}
+
+/// Whether `method` (as results rows write it) is an adaptive method rather than a fixed
+/// function.
+fn is_adaptive(method: &str) -> bool {
+    Method::from_name(method).is_some_and(Method::is_adaptive)
 }
 
 /// A colour per method, the baselines in pool order and SmartMixed last.
@@ -171,7 +178,7 @@ fn accuracy_vs_depth<DB: DrawingBackend>(
         points.sort_by(|a, b| a.0.total_cmp(&b.0));
         let method = series.split(' ').next().unwrap_or_default();
         let color = method_color(method);
-        let width = if method == "smartmixed" { 3 } else { 2 };
+        let width = if is_adaptive(method) { 3 } else { 2 };
         band_line(&mut chart, &points, color, width, series.clone(), false)?;
     }
     legend(&mut chart, SeriesLabelPosition::LowerLeft, 15)
@@ -459,7 +466,7 @@ fn accuracy_vs_setting<DB: DrawingBackend>(
                 .filter_map(|(x, m, lo, hi)| Some((x?, m, lo, hi)))
                 .collect();
             points.sort_by(|a, b| a.0.total_cmp(&b.0));
-            let width = if method == "smartmixed" { 3 } else { 2 };
+            let width = if is_adaptive(method) { 3 } else { 2 };
             let flat = points.len() == 2 && points[0].0 == x0 && points[1].0 == x1;
             let label = if flat {
                 format!("{name} (any {setting})")
@@ -612,7 +619,7 @@ fn phase1_trajectories(
         for row in ResultsStore::open(dir)?
             .results()?
             .iter()
-            .filter(|r| r.method == "smartmixed" && r.status == "ok")
+            .filter(|r| is_adaptive(&r.method) && r.status == "ok")
         {
             let path = dir.join("runs").join(&row.key).join("epochs.csv");
             let Ok(mut reader) = csv::Reader::from_path(&path) else {

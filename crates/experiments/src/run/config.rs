@@ -9,12 +9,13 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use anyhow::Result;
-use mixed_act::{Activation, Pool};
+use mixed_act::Pool;
 use serde::{Deserialize, Serialize};
 
 use crate::bail_input;
 use crate::error::input_error;
 use crate::run::arch::architecture;
+pub use crate::run::method::{Method, Phase2Init};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
@@ -41,53 +42,6 @@ pub enum Preset {
     Reference,
 }
 
-/// What the hidden layers do: one function everywhere (a baseline) or SmartMixed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Method {
-    Baseline(Activation),
-    SmartMixed,
-}
-
-impl Method {
-    pub const VALID: &'static str =
-        "relu, sigmoid, tanh, leaky_relu, elu, selu, gelu, silu, mish, softplus, identity, smartmixed";
-}
-
-impl FromStr for Method {
-    type Err = anyhow::Error;
-    fn from_str(s: &str) -> Result<Self> {
-        let key = s.trim().to_lowercase().replace(['-', '_'], "");
-        if key == "smartmixed" {
-            return Ok(Method::SmartMixed);
-        }
-        s.parse::<Activation>()
-            .map(Method::Baseline)
-            .map_err(|_| input_error(format!("unknown method '{s}' (valid: {})", Method::VALID)))
-    }
-}
-
-impl fmt::Display for Method {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Method::Baseline(a) => f.write_str(a.name()),
-            Method::SmartMixed => f.write_str("smartmixed"),
-        }
-    }
-}
-
-impl Serialize for Method {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.to_string())
-    }
-}
-
-impl<'de> Deserialize<'de> for Method {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
-    }
-}
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum LossKind {
@@ -95,15 +49,6 @@ pub enum LossKind {
     Logits,
     /// Softmax, then cross-entropy on the probabilities (the reference's double softmax).
     Probs,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "kebab-case")]
-pub enum Phase2Init {
-    /// Keep the phase-1 weights (the paper's text).
-    Warm,
-    /// Re-initialise the network for phase 2 (the reference code).
-    Fresh,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -462,8 +407,8 @@ impl TrainConfig {
         if epochs == 0 {
             bail_input!("--epochs must be at least 1");
         }
-        let phase1_epochs = match method {
-            Method::SmartMixed => {
+        let phase1_epochs = match method.reads("phase1_epochs") {
+            true => {
                 let p = s.phase1_epochs.unwrap_or(DEFAULT_PHASE1_EPOCHS);
                 if p == 0 || p >= epochs {
                     bail_input!(
@@ -472,7 +417,7 @@ impl TrainConfig {
                 }
                 p
             }
-            Method::Baseline(_) => 0,
+            false => 0,
         };
         let lr = s.lr.unwrap_or(DEFAULT_LR);
         if !(lr.is_finite() && lr > 0.0) {
@@ -518,9 +463,9 @@ impl TrainConfig {
             loss: s.loss.unwrap_or(LossKind::Logits),
             eval_selection: s.eval_selection.unwrap_or(EvalSelection::Argmax),
             // A baseline reads no pool: it keeps the default, so its key does not depend on one.
-            pool: match method {
-                Method::SmartMixed => s.pool.unwrap_or_default(),
-                Method::Baseline(_) => PoolSetting::default(),
+            pool: match method.reads("pool") {
+                true => s.pool.unwrap_or_default(),
+                false => PoolSetting::default(),
             },
             device: s.device.unwrap_or(DeviceChoice::Auto),
         })
@@ -532,15 +477,12 @@ impl TrainConfig {
             .clone()
             .or_else(|| std::env::var_os("SMARTMIXED_DATA_DIR").map(PathBuf::from))
     }
-
-    pub fn is_smartmixed(&self) -> bool {
-        self.method == Method::SmartMixed
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use mixed_act::Activation;
 
     fn flags(f: impl FnOnce(&mut Settings)) -> Settings {
         let mut s = Settings::default();

@@ -1,4 +1,4 @@
-//! Two candle ops that the explicit backward pass ([`crate::run::model::Mlp::backward`]) runs every
+//! Two candle ops that the explicit backward pass (`run::stack`) runs every
 //! step, with CPU fast paths that give exactly candle's bits. candle 0.11 runs both through
 //! generic per-element index arithmetic, which made each cost more than the optimizer step.
 //! Other devices, dtypes and layouts go to candle's own ops.
@@ -16,23 +16,9 @@ fn with_cpu_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Option<R> {
     }
 }
 
-/// `t.t().contiguous()` for a 2-D tensor. On the CPU a cache-blocked copy (the `transpose`
-/// crate) instead of candle's element-by-element strided copy.
-pub fn transposed(t: &Tensor) -> Result<Tensor> {
-    let (rows, cols) = t.dims2()?;
-    let out = with_cpu_f32(t, |data| {
-        let mut out = vec![0f32; data.len()];
-        transpose::transpose(data, &mut out, cols, rows);
-        out
-    });
-    Ok(match out {
-        Some(out) => Tensor::from_vec(out, (cols, rows), t.device())?,
-        None => t.t()?.contiguous()?,
-    })
-}
-
-/// [`transposed`] of every matrix of a stack `[M, rows, cols]` into one `[M, cols, rows]` (a
-/// cohort's weight gradients), without a copy per model.
+/// `t.transpose(1, 2).contiguous()` for a stack `[M, rows, cols]` (a stack's weight gradients).
+/// On the CPU a cache-blocked copy per matrix (the `transpose` crate) instead of candle's
+/// element-by-element strided copy.
 pub fn transposed_stack(t: &Tensor) -> Result<Tensor> {
     let (models, rows, cols) = t.dims3()?;
     let out = with_cpu_f32(t, |data| {
@@ -53,8 +39,10 @@ pub fn transposed_stack(t: &Tensor) -> Result<Tensor> {
     })
 }
 
-/// [`column_sums`] of every matrix of a stack `[M, rows, cols]`: `[M, cols]` (a cohort's bias
-/// gradients), the same sums in the same order per model.
+/// `t.sum_keepdim(1).squeeze(1)` for a stack `[M, rows, cols]`: `[M, cols]` (a stack's bias
+/// gradients). Each column summed from 0 over the rows in order, as candle's reduction adds
+/// them, but a row at a time (vectorised across columns) instead of one index computation per
+/// element.
 pub fn column_sums_stack(t: &Tensor) -> Result<Tensor> {
     let (models, rows, cols) = t.dims3()?;
     let sums = with_cpu_f32(t, |data| {
@@ -77,26 +65,6 @@ pub fn column_sums_stack(t: &Tensor) -> Result<Tensor> {
     })
 }
 
-/// `t.sum_keepdim(0).squeeze(0)` for a 2-D tensor `[rows, cols]`: each column summed from 0 over
-/// the rows in order, as candle's reduction adds them, but a row at a time (vectorised across
-/// columns) instead of one index computation per element.
-pub fn column_sums(t: &Tensor) -> Result<Tensor> {
-    let (_, cols) = t.dims2()?;
-    let sums = with_cpu_f32(t, |data| {
-        let mut sums = vec![0f32; cols];
-        if cols > 0 {
-            for row in data.chunks_exact(cols) {
-                add_row(&mut sums, row);
-            }
-        }
-        sums
-    });
-    Ok(match sums {
-        Some(sums) => Tensor::from_vec(sums, cols, t.device())?,
-        None => t.sum_keepdim(0)?.squeeze(0)?,
-    })
-}
-
 simd_variants! {
 fn add_row(sums: &mut [f32], row: &[f32]) {
     for (sum, &v) in sums.iter_mut().zip(row) {
@@ -109,6 +77,15 @@ mod tests {
     use super::*;
     use candle_core::Device;
     use rand::{Rng, SeedableRng};
+
+    /// One matrix through the stacked ops.
+    fn column_sums(t: &Tensor) -> Result<Tensor> {
+        Ok(column_sums_stack(&t.unsqueeze(0)?)?.squeeze(0)?)
+    }
+
+    fn transposed(t: &Tensor) -> Result<Tensor> {
+        Ok(transposed_stack(&t.unsqueeze(0)?)?.squeeze(0)?)
+    }
 
     fn bits(t: &Tensor) -> Vec<u32> {
         let v = t.flatten_all().unwrap().to_vec1::<f32>().unwrap();

@@ -1,17 +1,20 @@
-//! One training run, from its settings to its files: [`config`] (presets, TOML, flags,
-//! validation) → [`data`] (IDX or hub, split, batches) → [`model`] (the MLP, traced forward and
-//! explicit backward pass, with [`cpu_ops`]) → [`optim`] (Adam) → [`train`] (THE loop: phases,
-//! clipping, divergence, best checkpoint) → [`files`] (config.json, epochs.csv, choices.csv,
-//! summary.json). [`arch`] is the reference's table of architectures. [`cohort`] stacks M models
-//! of the same widths into one (one batched product per layer, one fused op per run of models);
-//! the loop trains such a cohort, a single run being a cohort of one.
+//! One training run, from its settings to its files, in the order data flows: [`config`]
+//! (presets, TOML, flags, validation) → [`data`] (IDX or hub, split, batches) → [`method`]
+//! (a method's schedule of phases over kinds of hidden layer) → [`hidden`] (the kinds, one
+//! file each, behind one trait) → [`stack`] (THE model: M networks of one shape stacked, with
+//! its traced forward and explicit backward pass, helped by [`cpu_ops`]) → [`optim`] (Adam,
+//! clipping) → [`step`] (one optimizer step) → [`train`] (THE loop: a single run is a stack of
+//! one) → [`files`] (config.json, epochs.csv, choices.csv, summary.json). [`arch`] is the
+//! reference's table of architectures.
 
 pub mod arch;
-pub mod cohort;
 pub mod config;
 pub mod cpu_ops;
 pub mod data;
 pub mod files;
-pub mod model;
+pub mod hidden;
+pub mod method;
 pub mod optim;
+pub mod stack;
+pub mod step;
 pub mod train;

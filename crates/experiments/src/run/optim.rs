@@ -15,6 +15,26 @@ use candle_core::{CpuStorage, DType, Device, InplaceOp2, Layout, Tensor, Var};
 use mixed_act::simd_variants;
 use rayon::prelude::*;
 
+/// The factor that brings the joint L2 norm of `grads` (one model's gradients, in its
+/// variable order) to at most `max_norm`, as PyTorch's `clip_grad_norm_` computes it
+/// (max_norm / (norm + 1e-6), capped at 1), as a scalar tensor on the device (no host sync);
+/// `None` when there is no gradient.
+pub fn clip_factor(grads: &[Tensor], max_norm: f64) -> Result<Option<Tensor>> {
+    let squares = grads
+        .iter()
+        .map(|g| g.sqr()?.sum_all())
+        .collect::<candle_core::Result<Vec<_>>>()?;
+    if squares.is_empty() {
+        return Ok(None);
+    }
+    let norm = Tensor::stack(&squares, 0)?.sum_all()?.sqrt()?;
+    let coefficient = (norm + 1e-6)?
+        .recip()?
+        .affine(max_norm, 0.0)?
+        .clamp(0.0, 1.0)?;
+    Ok(Some(coefficient))
+}
+
 #[derive(Clone, Copy, Debug)]
 pub struct AdamConfig {
     pub lr: f64,
@@ -43,7 +63,7 @@ struct Slot {
 }
 
 /// Which model of a cohort a parameter belongs to, for its gradient-clipping factor: one model's
-/// own tensor, or a stack `[M, ...]` whose slice m is model m's (see `run::cohort`).
+/// own tensor, or a stack `[M, ...]` whose slice m is model m's (see `run::stack`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Owner {
     Model(usize),
@@ -67,6 +87,7 @@ pub struct Adam {
 }
 
 impl Adam {
+    #[cfg(test)]
     /// An optimizer over `vars`; all must be f32 (the model's dtype).
     pub fn new(vars: Vec<Var>, config: AdamConfig) -> Result<Self> {
         Self::with_owners(vars.into_iter().map(|v| (v, Owner::Model(0))), config)
@@ -163,6 +184,7 @@ impl Adam {
         Ok(())
     }
 
+    #[cfg(test)]
     /// One update with the gradients in `grads` (parameters without a gradient are skipped).
     pub fn step(&mut self, grads: &GradStore) -> Result<()> {
         self.step_scaled(grads, 1.0)
@@ -172,6 +194,7 @@ impl Adam {
     /// the multiplication fused into the update's own pass over the gradient on the CPU. The
     /// product is rounded to f32 as a separately scaled gradient would be, so the result is
     /// the same as scaling first.
+    #[cfg(test)]
     pub fn step_scaled(&mut self, grads: &GradStore, grad_scale: f32) -> Result<()> {
         self.step_models(grads, &[Some(grad_scale)])
     }
@@ -535,6 +558,24 @@ mod tests {
         }
         // Model 1 updated in steps 0 and 2 only: its slice moved, twice.
         assert_ne!(x[1], init.to_vec2::<f32>().unwrap()[1]);
+    }
+
+    /// The factor brings the joint norm of all gradients to the bound, as PyTorch's
+    /// `clip_grad_norm_` does, and is capped at 1 below it.
+    #[test]
+    fn clipping_scales_the_joint_norm_like_pytorch() {
+        let dev = Device::Cpu;
+        // Gradients (3, 3) and (4, 4): joint norm sqrt(50).
+        let grads = [
+            Tensor::new(&[3f32, 3.0], &dev).unwrap(),
+            Tensor::new(&[[4f32, 4.0]], &dev).unwrap(),
+        ];
+        let factor = clip_factor(&grads, 1.0).unwrap().unwrap();
+        let want = 1.0 / (50f64.sqrt() + 1e-6);
+        assert!((factor.to_scalar::<f32>().unwrap() as f64 - want).abs() < 1e-7);
+        let factor = clip_factor(&grads, 100.0).unwrap().unwrap();
+        assert_eq!(factor.to_scalar::<f32>().unwrap(), 1.0);
+        assert!(clip_factor(&[], 1.0).unwrap().is_none());
     }
 
     #[test]
