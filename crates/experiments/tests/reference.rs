@@ -110,8 +110,8 @@ fn random_batch(rng: &mut ChaCha8Rng, models: usize, batch: usize) -> (Tensor, T
 }
 
 /// The explicit backward pass gives exactly autograd's loss and gradients, for a ReLU baseline,
-/// a phase-2 network with mixed functions, and phase 1 with and without clamps and with a
-/// small pool, under both loss kinds.
+/// a phase-2 network with mixed functions, phase 1 with and without clamps and with a small
+/// pool, and every adaptive method, under both loss kinds.
 #[test]
 fn explicit_backward_equals_autograd_bit_for_bit() {
     let clamped = config("smartmixed", 2, &|_| {});
@@ -140,12 +140,25 @@ fn explicit_backward_equals_autograd_bit_for_bit() {
     let functions = phase2.choices(0).unwrap().unwrap();
     let distinct: std::collections::BTreeSet<_> = functions.iter().flatten().collect();
     assert!(distinct.len() > 1, "phase 2 mixes functions: {distinct:?}");
-    let cases = [
-        ("relu", stack_of(&[&config("relu", 1, &|_| {})])),
-        ("phase 2", phase2),
-        ("phase 1", stack_of(&[&clamped])),
-        ("phase 1 unclamped, small pool", stack_of(&[&unclamped])),
+    let mut cases = vec![
+        ("relu".to_string(), stack_of(&[&config("relu", 1, &|_| {})])),
+        ("phase 2".to_string(), phase2),
+        ("phase 1".to_string(), stack_of(&[&clamped])),
+        (
+            "phase 1 unclamped, small pool".to_string(),
+            stack_of(&[&unclamped]),
+        ),
     ];
+    for method in [
+        "prelu",
+        "swish_beta",
+        "pau",
+        "pau_neuron",
+        "softmix",
+        "softmix_freeze",
+    ] {
+        cases.push((method.to_string(), stack_of(&[&config(method, 4, &|_| {})])));
+    }
     let (x, y) = random_batch(&mut data, 1, 128);
     let (x, y) = (x.get(0).unwrap(), y.get(0).unwrap());
     for (name, stack) in &cases {
@@ -174,7 +187,8 @@ fn explicit_backward_equals_autograd_bit_for_bit() {
 }
 
 /// A stack of {relu seed 1, SmartMixed seed 1, ELU seed 2, SmartMixed seed 2 with a small pool
-/// and no clamp, a SmartMixed model in phase 2} stepped 4 times, each model on its own batches,
+/// and no clamp, every adaptive method (PReLU and PAU twice, so that they form groups), a
+/// SmartMixed model in phase 2} stepped 4 times, each model on its own batches,
 /// gives every model exactly the parameters and losses of the same model stepped alone, with
 /// and without gradient clipping.
 #[test]
@@ -187,6 +201,14 @@ fn a_stack_of_m_steps_each_model_as_a_stack_of_one() {
             s.pool = Some("relu,elu,gelu".parse().unwrap());
             s.clamp = Some(ClampSetting(None));
         }),
+        config("prelu", 1, &|_| {}),
+        config("prelu", 2, &|_| {}),
+        config("swish_beta", 1, &|_| {}),
+        config("pau", 1, &|_| {}),
+        config("pau", 2, &|_| {}),
+        config("pau_neuron", 1, &|_| {}),
+        config("softmix", 1, &|_| {}),
+        config("softmix_freeze", 1, &|_| {}),
         config("smartmixed", 3, &|_| {}),
     ];
     let m = configs.len();
@@ -355,7 +377,7 @@ fn reference_loop(cfg: &TrainConfig, splits: &Splits) -> Outcome {
 
 /// The training loop against [`reference_loop`], model by model, for a stack whose models
 /// change phase at different epochs (a baseline, SmartMixed with 1 and 2 selection epochs,
-/// warm and fresh) and for one with the reference's sampled evaluation and probability loss
+/// warm and fresh, the frozen soft mixture, PAU, Swish-beta) and for one with the reference's sampled evaluation and probability loss
 /// alone: every epoch row, the best validation loss, the test accuracies and the final weights.
 #[test]
 fn the_loop_follows_the_reference_loop() {

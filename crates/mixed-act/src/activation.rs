@@ -397,7 +397,7 @@ const FRAC_1_SQRT_2PI: f64 = 0.398_942_280_401_432_7;
 
 /// `(sigmoid(x), 1 - sigmoid(x))` from one `exp(-|x|)`, both without cancellation.
 #[inline(always)]
-fn logistic<F: Real>(x: F) -> (F, F) {
+pub(crate) fn logistic<F: Real>(x: F) -> (F, F) {
     let e = (-x.abs()).exponential();
     let r = F::one() / (F::one() + e);
     if x >= F::zero() {

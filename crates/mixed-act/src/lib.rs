@@ -72,6 +72,7 @@ pub mod gumbel;
 mod kernels;
 mod lanes;
 mod layers;
+mod learnable;
 #[cfg(feature = "metal")]
 mod metal;
 mod mixture;
@@ -88,6 +89,10 @@ pub use cuda::cuda_ptx;
 pub use kernels::elementwise_geometry;
 pub use layers::{
     count_activations, freeze, FixedLayer, Selection, SelectionLayer, INITIAL_PREFERENCE,
+};
+pub use learnable::{
+    learnable, learnable_grads, learnable_slow, pau, pau_slow, prelu, prelu_slow, swish_beta,
+    swish_beta_slow, Learnable, PAU_DENOMINATOR, PAU_LEAKY_RELU_INIT, PAU_NUMERATOR,
 };
 pub use mixture::{mixture, mixture_grads, mixture_slow};
 pub use per_neuron::{

@@ -946,9 +946,9 @@ fn result_row(run: &GridRun, outcome: &Result<Summary>, device: &str, commit: &s
         phase2_init: kebab(&c.phase2_init),
         loss: kebab(&c.loss),
         eval_selection: kebab(&c.eval_selection),
-        pool: match c.method {
-            Method::SmartMixed => c.pool.to_string(),
-            Method::Baseline(_) => String::new(),
+        pool: match c.method.reads("pool") {
+            true => c.pool.to_string(),
+            false => String::new(),
         },
         split_seed: c.split_seed,
         not_applicable: c.method.not_applicable(),

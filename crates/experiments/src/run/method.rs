@@ -13,18 +13,31 @@ use std::str::FromStr;
 
 use anyhow::Result;
 use candle_core::Device;
-use mixed_act::{Activation, Pool};
+use mixed_act::{Activation, Learnable, Pool};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::error::input_error;
-use crate::run::hidden::{Fixed, GumbelSelection, HiddenLayer};
+use crate::run::hidden::{Fixed, GumbelSelection, HiddenLayer, LearnableUnits, SoftMixture};
 
-/// What the hidden layers do: one function everywhere (a baseline) or SmartMixed.
+/// What the hidden layers do: one function everywhere (a baseline), SmartMixed, or one of the
+/// adaptive methods it is compared with (`../shared/docs/adaptive-methods.md`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Method {
     Baseline(Activation),
     SmartMixed,
+    /// A soft mixture of the pool per neuron, trained to the end.
+    Softmix,
+    /// SmartMixed's schedule with a soft mixture in place of the hard Gumbel sample.
+    SoftmixFreeze,
+    /// A learnable slope per neuron for negative inputs.
+    Prelu,
+    /// `x sigmoid(beta x)` with a learnable beta per neuron.
+    SwishBeta,
+    /// A Pade activation unit per layer, as published.
+    Pau,
+    /// A Pade activation unit per neuron (an extension).
+    PauNeuron,
 }
 
 /// The settings that only a selection method reads. A baseline's result does not depend on
@@ -42,25 +55,46 @@ pub const SELECTION_SETTINGS: [&str; 6] = [
 const SMARTMIXED: &str = "smartmixed";
 
 impl Method {
-    pub const VALID: &'static str =
-        "relu, sigmoid, tanh, leaky_relu, elu, selu, gelu, silu, mish, softplus, identity, smartmixed";
+    pub const VALID: &'static str = "relu, sigmoid, tanh, leaky_relu, elu, selu, gelu, silu, \
+         mish, softplus, identity, smartmixed, softmix, softmix_freeze, prelu, swish_beta, pau, \
+         pau_neuron";
 
     /// Every adaptive method (the fixed functions are the pool's members).
-    pub const ADAPTIVE: [Method; 1] = [Method::SmartMixed];
+    pub const ADAPTIVE: [Method; 7] = [
+        Method::SmartMixed,
+        Method::Softmix,
+        Method::SoftmixFreeze,
+        Method::Prelu,
+        Method::SwishBeta,
+        Method::Pau,
+        Method::PauNeuron,
+    ];
 
     /// The name in files and on the command line.
     pub fn name(self) -> &'static str {
         match self {
             Method::Baseline(a) => a.name(),
             Method::SmartMixed => SMARTMIXED,
+            Method::Softmix => "softmix",
+            Method::SoftmixFreeze => "softmix_freeze",
+            Method::Prelu => "prelu",
+            Method::SwishBeta => "swish_beta",
+            Method::Pau => "pau",
+            Method::PauNeuron => "pau_neuron",
         }
     }
 
     /// The name in report headings and figure legends.
     pub fn display_name(self) -> &'static str {
         match self {
-            Method::Baseline(a) => a.name(),
             Method::SmartMixed => "SmartMixed",
+            Method::Softmix => "soft mixture",
+            Method::SoftmixFreeze => "soft mixture, frozen",
+            Method::Prelu => "PReLU",
+            Method::SwishBeta => "Swish-beta",
+            Method::Pau => "PAU",
+            Method::PauNeuron => "PAU per neuron",
+            other => other.name(),
         }
     }
 
@@ -71,12 +105,21 @@ impl Method {
 
     /// Whether its runs leave per-neuron choices (`choices.csv`, the share tables).
     pub fn has_choices(self) -> bool {
-        matches!(self, Method::SmartMixed)
+        matches!(self, Method::SmartMixed | Method::SoftmixFreeze)
     }
 
-    /// Whether a run of this method reads `setting` (a run setting's name).
+    /// Whether a run of this method reads `setting` (a run setting's name). Of the selection
+    /// settings: the soft mixtures read the pool, tau and clamp (so that `softmix_freeze`
+    /// differs from SmartMixed only by the Gumbel noise and the hard sample), and the frozen one
+    /// also the selection length and phase-2 init; only SmartMixed samples at evaluation.
     pub fn reads(self, setting: &str) -> bool {
-        self.is_adaptive() || !SELECTION_SETTINGS.contains(&setting)
+        let general = !SELECTION_SETTINGS.contains(&setting);
+        match self {
+            Method::SmartMixed => true,
+            Method::SoftmixFreeze => setting != "eval_selection",
+            Method::Softmix => general || ["tau", "clamp", "pool"].contains(&setting),
+            _ => general,
+        }
     }
 
     /// The settings this method does not read, space-separated (results.csv's
@@ -97,14 +140,22 @@ impl Method {
 
     /// The phases of a run of `epochs` epochs.
     pub fn schedule(self, epochs: usize, phase1_epochs: usize, init: Phase2Init) -> Vec<Phase> {
-        match self {
-            Method::Baseline(_) => vec![Phase {
-                name: "baseline",
+        let one_phase = |name| {
+            vec![Phase {
+                name,
                 last_epoch: epochs,
                 switch: None,
                 logs_shares: false,
-            }],
-            Method::SmartMixed => vec![
+            }]
+        };
+        match self {
+            Method::Baseline(_) => one_phase("baseline"),
+            Method::Softmix
+            | Method::Prelu
+            | Method::SwishBeta
+            | Method::Pau
+            | Method::PauNeuron => one_phase("train"),
+            Method::SmartMixed | Method::SoftmixFreeze => vec![
                 Phase {
                     name: "1",
                     last_epoch: phase1_epochs,
@@ -130,9 +181,18 @@ impl Method {
         rng: &mut ChaCha8Rng,
         device: &Device,
     ) -> Result<Box<dyn HiddenLayer>> {
+        let learnable = |kind, shared| LearnableUnits::new(kind, width, shared, device);
         Ok(match self {
             Method::Baseline(a) => Box::new(Fixed::uniform(a, width, device)?),
             Method::SmartMixed => Box::new(GumbelSelection::new(width, settings, rng, device)?),
+            Method::Softmix => Box::new(SoftMixture::new(width, settings, false, rng, device)?),
+            Method::SoftmixFreeze => {
+                Box::new(SoftMixture::new(width, settings, true, rng, device)?)
+            }
+            Method::Prelu => Box::new(learnable(Learnable::Prelu, false)?),
+            Method::SwishBeta => Box::new(learnable(Learnable::SwishBeta, false)?),
+            Method::Pau => Box::new(learnable(Learnable::Pau, true)?),
+            Method::PauNeuron => Box::new(learnable(Learnable::Pau, false)?),
         })
     }
 }
@@ -179,8 +239,11 @@ pub enum Phase2Init {
 impl FromStr for Method {
     type Err = anyhow::Error;
     fn from_str(s: &str) -> Result<Self> {
-        let key = s.trim().to_lowercase().replace(['-', '_'], "");
-        if let Some(m) = Method::ADAPTIVE.into_iter().find(|m| m.name() == key) {
+        let key = |s: &str| s.trim().to_lowercase().replace(['-', '_'], "");
+        if let Some(m) = Method::ADAPTIVE
+            .into_iter()
+            .find(|m| key(m.name()) == key(s))
+        {
             return Ok(m);
         }
         s.parse::<Activation>()

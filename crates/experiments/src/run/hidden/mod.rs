@@ -19,10 +19,14 @@ use mixed_act::Activation;
 use rand_chacha::ChaCha8Rng;
 
 mod fixed;
+mod learnable;
 mod selection;
+mod soft_mixture;
 
 pub use fixed::Fixed;
+pub use learnable::LearnableUnits;
 pub use selection::GumbelSelection;
+pub use soft_mixture::SoftMixture;
 
 /// How a forward pass treats layers that sample.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

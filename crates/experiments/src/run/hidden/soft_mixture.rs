@@ -1,0 +1,139 @@
+//! A soft mixture of the pool per neuron (DARTS' continuous relaxation): `y = sum_k w[n, k]
+//! f_k(x)`, `w[n] = softmax(logits[n] / tau)`, no noise and no hard sample. It either trains
+//! to the end (the network evaluated is the mixture, all K functions per neuron) or, in
+//! SmartMixed's schedule, becomes each neuron's argmax when its phase ends. It reuses
+//! mixed-act's mixture op (the same as the Gumbel selection, with dense weights); the softmax
+//! from the logits to the weights goes through candle's autograd.
+
+use std::any::Any;
+
+use anyhow::{Context, Result};
+use candle_core::backprop::GradStore;
+use candle_core::{Device, Tensor, Var, D};
+use mixed_act::{freeze, mixture, mixture_grads, Activation, SelectionLayer};
+use rand_chacha::ChaCha8Rng;
+
+use super::{layers_of, Draws, Fixed, HiddenLayer, Saved};
+use crate::run::method::LayerSettings;
+
+#[derive(Clone, Debug)]
+pub struct SoftMixture {
+    /// The logits, pool, tau and clamp, initialised as SmartMixed's selection is (so that the
+    /// two methods start from the same logits).
+    layer: SelectionLayer,
+    /// Whether the layer becomes its argmax when its phase ends.
+    freezes: bool,
+}
+
+impl SoftMixture {
+    pub fn new(
+        width: usize,
+        s: &LayerSettings,
+        freezes: bool,
+        rng: &mut ChaCha8Rng,
+        device: &Device,
+    ) -> Result<Self> {
+        let layer = SelectionLayer::with_pool(width, s.pool, s.tau, s.clamp, device, rng)?;
+        Ok(Self { layer, freezes })
+    }
+
+    /// The group's mixing weights `[m, N, K]` in `x`'s dtype, tracked to each model's logits.
+    fn weights(group: &[&dyn HiddenLayer], x: &Tensor) -> Result<Tensor> {
+        let layers = layers_of::<SoftMixture>(group)?;
+        let logits: Vec<Tensor> = layers
+            .iter()
+            .map(|l| l.layer.logits().as_tensor().clone())
+            .collect();
+        let scaled = (Tensor::stack(&logits, 0)? / layers[0].layer.tau())?;
+        Ok(candle_nn::ops::softmax(&scaled, D::Minus1)?.to_dtype(x.dtype())?)
+    }
+}
+
+impl HiddenLayer for SoftMixture {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn boxed_clone(&self) -> Box<dyn HiddenLayer> {
+        Box::new(self.clone())
+    }
+
+    fn group_key(&self) -> String {
+        let s = &self.layer;
+        format!(
+            "soft mixture {} tau {} clamp {:?}",
+            s.pool(),
+            s.tau(),
+            s.clamp()
+        )
+    }
+
+    fn neurons(&self) -> usize {
+        self.layer.neurons()
+    }
+
+    fn params(&self) -> Vec<Var> {
+        vec![self.layer.logits().clone()]
+    }
+
+    fn checkpoint(&self) -> Vec<(&'static str, Tensor)> {
+        vec![("logits", self.layer.logits().as_tensor().clone())]
+    }
+
+    fn choices(&self) -> Result<Option<Vec<Activation>>> {
+        Ok(Some(self.layer.choices()?))
+    }
+
+    fn end_phase(&self) -> Result<Box<dyn HiddenLayer>> {
+        Ok(match self.freezes {
+            true => Box::new(Fixed(freeze(&self.layer)?)),
+            false => self.boxed_clone(),
+        })
+    }
+
+    fn forward_ops(
+        &self,
+        group: &[&dyn HiddenLayer],
+        x: &Tensor,
+        _draws: &mut Draws,
+    ) -> Result<Tensor> {
+        let w = Self::weights(group, x)?;
+        Ok(mixture(x, &w, self.layer.pool(), self.layer.clamp())?)
+    }
+
+    fn forward(
+        &self,
+        group: &[&dyn HiddenLayer],
+        x: &Tensor,
+        _draws: &mut Draws,
+    ) -> Result<(Tensor, Saved)> {
+        let w = Self::weights(group, x)?;
+        let y = mixture(x, &w.detach(), self.layer.pool(), self.layer.clamp())?;
+        Ok((y, Some(Box::new(w))))
+    }
+
+    fn backward(
+        &self,
+        group: &[&dyn HiddenLayer],
+        x: &Tensor,
+        saved: &Saved,
+        grad_y: &Tensor,
+        grads: &mut GradStore,
+    ) -> Result<Tensor> {
+        let w = saved
+            .as_ref()
+            .and_then(|s| s.downcast_ref::<Tensor>())
+            .context("a soft mixture's backward pass without its weights")?;
+        let (pool, clamp) = (self.layer.pool(), self.layer.clamp());
+        let (grad_x, grad_w) = mixture_grads(x, &w.detach(), pool, clamp, grad_y)?;
+        // sum(w * G) has gradient exactly G in w; autograd takes it through the softmax.
+        let logit_grads = (w * grad_w)?.sum_all()?.backward()?;
+        for layer in layers_of::<SoftMixture>(group)? {
+            let logits = layer.layer.logits().as_tensor();
+            if let Some(g) = logit_grads.get(logits) {
+                grads.insert(logits, g.clone());
+            }
+        }
+        Ok(grad_x)
+    }
+}

@@ -1,0 +1,536 @@
+//! Activations with learnable parameters, the adaptive methods SmartMixed is compared with:
+//! PReLU and Swish-beta (one parameter per neuron) and PAU, the safe Pade unit of degrees
+//! (5, 4) (ten coefficients per layer, or per neuron). The one place each formula and its
+//! derivatives live.
+//!
+//! ```text
+//! x: [M, B, N] float, params: [M, U, P] (U = N: one unit per neuron; U = 1: one per layer)
+//! y[m, b, n] = f(x[m, b, n]; params[m, u(n)])
+//! grad_x = grad_y * df/dx;  grad_params[m, u] = sum over b (and n, for U = 1) of grad_y * df/dp
+//! ```
+//! The parameter gradients are sums over the batch in a fixed order (column by column, rows in
+//! order, in f64; a shared unit's columns then added in column order), so their bits do not
+//! depend on the thread count. On the CPU each op is one fused pass; on other devices the ops
+//! run as the candle compositions beside them ([`prelu_slow`], [`swish_beta_slow`],
+//! [`pau_slow`]) until they get kernels of their own.
+
+use candle_core::{
+    bail, CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor, Var,
+};
+use rayon::prelude::*;
+
+use crate::activation::{logistic, Real};
+
+/// The learnable activations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Learnable {
+    /// `max(0, x) + a min(0, x)`, one slope `a` per neuron (He et al. 2015).
+    Prelu,
+    /// `x sigmoid(beta x)`, one `beta` per neuron (Ramachandran et al. 2017).
+    SwishBeta,
+    /// `P(x) / Q(x)`, `P = sum_{j<=5} a_j x^j`, `Q = 1 + sum_{k=1..4} |b_k| |x|^k` (Molina et
+    /// al. 2020, rational_activations' version A); parameters `[a_0..a_5, b_1..b_4]`.
+    Pau,
+}
+
+/// PAU's numerator and denominator degrees' coefficient counts.
+pub const PAU_NUMERATOR: usize = 6;
+pub const PAU_DENOMINATOR: usize = 4;
+
+/// PAU initialised to its least-squares fit of leaky ReLU (slope 0.01) on [-3, 3]
+/// (rational_activations' `rationals_config.json`, "Rational_version_A5/4", "leaky_relu").
+pub const PAU_LEAKY_RELU_INIT: [f64; PAU_NUMERATOR + PAU_DENOMINATOR] = [
+    0.029792778657264946,
+    0.6183735264987601,
+    2.323309062531321,
+    3.051936237265109,
+    1.4854203263828845,
+    0.2510244961111299,
+    -1.1419548357285474,
+    4.393159974992486,
+    0.8714712309957245,
+    0.34719662339598834,
+];
+
+impl Learnable {
+    /// Parameters per unit.
+    pub fn params(self) -> usize {
+        match self {
+            Learnable::Prelu | Learnable::SwishBeta => 1,
+            Learnable::Pau => PAU_NUMERATOR + PAU_DENOMINATOR,
+        }
+    }
+
+    /// `f(x; p)`.
+    #[inline(always)]
+    fn value<F: Real>(self, x: F, p: &[F]) -> F {
+        match self {
+            // `+ 0` turns the -0 of a zero slope times a negative x into relu's +0.
+            Learnable::Prelu => {
+                if x > F::zero() {
+                    x
+                } else {
+                    p[0] * x + F::zero()
+                }
+            }
+            // With beta = 1 exactly SiLU's arithmetic (`activation.rs`): the same bits.
+            Learnable::SwishBeta => x * logistic(p[0] * x).0,
+            Learnable::Pau => pau_terms(x, p).value,
+        }
+    }
+
+    /// `df/dx`, with `df/dp` written into `dp`.
+    #[inline(always)]
+    fn derivatives<F: Real>(self, x: F, p: &[F], dp: &mut [F]) -> F {
+        match self {
+            Learnable::Prelu => {
+                if x > F::zero() {
+                    dp[0] = F::zero();
+                    F::one()
+                } else {
+                    dp[0] = x;
+                    p[0]
+                }
+            }
+            Learnable::SwishBeta => {
+                // s (1 + beta x (1 - s)), as SiLU's derivative with beta = 1; d/dbeta = x^2 s (1 - s).
+                let bx = p[0] * x;
+                let (s, one_minus_s) = logistic(bx);
+                dp[0] = x * x * s * one_minus_s;
+                s * (F::one() + bx * one_minus_s)
+            }
+            Learnable::Pau => {
+                let t = pau_terms(x, p);
+                for (d, power) in dp[..PAU_NUMERATOR].iter_mut().zip(t.powers) {
+                    *d = power / t.q;
+                }
+                for (k, d) in dp[PAU_NUMERATOR..].iter_mut().enumerate() {
+                    // sign(0) taken as +1, so that a coefficient at 0 can move.
+                    let sign = if p[PAU_NUMERATOR + k] < F::zero() {
+                        -F::one()
+                    } else {
+                        F::one()
+                    };
+                    *d = -sign * t.powers[k + 1].abs() * t.value / t.q;
+                }
+                (t.dp - t.dq * t.value) / t.q
+            }
+        }
+    }
+}
+
+/// One evaluation of PAU, every quantity divided by `|x|^4` when `|x| > 1` (the ratios are
+/// unchanged, and no power of x above the first is formed, so nothing overflows for finite x:
+/// x^5 would overflow f32 above about 5e7).
+struct PauTerms<F> {
+    value: F,
+    /// Q, scaled.
+    q: F,
+    /// dP/dx and dQ/dx, scaled.
+    dp: F,
+    dq: F,
+    /// x^j for j = 0..=5, scaled.
+    powers: [F; PAU_NUMERATOR],
+}
+
+#[inline(always)]
+fn pau_terms<F: Real>(x: F, p: &[F]) -> PauTerms<F> {
+    let (a, b) = p.split_at(PAU_NUMERATOR);
+    let one = F::one();
+    let sign = if x < F::zero() { -one } else { one };
+    let u = x.abs();
+    // abs_powers[j] = |x|^j / s, with s = 1 for |x| <= 1 and |x|^4 above: then r^(4 - j) for
+    // j <= 4 (r = 1 / |x|) and |x| for j = 5.
+    let mut abs_powers = [one; PAU_NUMERATOR];
+    if u > one {
+        let r = one / u;
+        abs_powers = [r * r * r * r, r * r * r, r * r, r, one, u];
+    } else {
+        for j in 1..PAU_NUMERATOR {
+            abs_powers[j] = abs_powers[j - 1] * u;
+        }
+    }
+    let signed = |j: usize| {
+        if j % 2 == 1 {
+            sign * abs_powers[j]
+        } else {
+            abs_powers[j]
+        }
+    };
+    let powers: [F; PAU_NUMERATOR] = std::array::from_fn(signed);
+    let (mut numerator, mut dp) = (F::zero(), F::zero());
+    for j in 0..PAU_NUMERATOR {
+        numerator = numerator + a[j] * powers[j];
+        if j > 0 {
+            // d x^j / dx = j x^(j - 1), scaled as x^(j - 1) is.
+            dp = dp + F::constant(j as f64) * a[j] * signed(j - 1);
+        }
+    }
+    // Q / s = 1 / s + sum |b_k| |x|^k / s; 1 / s is abs_powers[0].
+    let (mut q, mut dq) = (abs_powers[0], F::zero());
+    for k in 1..=PAU_DENOMINATOR {
+        let b = b[k - 1].abs();
+        q = q + b * abs_powers[k];
+        dq = dq + F::constant(k as f64) * b * abs_powers[k - 1];
+    }
+    PauTerms {
+        value: numerator / q,
+        q,
+        dp,
+        dq: sign * dq,
+        powers,
+    }
+}
+
+/// `f(x; params)` with autograd to `x` and `params`: x `[B, N]` or `[M, B, N]`, params
+/// `[U, P]` or `[M, U, P]` with U = N (a unit per neuron) or U = 1 (one for the layer).
+pub fn learnable(kind: Learnable, x: &Tensor, params: &Tensor) -> Result<Tensor> {
+    let (x3, p3, single) = as_stacks(kind, x, params)?;
+    let y = if x.device().is_cpu() {
+        x3.apply_op2(&p3, Forward(kind))?
+    } else {
+        learnable_slow(kind, &x3, &p3)?
+    };
+    if single {
+        y.squeeze(0)
+    } else {
+        Ok(y)
+    }
+}
+
+/// The gradients of [`learnable`] to `x` and to `params` for the upstream gradient `grad_y`,
+/// computed directly (the kernel the op's own backward runs).
+pub fn learnable_grads(
+    kind: Learnable,
+    x: &Tensor,
+    params: &Tensor,
+    grad_y: &Tensor,
+) -> Result<(Tensor, Tensor)> {
+    let (x3, p3, _) = as_stacks(kind, x, params)?;
+    let g3 = grad_y.reshape(x3.shape())?;
+    let (grad_x, grad_p) = if x.device().is_cpu() {
+        let both = x3.contiguous()?.apply_op3_no_bwd(
+            &p3.contiguous()?,
+            &g3.contiguous()?,
+            &Backward(kind),
+        )?;
+        let n = x3.elem_count();
+        (
+            both.narrow(0, 0, n)?.reshape(x3.shape())?,
+            both.narrow(0, n, p3.elem_count())?.reshape(p3.shape())?,
+        )
+    } else {
+        let xv = Var::from_tensor(&x3.detach())?;
+        let pv = Var::from_tensor(&p3.detach())?;
+        let y = learnable_slow(kind, xv.as_tensor(), pv.as_tensor())?;
+        let grads = (y * g3)?.sum_all()?.backward()?;
+        let get = |v: &Var| grads.get(v.as_tensor()).cloned();
+        match (get(&xv), get(&pv)) {
+            (Some(gx), Some(gp)) => (gx, gp),
+            _ => bail!("the learnable activation lost its gradients"),
+        }
+    };
+    Ok((grad_x.reshape(x.shape())?, grad_p.reshape(params.shape())?))
+}
+
+/// x as `[M, B, N]` and params as `[M, U, P]` (a leading model dimension added to single
+/// tensors), checked against each other.
+fn as_stacks(kind: Learnable, x: &Tensor, params: &Tensor) -> Result<(Tensor, Tensor, bool)> {
+    let (x3, p3, single) = match (x.rank(), params.rank()) {
+        (2, 2) => (x.unsqueeze(0)?, params.unsqueeze(0)?, true),
+        (3, 3) => (x.clone(), params.clone(), false),
+        _ => bail!(
+            "{kind:?}: x [B, N] with params [U, P], or x [M, B, N] with params [M, U, P]; got {:?} and {:?}",
+            x.dims(),
+            params.dims()
+        ),
+    };
+    let (m, _, n) = x3.dims3()?;
+    let (pm, u, p) = p3.dims3()?;
+    if pm != m || !(u == n || u == 1) || p != kind.params() {
+        bail!(
+            "{kind:?}: params must be [{m}, {n} or 1, {}] for x {:?}, got {:?}",
+            kind.params(),
+            x.dims(),
+            params.dims()
+        );
+    }
+    if x3.dtype() != p3.dtype() {
+        bail!(
+            "{kind:?}: x is {:?} but params are {:?}",
+            x3.dtype(),
+            p3.dtype()
+        );
+    }
+    Ok((x3, p3, single))
+}
+
+/// PReLU: [`learnable`] with [`Learnable::Prelu`] (slopes `[.., N, 1]` or the squeezed `[.., N]`).
+pub fn prelu(x: &Tensor, slopes: &Tensor) -> Result<Tensor> {
+    learnable(Learnable::Prelu, x, &slopes.unsqueeze(slopes.rank())?)
+}
+
+/// Swish-beta: [`learnable`] with [`Learnable::SwishBeta`] (betas `[.., N]`).
+pub fn swish_beta(x: &Tensor, betas: &Tensor) -> Result<Tensor> {
+    learnable(Learnable::SwishBeta, x, &betas.unsqueeze(betas.rank())?)
+}
+
+/// PAU: [`learnable`] with [`Learnable::Pau`] (coefficients `[.., U, 10]`).
+pub fn pau(x: &Tensor, coefficients: &Tensor) -> Result<Tensor> {
+    learnable(Learnable::Pau, x, coefficients)
+}
+
+/// The same functions composed from candle's own ops (x `[M, B, N]`, params `[M, U, P]`):
+/// slow, but they spell out the math, and the tests compare the fused ops against them. PAU
+/// is written directly (`x^5` overflows f32 above about 5e7: compare at moderate inputs).
+pub fn learnable_slow(kind: Learnable, x: &Tensor, params: &Tensor) -> Result<Tensor> {
+    // [M, 1, U] columns of parameter j, broadcast over the batch.
+    let column = |j: usize| -> Result<Tensor> { params.narrow(2, j, 1)?.squeeze(2)?.unsqueeze(1) };
+    match kind {
+        Learnable::Prelu => {
+            let negative = x.minimum(0.0)?.broadcast_mul(&column(0)?)?;
+            x.relu()? + negative
+        }
+        Learnable::SwishBeta => {
+            let bx = x.broadcast_mul(&column(0)?)?;
+            x * candle_nn::ops::sigmoid(&bx)?
+        }
+        Learnable::Pau => pau_slow(x, params),
+    }
+}
+
+/// PReLU from candle ops.
+pub fn prelu_slow(x: &Tensor, slopes: &Tensor) -> Result<Tensor> {
+    learnable_slow(Learnable::Prelu, x, &slopes.unsqueeze(slopes.rank())?)
+}
+
+/// Swish-beta from candle ops.
+pub fn swish_beta_slow(x: &Tensor, betas: &Tensor) -> Result<Tensor> {
+    learnable_slow(Learnable::SwishBeta, x, &betas.unsqueeze(betas.rank())?)
+}
+
+/// PAU from candle ops: `P(x) / (1 + sum |b_k| |x|^k)` with the powers formed directly.
+pub fn pau_slow(x: &Tensor, coefficients: &Tensor) -> Result<Tensor> {
+    let column =
+        |j: usize| -> Result<Tensor> { coefficients.narrow(2, j, 1)?.squeeze(2)?.unsqueeze(1) };
+    let mut numerator = column(0)?.broadcast_as(x.shape())?;
+    let mut power = x.clone();
+    for j in 1..PAU_NUMERATOR {
+        numerator = (numerator + power.broadcast_mul(&column(j)?)?)?;
+        power = (power * x)?;
+    }
+    let u = x.abs()?;
+    let mut denominator = x.ones_like()?;
+    let mut power = u.clone();
+    for k in 0..PAU_DENOMINATOR {
+        denominator = (denominator + power.broadcast_mul(&column(PAU_NUMERATOR + k)?.abs()?)?)?;
+        power = (power * &u)?;
+    }
+    numerator / denominator
+}
+
+/// The unit of column `n` when there are `units` units (n itself, or the one shared unit).
+#[inline(always)]
+fn unit_of(n: usize, units: usize) -> usize {
+    if units == 1 {
+        0
+    } else {
+        n
+    }
+}
+
+fn contiguous<'a, F: candle_core::WithDType>(
+    storage: &'a CpuStorage,
+    layout: &Layout,
+    what: &str,
+) -> Result<&'a [F]> {
+    let data = storage.as_slice::<F>()?;
+    match layout.contiguous_offsets() {
+        Some((start, end)) => Ok(&data[start..end]),
+        None => bail!("{what} must be contiguous"),
+    }
+}
+
+struct Forward(Learnable);
+
+impl Forward {
+    fn run<F: Real + candle_core::WithDType>(
+        &self,
+        x: &[F],
+        p: &[F],
+        (m, b, n, u): (usize, usize, usize, usize),
+    ) -> Vec<F> {
+        let kind = self.0;
+        let k = kind.params();
+        let mut y = vec![F::zero(); m * b * n];
+        y.par_chunks_mut(n.max(1))
+            .zip(x.par_chunks(n.max(1)))
+            .enumerate()
+            .for_each(|(row, (y, x))| {
+                let params = &p[(row / b.max(1)) * u * k..][..u * k];
+                for (col, (y, &x)) in y.iter_mut().zip(x).enumerate() {
+                    let unit = unit_of(col, u);
+                    *y = kind.value(x, &params[unit * k..(unit + 1) * k]);
+                }
+            });
+        y
+    }
+}
+
+impl CustomOp2 for Forward {
+    fn name(&self) -> &'static str {
+        "learnable-activation"
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        ps: &CpuStorage,
+        pl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (m, b, n) = xl.shape().dims3()?;
+        let u = pl.shape().dims3()?.1;
+        let dims = (m, b, n, u);
+        let out = match candle_core::backend::BackendStorage::dtype(xs) {
+            DType::F32 => CpuStorage::F32(self.run(
+                contiguous::<f32>(xs, xl, "x")?,
+                contiguous::<f32>(ps, pl, "params")?,
+                dims,
+            )),
+            DType::F64 => CpuStorage::F64(self.run(
+                contiguous::<f64>(xs, xl, "x")?,
+                contiguous::<f64>(ps, pl, "params")?,
+                dims,
+            )),
+            other => bail!("learnable activations take f32 or f64, got {other:?}"),
+        };
+        Ok((out, xl.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        params: &Tensor,
+        _res: &Tensor,
+        grad_res: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let (gx, gp) = learnable_grads(self.0, x, params, grad_res)?;
+        Ok((Some(gx), Some(gp)))
+    }
+}
+
+#[inline(always)]
+fn wide<F: Real>(v: F) -> f64 {
+    v.to_f64().unwrap_or(f64::NAN)
+}
+
+/// Columns per parallel task of the backward pass.
+const COLUMN_BLOCK: usize = 32;
+
+struct Backward(Learnable);
+
+impl Backward {
+    /// `[grad_x (M B N values), grad_params (M U P values)]`.
+    fn run<F: Real + candle_core::WithDType>(
+        &self,
+        x: &[F],
+        p: &[F],
+        g: &[F],
+        (m, b, n, u): (usize, usize, usize, usize),
+    ) -> Vec<F> {
+        let kind = self.0;
+        let k = kind.params();
+        let blocks = n.div_ceil(COLUMN_BLOCK);
+        // Per (model, column block): the block's grad_x, row by row, and per column its
+        // parameter gradient summed over the rows in order, in f64.
+        let parts: Vec<(Vec<F>, Vec<f64>)> = (0..m * blocks)
+            .into_par_iter()
+            .map(|task| {
+                let (model, block) = (task / blocks, task % blocks);
+                let cols = block * COLUMN_BLOCK..((block + 1) * COLUMN_BLOCK).min(n);
+                let width = cols.len();
+                let params = &p[model * u * k..][..u * k];
+                let mut grad_x = vec![F::zero(); b * width];
+                let mut sums = vec![0f64; width * k];
+                let mut dp = vec![F::zero(); k];
+                for row in 0..b {
+                    let at = (model * b + row) * n;
+                    for (c, col) in cols.clone().enumerate() {
+                        let unit = unit_of(col, u);
+                        let dydx = kind.derivatives(x[at + col], &params[unit * k..][..k], &mut dp);
+                        let gy = g[at + col];
+                        grad_x[row * width + c] = gy * dydx;
+                        for (sum, &d) in sums[c * k..(c + 1) * k].iter_mut().zip(&dp) {
+                            *sum += wide(gy) * wide(d);
+                        }
+                    }
+                }
+                (grad_x, sums)
+            })
+            .collect();
+        let mut out = vec![F::zero(); m * b * n + m * u * k];
+        let (grad_x, grad_p) = out.split_at_mut(m * b * n);
+        let mut unit_sums = vec![0f64; m * u * k];
+        for (task, (block_grad, sums)) in parts.into_iter().enumerate() {
+            let (model, block) = (task / blocks, task % blocks);
+            let start = block * COLUMN_BLOCK;
+            let width = sums.len() / k.max(1);
+            for row in 0..b {
+                let at = (model * b + row) * n + start;
+                grad_x[at..at + width].copy_from_slice(&block_grad[row * width..][..width]);
+            }
+            // Columns in order: a shared unit's sum adds them one after the other.
+            for c in 0..width {
+                let unit = unit_of(start + c, u);
+                for j in 0..k {
+                    unit_sums[(model * u + unit) * k + j] += sums[c * k + j];
+                }
+            }
+        }
+        for (out, sum) in grad_p.iter_mut().zip(unit_sums) {
+            *out = F::constant(sum);
+        }
+        out
+    }
+}
+
+impl CustomOp3 for Backward {
+    fn name(&self) -> &'static str {
+        "learnable-activation-grads"
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        ps: &CpuStorage,
+        pl: &Layout,
+        gs: &CpuStorage,
+        gl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (m, b, n) = xl.shape().dims3()?;
+        let u = pl.shape().dims3()?.1;
+        if gl.dims() != xl.dims() {
+            bail!("grad_y has shape {:?} but x has {:?}", gl.dims(), xl.dims());
+        }
+        let dims = (m, b, n, u);
+        let out = match candle_core::backend::BackendStorage::dtype(xs) {
+            DType::F32 => CpuStorage::F32(self.run(
+                contiguous::<f32>(xs, xl, "x")?,
+                contiguous::<f32>(ps, pl, "params")?,
+                contiguous::<f32>(gs, gl, "grad_y")?,
+                dims,
+            )),
+            DType::F64 => CpuStorage::F64(self.run(
+                contiguous::<f64>(xs, xl, "x")?,
+                contiguous::<f64>(ps, pl, "params")?,
+                contiguous::<f64>(gs, gl, "grad_y")?,
+                dims,
+            )),
+            other => bail!("learnable activations take f32 or f64, got {other:?}"),
+        };
+        let len = m * b * n + m * u * self.0.params();
+        Ok((out, Shape::from(len)))
+    }
+}
