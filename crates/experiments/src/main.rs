@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
+use experiments::bail_input;
 use experiments::error::InputError;
 use experiments::grid::sweep::{expand, plan, run_sweep, Shard, SweepConfig, SweepOptions};
 use experiments::interrupt::{self, Interrupted};
@@ -180,14 +181,15 @@ struct TrainArgs {
     /// Explicit hidden widths, e.g. 512,256,128,64.
     #[arg(long, value_delimiter = ',')]
     widths: Option<Vec<usize>>,
-    /// smartmixed, or a baseline: relu, sigmoid, tanh, leaky_relu, elu, selu, gelu, silu,
-    /// mish, softplus or identity [default: smartmixed].
+    /// smartmixed; an adaptive method to compare it with: softmix, softmix_freeze, prelu,
+    /// swish_beta, pau, pau_neuron; or a fixed function: relu, sigmoid, tanh, leaky_relu, elu,
+    /// selu, gelu, silu, mish, softplus or identity [default: smartmixed].
     #[arg(long)]
     method: Option<Method>,
     /// Total epochs (SmartMixed: phase 1 + phase 2).
     #[arg(long)]
     epochs: Option<usize>,
-    /// Phase-1 epochs (SmartMixed only).
+    /// Selection-phase epochs (smartmixed, softmix_freeze).
     #[arg(long)]
     phase1_epochs: Option<usize>,
     #[arg(long)]
@@ -200,7 +202,7 @@ struct TrainArgs {
     /// Seed of the train/validation split (kept apart so every model of a sweep sees one split).
     #[arg(long)]
     split_seed: Option<u64>,
-    /// Gumbel-softmax temperature.
+    /// Softmax temperature of SmartMixed's Gumbel sample and of the soft mixtures.
     #[arg(long)]
     tau: Option<f64>,
     /// Phase-1 clamp bound, or `none`.
@@ -215,7 +217,7 @@ struct TrainArgs {
     loss: Option<LossKind>,
     #[arg(long, value_enum)]
     eval_selection: Option<EvalSelection>,
-    /// SmartMixed's candidates, comma-separated, e.g. relu,tanh,gelu; `paper` = the paper's six
+    /// The candidates of SmartMixed and the soft mixtures, comma-separated, e.g. relu,tanh,gelu; `paper` = the paper's six
     /// (also within a list: paper,gelu), `all` = every candidate [default: paper].
     #[arg(long)]
     pool: Option<PoolSetting>,
@@ -259,6 +261,14 @@ impl TrainArgs {
 
 fn run_train(args: TrainArgs) -> Result<()> {
     let cfg = TrainConfig::resolve(args.config.as_deref(), args.preset, &args.flags())?;
+    if let Some(setting) = args.flags().unread_by(cfg.method) {
+        bail_input!(
+            "--{} is not a setting of --method {} (it reads: {})",
+            setting.replace('_', "-"),
+            cfg.method,
+            cfg.method.settings_read()
+        );
+    }
     let progress = Progress::detect(args.quiet);
     let (device, device_name) = device::select(cfg.device)?;
     let raw = data::load(cfg.dataset, cfg.data_dir_or_env().as_deref())?;

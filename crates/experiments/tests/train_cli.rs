@@ -317,6 +317,24 @@ fn bad_input_is_a_clear_error() {
         (vec!["--pool", "relu,swish"], "unknown activation 'swish'"),
         (vec!["--pool", "relu,tanh,relu"], "'relu' appears twice"),
         (vec!["--pool", ""], "the pool is empty"),
+        (vec!["--tau=-1"], "--tau"),
+        (vec!["--tau", "nan"], "--tau"),
+        (
+            vec!["--method", "pau", "--pool", "relu,elu"],
+            "--pool is not a setting of --method pau",
+        ),
+        (
+            vec!["--method", "prelu", "--tau", "1"],
+            "--tau is not a setting of --method prelu",
+        ),
+        (
+            vec!["--method", "softmix", "--phase1-epochs", "2"],
+            "--phase1-epochs is not a setting of --method softmix (it reads: tau, clamp, pool)",
+        ),
+        (
+            vec!["--method", "relu", "--clamp", "5"],
+            "--clamp is not a setting of --method relu",
+        ),
     ];
     for (extra, needle) in cases {
         let mut args = vec!["train", "--out", out.to_str().unwrap()];

@@ -311,6 +311,22 @@ impl Settings {
         }
     }
 
+    /// The first selection setting set here that `method` does not read (a flag that would
+    /// silently change nothing).
+    pub fn unread_by(&self, method: Method) -> Option<&'static str> {
+        let set = [
+            ("phase1_epochs", self.phase1_epochs.is_some()),
+            ("tau", self.tau.is_some()),
+            ("clamp", self.clamp.is_some()),
+            ("phase2_init", self.phase2_init.is_some()),
+            ("eval_selection", self.eval_selection.is_some()),
+            ("pool", self.pool.is_some()),
+        ];
+        set.into_iter()
+            .find(|&(name, given)| given && !method.reads(name))
+            .map(|(name, _)| name)
+    }
+
     /// Reads a TOML config file; unknown keys and bad values name the file and key.
     pub fn from_toml_file(path: &Path) -> Result<Settings> {
         let text = std::fs::read_to_string(path)

@@ -122,6 +122,19 @@ impl Method {
         }
     }
 
+    /// The selection settings this method reads, for messages ("none" for none).
+    pub fn settings_read(self) -> String {
+        let read: Vec<&str> = SELECTION_SETTINGS
+            .iter()
+            .filter(|s| self.reads(s))
+            .copied()
+            .collect();
+        match read.is_empty() {
+            true => "none of the selection settings".into(),
+            false => read.join(", "),
+        }
+    }
+
     /// The settings this method does not read, space-separated (results.csv's
     /// `not_applicable`).
     pub fn not_applicable(self) -> String {

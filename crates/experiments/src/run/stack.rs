@@ -376,6 +376,19 @@ impl Stack {
         self.hidden[m].iter().map(|h| h.choices()).collect()
     }
 
+    /// What model `m`'s hidden layers learned, one entry per layer, when any has something
+    /// to say (`summary.json`'s `learned`).
+    pub fn learned(&self, m: usize) -> Result<Option<Vec<serde_json::Value>>> {
+        let layers: Vec<Option<serde_json::Value>> = self.hidden[m]
+            .iter()
+            .map(|h| h.learned())
+            .collect::<Result<_>>()?;
+        Ok(layers
+            .iter()
+            .any(Option::is_some)
+            .then(|| layers.into_iter().map(Option::unwrap_or_default).collect()))
+    }
+
     /// Model `m` as safetensors: `linear.{i}.weight|bias`, then each hidden layer's checkpoint
     /// as `hidden.{i}.{name}` (`logits` in a selection phase, `ids` for fixed functions).
     pub fn save(&self, m: usize, path: &Path) -> Result<()> {

@@ -6,10 +6,11 @@ use std::any::Any;
 
 use anyhow::Result;
 use candle_core::backprop::GradStore;
-use candle_core::{Device, Tensor, Var};
+use candle_core::{DType, Device, Tensor, Var};
 use mixed_act::{learnable, learnable_grads, Learnable, PAU_LEAKY_RELU_INIT};
+use serde_json::json;
 
-use super::{layers_of, Draws, HiddenLayer, Saved};
+use super::{layers_of, spread, Draws, HiddenLayer, Saved};
 
 #[derive(Clone, Debug)]
 pub struct LearnableUnits {
@@ -77,6 +78,20 @@ impl HiddenLayer for LearnableUnits {
             Learnable::Pau => "coefficients",
         };
         vec![(name, self.params.as_tensor().clone())]
+    }
+
+    fn learned(&self) -> Result<Option<serde_json::Value>> {
+        let rows: Vec<Vec<f64>> = self.params.as_tensor().to_dtype(DType::F64)?.to_vec2()?;
+        let column = |j: usize| -> Vec<f64> { rows.iter().map(|r| r[j]).collect() };
+        Ok(Some(match self.kind {
+            Learnable::Prelu => json!({ "slopes": spread(&column(0)) }),
+            Learnable::SwishBeta => json!({ "betas": spread(&column(0)) }),
+            // One unit: its coefficients; one per neuron: each coefficient's spread.
+            Learnable::Pau if rows.len() == 1 => json!({ "coefficients": rows[0] }),
+            Learnable::Pau => json!({
+                "coefficients": (0..self.kind.params()).map(|j| spread(&column(j))).collect::<Vec<_>>()
+            }),
+        }))
     }
 
     fn forward_ops(

@@ -87,6 +87,11 @@ pub trait HiddenLayer: Any + std::fmt::Debug {
         Ok(None)
     }
 
+    /// What the layer learned, for `summary.json` (kinds with parameters of their own).
+    fn learned(&self) -> Result<Option<serde_json::Value>> {
+        Ok(None)
+    }
+
     /// What the layer becomes when its phase ends and another follows (a selection becomes its
     /// argmax; by default the layer stays as it is).
     fn end_phase(&self) -> Result<Box<dyn HiddenLayer>> {
@@ -161,6 +166,25 @@ pub fn autograd_backward<L: HiddenLayer + ?Sized>(
     store
         .remove(input.as_tensor())
         .context("a hidden layer's output does not depend on its input")
+}
+
+/// Mean, quartiles and range of `values` (each quartile the nearest-rank value of the sorted
+/// list), for summaries of learned parameters.
+pub fn spread(values: &[f64]) -> serde_json::Value {
+    let mut sorted: Vec<f64> = values.iter().copied().filter(|v| !v.is_nan()).collect();
+    sorted.sort_by(f64::total_cmp);
+    if sorted.is_empty() {
+        return serde_json::Value::Null;
+    }
+    let at = |q: f64| sorted[((sorted.len() - 1) as f64 * q).round() as usize];
+    serde_json::json!({
+        "mean": sorted.iter().sum::<f64>() / sorted.len() as f64,
+        "min": at(0.0),
+        "q1": at(0.25),
+        "median": at(0.5),
+        "q3": at(0.75),
+        "max": at(1.0),
+    })
 }
 
 /// The group's layers as the concrete kind `T` (every layer of a group has the first one's kind).

@@ -84,6 +84,23 @@ impl HiddenLayer for SoftMixture {
         Ok(Some(self.layer.choices()?))
     }
 
+    fn learned(&self) -> Result<Option<serde_json::Value>> {
+        let s = &self.layer;
+        let scaled = (s.logits().as_tensor() / s.tau())?;
+        let w: Vec<Vec<f64>> = candle_nn::ops::softmax(&scaled, D::Minus1)?
+            .to_dtype(candle_core::DType::F64)?
+            .to_vec2()?;
+        let mean = |k: usize| w.iter().map(|row| row[k]).sum::<f64>() / w.len().max(1) as f64;
+        let weights: serde_json::Map<String, serde_json::Value> = s
+            .pool()
+            .members()
+            .iter()
+            .enumerate()
+            .map(|(k, a)| (a.name().to_string(), mean(k).into()))
+            .collect();
+        Ok(Some(serde_json::json!({ "mean_weights": weights })))
+    }
+
     fn end_phase(&self) -> Result<Box<dyn HiddenLayer>> {
         Ok(match self.freezes {
             true => Box::new(Fixed(freeze(&self.layer)?)),

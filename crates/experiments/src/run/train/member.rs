@@ -188,6 +188,7 @@ impl<'a> Member<'a> {
             phase2_epoch_seconds: phase1.map(|_| mean(&result.epoch_seconds)),
             train_seconds: started.elapsed().as_secs_f64(),
             layer_shares: choices.map(|c| shares(&c, cfg.pool.0)),
+            learned: stack.learned(m)?,
             cohort_models: size,
         };
         write_json(&out.join("summary.json"), &summary)?;
@@ -221,6 +222,7 @@ impl<'a> Member<'a> {
             phase2_epoch_seconds: p2,
             train_seconds: started.elapsed().as_secs_f64(),
             layer_shares: None,
+            learned: None,
             cohort_models: size,
         }
     }

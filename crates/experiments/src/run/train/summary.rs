@@ -22,6 +22,11 @@ pub struct Summary {
     /// function of the pool, in pool order (config.json's `pool`; the paper's six when it has
     /// none).
     pub layer_shares: Option<Vec<Vec<f64>>>,
+    /// Adaptive methods with parameters of their own: per hidden layer what it learned (PReLU
+    /// slopes and Swish betas: mean, quartiles, range; PAU coefficients; a soft mixture's mean
+    /// weight of each function). Left out for the others.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub learned: Option<Vec<serde_json::Value>>,
     /// How many models trained together in this run's cohort (the epoch times are the
     /// cohort's wall time; divided by this, one model's share). Left out when 1.
     #[serde(default = "one", skip_serializing_if = "is_one")]
