@@ -37,6 +37,18 @@ pub struct Network {
     pub hidden: Vec<Box<dyn HiddenLayer>>,
 }
 
+impl Network {
+    /// The number of trainable scalars: the linear layers' and the hidden layers' own.
+    pub fn n_params(&self) -> usize {
+        let linear = self
+            .linears
+            .iter()
+            .map(|(w, b)| w.elem_count() + b.elem_count());
+        let hidden = self.hidden.iter().flat_map(|h| h.params());
+        linear.sum::<usize>() + hidden.map(|p| p.elem_count()).sum::<usize>()
+    }
+}
+
 /// The linear layers of a network of `widths` (784 in, 10 out), initialised like PyTorch's
 /// `nn.Linear`: weights and biases uniform in ±1/sqrt(fan_in), drawn from the seeded host RNG
 /// (candle's own CPU RNG cannot be seeded), layer by layer, weights before biases.
@@ -187,10 +199,6 @@ impl Stack {
             .collect()
     }
 
-    pub fn linear_count(&self) -> usize {
-        self.linears.len()
-    }
-
     /// `[start, end)` ranges of neighbouring models whose hidden layer `layer` runs as one op.
     pub fn groups(&self, layer: usize) -> Vec<Range<usize>> {
         let mut groups: Vec<(Range<usize>, String)> = Vec::new();
@@ -231,21 +239,6 @@ impl Stack {
             }
         }
         vars
-    }
-
-    /// Model `m`'s number of trainable scalars.
-    pub fn n_params(&self, m: usize) -> usize {
-        let linear: usize = self
-            .linears
-            .iter()
-            .map(|l| (l.weight.elem_count() + l.bias.elem_count()) / self.len())
-            .sum();
-        let hidden: usize = self.hidden[m]
-            .iter()
-            .flat_map(|h| h.params())
-            .map(|p| p.elem_count())
-            .sum();
-        linear + hidden
     }
 
     /// Logits `[M, B, 10]` for x `[M, B, 784]` (each model its own batch), and the trace for

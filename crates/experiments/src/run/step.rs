@@ -20,6 +20,53 @@ pub fn loss(logits: &Tensor, labels: &Tensor, kind: LossKind) -> candle_core::Re
     }
 }
 
+/// Each model's batch loss from its logits `[M, B, 10]` (labels `[M, B]`) and the gradient
+/// `[M, B, 10]` of each loss to its model's logits, model by model: the bits of a model trained
+/// alone (the CPU path).
+fn losses_one_by_one(logits: &Tensor, y: &Tensor, kind: LossKind) -> Result<(Vec<Tensor>, Tensor)> {
+    let models = logits.dim(0)?;
+    let mut losses = Vec::with_capacity(models);
+    let mut grads = Vec::with_capacity(models);
+    for m in 0..models {
+        let logits_m = Var::from_tensor(&logits.get(m)?)?;
+        let batch_loss = loss(logits_m.as_tensor(), &y.get(m)?, kind)?;
+        let g = batch_loss
+            .backward()?
+            .remove(logits_m.as_tensor())
+            .context("the loss does not depend on the logits")?;
+        losses.push(batch_loss);
+        grads.push(g);
+    }
+    Ok((losses, Tensor::stack(&grads, 0)?))
+}
+
+/// [`losses_one_by_one`] as one set of ops for all models (GPUs: a handful of launches per
+/// step instead of a loss graph per model). The same math; the sums may round differently.
+pub(crate) fn losses_at_once(
+    logits: &Tensor,
+    y: &Tensor,
+    kind: LossKind,
+) -> Result<(Vec<Tensor>, Tensor)> {
+    let (models, batch, _) = logits.dims3()?;
+    let var = Var::from_tensor(logits)?;
+    let inputs = match kind {
+        LossKind::Logits => var.as_tensor().clone(),
+        LossKind::Probs => candle_nn::ops::softmax(var.as_tensor(), D::Minus1)?,
+    };
+    let log_p = candle_nn::ops::log_softmax(&inputs, D::Minus1)?;
+    let picked = log_p.gather(&y.to_dtype(candle_core::DType::U32)?.unsqueeze(2)?, 2)?;
+    let losses = (picked.squeeze(2)?.sum(1)? / -(batch as f64))?;
+    let grad = losses
+        .sum_all()?
+        .backward()?
+        .remove(var.as_tensor())
+        .context("the loss does not depend on the logits")?;
+    let losses = (0..models)
+        .map(|m| losses.get(m))
+        .collect::<candle_core::Result<_>>()?;
+    Ok((losses, grad))
+}
+
 /// What a step needs besides the batch: the stack's parameters (from [`Stack::params`]) with
 /// their optimizer, and per model its loss kind, clipping bound and random stream.
 pub struct Learner<'a> {
@@ -42,20 +89,11 @@ pub fn step(
 ) -> Result<Vec<Tensor>> {
     let models = stack.len();
     let (logits, trace) = stack.forward(x, Pass::Train, rngs, &vec![true; models])?;
-    // Each model's loss from its own logits.
-    let mut losses = Vec::with_capacity(models);
-    let mut grad_logits = Vec::with_capacity(models);
-    for m in 0..models {
-        let logits_m = Var::from_tensor(&logits.get(m)?)?;
-        let batch_loss = loss(logits_m.as_tensor(), &y.get(m)?, learner.loss)?;
-        let g = batch_loss
-            .backward()?
-            .remove(logits_m.as_tensor())
-            .context("the loss does not depend on the logits")?;
-        losses.push(batch_loss);
-        grad_logits.push(g);
-    }
-    let grads = stack.backward(&trace, &Tensor::stack(&grad_logits, 0)?)?;
+    let (losses, grad_logits) = match x.device().is_cpu() {
+        true => losses_one_by_one(&logits, y, learner.loss)?,
+        false => losses_at_once(&logits, y, learner.loss)?,
+    };
+    let grads = stack.backward(&trace, &grad_logits)?;
     let own_grads = |m: usize| -> Result<Vec<Tensor>> {
         Ok(learner
             .params
@@ -101,4 +139,38 @@ pub fn step(
             .step_models_on_device(&grads, &Tensor::stack(&factors, 0)?, active)?;
     }
     Ok(losses)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+
+    /// The GPU path's losses and logit gradients for all models at once equal the per-model
+    /// path's to rounding, for both loss kinds.
+    #[test]
+    fn losses_at_once_match_losses_one_by_one() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+        let dev = candle_core::Device::Cpu;
+        let (m, b) = (3, 17);
+        let x: Vec<f32> = (0..m * b * 10)
+            .map(|_| rng.random_range(-3.0..3.0))
+            .collect();
+        let y: Vec<u32> = (0..m * b).map(|_| rng.random_range(0..10)).collect();
+        let logits = Tensor::from_vec(x, (m, b, 10), &dev).unwrap();
+        let y = Tensor::from_vec(y, (m, b), &dev).unwrap();
+        for kind in [LossKind::Logits, LossKind::Probs] {
+            let (l1, g1) = losses_one_by_one(&logits, &y, kind).unwrap();
+            let (l2, g2) = losses_at_once(&logits, &y, kind).unwrap();
+            for (a, b) in l1.iter().zip(&l2) {
+                let (a, b) = (a.to_scalar::<f32>().unwrap(), b.to_scalar::<f32>().unwrap());
+                assert!((a - b).abs() < 1e-5, "{kind:?}: {a} vs {b}");
+            }
+            let diff = (g1 - g2).unwrap().abs().unwrap().max_all().unwrap();
+            assert!(
+                diff.to_scalar::<f32>().unwrap() < 1e-6,
+                "{kind:?}: gradients"
+            );
+        }
+    }
 }

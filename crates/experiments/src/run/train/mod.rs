@@ -217,17 +217,7 @@ fn build<'a>(
     for (&cfg, &out) in cfgs.iter().zip(outs) {
         let mut streams = Streams::new(cfg.seed);
         let network = initial_network(cfg, &mut streams.init, device)?;
-        let n_params = network
-            .linears
-            .iter()
-            .map(|(w, b)| w.elem_count() + b.elem_count());
-        let n_params = n_params.sum::<usize>()
-            + network
-                .hidden
-                .iter()
-                .flat_map(|h| h.params())
-                .map(|p| p.elem_count())
-                .sum::<usize>();
+        let n_params = network.n_params();
         let name = match cfgs.len() {
             1 => String::new(),
             _ => format!("{} seed {}: ", cfg.method, cfg.seed),
