@@ -53,6 +53,22 @@ struct Case<'a> {
     run: Box<dyn Fn() -> candle_core::Result<()> + 'a>,
 }
 
+impl<'a> Case<'a> {
+    /// A case whose bytes are not counted: its GB/s reads 0.
+    fn without_bytes(
+        name: &'static str,
+        pass: &'static str,
+        run: impl Fn() -> candle_core::Result<()> + 'a,
+    ) -> Case<'a> {
+        Case {
+            name,
+            pass,
+            bytes: 0.0,
+            run: Box::new(run),
+        }
+    }
+}
+
 /// Runs every case `repeats` times, round-robin after `warmup` rounds; returns sorted µs.
 /// GPU work is asynchronous: the device is synchronised before the clock starts and stops.
 fn measure(
@@ -211,22 +227,30 @@ fn op_case<'a>(name: &'static str, backward: bool, elem_bytes: f64, f: OpFn<'a>)
     }
 }
 
-/// `smartmixed bench ops`.
-pub fn bench_ops(
-    shapes: &[(usize, usize)],
-    repeats: usize,
-    csv: Option<&Path>,
-    (dev, device_name): &(Device, String),
-) -> Result<Vec<BenchRow>> {
-    let mut all = Vec::new();
-    for &(rows, cols) in shapes {
+/// The inputs of `bench ops` at one shape, drawn from a fixed seed.
+struct OpInputs {
+    x: Var,
+    /// Functions drawn evenly from the paper's six, in random order, by id and as functions.
+    ids: Tensor,
+    acts: Vec<Activation>,
+    /// The same from every candidate.
+    ids_all: Tensor,
+    /// One function on every neuron, for each of the later candidates.
+    uniform_ids: Vec<(&'static str, Tensor)>,
+    /// The paper's six functions' neurons, by function.
+    groups: Vec<(Activation, Tensor)>,
+    /// One-hot weights over the paper's six and over every candidate.
+    weights: Var,
+    weights_all: Var,
+}
+
+impl OpInputs {
+    fn random(rows: usize, cols: usize, dev: &Device) -> Result<OpInputs> {
         let mut rng = ChaCha8Rng::seed_from_u64(0);
         let x: Vec<f32> = (0..rows * cols)
             .map(|_| rng.random::<f32>() * 6.0 - 3.0)
             .collect();
         let x = Var::from_tensor(&Tensor::from_vec(x, (rows, cols), dev)?)?;
-        // Functions drawn evenly from the paper's six (`fused`) or from every candidate
-        // (`fused-all`), in random order.
         let mut shuffled_ids = |k: usize| -> Vec<u32> {
             let mut ids: Vec<u32> = (0..cols).map(|n| (n % k) as u32).collect();
             for i in (1..cols).rev() {
@@ -237,10 +261,8 @@ pub fn bench_ops(
         let ids = shuffled_ids(Activation::PAPER.len());
         let ids_all = Tensor::new(shuffled_ids(Activation::COUNT), dev)?;
         let acts: Vec<Activation> = ids.iter().map(|&i| Activation::ALL[i as usize]).collect();
-        let ids_t = Tensor::new(ids.clone(), dev)?;
-        // One function on every neuron, through the fused op: the later candidates.
         let later = &Activation::ALL[Activation::PAPER.len()..Activation::COUNT - 1];
-        let uniform_ids: Vec<(&'static str, Tensor)> = later
+        let uniform_ids = later
             .iter()
             .map(|&a| {
                 let name: &'static str = match a {
@@ -252,7 +274,7 @@ pub fn bench_ops(
                 Ok((name, Tensor::new(vec![a.id() as u32; cols], dev)?))
             })
             .collect::<candle_core::Result<_>>()?;
-        let groups: Vec<(Activation, Tensor)> = Activation::ALL
+        let groups = Activation::ALL
             .iter()
             .filter_map(|&a| {
                 let idx: Vec<u32> = (0..cols as u32)
@@ -265,127 +287,115 @@ pub fn bench_ops(
             let logits: Vec<f32> = (0..cols * k).map(|_| rng.random()).collect();
             Var::from_tensor(&one_hot_argmax(&Tensor::from_vec(logits, (cols, k), dev)?)?)
         };
-        let (w, w_all) = (one_hot(6)?, one_hot(Activation::COUNT)?);
-        let elems = (rows * cols * 4) as f64;
-        let (xt, wt, wt_all) = (x.as_tensor(), w.as_tensor(), w_all.as_tensor());
+        let (weights, weights_all) = (one_hot(6)?, one_hot(Activation::COUNT)?);
+        Ok(OpInputs {
+            x,
+            ids: Tensor::new(ids, dev)?,
+            acts,
+            ids_all,
+            uniform_ids,
+            groups,
+            weights,
+            weights_all,
+        })
+    }
+
+    /// The ops `bench ops` times, in table order.
+    fn ops(&self) -> Vec<(&'static str, OpFn<'_>)> {
+        let x = self.x.as_tensor();
+        let (w, w_all) = (self.weights.as_tensor(), self.weights_all.as_tensor());
         let (paper, every) = (Pool::paper(), Pool::all());
-        let mut cases = Vec::new();
-        for backward in [false, true] {
-            cases.push(op_case(
-                "fused",
-                backward,
-                elems,
-                Box::new(|| per_neuron(xt, &ids_t)),
-            ));
-            cases.push(op_case(
-                "uniform-relu",
-                backward,
-                elems,
-                Box::new(|| xt.relu()),
-            ));
-            cases.push(op_case(
-                "uniform-elu",
-                backward,
-                elems,
-                Box::new(|| xt.elu(1.0)),
-            ));
-            cases.push(op_case(
-                "uniform-tanh",
-                backward,
-                elems,
-                Box::new(|| xt.tanh()),
-            ));
-            cases.push(op_case(
-                "fused-all",
-                backward,
-                elems,
-                Box::new(|| per_neuron(xt, &ids_all)),
-            ));
-            for (name, ids) in &uniform_ids {
-                cases.push(op_case(
-                    name,
-                    backward,
-                    elems,
-                    Box::new(move || per_neuron(xt, ids)),
-                ));
-            }
-            cases.push(op_case(
-                "uniform-gelu",
-                backward,
-                elems,
-                Box::new(|| xt.gelu_erf()),
-            ));
-            cases.push(op_case(
-                "uniform-silu",
-                backward,
-                elems,
-                Box::new(|| xt.silu()),
-            ));
-            cases.push(op_case(
-                "grouped",
-                backward,
-                elems,
-                Box::new(|| grouped(xt, &groups)),
-            ));
-            cases.push(op_case(
-                "masked",
-                backward,
-                elems,
-                Box::new(|| per_neuron_slow(xt, &acts)),
-            ));
-            cases.push(op_case(
-                "mixture-fused",
-                backward,
-                elems,
-                Box::new(|| mixture(xt, wt, paper, Some(10.0))),
-            ));
-            cases.push(op_case(
-                "mixture-naive",
-                backward,
-                elems,
-                Box::new(|| mixture_slow(xt, wt, paper, Some(10.0))),
-            ));
-            cases.push(op_case(
-                "mixture-fused-all",
-                backward,
-                elems,
-                Box::new(|| mixture(xt, wt_all, every, Some(10.0))),
-            ));
+        let mut ops = vec![
+            named("fused", move || per_neuron(x, &self.ids)),
+            named("uniform-relu", move || x.relu()),
+            named("uniform-elu", move || x.elu(1.0)),
+            named("uniform-tanh", move || x.tanh()),
+            named("fused-all", move || per_neuron(x, &self.ids_all)),
+        ];
+        for (name, ids) in &self.uniform_ids {
+            ops.push(named(name, move || per_neuron(x, ids)));
         }
+        ops.extend([
+            named("uniform-gelu", move || x.gelu_erf()),
+            named("uniform-silu", move || x.silu()),
+            named("grouped", move || grouped(x, &self.groups)),
+            named("masked", move || per_neuron_slow(x, &self.acts)),
+            named("mixture-fused", move || mixture(x, w, paper, Some(10.0))),
+            named("mixture-naive", move || {
+                mixture_slow(x, w, paper, Some(10.0))
+            }),
+            named("mixture-fused-all", move || {
+                mixture(x, w_all, every, Some(10.0))
+            }),
+        ]);
+        ops
+    }
+}
+
+/// An op with the name its rows carry.
+fn named<'a>(
+    name: &'static str,
+    op: impl Fn() -> candle_core::Result<Tensor> + 'a,
+) -> (&'static str, OpFn<'a>) {
+    (name, Box::new(op))
+}
+
+/// `smartmixed bench ops`.
+pub fn bench_ops(
+    shapes: &[(usize, usize)],
+    repeats: usize,
+    csv: Option<&Path>,
+    (dev, device_name): &(Device, String),
+) -> Result<Vec<BenchRow>> {
+    let mut all = Vec::new();
+    for &(rows, cols) in shapes {
+        let inputs = OpInputs::random(rows, cols, dev)?;
+        let elems = (rows * cols * 4) as f64;
+        let mut cases: Vec<Case> = [false, true]
+            .into_iter()
+            .flat_map(|backward| {
+                let ops = inputs.ops().into_iter();
+                ops.map(move |(name, op)| op_case(name, backward, elems, op))
+            })
+            .collect();
+        let x = inputs.x.as_tensor();
         cases.push(Case {
             name: "copy",
             pass: "fwd",
             bytes: 2.0 * elems,
-            run: Box::new(|| xt.copy().map(drop)),
+            run: Box::new(move || x.copy().map(drop)),
         });
         let times = measure(&cases, 2, repeats, dev)?;
         let rows_out = rows_of("ops", &cases, &times, (rows, cols), device_name);
-        print_table(
-            &format!(
-                "[{rows}, {cols}] f32 on {device_name}, {repeats} interleaved repeats, {} threads",
-                rayon::current_num_threads()
-            ),
-            &rows_out,
-            "uniform-relu",
-        );
-        let ratio =
-            |a: &str, b: &str, pass: &str| match (p50(&rows_out, a, pass), p50(&rows_out, b, pass))
-            {
-                (Some(x), Some(y)) => format!("{:.2}x", y / x),
-                _ => "-".into(),
-            };
-        println!(
-            "fused fwd_bwd is {} faster than grouped and {} faster than masked; mixture-fused fwd_bwd is {} faster than mixture-naive",
-            ratio("fused", "grouped", "fwd_bwd"),
-            ratio("fused", "masked", "fwd_bwd"),
-            ratio("mixture-fused", "mixture-naive", "fwd_bwd")
-        );
+        print_ops_table(&rows_out, (rows, cols), repeats, device_name);
         all.extend(rows_out);
     }
     if let Some(path) = csv {
         append_csv(path, &all)?;
     }
     Ok(all)
+}
+
+/// One shape's table, and how much faster the fused ops are than the ways they replace.
+fn print_ops_table(rows: &[BenchRow], (r, c): (usize, usize), repeats: usize, device_name: &str) {
+    print_table(
+        &format!(
+            "[{r}, {c}] f32 on {device_name}, {repeats} interleaved repeats, {} threads",
+            rayon::current_num_threads()
+        ),
+        rows,
+        "uniform-relu",
+    );
+    let ratio = |a: &str, b: &str, pass: &str| match (p50(rows, a, pass), p50(rows, b, pass)) {
+        (Some(x), Some(y)) => format!("{:.2}x", y / x),
+        _ => "-".into(),
+    };
+    println!(
+        "fused fwd_bwd is {} faster than grouped and {} faster than masked; mixture-fused fwd_bwd is {} faster than mixture-naive",
+        ratio("fused", "grouped", "fwd_bwd"),
+        ratio("fused", "masked", "fwd_bwd"),
+        ratio("mixture-fused", "mixture-naive", "fwd_bwd")
+    );
 }
 
 /// `smartmixed bench train`: one optimizer step at batch 128 on MNIST-shaped random data. The
@@ -398,95 +408,17 @@ pub fn bench_train(
     csv: Option<&Path>,
     (device, device_name): &(Device, String),
 ) -> Result<Vec<BenchRow>> {
-    let dev = device;
     let batch = 128;
-    let mut rng = ChaCha8Rng::seed_from_u64(0);
-    let x: Vec<f32> = (0..batch * IMAGE_PIXELS).map(|_| rng.random()).collect();
-    let x = Tensor::from_vec(x, (batch, IMAGE_PIXELS), dev)?;
-    let y: Vec<u32> = (0..batch)
-        .map(|_| rng.random_range(0..CLASSES as u32))
-        .collect();
-    let y = Tensor::new(y, dev)?;
-    let mut network = |method: Method| -> Result<Network> {
-        let flags = Settings {
-            widths: Some(widths.to_vec()),
-            method: Some(method),
-            pool: Some(PoolSetting(pool)),
-            ..Default::default()
-        };
-        initial_network(&TrainConfig::resolve(None, None, &flags)?, &mut rng, dev)
-    };
-    let relu = network(Method::Baseline(Activation::Relu))?;
-    let phase1 = network(Method::SmartMixed)?;
-    // The step training runs (a stack of one, run::stack), with the default preset's loss
-    // and clip.
-    let (x1, y1) = (x.unsqueeze(0)?, y.unsqueeze(0)?);
-    let steppers = [
-        CohortRun::new(vec![relu], x1.clone(), y1.clone())?,
-        CohortRun::new(vec![phase1.clone()], x1.clone(), y1.clone())?,
-        CohortRun::new(vec![phase1], x1, y1)?,
-    ];
-    steppers[2].stack.borrow_mut().end_phase(0, None)?;
-    let step = |r: &CohortRun| r.step();
-    // The same step's matrix products alone: forward, grad-input and grad-weight per layer.
-    let mut sizes = vec![IMAGE_PIXELS];
-    sizes.extend_from_slice(widths);
-    sizes.push(CLASSES);
-    let mats: Vec<(Tensor, Tensor, Tensor)> = sizes
-        .windows(2)
-        .map(|w| {
-            let input = Tensor::rand(0f32, 1.0, (batch, w[0]), dev)?;
-            let weight = Tensor::rand(-0.1f32, 0.1, (w[1], w[0]), dev)?;
-            let grad_out = Tensor::rand(-0.1f32, 0.1, (batch, w[1]), dev)?;
-            Ok((input, weight, grad_out))
-        })
-        .collect::<candle_core::Result<_>>()?;
-    let floor = || -> candle_core::Result<()> {
-        for (input, weight, grad_out) in &mats {
-            input.matmul(&weight.t()?)?;
-            grad_out.matmul(weight)?;
-            grad_out.t()?.matmul(input)?;
-        }
-        Ok(())
-    };
-    let (s0, s1, s2) = (&steppers[0], &steppers[1], &steppers[2]);
-    let (phase1_name, phase2_name): (&'static str, &'static str) = if pool.is_paper() {
-        ("phase1", "phase2")
-    } else {
-        // Leaked once per call: the names live as long as the rows that carry them.
-        let label = crate::report::compare::pool_label(&pool.to_string());
-        (
-            Box::leak(format!("phase1 pool={label}").into_boxed_str()),
-            Box::leak(format!("phase2 pool={label}").into_boxed_str()),
-        )
-    };
+    let [relu, phase1, phase2] = train_steppers(widths, pool, batch, device)?;
+    let floor = MatmulFloor::new(widths, batch, device)?;
+    let (phase1_name, phase2_name) = phase_names(pool);
     let cases = vec![
-        Case {
-            name: "relu",
-            pass: "step",
-            bytes: 0.0,
-            run: Box::new(move || step(s0)),
-        },
-        Case {
-            name: phase1_name,
-            pass: "step",
-            bytes: 0.0,
-            run: Box::new(move || step(s1)),
-        },
-        Case {
-            name: phase2_name,
-            pass: "step",
-            bytes: 0.0,
-            run: Box::new(move || step(s2)),
-        },
-        Case {
-            name: "matmul-floor",
-            pass: "step",
-            bytes: 0.0,
-            run: Box::new(floor),
-        },
+        Case::without_bytes("relu", "step", move || relu.step()),
+        Case::without_bytes(phase1_name, "step", move || phase1.step()),
+        Case::without_bytes(phase2_name, "step", move || phase2.step()),
+        Case::without_bytes("matmul-floor", "step", move || floor.run()),
     ];
-    let times = measure(&cases, 5, batches, dev)?;
+    let times = measure(&cases, 5, batches, device)?;
     let rows = rows_of("train", &cases, &times, (batch, widths[0]), device_name);
     print_table(
         &format!(
@@ -510,6 +442,89 @@ pub fn bench_train(
         append_csv(path, &rows)?;
     }
     Ok(rows)
+}
+
+/// The steps `bench train` times, as training runs them (a stack of one, `run::stack`, with
+/// the default preset's loss and clip), on one random batch: a ReLU network, and one SmartMixed
+/// network in phase 1 and in phase 2.
+fn train_steppers(
+    widths: &[usize],
+    pool: Pool,
+    batch: usize,
+    dev: &Device,
+) -> Result<[CohortRun; 3]> {
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    let x: Vec<f32> = (0..batch * IMAGE_PIXELS).map(|_| rng.random()).collect();
+    let x = Tensor::from_vec(x, (1, batch, IMAGE_PIXELS), dev)?;
+    let y: Vec<u32> = (0..batch)
+        .map(|_| rng.random_range(0..CLASSES as u32))
+        .collect();
+    let y = Tensor::from_vec(y, (1, batch), dev)?;
+    let mut network = |method: Method| -> Result<Network> {
+        let flags = Settings {
+            widths: Some(widths.to_vec()),
+            method: Some(method),
+            pool: Some(PoolSetting(pool)),
+            ..Default::default()
+        };
+        initial_network(&TrainConfig::resolve(None, None, &flags)?, &mut rng, dev)
+    };
+    let relu = network(Method::Baseline(Activation::Relu))?;
+    let phase1 = network(Method::SmartMixed)?;
+    let steppers = [
+        CohortRun::new(vec![relu], x.clone(), y.clone())?,
+        CohortRun::new(vec![phase1.clone()], x.clone(), y.clone())?,
+        CohortRun::new(vec![phase1], x, y)?,
+    ];
+    steppers[2].stack.borrow_mut().end_phase(0, None)?;
+    Ok(steppers)
+}
+
+/// The matrix products of a training step alone (forward, grad-input and grad-weight per
+/// layer): the floor a step's time is measured against.
+struct MatmulFloor {
+    /// Per layer: input, weight and output gradient.
+    layers: Vec<(Tensor, Tensor, Tensor)>,
+}
+
+impl MatmulFloor {
+    fn new(widths: &[usize], batch: usize, dev: &Device) -> Result<MatmulFloor> {
+        let mut sizes = vec![IMAGE_PIXELS];
+        sizes.extend_from_slice(widths);
+        sizes.push(CLASSES);
+        let layers = sizes
+            .windows(2)
+            .map(|w| {
+                let input = Tensor::rand(0f32, 1.0, (batch, w[0]), dev)?;
+                let weight = Tensor::rand(-0.1f32, 0.1, (w[1], w[0]), dev)?;
+                let grad_out = Tensor::rand(-0.1f32, 0.1, (batch, w[1]), dev)?;
+                Ok((input, weight, grad_out))
+            })
+            .collect::<candle_core::Result<_>>()?;
+        Ok(MatmulFloor { layers })
+    }
+
+    fn run(&self) -> candle_core::Result<()> {
+        for (input, weight, grad_out) in &self.layers {
+            input.matmul(&weight.t()?)?;
+            grad_out.matmul(weight)?;
+            grad_out.t()?.matmul(input)?;
+        }
+        Ok(())
+    }
+}
+
+/// The SmartMixed rows' names: `phase1` / `phase2` for the paper's pool, else with the pool.
+fn phase_names(pool: Pool) -> (&'static str, &'static str) {
+    if pool.is_paper() {
+        return ("phase1", "phase2");
+    }
+    // Leaked once per call: the names live as long as the rows that carry them.
+    let label = crate::report::compare::pool_label(&pool.to_string());
+    (
+        Box::leak(format!("phase1 pool={label}").into_boxed_str()),
+        Box::leak(format!("phase2 pool={label}").into_boxed_str()),
+    )
 }
 
 /// The models of a sweep cell of `seeds` seeds: the six baselines and SmartMixed (in phase 1),
@@ -573,24 +588,9 @@ pub fn bench_cohort(
         let twenty_one = run(cell_models(widths, 3, device)?)?;
         let step = |r: &CohortRun| r.step();
         let cases = vec![
-            Case {
-                name: "m1",
-                pass: "model_step",
-                bytes: 0.0,
-                run: Box::new(|| singles.iter().try_for_each(step)),
-            },
-            Case {
-                name: "m7",
-                pass: "model_step",
-                bytes: 0.0,
-                run: Box::new(|| step(&seven)),
-            },
-            Case {
-                name: "m21",
-                pass: "model_step",
-                bytes: 0.0,
-                run: Box::new(|| step(&twenty_one)),
-            },
+            Case::without_bytes("m1", "model_step", || singles.iter().try_for_each(step)),
+            Case::without_bytes("m7", "model_step", || step(&seven)),
+            Case::without_bytes("m21", "model_step", || step(&twenty_one)),
         ];
         let mut times = measure(&cases, 3, batches, device)?;
         // Per model: m1 ran its seven models one after the other.

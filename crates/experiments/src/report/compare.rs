@@ -1,8 +1,8 @@
 //! `smartmixed compare`: baselines against SmartMixed across one or more sweep outputs, with
 //! bootstrap confidence intervals over seeds and the reference's rank statistics.
 
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt::{self, Write as _};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -186,7 +186,7 @@ pub type ArchKey = (usize, String);
 pub type Shares = [f64; Activation::COUNT];
 
 /// One (architecture, settings, method) cell of the comparison: `comparison.csv` rows.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Cell {
     pub arch: String,
     pub widths: String,
@@ -230,52 +230,45 @@ impl Cell {
     /// `comparison.csv`'s columns and this cell's values (empty for none).
     fn csv_fields(&self) -> Vec<(String, String)> {
         let opt = |v: Option<f64>| v.map_or(String::new(), |v| v.to_string());
-        let mut fields = vec![
-            ("arch".to_string(), self.arch.clone()),
-            ("widths".into(), self.widths.clone()),
-            ("depth".into(), self.depth.to_string()),
+        let architecture = [
+            ("arch", self.arch.clone()),
+            ("widths", self.widths.clone()),
+            ("depth", self.depth.to_string()),
         ];
-        fields.extend(self.settings.iter().cloned());
-        fields.extend([
-            ("method".to_string(), self.method.clone()),
-            ("not_applicable".into(), self.not_applicable.clone()),
-            ("seeds".into(), self.seeds.to_string()),
-            ("mean_test_acc".into(), self.mean_test_acc.to_string()),
-            ("ci_low".into(), self.ci_low.to_string()),
-            ("ci_high".into(), self.ci_high.to_string()),
-            ("rank".into(), self.rank.to_string()),
+        let results = [
+            ("method", self.method.clone()),
+            ("not_applicable", self.not_applicable.clone()),
+            ("seeds", self.seeds.to_string()),
+            ("mean_test_acc", self.mean_test_acc.to_string()),
+            ("ci_low", self.ci_low.to_string()),
+            ("ci_high", self.ci_high.to_string()),
+            ("rank", self.rank.to_string()),
+            ("mean_epoch_seconds", self.mean_epoch_seconds.to_string()),
             (
-                "mean_epoch_seconds".into(),
-                self.mean_epoch_seconds.to_string(),
-            ),
-            (
-                "best_baseline".into(),
+                "best_baseline",
                 self.best_baseline.clone().unwrap_or_default(),
             ),
+            ("diff_vs_best_baseline", opt(self.diff_vs_best_baseline)),
+            ("diff_low", opt(self.diff_low)),
+            ("diff_high", opt(self.diff_high)),
+            ("phase1_epoch_seconds", opt(self.phase1_epoch_seconds)),
+            ("phase2_epoch_seconds", opt(self.phase2_epoch_seconds)),
             (
-                "diff_vs_best_baseline".into(),
-                opt(self.diff_vs_best_baseline),
-            ),
-            ("diff_low".into(), opt(self.diff_low)),
-            ("diff_high".into(), opt(self.diff_high)),
-            (
-                "phase1_epoch_seconds".into(),
-                opt(self.phase1_epoch_seconds),
-            ),
-            (
-                "phase2_epoch_seconds".into(),
-                opt(self.phase2_epoch_seconds),
-            ),
-            (
-                "paired_seeds".into(),
+                "paired_seeds",
                 self.paired_seeds.map_or(String::new(), |n| n.to_string()),
             ),
-            ("paired_diff".into(), opt(self.paired_diff)),
-            ("paired_low".into(), opt(self.paired_low)),
-            ("paired_high".into(), opt(self.paired_high)),
-            ("p_improvement".into(), opt(self.p_improvement)),
-        ]);
-        fields
+            ("paired_diff", opt(self.paired_diff)),
+            ("paired_low", opt(self.paired_low)),
+            ("paired_high", opt(self.paired_high)),
+            ("p_improvement", opt(self.p_improvement)),
+        ];
+        let owned = |(name, value): (&str, String)| (name.to_string(), value);
+        architecture
+            .into_iter()
+            .map(owned)
+            .chain(self.settings.iter().cloned())
+            .chain(results.into_iter().map(owned))
+            .collect()
     }
 }
 
@@ -294,8 +287,8 @@ pub struct Comparison {
     /// The settings that vary in the inputs (each cell holds one value of each).
     pub varying: Vec<&'static str>,
     pub cells: Vec<Cell>,
-    /// Per method: (first places, mean rank, mean reciprocal rank, cells).
-    pub ranks: BTreeMap<String, (usize, f64, f64, usize)>,
+    /// Per method: its ranks across the cells.
+    pub ranks: BTreeMap<String, RankSummary>,
     /// Mean over cells of SmartMixed's phase-1 and phase-2 epoch time / ReLU's.
     pub phase_time_ratios: Option<(f64, f64)>,
     /// Per SmartMixed cell and layer: mean share of each function over seeds.
@@ -308,6 +301,29 @@ pub struct Comparison {
     pub held: BTreeMap<ArchKey, [bool; Activation::COUNT]>,
     /// Each SmartMixed run's key and the [`ArchKey`] of its cell (for per-run files).
     pub smartmixed_cells: BTreeMap<String, ArchKey>,
+}
+
+/// A method's ranks across the cells it is in.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RankSummary {
+    /// The cells in which it ranks 1.
+    pub first_places: usize,
+    pub mean_rank: f64,
+    pub mean_reciprocal_rank: f64,
+    pub cells: usize,
+}
+
+impl RankSummary {
+    /// The summary of a method's rank in each of its cells.
+    fn of(ranks: &[usize]) -> RankSummary {
+        let n = ranks.len() as f64;
+        RankSummary {
+            first_places: ranks.iter().filter(|&&r| r == 1).count(),
+            mean_rank: ranks.iter().map(|&r| r as f64).sum::<f64>() / n,
+            mean_reciprocal_rank: ranks.iter().map(|&r| 1.0 / r as f64).sum::<f64>() / n,
+            cells: ranks.len(),
+        }
+    }
 }
 
 /// How reports name an architecture: its id, or `widths 512-256` for explicit widths.
@@ -373,234 +389,309 @@ fn cells_of<'a>(
 }
 
 /// Whether results rows of `method` are an adaptive method's (a treatment), not a fixed function.
-fn is_treatment(method: &str) -> bool {
+pub fn is_adaptive(method: &str) -> bool {
     Method::from_name(method).is_some_and(Method::is_adaptive)
 }
 
 /// Builds the comparison from result and share rows (rows with a status other than ok and
 /// duplicate keys are left out).
 pub fn compare(rows: &[ResultRow], share_rows: &[ShareRow], bootstrap_seed: u64) -> Comparison {
-    let mut rng = ChaCha8Rng::seed_from_u64(bootstrap_seed);
-    // The paired intervals draw from a stream of their own, so that adding them left every
-    // other interval of an earlier report as it was.
-    let mut paired_rng = ChaCha8Rng::seed_from_u64(bootstrap_seed.wrapping_add(1));
-    // A run counts once: by key, and a baseline also by the settings it reads (two sweeps may
-    // have run the same baseline with different SmartMixed-only settings, hence other keys).
-    let mut seen = std::collections::HashSet::new();
-    let ok: Vec<&ResultRow> = rows
-        .iter()
+    let finished = distinct_finished_runs(rows);
+    let varying = varying_settings(&finished);
+    let mut bootstrap = Bootstrap::new(bootstrap_seed);
+    let mut cells = Vec::new();
+    let mut ranks: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    let mut phase_time_ratios = Vec::new();
+    let mut smartmixed_cells = BTreeMap::new();
+    for (key, members) in cells_of(&finished, &varying) {
+        let runs = CellRuns::new(key, members, &varying);
+        for (method, method_runs) in &runs.by_method {
+            let cell = runs.cell(method, &mut bootstrap);
+            ranks.entry(method.clone()).or_default().push(cell.rank);
+            if method == Method::SmartMixed.name() {
+                smartmixed_cells
+                    .extend(method_runs.iter().map(|r| (r.key.clone(), runs.arch_key())));
+                phase_time_ratios.extend(runs.phase_time_ratios(&cell));
+            }
+            cells.push(cell);
+        }
+    }
+    sort_cells(&mut cells);
+    let shares = average_shares(share_rows, &smartmixed_cells);
+    Comparison {
+        varying,
+        cells,
+        ranks: ranks
+            .into_iter()
+            .map(|(method, ranks)| (method, RankSummary::of(&ranks)))
+            .collect(),
+        phase_time_ratios: mean_pair(&phase_time_ratios),
+        shares: shares.per_layer,
+        functions: shares.functions,
+        held: shares.held,
+        smartmixed_cells,
+    }
+}
+
+/// The runs with status ok, each once by [`run_identity`]: two sweeps may have run the same
+/// baseline with different SmartMixed-only settings, hence under other keys.
+fn distinct_finished_runs(rows: &[ResultRow]) -> Vec<&ResultRow> {
+    let mut seen = HashSet::new();
+    rows.iter()
         .filter(|r| r.status == "ok" && r.test_acc.is_some())
         .filter(|r| seen.insert(run_identity(r)))
-        .collect();
-    let varying = varying_settings(&ok);
-    let mut cells = Vec::new();
-    let mut ranks: BTreeMap<String, (usize, f64, f64, usize)> = BTreeMap::new();
-    let mut ratios = Vec::new();
-    let mut smartmixed_cells = BTreeMap::new();
-    // The one adaptive method the tables compare against the baselines.
-    let treatment = Method::SmartMixed.name();
-    // A baseline run that serves several cells gets one interval, drawn the first time.
-    let mut intervals: std::collections::HashMap<Vec<String>, (f64, f64)> = Default::default();
-    for ((depth, widths, label, values), members) in cells_of(&ok, &varying) {
-        let settings: Vec<(String, String)> = varying
+        .collect()
+}
+
+/// The random streams the intervals draw from, and the intervals already drawn.
+struct Bootstrap {
+    rng: ChaCha8Rng,
+    /// The paired intervals draw from a stream of their own, so that adding them left every
+    /// other interval of an earlier report as it was.
+    paired_rng: ChaCha8Rng,
+    /// By the sorted keys of the runs: a baseline run that serves several cells gets one
+    /// interval, drawn the first time.
+    intervals: HashMap<Vec<String>, (f64, f64)>,
+}
+
+impl Bootstrap {
+    fn new(seed: u64) -> Bootstrap {
+        Bootstrap {
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            paired_rng: ChaCha8Rng::seed_from_u64(seed.wrapping_add(1)),
+            intervals: HashMap::new(),
+        }
+    }
+
+    /// The interval of the mean of `accs`, the test accuracies of `runs`.
+    fn mean_ci(&mut self, runs: &[&ResultRow], accs: &[f64]) -> (f64, f64) {
+        let mut keys: Vec<String> = runs.iter().map(|r| r.key.clone()).collect();
+        keys.sort();
+        let rng = &mut self.rng;
+        *self
+            .intervals
+            .entry(keys)
+            .or_insert_with(|| bootstrap_mean_ci(accs, rng))
+    }
+}
+
+/// The runs of one cell by method, with what each method's row needs from the others.
+struct CellRuns<'a> {
+    depth: usize,
+    widths: String,
+    arch: String,
+    settings: Vec<(String, String)>,
+    by_method: BTreeMap<String, Vec<&'a ResultRow>>,
+    accs: BTreeMap<String, Vec<f64>>,
+    means: BTreeMap<String, f64>,
+}
+
+impl<'a> CellRuns<'a> {
+    fn new(key: CellKey, members: Vec<&'a ResultRow>, varying: &[&str]) -> Self {
+        let (depth, widths, arch, values) = key;
+        let settings = varying
             .iter()
             .zip(&values)
             .map(|(n, v)| (n.to_string(), v.0.clone()))
             .collect();
-        let mut methods: BTreeMap<String, Vec<&ResultRow>> = BTreeMap::new();
+        let mut by_method: BTreeMap<String, Vec<&ResultRow>> = BTreeMap::new();
         for r in members {
-            methods.entry(r.method.clone()).or_default().push(r);
+            by_method.entry(r.method.clone()).or_default().push(r);
         }
-        let accs: BTreeMap<&String, Vec<f64>> = methods
+        let accs: BTreeMap<String, Vec<f64>> = by_method
             .iter()
-            .map(|(m, rs)| (m, rs.iter().filter_map(|r| r.test_acc).collect()))
+            .map(|(m, rs)| (m.clone(), rs.iter().filter_map(|r| r.test_acc).collect()))
             .collect();
-        let means: BTreeMap<&String, f64> = accs.iter().map(|(m, v)| (*m, mean(v))).collect();
-        let rank_of = |m: &String| 1 + means.values().filter(|&&v| v > means[m]).count();
-        let best_baseline = means
+        let means = accs.iter().map(|(m, v)| (m.clone(), mean(v))).collect();
+        CellRuns {
+            depth,
+            widths,
+            arch,
+            settings,
+            by_method,
+            accs,
+            means,
+        }
+    }
+
+    /// The cell's [`ArchKey`].
+    fn arch_key(&self) -> ArchKey {
+        (self.depth, settings_label(&self.arch, &self.settings))
+    }
+
+    /// The row of `method`: its accuracy, interval, rank and epoch times, and for SmartMixed
+    /// the difference to the best baseline, for the others the differences paired by seed.
+    fn cell(&self, method: &str, bootstrap: &mut Bootstrap) -> Cell {
+        let (runs, accs) = (&self.by_method[method], &self.accs[method]);
+        let (ci_low, ci_high) = bootstrap.mean_ci(runs, accs);
+        let mean_seconds = |f: fn(&ResultRow) -> Option<f64>| {
+            let v: Vec<f64> = runs.iter().filter_map(|r| f(r)).collect();
+            (!v.is_empty()).then(|| mean(&v))
+        };
+        let mut cell = Cell {
+            arch: self.arch.clone(),
+            widths: self.widths.clone(),
+            depth: self.depth,
+            settings: self.settings.clone(),
+            method: method.to_string(),
+            not_applicable: runs[0].not_applicable.clone(),
+            seeds: accs.len(),
+            mean_test_acc: self.means[method],
+            ci_low,
+            ci_high,
+            rank: 1 + self
+                .means
+                .values()
+                .filter(|&&v| v > self.means[method])
+                .count(),
+            mean_epoch_seconds: mean_seconds(|r| r.epoch_seconds).unwrap_or(f64::NAN),
+            phase1_epoch_seconds: mean_seconds(|r| r.phase1_epoch_seconds),
+            phase2_epoch_seconds: mean_seconds(|r| r.phase2_epoch_seconds),
+            ..Cell::default()
+        };
+        if method == Method::SmartMixed.name() {
+            self.add_diff_vs_best_baseline(&mut cell, &mut bootstrap.rng);
+        } else {
+            self.add_paired_diff(&mut cell, &mut bootstrap.paired_rng);
+        }
+        cell
+    }
+
+    /// SmartMixed minus the baseline with the best mean, the two groups resampled apart.
+    fn add_diff_vs_best_baseline(&self, smartmixed: &mut Cell, rng: &mut ChaCha8Rng) {
+        let best = self
+            .means
             .iter()
-            .filter(|(m, _)| !is_treatment(m))
-            .max_by(|a, b| a.1.total_cmp(b.1))
-            .map(|(m, _)| (*m).clone());
-        let relu_seconds = methods.get("relu").map(|rs| {
-            mean(
-                &rs.iter()
-                    .filter_map(|r| r.epoch_seconds)
-                    .collect::<Vec<_>>(),
-            )
-        });
-        let smartmixed_by_seed: BTreeMap<u64, f64> = methods
-            .get(treatment)
+            .filter(|(m, _)| !is_adaptive(m))
+            .max_by(|a, b| a.1.total_cmp(b.1));
+        let Some((best, best_mean)) = best else {
+            return;
+        };
+        let (lo, hi) = bootstrap_diff_ci(&self.accs[&smartmixed.method], &self.accs[best], rng);
+        smartmixed.best_baseline = Some(best.clone());
+        smartmixed.diff_vs_best_baseline = Some(smartmixed.mean_test_acc - best_mean);
+        (smartmixed.diff_low, smartmixed.diff_high) = (Some(lo), Some(hi));
+    }
+
+    /// SmartMixed minus this method, paired by seed; the pairs are resampled.
+    fn add_paired_diff(&self, cell: &mut Cell, rng: &mut ChaCha8Rng) {
+        let smartmixed_by_seed: BTreeMap<u64, f64> = self
+            .by_method
+            .get(Method::SmartMixed.name())
             .map(|rs| {
                 rs.iter()
                     .filter_map(|r| Some((r.seed, r.test_acc?)))
                     .collect()
             })
             .unwrap_or_default();
-        let arch_key: ArchKey = (depth, settings_label(&label, &settings));
-        for (method, rs) in &methods {
-            let values = &accs[method];
-            let mut member_keys: Vec<String> = rs.iter().map(|r| r.key.clone()).collect();
-            member_keys.sort();
-            let (ci_low, ci_high) = *intervals
-                .entry(member_keys)
-                .or_insert_with(|| bootstrap_mean_ci(values, &mut rng));
-            let rank = rank_of(method);
-            let entry = ranks.entry(method.clone()).or_default();
-            entry.0 += usize::from(rank == 1);
-            entry.1 += rank as f64;
-            entry.2 += 1.0 / rank as f64;
-            entry.3 += 1;
-            let secs = |f: fn(&ResultRow) -> Option<f64>| {
-                let v: Vec<f64> = rs.iter().filter_map(|r| f(r)).collect();
-                (!v.is_empty()).then(|| mean(&v))
-            };
-            let mut cell = Cell {
-                arch: label.clone(),
-                widths: widths.clone(),
-                depth,
-                settings: settings.clone(),
-                method: method.clone(),
-                not_applicable: rs[0].not_applicable.clone(),
-                seeds: values.len(),
-                mean_test_acc: means[method],
-                ci_low,
-                ci_high,
-                rank,
-                mean_epoch_seconds: secs(|r| r.epoch_seconds).unwrap_or(f64::NAN),
-                best_baseline: None,
-                diff_vs_best_baseline: None,
-                diff_low: None,
-                diff_high: None,
-                phase1_epoch_seconds: secs(|r| r.phase1_epoch_seconds),
-                phase2_epoch_seconds: secs(|r| r.phase2_epoch_seconds),
-                paired_seeds: None,
-                paired_diff: None,
-                paired_low: None,
-                paired_high: None,
-                p_improvement: None,
-            };
-            if method == treatment {
-                for r in rs {
-                    smartmixed_cells.insert(r.key.clone(), arch_key.clone());
-                }
-                if let Some(best) = &best_baseline {
-                    let (lo, hi) = bootstrap_diff_ci(values, &accs[best], &mut rng);
-                    cell.best_baseline = Some(best.clone());
-                    cell.diff_vs_best_baseline = Some(means[method] - means[best]);
-                    (cell.diff_low, cell.diff_high) = (Some(lo), Some(hi));
-                }
-                // Runs trained in cohorts share their cohort's wall time: no per-method ratio.
-                let alone = |m: &str| {
-                    methods
-                        .get(m)
-                        .is_some_and(|rs| rs.iter().all(|r| r.cohort_models.unwrap_or(1) == 1))
-                };
-                if let (Some(relu), Some(p1), Some(p2), true) = (
-                    relu_seconds,
-                    cell.phase1_epoch_seconds,
-                    cell.phase2_epoch_seconds,
-                    alone("relu") && alone(treatment),
-                ) {
-                    ratios.push((p1 / relu, p2 / relu));
-                }
-            } else {
-                let diffs: Vec<f64> = rs
-                    .iter()
-                    .filter_map(|r| Some(smartmixed_by_seed.get(&r.seed)? - r.test_acc?))
-                    .collect();
-                if !diffs.is_empty() {
-                    // The pairs (seeds) are resampled: the mean's interval of the differences.
-                    let (lo, hi) = bootstrap_mean_ci(&diffs, &mut paired_rng);
-                    cell.paired_seeds = Some(diffs.len());
-                    cell.paired_diff = Some(mean(&diffs));
-                    (cell.paired_low, cell.paired_high) = (Some(lo), Some(hi));
-                    cell.p_improvement = Some(probability_of_improvement(&diffs));
-                }
-            }
-            cells.push(cell);
+        let diffs: Vec<f64> = self.by_method[&cell.method]
+            .iter()
+            .filter_map(|r| Some(smartmixed_by_seed.get(&r.seed)? - r.test_acc?))
+            .collect();
+        if diffs.is_empty() {
+            return;
         }
+        let (lo, hi) = bootstrap_mean_ci(&diffs, rng);
+        cell.paired_seeds = Some(diffs.len());
+        cell.paired_diff = Some(mean(&diffs));
+        (cell.paired_low, cell.paired_high) = (Some(lo), Some(hi));
+        cell.p_improvement = Some(probability_of_improvement(&diffs));
     }
-    // Within a cell: the baselines in pool order, then SmartMixed.
-    let order = |m: &str| {
-        m.parse::<Activation>()
-            .map_or(Activation::COUNT, |a| a.id())
-    };
-    let setting_order = |c: &Cell| -> Vec<SettingValue> {
-        c.settings
+
+    /// SmartMixed's phase-1 and phase-2 epoch time over ReLU's. None where either trained in
+    /// cohorts: a cohort's runs share its wall time.
+    fn phase_time_ratios(&self, smartmixed: &Cell) -> Option<(f64, f64)> {
+        let alone = |m: &str| {
+            self.by_method
+                .get(m)
+                .is_some_and(|rs| rs.iter().all(|r| r.cohort_models.unwrap_or(1) == 1))
+        };
+        if !(alone("relu") && alone(&smartmixed.method)) {
+            return None;
+        }
+        let relu: Vec<f64> = self.by_method["relu"]
+            .iter()
+            .filter_map(|r| r.epoch_seconds)
+            .collect();
+        let relu = mean(&relu);
+        Some((
+            smartmixed.phase1_epoch_seconds? / relu,
+            smartmixed.phase2_epoch_seconds? / relu,
+        ))
+    }
+}
+
+/// Orders cells by architecture and settings; within a cell the baselines in pool order, then
+/// SmartMixed.
+fn sort_cells(cells: &mut [Cell]) {
+    cells.sort_by_key(|c| {
+        let settings: Vec<SettingValue> = c
+            .settings
             .iter()
             .map(|(_, v)| SettingValue(v.clone()))
-            .collect()
-    };
-    cells.sort_by(|a, b| {
-        (
-            a.depth,
-            &a.widths,
-            &a.arch,
-            setting_order(a),
-            order(&a.method),
-        )
-            .cmp(&(
-                b.depth,
-                &b.widths,
-                &b.arch,
-                setting_order(b),
-                order(&b.method),
-            ))
+            .collect();
+        let method = c
+            .method
+            .parse::<Activation>()
+            .map_or(Activation::COUNT, |a| a.id());
+        (c.depth, c.widths.clone(), c.arch.clone(), settings, method)
     });
-    for v in ranks.values_mut() {
-        v.1 /= v.3 as f64;
-        v.2 /= v.3 as f64;
-    }
-    let phase_time_ratios = (!ratios.is_empty()).then(|| {
-        let n = ratios.len() as f64;
-        (
-            ratios.iter().map(|r| r.0).sum::<f64>() / n,
-            ratios.iter().map(|r| r.1).sum::<f64>() / n,
-        )
-    });
+}
 
-    let mut share_sums: BTreeMap<ArchKey, BTreeMap<usize, Vec<Shares>>> = BTreeMap::new();
-    let mut held_by_cell: BTreeMap<ArchKey, [bool; Activation::COUNT]> = BTreeMap::new();
+/// The mean of each component, None for no pairs.
+fn mean_pair(pairs: &[(f64, f64)]) -> Option<(f64, f64)> {
+    let n = pairs.len() as f64;
+    (!pairs.is_empty()).then(|| {
+        (
+            pairs.iter().map(|p| p.0).sum::<f64>() / n,
+            pairs.iter().map(|p| p.1).sum::<f64>() / n,
+        )
+    })
+}
+
+/// SmartMixed's shares, per cell: see the fields of the same names in [`Comparison`].
+struct AveragedShares {
+    per_layer: BTreeMap<ArchKey, Vec<Shares>>,
+    functions: Vec<Activation>,
+    held: BTreeMap<ArchKey, [bool; Activation::COUNT]>,
+}
+
+/// Averages the share rows of each SmartMixed cell's runs per layer, and notes which functions
+/// the runs' pools hold.
+fn average_shares(
+    share_rows: &[ShareRow],
+    smartmixed_cells: &BTreeMap<String, ArchKey>,
+) -> AveragedShares {
+    let mut by_layer: BTreeMap<ArchKey, BTreeMap<usize, Vec<Shares>>> = BTreeMap::new();
+    let mut held: BTreeMap<ArchKey, [bool; Activation::COUNT]> = BTreeMap::new();
     for s in share_rows {
-        if let Some(cell) = smartmixed_cells.get(&s.key) {
-            let held = held_by_cell.entry(cell.clone()).or_default();
-            for (held, share) in held.iter_mut().zip(&s.shares) {
-                *held |= share.is_some();
-            }
-            share_sums
-                .entry(cell.clone())
-                .or_default()
-                .entry(s.layer)
-                .or_default()
-                .push(s.shares.map(|v| v.unwrap_or(0.0)));
+        let Some(cell) = smartmixed_cells.get(&s.key) else {
+            continue;
+        };
+        let cell_held = held.entry(cell.clone()).or_default();
+        for (is_held, share) in cell_held.iter_mut().zip(&s.shares) {
+            *is_held |= share.is_some();
         }
+        by_layer
+            .entry(cell.clone())
+            .or_default()
+            .entry(s.layer)
+            .or_default()
+            .push(s.shares.map(|v| v.unwrap_or(0.0)));
     }
-    let functions = Activation::ALL
-        .into_iter()
-        .filter(|a| held_by_cell.values().any(|h| h[a.id()]))
-        .collect();
-    let shares = share_sums
-        .into_iter()
-        .map(|(arch, layers)| {
-            let per_layer = layers
-                .into_values()
-                .map(|v| {
-                    std::array::from_fn(|k| v.iter().map(|s| s[k]).sum::<f64>() / v.len() as f64)
-                })
-                .collect();
-            (arch, per_layer)
-        })
-        .collect();
-    Comparison {
-        varying,
-        cells,
-        ranks,
-        phase_time_ratios,
-        shares,
-        functions,
-        held: held_by_cell,
-        smartmixed_cells,
+    let mean_shares = |runs: Vec<Shares>| -> Shares {
+        std::array::from_fn(|k| runs.iter().map(|s| s[k]).sum::<f64>() / runs.len() as f64)
+    };
+    AveragedShares {
+        per_layer: by_layer
+            .into_iter()
+            .map(|(cell, layers)| (cell, layers.into_values().map(mean_shares).collect()))
+            .collect(),
+        functions: Activation::ALL
+            .into_iter()
+            .filter(|a| held.values().any(|h| h[a.id()]))
+            .collect(),
+        held,
     }
 }
 
@@ -611,64 +702,99 @@ fn pct(v: f64) -> String {
 /// The report in Markdown.
 pub fn render_markdown(c: &Comparison, sources: &[PathBuf]) -> String {
     let mut md = String::new();
-    let _ = writeln!(md, "# SmartMixed vs baselines\n");
-    let _ = writeln!(
+    write_report(&mut md, c, sources).expect("writing to a String does not fail");
+    md
+}
+
+/// The report's sections, in order.
+fn write_report(md: &mut String, c: &Comparison, sources: &[PathBuf]) -> fmt::Result {
+    write_introduction(md, c, sources)?;
+    write_per_cell(md, c)?;
+    write_vs_best_baseline(md, c)?;
+    write_paired_by_seed(md, c)?;
+    write_across_cells(md, c)?;
+    write_shares(md, c)?;
+    match paper_finding(c) {
+        Some(finding) => writeln!(md, "\n{finding}"),
+        None => Ok(()),
+    }
+}
+
+/// The title, the sources, what the numbers are, what a cell is and how many seeds cells hold.
+fn write_introduction(md: &mut String, c: &Comparison, sources: &[PathBuf]) -> fmt::Result {
+    writeln!(md, "# SmartMixed vs baselines\n")?;
+    writeln!(
         md,
         "Sources: {}. Test accuracy in %, mean over seeds with a 95 % percentile bootstrap interval \
          ({RESAMPLES} resamples of the seeds); rank 1 = best mean within a cell. Only runs with status ok count.\n",
         sources.iter().map(|p| format!("`{}`", p.display())).collect::<Vec<_>>().join(", ")
-    );
+    )?;
     if c.varying.is_empty() {
-        let _ = writeln!(
+        writeln!(
             md,
             "Cells: one per architecture (no other setting varies in these results).\n"
-        );
+        )?;
     } else {
-        let _ = writeln!(
+        writeln!(
             md,
             "Cells: architecture x {} (the settings that vary in these results). A baseline \
              does not read the SmartMixed-only settings ({}): one baseline run serves every cell \
              that agrees with it on the rest (`{ANY}` marks a value no run of the cell reads).\n",
             c.varying.join(" x "),
             crate::run::method::SELECTION_SETTINGS.join(", ")
-        );
+        )?;
     }
-    let seeds: Vec<usize> = c.cells.iter().map(|x| x.seeds).collect();
-    let (fewest, most) = (
-        seeds.iter().copied().min().unwrap_or(0),
-        seeds.iter().copied().max().unwrap_or(0),
-    );
+    let seeds = c.cells.iter().map(|x| x.seeds);
+    let (fewest, most) = (seeds.clone().min().unwrap_or(0), seeds.max().unwrap_or(0));
     let seed_range = if fewest == most {
         format!("{fewest}")
     } else {
         format!("{fewest} to {most}")
     };
-    let _ = writeln!(
-        md,
-        "Seeds per cell: {seed_range}.{}\n",
-        if fewest < 5 {
-            " With fewer than 5 seeds the bootstrap intervals are coarse (3 seeds give at most 10 \
+    let caution = if fewest < 5 {
+        " With fewer than 5 seeds the bootstrap intervals are coarse (3 seeds give at most 10 \
          distinct resampled means) and tend to be too narrow: read them as a rough guide, not a test."
-        } else {
-            ""
-        }
-    );
-    let setting_heads: String = c.varying.iter().map(|n| format!(" {n} |")).collect();
-    let setting_rule = "---|".repeat(c.varying.len());
-    let setting_cols = |cell: &Cell| -> String {
-        cell.settings
-            .iter()
-            .map(|(_, v)| format!(" {v} |"))
-            .collect()
+    } else {
+        ""
     };
-    let _ = writeln!(md, "## Per cell (by depth)\n");
-    let _ = writeln!(
+    writeln!(md, "Seeds per cell: {seed_range}.{caution}\n")
+}
+
+/// The varying settings' column heads (` tau |`) and their header rule.
+fn setting_heads(c: &Comparison) -> (String, String) {
+    let heads = c.varying.iter().map(|n| format!(" {n} |")).collect();
+    (heads, "---|".repeat(c.varying.len()))
+}
+
+/// A cell's values of the varying settings, as table columns.
+fn setting_cols(cell: &Cell) -> String {
+    cell.settings
+        .iter()
+        .map(|(_, v)| format!(" {v} |"))
+        .collect()
+}
+
+/// What an interval of SmartMixed minus a baseline says.
+fn verdict(lo: f64, hi: f64) -> &'static str {
+    if lo > 0.0 {
+        "SmartMixed better"
+    } else if hi < 0.0 {
+        "baseline better"
+    } else {
+        "no clear difference"
+    }
+}
+
+fn write_per_cell(md: &mut String, c: &Comparison) -> fmt::Result {
+    let (setting_heads, setting_rule) = setting_heads(c);
+    writeln!(md, "## Per cell (by depth)\n")?;
+    writeln!(
         md,
         "| arch | widths |{setting_heads} method | seeds | test acc | 95 % CI | rank | epoch s |"
-    );
-    let _ = writeln!(md, "|---|---|{setting_rule}---|---|---|---|---|---|");
+    )?;
+    writeln!(md, "|---|---|{setting_rule}---|---|---|---|---|---|")?;
     for cell in &c.cells {
-        let _ = writeln!(
+        writeln!(
             md,
             "| {} | {} |{} {} | {} | {} | [{}, {}] | {} | {:.1} |",
             cell.arch,
@@ -681,33 +807,29 @@ pub fn render_markdown(c: &Comparison, sources: &[PathBuf]) -> String {
             pct(cell.ci_high),
             cell.rank,
             cell.mean_epoch_seconds
-        );
+        )?;
     }
-    let verdict = |lo: f64, hi: f64| {
-        if lo > 0.0 {
-            "SmartMixed better"
-        } else if hi < 0.0 {
-            "baseline better"
-        } else {
-            "no clear difference"
-        }
-    };
-    let _ = writeln!(
+    Ok(())
+}
+
+fn write_vs_best_baseline(md: &mut String, c: &Comparison) -> fmt::Result {
+    let (setting_heads, setting_rule) = setting_heads(c);
+    writeln!(
         md,
         "\n## SmartMixed minus the best baseline (percentage points)\n"
-    );
-    let _ = writeln!(
+    )?;
+    writeln!(
         md,
         "The best baseline by mean in each cell; the interval resamples the two groups' seeds \
          apart. The paired columns pair the runs by seed (same split, same initial weights): \
          mean paired difference, its bootstrap interval, and P(better) = the share of seeds in \
          which SmartMixed beats that baseline.\n"
-    );
-    let _ = writeln!(
+    )?;
+    writeln!(
         md,
         "| arch |{setting_heads} best baseline | difference | 95 % CI | verdict | paired | paired 95 % CI | P(better) |"
-    );
-    let _ = writeln!(md, "|---|{setting_rule}---|---|---|---|---|---|---|");
+    )?;
+    writeln!(md, "|---|{setting_rule}---|---|---|---|---|---|---|")?;
     for cell in c.cells.iter().filter(|c| c.diff_vs_best_baseline.is_some()) {
         let (d, lo, hi) = (
             cell.diff_vs_best_baseline.unwrap(),
@@ -715,55 +837,66 @@ pub fn render_markdown(c: &Comparison, sources: &[PathBuf]) -> String {
             cell.diff_high.unwrap(),
         );
         let best = cell.best_baseline.as_deref().unwrap_or("");
-        let paired = c.cells.iter().find(|b| {
-            b.method == best
-                && b.arch == cell.arch
-                && b.widths == cell.widths
-                && b.settings == cell.settings
-        });
-        let paired_cols = match paired.and_then(|b| {
-            Some((
-                b.paired_diff?,
-                b.paired_low?,
-                b.paired_high?,
-                b.p_improvement?,
-            ))
-        }) {
-            Some((pd, pl, ph, p)) => format!(
-                "{:+.2} | [{:+.2}, {:+.2}] | {p:.2}",
-                100.0 * pd,
-                100.0 * pl,
-                100.0 * ph
-            ),
-            None => "- | - | -".to_string(),
-        };
-        let _ = writeln!(
+        writeln!(
             md,
-            "| {} |{} {best} | {:+.2} | [{:+.2}, {:+.2}] | {} | {paired_cols} |",
+            "| {} |{} {best} | {:+.2} | [{:+.2}, {:+.2}] | {} | {} |",
             cell.arch,
             setting_cols(cell),
             100.0 * d,
             100.0 * lo,
             100.0 * hi,
-            verdict(lo, hi)
-        );
+            verdict(lo, hi),
+            paired_cols(c, cell, best)
+        )?;
     }
-    let _ = writeln!(
+    Ok(())
+}
+
+/// The paired columns of SmartMixed's row against `baseline` in the same cell (`-` where the
+/// baseline has no pairs).
+fn paired_cols(c: &Comparison, smartmixed: &Cell, baseline: &str) -> String {
+    let paired = c.cells.iter().find(|b| {
+        b.method == baseline
+            && b.arch == smartmixed.arch
+            && b.widths == smartmixed.widths
+            && b.settings == smartmixed.settings
+    });
+    match paired.and_then(|b| {
+        Some((
+            b.paired_diff?,
+            b.paired_low?,
+            b.paired_high?,
+            b.p_improvement?,
+        ))
+    }) {
+        Some((d, lo, hi, p)) => format!(
+            "{:+.2} | [{:+.2}, {:+.2}] | {p:.2}",
+            100.0 * d,
+            100.0 * lo,
+            100.0 * hi
+        ),
+        None => "- | - | -".to_string(),
+    }
+}
+
+fn write_paired_by_seed(md: &mut String, c: &Comparison) -> fmt::Result {
+    let (setting_heads, setting_rule) = setting_heads(c);
+    writeln!(
         md,
         "\n## SmartMixed minus each baseline, paired by seed (percentage points)\n"
-    );
-    let _ = writeln!(
+    )?;
+    writeln!(
         md,
         "| arch |{setting_heads} baseline | pairs | mean paired difference | 95 % CI | P(better) | verdict |"
-    );
-    let _ = writeln!(md, "|---|{setting_rule}---|---|---|---|---|---|");
+    )?;
+    writeln!(md, "|---|{setting_rule}---|---|---|---|---|---|")?;
     for cell in c.cells.iter().filter(|c| c.paired_diff.is_some()) {
         let (d, lo, hi) = (
             cell.paired_diff.unwrap(),
             cell.paired_low.unwrap(),
             cell.paired_high.unwrap(),
         );
-        let _ = writeln!(
+        writeln!(
             md,
             "| {} |{} {} | {} | {:+.2} | [{:+.2}, {:+.2}] | {:.2} | {} |",
             cell.arch,
@@ -775,42 +908,51 @@ pub fn render_markdown(c: &Comparison, sources: &[PathBuf]) -> String {
             100.0 * hi,
             cell.p_improvement.unwrap_or(f64::NAN),
             verdict(lo, hi)
-        );
+        )?;
     }
-    let _ = writeln!(md, "\n## Across cells\n");
-    let _ = writeln!(
+    Ok(())
+}
+
+/// Each method's ranks over the cells, and SmartMixed's epoch time against ReLU's.
+fn write_across_cells(md: &mut String, c: &Comparison) -> fmt::Result {
+    writeln!(md, "\n## Across cells\n")?;
+    writeln!(
         md,
         "| method | first places | mean rank | mean reciprocal rank | cells |"
-    );
-    let _ = writeln!(md, "|---|---|---|---|---|");
+    )?;
+    writeln!(md, "|---|---|---|---|---|")?;
     let mut methods: Vec<_> = c.ranks.iter().collect();
-    methods.sort_by(|a, b| a.1 .1.total_cmp(&b.1 .1));
-    for (m, (first, rank, mrr, n)) in methods {
-        let _ = writeln!(md, "| {m} | {first} | {rank:.2} | {mrr:.3} | {n} |");
+    methods.sort_by(|a, b| a.1.mean_rank.total_cmp(&b.1.mean_rank));
+    for (method, r) in methods {
+        writeln!(
+            md,
+            "| {method} | {} | {:.2} | {:.3} | {} |",
+            r.first_places, r.mean_rank, r.mean_reciprocal_rank, r.cells
+        )?;
     }
     match c.phase_time_ratios {
-        Some((p1, p2)) => {
-            let _ = writeln!(
-                md,
-                "\nEpoch time relative to the ReLU baseline (mean over cells): SmartMixed phase 1 \
-                 {p1:.2}x, phase 2 {p2:.2}x."
-            );
-        }
-        None => {
-            let _ = writeln!(
-                md,
-                "\n(No cell has both ReLU and SmartMixed runs trained one at a time: no epoch-time \
-                 ratios. Runs trained in a cohort share its wall time; see cohort_models.)"
-            );
-        }
+        Some((p1, p2)) => writeln!(
+            md,
+            "\nEpoch time relative to the ReLU baseline (mean over cells): SmartMixed phase 1 \
+             {p1:.2}x, phase 2 {p2:.2}x."
+        ),
+        None => writeln!(
+            md,
+            "\n(No cell has both ReLU and SmartMixed runs trained one at a time: no epoch-time \
+             ratios. Runs trained in a cohort share its wall time; see cohort_models.)"
+        ),
     }
-    let _ = writeln!(
+}
+
+/// SmartMixed's mean share of each function per layer (`-` for functions outside a cell's pool).
+fn write_shares(md: &mut String, c: &Comparison) -> fmt::Result {
+    writeln!(
         md,
         "\n## SmartMixed's functions per layer (share of neurons, mean over seeds)\n"
-    );
+    )?;
     let names: Vec<&str> = c.functions.iter().map(|a| a.name()).collect();
-    let _ = writeln!(md, "| arch | layer | {} |", names.join(" | "));
-    let _ = writeln!(md, "|---|---|{}", "---|".repeat(c.functions.len()));
+    writeln!(md, "| arch | layer | {} |", names.join(" | "))?;
+    writeln!(md, "|---|---|{}", "---|".repeat(c.functions.len()))?;
     for (key, layers) in &c.shares {
         let (held, arch) = (c.held.get(key), &key.1);
         for (l, s) in layers.iter().enumerate() {
@@ -822,13 +964,10 @@ pub fn render_markdown(c: &Comparison, sources: &[PathBuf]) -> String {
                     false => "-".to_string(),
                 })
                 .collect();
-            let _ = writeln!(md, "| {arch} | {} | {} |", l + 1, values.join(" | "));
+            writeln!(md, "| {arch} | {} | {} |", l + 1, values.join(" | "))?;
         }
     }
-    if let Some(finding) = paper_finding(c) {
-        let _ = writeln!(md, "\n{finding}");
-    }
-    md
+    Ok(())
 }
 
 /// The paper's finding, tested on architectures of depth 2 or more: do first layers favour
@@ -846,18 +985,13 @@ fn paper_finding(c: &Comparison) -> Option<String> {
     let n = deep.len() as f64;
     let rectifiers = |s: &Shares| s[0] + s[3];
     let exponentials = |s: &Shares| s[4] + s[5];
-    let first_rect = deep.iter().map(|l| rectifiers(&l[0])).sum::<f64>() / n;
-    let last_rect = deep
-        .iter()
-        .map(|l| rectifiers(l.last().unwrap()))
-        .sum::<f64>()
-        / n;
-    let first_exp = deep.iter().map(|l| exponentials(&l[0])).sum::<f64>() / n;
-    let last_exp = deep
-        .iter()
-        .map(|l| exponentials(l.last().unwrap()))
-        .sum::<f64>()
-        / n;
+    let in_first_layer =
+        |share: &dyn Fn(&Shares) -> f64| deep.iter().map(|l| share(&l[0])).sum::<f64>() / n;
+    let in_last_layer = |share: &dyn Fn(&Shares) -> f64| {
+        deep.iter().map(|l| share(l.last().unwrap())).sum::<f64>() / n
+    };
+    let (first_rect, last_rect) = (in_first_layer(&rectifiers), in_last_layer(&rectifiers));
+    let (first_exp, last_exp) = (in_first_layer(&exponentials), in_last_layer(&exponentials));
     let holds = first_rect > last_rect && last_exp > first_exp;
     Some(format!(
         "Paper's finding (early layers ReLU / Leaky ReLU, deep layers ELU / SELU), over {} cells of \
@@ -1148,9 +1282,15 @@ mod tests {
         );
         assert!((cell("2", "smartmixed").diff_vs_best_baseline.unwrap() + 0.04).abs() < 1e-12);
         // Ranks across architectures: smartmixed 1 and 2, relu 3 and 1, elu 2 and 3.
-        assert_eq!(c.ranks["smartmixed"], (1, 1.5, 0.75, 2));
-        assert_eq!(c.ranks["relu"], (1, 2.0, (1.0 / 3.0 + 1.0) / 2.0, 2));
-        assert_eq!(c.ranks["elu"].0, 0);
+        let ranks = |first_places, mean_rank, mean_reciprocal_rank, cells| RankSummary {
+            first_places,
+            mean_rank,
+            mean_reciprocal_rank,
+            cells,
+        };
+        assert_eq!(c.ranks["smartmixed"], ranks(1, 1.5, 0.75, 2));
+        assert_eq!(c.ranks["relu"], ranks(1, 2.0, (1.0 / 3.0 + 1.0) / 2.0, 2));
+        assert_eq!(c.ranks["elu"].first_places, 0);
         // Phase times over ReLU: arch 1 (3.0, 1.5) / 1.0, arch 2 (6.0, 3.0) / 2.0 -> (3.0, 1.5).
         let (p1, p2) = c.phase_time_ratios.unwrap();
         assert!((p1 - 3.0).abs() < 1e-12 && (p2 - 1.5).abs() < 1e-12);

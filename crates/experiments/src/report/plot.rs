@@ -13,10 +13,9 @@ use plotters::prelude::*;
 use crate::error::input_error;
 use crate::grid::store::ResultsStore;
 use crate::report::compare::{
-    compare_dirs, settings_label, ArchKey, Cell, Comparison, SettingValue, Shares, ANY,
-    CELL_SETTINGS,
+    compare_dirs, is_adaptive, settings_label, ArchKey, Cell, Comparison, SettingValue, Shares,
+    ANY, CELL_SETTINGS,
 };
-use crate::run::method::Method;
 
 const FONT: &str = "sans-serif";
 static FONT_BYTES: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
@@ -24,12 +23,6 @@ static FONT_BYTES: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
 fn register_font() -> Result<()> {
     plotters::style::register_font(FONT, FontStyle::Normal, FONT_BYTES)
         .map_err(|_| anyhow!("the bundled font is invalid"))
-}
-
-/// Whether `method` (as results rows write it) is an adaptive method rather than a fixed
-/// function.
-fn is_adaptive(method: &str) -> bool {
-    Method::from_name(method).is_some_and(Method::is_adaptive)
 }
 
 /// A colour per method, the baselines in pool order and SmartMixed last.
@@ -373,20 +366,11 @@ fn accuracy_vs_setting<DB: DrawingBackend>(
         .iter()
         .position(|v| *v == setting)
         .ok_or_else(|| anyhow!("{setting} does not vary"))?;
-    let mut values: Vec<String> = c
+    let axis = XAxis::new(&setting_values(c, index));
+    let mut archs: Vec<(usize, &str, &str)> = c
         .cells
         .iter()
-        .map(|x| x.settings[index].1.clone())
-        .filter(|v| v != ANY)
-        .collect();
-    values.sort_by_key(|v| SettingValue(v.clone()));
-    values.dedup();
-    let axis = XAxis::new(&values);
-    let (x0, x1) = axis.range();
-    let mut archs: Vec<(usize, String, String)> = c
-        .cells
-        .iter()
-        .map(|x| (x.depth, x.widths.clone(), x.arch.clone()))
+        .map(|x| (x.depth, x.widths.as_str(), x.arch.as_str()))
         .collect();
     archs.dedup();
     let titled = area
@@ -397,30 +381,93 @@ fn accuracy_vs_setting<DB: DrawingBackend>(
         .map_err(|e| anyhow!("{e:?}"))?;
     let cols = archs.len().clamp(1, PANELS_PER_ROW);
     let panels = titled.split_evenly((archs.len().div_ceil(cols).max(1), cols));
-    for (panel, (depth, widths, arch)) in panels.iter().zip(&archs) {
+    for (panel, &(depth, widths, arch)) in panels.iter().zip(&archs) {
         let cells: Vec<&Cell> = c
             .cells
             .iter()
-            .filter(|x| x.depth == *depth && &x.widths == widths && &x.arch == arch)
+            .filter(|x| x.depth == depth && x.widths == widths && x.arch == arch)
             .collect();
-        let (y0, y1) = cells.iter().fold((f64::MAX, f64::MIN), |(a, b), x| {
-            (a.min(100.0 * x.ci_low), b.max(100.0 * x.ci_high))
-        });
-        let pad = ((y1 - y0) * 0.08).max(0.05);
-        let mut series: BTreeMap<String, Vec<SettingPoint>> = BTreeMap::new();
-        for x in &cells {
-            let points = series
-                .entry(settings_label(&x.method, &read_settings(x, Some(index))))
-                .or_default();
-            let position = if x.not_applicable.split_whitespace().any(|n| n == setting) {
-                None
-            } else {
-                axis.position(&x.settings[index].1)
-            };
-            // One point per position (a baseline run may serve several cells).
-            if points.iter().any(|p| p.0 == position) {
-                continue;
-            }
+        let caption = format!("arch {arch} ({widths})");
+        let mut chart = setting_panel(panel, caption, &cells, &axis, setting)?;
+        let series = setting_series(&cells, &axis, setting, index);
+        draw_setting_lines(&mut chart, series, axis.range(), setting)?;
+        legend(&mut chart, SeriesLabelPosition::LowerRight, 13)?;
+    }
+    Ok(())
+}
+
+/// The values a setting takes in the cells, in [`SettingValue`] order (`any` left out).
+fn setting_values(c: &Comparison, index: usize) -> Vec<String> {
+    let mut values: Vec<String> = c
+        .cells
+        .iter()
+        .map(|x| x.settings[index].1.clone())
+        .filter(|v| v != ANY)
+        .collect();
+    values.sort_by_key(|v| SettingValue(v.clone()));
+    values.dedup();
+    values
+}
+
+/// One architecture's panel of `accuracy_vs_<setting>`: its axes, spanning the cells' intervals.
+fn setting_panel<'a, DB: DrawingBackend>(
+    panel: &'a DrawingArea<DB, Shift>,
+    caption: String,
+    cells: &[&Cell],
+    axis: &XAxis,
+    setting: &str,
+) -> Result<Chart<'a, DB>> {
+    let (x0, x1) = axis.range();
+    let (y0, y1) = cells.iter().fold((f64::MAX, f64::MIN), |(a, b), x| {
+        (a.min(100.0 * x.ci_low), b.max(100.0 * x.ci_high))
+    });
+    let pad = ((y1 - y0) * 0.08).max(0.05);
+    let mut chart = ChartBuilder::on(panel)
+        .caption(caption, (FONT, 17))
+        .margin(12)
+        .x_label_area_size(45)
+        .y_label_area_size(60)
+        .build_cartesian_2d(x0..x1, (y0 - pad)..(y1 + pad))
+        .map_err(|e| anyhow!("{e:?}"))?;
+    let x_desc = match (axis.numeric, axis.log) {
+        (true, true) => format!("{setting} (log scale)"),
+        _ => setting.to_string(),
+    };
+    let label_at = |v: &f64| axis.label_at(*v);
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_labels(if axis.numeric { 6 } else { axis.ticks.len() })
+        .x_label_formatter(&label_at)
+        .x_desc(x_desc)
+        .y_desc("test accuracy (%)")
+        .label_style((FONT, 14))
+        .axis_desc_style((FONT, 16))
+        .draw()
+        .map_err(|e| anyhow!("{e:?}"))?;
+    Ok(chart)
+}
+
+/// A panel's lines, by method and the other settings the method reads: one point per position
+/// on the axis (a baseline run may serve several cells), no position for a run that does not
+/// read the setting.
+fn setting_series(
+    cells: &[&Cell],
+    axis: &XAxis,
+    setting: &str,
+    index: usize,
+) -> BTreeMap<String, Vec<SettingPoint>> {
+    let mut series: BTreeMap<String, Vec<SettingPoint>> = BTreeMap::new();
+    for x in cells {
+        let points = series
+            .entry(settings_label(&x.method, &read_settings(x, Some(index))))
+            .or_default();
+        let position = if x.not_applicable.split_whitespace().any(|n| n == setting) {
+            None
+        } else {
+            axis.position(&x.settings[index].1)
+        };
+        if !points.iter().any(|p| p.0 == position) {
             points.push((
                 position,
                 100.0 * x.mean_test_acc,
@@ -428,54 +475,41 @@ fn accuracy_vs_setting<DB: DrawingBackend>(
                 100.0 * x.ci_high,
             ));
         }
-        let mut chart = ChartBuilder::on(panel)
-            .caption(format!("arch {arch} ({widths})"), (FONT, 17))
-            .margin(12)
-            .x_label_area_size(45)
-            .y_label_area_size(60)
-            .build_cartesian_2d(x0..x1, (y0 - pad)..(y1 + pad))
-            .map_err(|e| anyhow!("{e:?}"))?;
-        let x_desc = match (axis.numeric, axis.log) {
-            (true, true) => format!("{setting} (log scale)"),
-            _ => setting.to_string(),
-        };
-        let label_at = |v: &f64| axis.label_at(*v);
-        chart
-            .configure_mesh()
-            .disable_x_mesh()
-            .x_labels(if axis.numeric { 6 } else { axis.ticks.len() })
-            .x_label_formatter(&label_at)
-            .x_desc(x_desc)
-            .y_desc("test accuracy (%)")
-            .label_style((FONT, 14))
-            .axis_desc_style((FONT, 16))
-            .draw()
-            .map_err(|e| anyhow!("{e:?}"))?;
-        let mut seen_of_method: BTreeMap<String, usize> = BTreeMap::new();
-        for (name, mut points) in series {
-            let method = name.split(' ').next().unwrap_or_default();
-            let variant = seen_of_method.entry(method.to_string()).or_insert(0);
-            let color = shade(method_color(method), *variant);
-            *variant += 1;
+    }
+    series
+}
+
+/// Draws a panel's lines, each method's in shades of its colour; a run that serves every value
+/// is a dashed line across the axis (`x0` to `x1`).
+fn draw_setting_lines<'a, DB: DrawingBackend + 'a>(
+    chart: &mut Chart<'a, DB>,
+    series: BTreeMap<String, Vec<SettingPoint>>,
+    (x0, x1): (f64, f64),
+    setting: &str,
+) -> Result<()> {
+    let mut seen_of_method: BTreeMap<String, usize> = BTreeMap::new();
+    for (name, points) in series {
+        let method = name.split(' ').next().unwrap_or_default();
+        let variant = seen_of_method.entry(method.to_string()).or_insert(0);
+        let color = shade(method_color(method), *variant);
+        *variant += 1;
+        let mut points: Vec<(f64, f64, f64, f64)> = match points.first() {
             // A run that serves every value spans the axis.
-            if let Some(&(None, m, lo, hi)) = points.first() {
-                points = vec![(Some(x0), m, lo, hi), (Some(x1), m, lo, hi)];
-            }
-            let mut points: Vec<(f64, f64, f64, f64)> = points
+            Some(&(None, m, lo, hi)) => vec![(x0, m, lo, hi), (x1, m, lo, hi)],
+            _ => points
                 .into_iter()
                 .filter_map(|(x, m, lo, hi)| Some((x?, m, lo, hi)))
-                .collect();
-            points.sort_by(|a, b| a.0.total_cmp(&b.0));
-            let width = if is_adaptive(method) { 3 } else { 2 };
-            let flat = points.len() == 2 && points[0].0 == x0 && points[1].0 == x1;
-            let label = if flat {
-                format!("{name} (any {setting})")
-            } else {
-                name.clone()
-            };
-            band_line(&mut chart, &points, color, width, label, flat)?;
-        }
-        legend(&mut chart, SeriesLabelPosition::LowerRight, 13)?;
+                .collect(),
+        };
+        points.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let width = if is_adaptive(method) { 3 } else { 2 };
+        let flat = points.len() == 2 && points[0].0 == x0 && points[1].0 == x1;
+        let label = if flat {
+            format!("{name} (any {setting})")
+        } else {
+            name.clone()
+        };
+        band_line(chart, &points, color, width, label, flat)?;
     }
     Ok(())
 }
@@ -596,14 +630,7 @@ fn share_trajectories<DB: DrawingBackend>(
                 .map_err(|e| anyhow!("{e:?}"))?;
         }
         if l == 0 {
-            chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::UpperRight)
-                .label_font((FONT, 11))
-                .background_style(WHITE.mix(0.85))
-                .border_style(BLACK)
-                .draw()
-                .map_err(|e| anyhow!("{e:?}"))?;
+            legend(&mut chart, SeriesLabelPosition::UpperRight, 11)?;
         }
     }
     Ok(())
@@ -692,105 +719,133 @@ fn file_label(arch: &str) -> String {
 pub fn run(dirs: &[PathBuf], bootstrap_seed: u64, x: Option<&str>) -> Result<Vec<PathBuf>> {
     register_font()?;
     let c = compare_dirs(dirs, bootstrap_seed)?;
-    let out = dirs[0].join("figures");
     if let Some(setting) = x {
-        if !c.varying.contains(&setting) {
-            return Err(input_error(format!(
-                "--x {setting}: not a setting that varies in {} (varying: {}; settings: {})",
-                dirs.iter()
-                    .map(|d| d.display().to_string())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                if c.varying.is_empty() {
-                    "none".to_string()
-                } else {
-                    c.varying.join(", ")
-                },
-                CELL_SETTINGS.join(", ")
-            )));
-        }
+        check_varies(dirs, &c, setting)?;
     }
+    let out = dirs[0].join("figures");
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
-    let panels = |c: &Comparison| {
-        let mut archs: Vec<(usize, &str)> = c
-            .cells
-            .iter()
-            .map(|x| (x.depth, x.widths.as_str()))
-            .collect();
-        archs.dedup();
-        archs.len() as u32
-    };
-    let settings: Vec<&str> = match x {
+    let settings = match x {
         Some(setting) => vec![setting],
         None => c.varying.clone(),
     };
+    let mut written = setting_figures(&out, &c, &settings)?;
+    if x.is_none() {
+        written.extend(depth_figures(&out, &c)?);
+        written.extend(share_figures(&out, &c)?);
+        written.extend(trajectory_figures(&out, dirs, &c)?);
+    }
+    Ok(written)
+}
+
+/// An input error unless `setting` varies in the results (`--x` draws only such a setting).
+fn check_varies(dirs: &[PathBuf], c: &Comparison, setting: &str) -> Result<()> {
+    if c.varying.contains(&setting) {
+        return Ok(());
+    }
+    Err(input_error(format!(
+        "--x {setting}: not a setting that varies in {} (varying: {}; settings: {})",
+        dirs.iter()
+            .map(|d| d.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+        if c.varying.is_empty() {
+            "none".to_string()
+        } else {
+            c.varying.join(", ")
+        },
+        CELL_SETTINGS.join(", ")
+    )))
+}
+
+/// `accuracy_vs_<setting>` for each of `settings`, sized for one panel per architecture.
+fn setting_figures(out: &Path, c: &Comparison, settings: &[&str]) -> Result<Vec<PathBuf>> {
+    let mut archs: Vec<(usize, &str)> = c
+        .cells
+        .iter()
+        .map(|x| (x.depth, x.widths.as_str()))
+        .collect();
+    archs.dedup();
+    let panels = (archs.len() as u32).max(1);
+    let cols = panels.min(PANELS_PER_ROW as u32);
+    let size = ((80 + 560 * cols).max(900), 60 + 560 * panels.div_ceil(cols));
     let mut written = Vec::new();
-    for setting in settings {
-        let n = panels(&c).max(1);
-        let cols = n.min(PANELS_PER_ROW as u32);
-        let size = ((80 + 560 * cols).max(900), 60 + 560 * n.div_ceil(cols));
+    for &setting in settings {
         written.extend(save(
-            &out,
+            out,
             &format!("accuracy_vs_{setting}"),
             size,
-            &|a| accuracy_vs_setting(a, &c, setting),
-            &|a| accuracy_vs_setting(a, &c, setting),
+            &|a| accuracy_vs_setting(a, c, setting),
+            &|a| accuracy_vs_setting(a, c, setting),
         )?);
     }
-    if x.is_some() {
-        return Ok(written);
-    }
+    Ok(written)
+}
+
+/// Test accuracy against depth, when the results hold more than one depth, and zoomed in on
+/// the methods close to the best when some are not.
+fn depth_figures(out: &Path, c: &Comparison) -> Result<Vec<PathBuf>> {
     let mut depths: Vec<usize> = c.cells.iter().map(|x| x.depth).collect();
     depths.dedup();
-    if depths.len() > 1 {
-        written.extend(save(
-            &out,
-            "accuracy_vs_depth",
-            (1000, 650),
-            &|a| accuracy_vs_depth(a, &c, None),
-            &|a| accuracy_vs_depth(a, &c, None),
-        )?);
-        let close = close_to_best(&c, 2.0);
-        if !close.is_empty() && close.len() < c.ranks.len() {
-            let only = Some(close.as_slice());
-            written.extend(save(
-                &out,
-                "accuracy_vs_depth_zoom",
-                (1000, 650),
-                &|a| accuracy_vs_depth(a, &c, only),
-                &|a| accuracy_vs_depth(a, &c, only),
-            )?);
-        }
+    if depths.len() <= 1 {
+        return Ok(Vec::new());
     }
-    // Each cell draws the functions its runs' pool holds.
-    let held_by = |key: &ArchKey| -> Vec<Activation> {
-        let held = c.held.get(key);
-        c.functions
-            .iter()
-            .copied()
-            .filter(|a| held.is_some_and(|h| h[a.id()]))
-            .collect()
-    };
-    for (key, layers) in &c.shares {
-        let (arch, functions) = (&key.1, held_by(key));
-        let name = format!("shares_arch_{}", file_label(arch));
+    let mut written = save(
+        out,
+        "accuracy_vs_depth",
+        (1000, 650),
+        &|a| accuracy_vs_depth(a, c, None),
+        &|a| accuracy_vs_depth(a, c, None),
+    )?;
+    let close = close_to_best(c, 2.0);
+    if !close.is_empty() && close.len() < c.ranks.len() {
+        let only = Some(close.as_slice());
         written.extend(save(
-            &out,
-            &name,
+            out,
+            "accuracy_vs_depth_zoom",
+            (1000, 650),
+            &|a| accuracy_vs_depth(a, c, only),
+            &|a| accuracy_vs_depth(a, c, only),
+        )?);
+    }
+    Ok(written)
+}
+
+/// The functions a SmartMixed cell's runs' pool holds: the ones its figures draw.
+fn held_functions(c: &Comparison, key: &ArchKey) -> Vec<Activation> {
+    let held = c.held.get(key);
+    c.functions
+        .iter()
+        .copied()
+        .filter(|a| held.is_some_and(|h| h[a.id()]))
+        .collect()
+}
+
+/// SmartMixed's shares per layer, one figure per cell.
+fn share_figures(out: &Path, c: &Comparison) -> Result<Vec<PathBuf>> {
+    let mut written = Vec::new();
+    for (key, layers) in &c.shares {
+        let (arch, functions) = (&key.1, held_functions(c, key));
+        written.extend(save(
+            out,
+            &format!("shares_arch_{}", file_label(arch)),
             (900, 600),
             &|a| shares_by_layer(a, arch, layers, &functions),
             &|a| shares_by_layer(a, arch, layers, &functions),
         )?);
     }
-    for (key, layers) in &phase1_trajectories(dirs, &c)? {
-        let (arch, functions) = (&key.1, held_by(key));
-        let name = format!("phase1_shares_arch_{}", file_label(arch));
+    Ok(written)
+}
+
+/// SmartMixed's phase-1 shares per epoch, one figure per cell.
+fn trajectory_figures(out: &Path, dirs: &[PathBuf], c: &Comparison) -> Result<Vec<PathBuf>> {
+    let mut written = Vec::new();
+    for (key, layers) in &phase1_trajectories(dirs, c)? {
+        let (arch, functions) = (&key.1, held_functions(c, key));
         let rows_of_panels = layers.len().div_ceil(layers.len().min(4)) as u32;
-        let size = (1200, 120 + 300 * rows_of_panels);
         written.extend(save(
-            &out,
-            &name,
-            size,
+            out,
+            &format!("phase1_shares_arch_{}", file_label(arch)),
+            (1200, 120 + 300 * rows_of_panels),
             &|a| share_trajectories(a, arch, layers, &functions),
             &|a| share_trajectories(a, arch, layers, &functions),
         )?);
