@@ -7,62 +7,17 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use mixed_act::Activation;
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::error::input_error;
 use crate::grid::store::{ResultRow, ResultsStore, ShareRow};
+use crate::report::adaptive::{self, MethodCost, Pair};
+use crate::report::stats::{
+    bootstrap_diff_ci, bootstrap_mean_ci, mean, probability_of_improvement, RESAMPLES,
+};
 use crate::run::files::write_atomic;
 use crate::run::method::Method;
-
-/// Bootstrap resamples per interval.
-pub const RESAMPLES: usize = 4000;
-
-/// Percentile `p` of sorted values: the element at round(p * (n - 1)).
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    sorted[((p * (sorted.len() - 1) as f64).round() as usize).min(sorted.len() - 1)]
-}
-
-fn mean(v: &[f64]) -> f64 {
-    v.iter().sum::<f64>() / v.len() as f64
-}
-
-fn resample_mean(values: &[f64], rng: &mut ChaCha8Rng) -> f64 {
-    (0..values.len())
-        .map(|_| values[rng.random_range(0..values.len())])
-        .sum::<f64>()
-        / values.len() as f64
-}
-
-/// 95 % percentile bootstrap interval of the mean (resampling the seeds with replacement).
-pub fn bootstrap_mean_ci(values: &[f64], rng: &mut ChaCha8Rng) -> (f64, f64) {
-    let mut means: Vec<f64> = (0..RESAMPLES).map(|_| resample_mean(values, rng)).collect();
-    means.sort_by(f64::total_cmp);
-    (percentile(&means, 0.025), percentile(&means, 0.975))
-}
-
-/// 95 % percentile bootstrap interval of mean(a) - mean(b), resampling each group apart.
-pub fn bootstrap_diff_ci(a: &[f64], b: &[f64], rng: &mut ChaCha8Rng) -> (f64, f64) {
-    let mut diffs: Vec<f64> = (0..RESAMPLES)
-        .map(|_| resample_mean(a, rng) - resample_mean(b, rng))
-        .collect();
-    diffs.sort_by(f64::total_cmp);
-    (percentile(&diffs, 0.025), percentile(&diffs, 0.975))
-}
-
-/// Share of pairs in which the first value is higher (ties count half): the probability of
-/// improvement over seeds.
-pub fn probability_of_improvement(diffs: &[f64]) -> f64 {
-    let wins: f64 = diffs
-        .iter()
-        .map(|&d| match d.partial_cmp(&0.0) {
-            Some(std::cmp::Ordering::Greater) => 1.0,
-            Some(std::cmp::Ordering::Equal) => 0.5,
-            _ => 0.0,
-        })
-        .sum();
-    wins / diffs.len() as f64
-}
 
 /// Settings a comparison can be split by, in the order reports name them.
 pub const CELL_SETTINGS: [&str; 14] = [
@@ -301,6 +256,27 @@ pub struct Comparison {
     pub held: BTreeMap<ArchKey, [bool; Activation::COUNT]>,
     /// Each SmartMixed run's key and the [`ArchKey`] of its cell (for per-run files).
     pub smartmixed_cells: BTreeMap<String, ArchKey>,
+    /// Every adaptive method paired by seed with every other method of its cell.
+    pub pairs: Vec<Pair>,
+    /// What each method of each cell costs.
+    pub costs: Vec<MethodCost>,
+}
+
+impl Comparison {
+    /// Whether the results hold more than one adaptive method: then the report adds the
+    /// methods side by side and the pairs (SmartMixed against fixed functions alone keeps the
+    /// report it always had).
+    pub fn compares_adaptive_methods(&self) -> bool {
+        let mut adaptive: Vec<&str> = self
+            .cells
+            .iter()
+            .map(|c| c.method.as_str())
+            .filter(|m| is_adaptive(m))
+            .collect();
+        adaptive.sort();
+        adaptive.dedup();
+        adaptive.len() > 1
+    }
 }
 
 /// A method's ranks across the cells it is in.
@@ -403,8 +379,14 @@ pub fn compare(rows: &[ResultRow], share_rows: &[ShareRow], bootstrap_seed: u64)
     let mut ranks: BTreeMap<String, Vec<usize>> = BTreeMap::new();
     let mut phase_time_ratios = Vec::new();
     let mut smartmixed_cells = BTreeMap::new();
+    // The pairs draw from a stream of their own: the other intervals stay as they were.
+    let mut pairs_rng = ChaCha8Rng::seed_from_u64(bootstrap_seed.wrapping_add(2));
+    let (mut pairs, mut costs) = (Vec::new(), Vec::new());
     for (key, members) in cells_of(&finished, &varying) {
         let runs = CellRuns::new(key, members, &varying);
+        let label = runs.arch_key().1;
+        pairs.extend(adaptive::pairs(&label, &runs.by_method, &mut pairs_rng));
+        costs.extend(adaptive::costs(&label, &runs.by_method));
         for (method, method_runs) in &runs.by_method {
             let cell = runs.cell(method, &mut bootstrap);
             ranks.entry(method.clone()).or_default().push(cell.rank);
@@ -430,6 +412,8 @@ pub fn compare(rows: &[ResultRow], share_rows: &[ShareRow], bootstrap_seed: u64)
         functions: shares.functions,
         held: shares.held,
         smartmixed_cells,
+        pairs,
+        costs,
     }
 }
 
@@ -713,6 +697,17 @@ fn write_report(md: &mut String, c: &Comparison, sources: &[PathBuf]) -> fmt::Re
     write_vs_best_baseline(md, c)?;
     write_paired_by_seed(md, c)?;
     write_across_cells(md, c)?;
+    if c.compares_adaptive_methods() {
+        let accuracy = |cell: &str, method: &str| {
+            let x = c
+                .cells
+                .iter()
+                .find(|x| x.label() == cell && x.method == method)?;
+            let (m, lo, hi) = (pct(x.mean_test_acc), pct(x.ci_low), pct(x.ci_high));
+            Some(format!("{m} [{lo}, {hi}]"))
+        };
+        adaptive::write_section(md, &c.costs, &c.pairs, &accuracy)?;
+    }
     write_shares(md, c)?;
     match paper_finding(c) {
         Some(finding) => writeln!(md, "\n{finding}"),
@@ -1048,6 +1043,11 @@ pub fn run(dirs: &[PathBuf], bootstrap_seed: u64) -> Result<()> {
         &out.join("comparison.csv"),
         &writer.into_inner().context("encoding comparison.csv")?,
     )?;
+    if comparison.compares_adaptive_methods() {
+        let (pairs, costs) = adaptive::csv_files(&comparison.costs, &comparison.pairs)?;
+        write_atomic(&out.join("pairs.csv"), &pairs)?;
+        write_atomic(&out.join("methods.csv"), &costs)?;
+    }
     crate::print_stdout(&md)?;
     Ok(())
 }

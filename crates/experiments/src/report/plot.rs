@@ -16,6 +16,7 @@ use crate::report::compare::{
     compare_dirs, is_adaptive, settings_label, ArchKey, Cell, Comparison, SettingValue, Shares,
     ANY, CELL_SETTINGS,
 };
+use crate::run::method::Method;
 
 const FONT: &str = "sans-serif";
 static FONT_BYTES: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
@@ -41,10 +42,22 @@ fn method_color(method: &str) -> RGBColor {
         RGBColor(255, 187, 120),
         RGBColor(0, 0, 0),
     ];
-    const SMARTMIXED: RGBColor = RGBColor(214, 39, 40);
-    method
-        .parse::<Activation>()
-        .map_or(SMARTMIXED, |a| COLORS[a.id()])
+    /// By position in `Method::ADAPTIVE`: SmartMixed red, the others dark or saturated tones
+    /// apart from the fixed functions'.
+    const ADAPTIVE: [RGBColor; Method::ADAPTIVE.len()] = [
+        RGBColor(214, 39, 40),
+        RGBColor(0, 90, 50),
+        RGBColor(120, 0, 160),
+        RGBColor(0, 60, 140),
+        RGBColor(200, 120, 0),
+        RGBColor(100, 50, 0),
+        RGBColor(230, 0, 120),
+    ];
+    match Method::from_name(method) {
+        Some(Method::Baseline(a)) => COLORS[a.id()],
+        Some(m) => ADAPTIVE[Method::ADAPTIVE.iter().position(|a| *a == m).unwrap_or(0)],
+        None => ADAPTIVE[0],
+    }
 }
 
 fn activation_color(a: Activation) -> RGBColor {

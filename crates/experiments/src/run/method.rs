@@ -103,6 +103,14 @@ impl Method {
         !matches!(self, Method::Baseline(_))
     }
 
+    /// Whether the network a run leaves is a plain MLP (fixed functions per neuron).
+    pub fn leaves_plain_mlp(self) -> bool {
+        matches!(
+            self,
+            Method::Baseline(_) | Method::SmartMixed | Method::SoftmixFreeze
+        )
+    }
+
     /// Whether its runs leave per-neuron choices (`choices.csv`, the share tables).
     pub fn has_choices(self) -> bool {
         matches!(self, Method::SmartMixed | Method::SoftmixFreeze)
