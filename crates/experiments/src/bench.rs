@@ -404,20 +404,26 @@ fn print_ops_table(rows: &[BenchRow], (r, c): (usize, usize), repeats: usize, de
 pub fn bench_train(
     widths: &[usize],
     pool: Pool,
+    methods: &[Method],
     batches: usize,
     csv: Option<&Path>,
     (device, device_name): &(Device, String),
 ) -> Result<Vec<BenchRow>> {
     let batch = 128;
-    let [relu, phase1, phase2] = train_steppers(widths, pool, batch, device)?;
+    let ([relu, phase1, phase2], others) = train_steppers(widths, pool, methods, batch, device)?;
     let floor = MatmulFloor::new(widths, batch, device)?;
     let (phase1_name, phase2_name) = phase_names(pool);
-    let cases = vec![
+    let mut cases = vec![
         Case::without_bytes("relu", "step", move || relu.step()),
         Case::without_bytes(phase1_name, "step", move || phase1.step()),
         Case::without_bytes(phase2_name, "step", move || phase2.step()),
         Case::without_bytes("matmul-floor", "step", move || floor.run()),
     ];
+    for (method, stepper) in others {
+        cases.push(Case::without_bytes(method.name(), "step", move || {
+            stepper.step()
+        }));
+    }
     let times = measure(&cases, 5, batches, device)?;
     let rows = rows_of("train", &cases, &times, (batch, widths[0]), device_name);
     print_table(
@@ -438,6 +444,9 @@ pub fn bench_train(
         r(phase2_name, "relu"),
         r(phase1_name, "relu")
     );
+    for method in methods {
+        println!("{} / relu {}", method.name(), r(method.name(), "relu"));
+    }
     if let Some(path) = csv {
         append_csv(path, &rows)?;
     }
@@ -450,9 +459,10 @@ pub fn bench_train(
 fn train_steppers(
     widths: &[usize],
     pool: Pool,
+    methods: &[Method],
     batch: usize,
     dev: &Device,
-) -> Result<[CohortRun; 3]> {
+) -> Result<([CohortRun; 3], Vec<(Method, CohortRun)>)> {
     let mut rng = ChaCha8Rng::seed_from_u64(0);
     let x: Vec<f32> = (0..batch * IMAGE_PIXELS).map(|_| rng.random()).collect();
     let x = Tensor::from_vec(x, (1, batch, IMAGE_PIXELS), dev)?;
@@ -471,13 +481,17 @@ fn train_steppers(
     };
     let relu = network(Method::Baseline(Activation::Relu))?;
     let phase1 = network(Method::SmartMixed)?;
+    let others = methods
+        .iter()
+        .map(|&m| Ok((m, CohortRun::new(vec![network(m)?], x.clone(), y.clone())?)))
+        .collect::<Result<_>>()?;
     let steppers = [
         CohortRun::new(vec![relu], x.clone(), y.clone())?,
         CohortRun::new(vec![phase1.clone()], x.clone(), y.clone())?,
         CohortRun::new(vec![phase1], x, y)?,
     ];
     steppers[2].stack.borrow_mut().end_phase(0, None)?;
-    Ok(steppers)
+    Ok((steppers, others))
 }
 
 /// The matrix products of a training step alone (forward, grad-input and grad-weight per

@@ -102,6 +102,11 @@ enum BenchCommand {
         /// frozen model then mixes the pool's functions evenly over its neurons.
         #[arg(long)]
         pool: Option<PoolSetting>,
+        /// Adaptive methods to time beside relu, phase1 and phase2 (rows named after them),
+        /// comma-separated or repeated: softmix, softmix_freeze (its selection phase), prelu,
+        /// swish_beta, pau, pau_neuron.
+        #[arg(long, value_delimiter = ',')]
+        method: Vec<Method>,
         /// Rayon threads (default: RAYON_NUM_THREADS or the core count).
         #[arg(long)]
         threads: Option<usize>,
@@ -368,16 +373,26 @@ fn run_bench(command: BenchCommand) -> Result<()> {
             arch,
             batches,
             pool,
+            method,
             csv,
             device,
             ..
         } => {
+            if let Some(m) = method
+                .iter()
+                .find(|m| !m.is_adaptive() || **m == Method::SmartMixed)
+            {
+                experiments::bail_input!(
+                    "--method {m}: bench train times relu and SmartMixed's phases anyway; give adaptive methods to compare with them"
+                );
+            }
             let Some((_, widths)) = experiments::run::arch::architecture(arch) else {
                 experiments::bail_input!("--arch {arch} is not an architecture id (valid: 1..=18)");
             };
             let device = device::select(device)?;
             let pool = pool.unwrap_or_default().0;
-            bench::bench_train(widths, pool, batches.max(1), csv.as_deref(), &device).map(drop)
+            let batches = batches.max(1);
+            bench::bench_train(widths, pool, &method, batches, csv.as_deref(), &device).map(drop)
         }
     }
 }

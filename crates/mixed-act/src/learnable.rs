@@ -75,7 +75,7 @@ impl Learnable {
             }
             // With beta = 1 exactly SiLU's arithmetic (`activation.rs`): the same bits.
             Learnable::SwishBeta => x * logistic(p[0] * x).0,
-            Learnable::Pau => pau_terms(x, p).value,
+            Learnable::Pau => pau_value(x, p),
         }
     }
 
@@ -131,6 +131,34 @@ struct PauTerms<F> {
     dq: F,
     /// x^j for j = 0..=5, scaled.
     powers: [F; PAU_NUMERATOR],
+}
+
+/// PAU's value alone, scaled as [`pau_terms`] scales.
+#[inline(always)]
+fn pau_value<F: Real>(x: F, p: &[F]) -> F {
+    let (a, b) = p.split_at(PAU_NUMERATOR);
+    let one = F::one();
+    let u = x.abs();
+    if u > one {
+        // P / |x|^4 and Q / |x|^4 in powers of r = 1 / |x| (Horner), the x^5 term as x.
+        let r = one / u;
+        let sign = if x < F::zero() { -one } else { one };
+        let even = a[4] + r * r * (a[2] + r * r * a[0]);
+        let odd = sign * (r * (a[3] + r * r * a[1]));
+        let numerator = even + odd + a[5] * x;
+        let q = b[3].abs() + r * (b[2].abs() + r * (b[1].abs() + r * (b[0].abs() + r)));
+        numerator / q
+    } else {
+        let mut numerator = a[5];
+        for j in (0..5).rev() {
+            numerator = numerator * x + a[j];
+        }
+        let mut q = b[3].abs();
+        for k in (0..3).rev() {
+            q = q * u + b[k].abs();
+        }
+        numerator / (q * u + one)
+    }
 }
 
 #[inline(always)]
@@ -351,6 +379,27 @@ fn contiguous<'a, F: candle_core::WithDType>(
     }
 }
 
+/// Runs `$body` with `$k` a constant of the kind `$kind` holds, so that each kind's loop is
+/// compiled on its own, the per-element match folded away.
+macro_rules! for_kind {
+    ($kind:expr, $k:ident => $body:expr) => {
+        match $kind {
+            Learnable::Prelu => {
+                const $k: Learnable = Learnable::Prelu;
+                $body
+            }
+            Learnable::SwishBeta => {
+                const $k: Learnable = Learnable::SwishBeta;
+                $body
+            }
+            Learnable::Pau => {
+                const $k: Learnable = Learnable::Pau;
+                $body
+            }
+        }
+    };
+}
+
 struct Forward(Learnable);
 
 impl Forward {
@@ -358,23 +407,37 @@ impl Forward {
         &self,
         x: &[F],
         p: &[F],
-        (m, b, n, u): (usize, usize, usize, usize),
+        dims: (usize, usize, usize, usize),
     ) -> Vec<F> {
-        let kind = self.0;
-        let k = kind.params();
-        let mut y = vec![F::zero(); m * b * n];
-        y.par_chunks_mut(n.max(1))
-            .zip(x.par_chunks(n.max(1)))
-            .enumerate()
-            .for_each(|(row, (y, x))| {
-                let params = &p[(row / b.max(1)) * u * k..][..u * k];
-                for (col, (y, &x)) in y.iter_mut().zip(x).enumerate() {
-                    let unit = unit_of(col, u);
-                    *y = kind.value(x, &params[unit * k..(unit + 1) * k]);
-                }
-            });
-        y
+        for_kind!(self.0, KIND => forward_rows(KIND, x, p, dims))
     }
+}
+
+#[inline(always)]
+fn forward_rows<F: Real>(
+    kind: Learnable,
+    x: &[F],
+    p: &[F],
+    (m, b, n, u): (usize, usize, usize, usize),
+) -> Vec<F> {
+    let k = kind.params();
+    let mut y = vec![F::zero(); m * b * n];
+    y.par_chunks_mut(n.max(1))
+        .zip(x.par_chunks(n.max(1)))
+        .enumerate()
+        .for_each(|(row, (y, x))| {
+            let params = &p[(row / b.max(1)) * u * k..][..u * k];
+            if u == 1 {
+                for (y, &x) in y.iter_mut().zip(x) {
+                    *y = kind.value(x, params);
+                }
+            } else {
+                for ((y, &x), p) in y.iter_mut().zip(x).zip(params.chunks_exact(k)) {
+                    *y = kind.value(x, p);
+                }
+            }
+        });
+    y
 }
 
 impl CustomOp2 for Forward {
@@ -437,62 +500,72 @@ impl Backward {
         x: &[F],
         p: &[F],
         g: &[F],
-        (m, b, n, u): (usize, usize, usize, usize),
+        dims: (usize, usize, usize, usize),
     ) -> Vec<F> {
-        let kind = self.0;
-        let k = kind.params();
-        let blocks = n.div_ceil(COLUMN_BLOCK);
-        // Per (model, column block): the block's grad_x, row by row, and per column its
-        // parameter gradient summed over the rows in order, in f64.
-        let parts: Vec<(Vec<F>, Vec<f64>)> = (0..m * blocks)
-            .into_par_iter()
-            .map(|task| {
-                let (model, block) = (task / blocks, task % blocks);
-                let cols = block * COLUMN_BLOCK..((block + 1) * COLUMN_BLOCK).min(n);
-                let width = cols.len();
-                let params = &p[model * u * k..][..u * k];
-                let mut grad_x = vec![F::zero(); b * width];
-                let mut sums = vec![0f64; width * k];
-                let mut dp = vec![F::zero(); k];
-                for row in 0..b {
-                    let at = (model * b + row) * n;
-                    for (c, col) in cols.clone().enumerate() {
-                        let unit = unit_of(col, u);
-                        let dydx = kind.derivatives(x[at + col], &params[unit * k..][..k], &mut dp);
-                        let gy = g[at + col];
-                        grad_x[row * width + c] = gy * dydx;
-                        for (sum, &d) in sums[c * k..(c + 1) * k].iter_mut().zip(&dp) {
-                            *sum += wide(gy) * wide(d);
-                        }
+        for_kind!(self.0, KIND => backward_blocks(KIND, x, p, g, dims))
+    }
+}
+
+#[inline(always)]
+fn backward_blocks<F: Real>(
+    kind: Learnable,
+    x: &[F],
+    p: &[F],
+    g: &[F],
+    (m, b, n, u): (usize, usize, usize, usize),
+) -> Vec<F> {
+    let k = kind.params();
+    let blocks = n.div_ceil(COLUMN_BLOCK);
+    // Per (model, column block): the block's grad_x, row by row, and per column its
+    // parameter gradient summed over the rows in order, in f64.
+    let parts: Vec<(Vec<F>, Vec<f64>)> = (0..m * blocks)
+        .into_par_iter()
+        .map(|task| {
+            let (model, block) = (task / blocks, task % blocks);
+            let cols = block * COLUMN_BLOCK..((block + 1) * COLUMN_BLOCK).min(n);
+            let width = cols.len();
+            let params = &p[model * u * k..][..u * k];
+            let mut grad_x = vec![F::zero(); b * width];
+            let mut sums = vec![0f64; width * k];
+            let mut dp = vec![F::zero(); k];
+            for row in 0..b {
+                let at = (model * b + row) * n;
+                for (c, col) in cols.clone().enumerate() {
+                    let unit = unit_of(col, u);
+                    let dydx = kind.derivatives(x[at + col], &params[unit * k..][..k], &mut dp);
+                    let gy = g[at + col];
+                    grad_x[row * width + c] = gy * dydx;
+                    for (sum, &d) in sums[c * k..(c + 1) * k].iter_mut().zip(&dp) {
+                        *sum += wide(gy) * wide(d);
                     }
                 }
-                (grad_x, sums)
-            })
-            .collect();
-        let mut out = vec![F::zero(); m * b * n + m * u * k];
-        let (grad_x, grad_p) = out.split_at_mut(m * b * n);
-        let mut unit_sums = vec![0f64; m * u * k];
-        for (task, (block_grad, sums)) in parts.into_iter().enumerate() {
-            let (model, block) = (task / blocks, task % blocks);
-            let start = block * COLUMN_BLOCK;
-            let width = sums.len() / k.max(1);
-            for row in 0..b {
-                let at = (model * b + row) * n + start;
-                grad_x[at..at + width].copy_from_slice(&block_grad[row * width..][..width]);
             }
-            // Columns in order: a shared unit's sum adds them one after the other.
-            for c in 0..width {
-                let unit = unit_of(start + c, u);
-                for j in 0..k {
-                    unit_sums[(model * u + unit) * k + j] += sums[c * k + j];
-                }
+            (grad_x, sums)
+        })
+        .collect();
+    let mut out = vec![F::zero(); m * b * n + m * u * k];
+    let (grad_x, grad_p) = out.split_at_mut(m * b * n);
+    let mut unit_sums = vec![0f64; m * u * k];
+    for (task, (block_grad, sums)) in parts.into_iter().enumerate() {
+        let (model, block) = (task / blocks, task % blocks);
+        let start = block * COLUMN_BLOCK;
+        let width = sums.len() / k.max(1);
+        for row in 0..b {
+            let at = (model * b + row) * n + start;
+            grad_x[at..at + width].copy_from_slice(&block_grad[row * width..][..width]);
+        }
+        // Columns in order: a shared unit's sum adds them one after the other.
+        for c in 0..width {
+            let unit = unit_of(start + c, u);
+            for j in 0..k {
+                unit_sums[(model * u + unit) * k + j] += sums[c * k + j];
             }
         }
-        for (out, sum) in grad_p.iter_mut().zip(unit_sums) {
-            *out = F::constant(sum);
-        }
-        out
     }
+    for (out, sum) in grad_p.iter_mut().zip(unit_sums) {
+        *out = F::constant(sum);
+    }
+    out
 }
 
 impl CustomOp3 for Backward {
