@@ -409,11 +409,10 @@ impl Forward {
         p: &[F],
         dims: (usize, usize, usize, usize),
     ) -> Vec<F> {
-        for_kind!(self.0, KIND => forward_rows(KIND, x, p, dims))
+        forward_rows(self.0, x, p, dims)
     }
 }
 
-#[inline(always)]
 fn forward_rows<F: Real>(
     kind: Learnable,
     x: &[F],
@@ -427,18 +426,27 @@ fn forward_rows<F: Real>(
         .enumerate()
         .for_each(|(row, (y, x))| {
             let params = &p[(row / b.max(1)) * u * k..][..u * k];
-            if u == 1 {
-                for (y, &x) in y.iter_mut().zip(x) {
-                    *y = kind.value(x, params);
-                }
-            } else {
-                for ((y, &x), p) in y.iter_mut().zip(x).zip(params.chunks_exact(k)) {
-                    *y = kind.value(x, p);
-                }
-            }
+            forward_row(kind, x, params, y);
         });
     y
 }
+
+simd_variants! {
+/// One row: `params` one unit's (shared) or one per column.
+fn forward_row<F: Real>(kind: Learnable, x: &[F], params: &[F], y: &mut [F]) {
+    for_kind!(kind, KIND => {
+        let k = KIND.params();
+        if params.len() == k {
+            for (y, &x) in y.iter_mut().zip(x) {
+                *y = KIND.value(x, params);
+            }
+        } else {
+            for ((y, &x), p) in y.iter_mut().zip(x).zip(params.chunks_exact(k)) {
+                *y = KIND.value(x, p);
+            }
+        }
+    })
+}}
 
 impl CustomOp2 for Forward {
     fn name(&self) -> &'static str {
@@ -483,6 +491,40 @@ impl CustomOp2 for Forward {
     }
 }
 
+simd_variants! {
+/// One model's columns `cols` over all its rows (`x` and `g` `[B, N]`): grad_x of the block,
+/// row by row, and per column its parameter gradient, summed over the rows in order in f64.
+fn backward_block<F: Real>(
+    kind: Learnable,
+    (x, g): (&[F], &[F]),
+    params: &[F],
+    (n, cols): (usize, std::ops::Range<usize>),
+) -> (Vec<F>, Vec<f64>) {
+    for_kind!(kind, KIND => {
+        let k = KIND.params();
+        let shared = params.len() == k;
+        let width = cols.len();
+        let rows = x.len() / n.max(1);
+        let mut grad_x = vec![F::zero(); rows * width];
+        let mut sums = vec![0f64; width * k];
+        let mut dp = [F::zero(); PAU_NUMERATOR + PAU_DENOMINATOR];
+        for row in 0..rows {
+            let at = row * n + cols.start;
+            let (x, g) = (&x[at..at + width], &g[at..at + width]);
+            let out = &mut grad_x[row * width..(row + 1) * width];
+            for c in 0..width {
+                let p = if shared { params } else { &params[(cols.start + c) * k..][..k] };
+                let dydx = KIND.derivatives(x[c], p, &mut dp[..k]);
+                out[c] = g[c] * dydx;
+                for (sum, &d) in sums[c * k..(c + 1) * k].iter_mut().zip(&dp[..k]) {
+                    *sum += wide(g[c]) * wide(d);
+                }
+            }
+        }
+        (grad_x, sums)
+    })
+}}
+
 #[inline(always)]
 fn wide<F: Real>(v: F) -> f64 {
     v.to_f64().unwrap_or(f64::NAN)
@@ -502,11 +544,10 @@ impl Backward {
         g: &[F],
         dims: (usize, usize, usize, usize),
     ) -> Vec<F> {
-        for_kind!(self.0, KIND => backward_blocks(KIND, x, p, g, dims))
+        backward_blocks(self.0, x, p, g, dims)
     }
 }
 
-#[inline(always)]
 fn backward_blocks<F: Real>(
     kind: Learnable,
     x: &[F],
@@ -523,24 +564,9 @@ fn backward_blocks<F: Real>(
         .map(|task| {
             let (model, block) = (task / blocks, task % blocks);
             let cols = block * COLUMN_BLOCK..((block + 1) * COLUMN_BLOCK).min(n);
-            let width = cols.len();
-            let params = &p[model * u * k..][..u * k];
-            let mut grad_x = vec![F::zero(); b * width];
-            let mut sums = vec![0f64; width * k];
-            let mut dp = vec![F::zero(); k];
-            for row in 0..b {
-                let at = (model * b + row) * n;
-                for (c, col) in cols.clone().enumerate() {
-                    let unit = unit_of(col, u);
-                    let dydx = kind.derivatives(x[at + col], &params[unit * k..][..k], &mut dp);
-                    let gy = g[at + col];
-                    grad_x[row * width + c] = gy * dydx;
-                    for (sum, &d) in sums[c * k..(c + 1) * k].iter_mut().zip(&dp) {
-                        *sum += wide(gy) * wide(d);
-                    }
-                }
-            }
-            (grad_x, sums)
+            let at = model * b * n;
+            let rows = (&x[at..at + b * n], &g[at..at + b * n]);
+            backward_block(kind, rows, &p[model * u * k..][..u * k], (n, cols))
         })
         .collect();
     let mut out = vec![F::zero(); m * b * n + m * u * k];
