@@ -456,13 +456,16 @@ pub fn bench_train(
 /// The steps `bench train` times, as training runs them (a stack of one, `run::stack`, with
 /// the default preset's loss and clip), on one random batch: a ReLU network, and one SmartMixed
 /// network in phase 1 and in phase 2.
+/// relu, SmartMixed's phase 1 and phase 2, and each adaptive method asked for.
+type Steppers = ([CohortRun; 3], Vec<(Method, CohortRun)>);
+
 fn train_steppers(
     widths: &[usize],
     pool: Pool,
     methods: &[Method],
     batch: usize,
     dev: &Device,
-) -> Result<([CohortRun; 3], Vec<(Method, CohortRun)>)> {
+) -> Result<Steppers> {
     let mut rng = ChaCha8Rng::seed_from_u64(0);
     let x: Vec<f32> = (0..batch * IMAGE_PIXELS).map(|_| rng.random()).collect();
     let x = Tensor::from_vec(x, (1, batch, IMAGE_PIXELS), dev)?;
