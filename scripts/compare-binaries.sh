@@ -8,12 +8,12 @@ set -euo pipefail
 old=$1 new=$2 work=${3:-$(mktemp -d)}
 mkdir -p "$work"
 data=$(cd "$(dirname "$0")/.." && pwd)/crates/experiments/tests/data/mnist-mini
-common=(--data-dir "$data" --widths 32,16 --epochs 4 --phase1-epochs 2 --batch-size 64 --quiet)
+common=(--data-dir "$data" --widths 32,16 --epochs 4 --batch-size 64 --quiet)
 runs=(
-  "smartmixed:--method smartmixed --seed 1"
-  "pool:--method smartmixed --pool relu,elu,gelu --clamp none --seed 2"
-  "reference:--preset reference --seed 3"
-  "fresh:--method smartmixed --phase2-init fresh --seed 4"
+  "smartmixed:--method smartmixed --phase1-epochs 2 --seed 1"
+  "pool:--method smartmixed --phase1-epochs 2 --pool relu,elu,gelu --clamp none --seed 2"
+  "reference:--preset reference --phase1-epochs 2 --seed 3"
+  "fresh:--method smartmixed --phase1-epochs 2 --phase2-init fresh --seed 4"
   "relu:--method relu --seed 1"
   "diverging:--method relu --lr 1e30 --grad-clip none --seed 5"
 )

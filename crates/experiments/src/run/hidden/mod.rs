@@ -187,6 +187,43 @@ pub fn spread(values: &[f64]) -> serde_json::Value {
     })
 }
 
+/// The forward pass of a layer that mixes the pool with weights `w [m, N, K]` tracked to its
+/// models' logits (the Gumbel selection, the soft mixtures): the fused mixture on detached
+/// weights, the weights kept for [`mixture_backward`].
+pub fn mixture_forward(
+    x: &Tensor,
+    w: Tensor,
+    pool: mixed_act::Pool,
+    clamp: Option<f64>,
+) -> Result<(Tensor, Saved)> {
+    let y = mixed_act::mixture(x, &w.detach(), pool, clamp)?;
+    Ok((y, Some(Box::new(w))))
+}
+
+/// The backward pass after [`mixture_forward`]: the fused mixture gradients, then candle's
+/// autograd from the weights through the (tiny) softmax to each model's `logits`, from the
+/// scalar `sum(w * G)`, whose gradient in `w` is exactly `G`.
+pub fn mixture_backward(
+    logits: &[&Var],
+    (x, saved): (&Tensor, &Saved),
+    (pool, clamp): (mixed_act::Pool, Option<f64>),
+    grad_y: &Tensor,
+    grads: &mut GradStore,
+) -> Result<Tensor> {
+    let w = saved
+        .as_ref()
+        .and_then(|s| s.downcast_ref::<Tensor>())
+        .context("a mixing layer's backward pass without its weights")?;
+    let (grad_x, grad_w) = mixed_act::mixture_grads(x, &w.detach(), pool, clamp, grad_y)?;
+    let logit_grads = (w * grad_w)?.sum_all()?.backward()?;
+    for logits in logits {
+        if let Some(g) = logit_grads.get(logits.as_tensor()) {
+            grads.insert(logits.as_tensor(), g.clone());
+        }
+    }
+    Ok(grad_x)
+}
+
 /// The group's layers as the concrete kind `T` (every layer of a group has the first one's kind).
 pub fn layers_of<'a, T: HiddenLayer>(group: &[&'a dyn HiddenLayer]) -> Result<Vec<&'a T>> {
     group

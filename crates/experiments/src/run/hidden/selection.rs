@@ -5,14 +5,14 @@
 
 use std::any::Any;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use candle_core::backprop::GradStore;
 use candle_core::{Device, Tensor, Var};
 use mixed_act::gumbel::{gumbel_noise, straight_through};
-use mixed_act::{freeze, mixture, mixture_grads, Activation, SelectionLayer};
+use mixed_act::{freeze, mixture, Activation, SelectionLayer};
 use rand_chacha::ChaCha8Rng;
 
-use super::{layers_of, Draws, Fixed, HiddenLayer, Saved};
+use super::{layers_of, mixture_backward, mixture_forward, Draws, Fixed, HiddenLayer, Saved};
 use crate::run::method::LayerSettings;
 
 #[derive(Clone, Debug)]
@@ -123,8 +123,7 @@ impl HiddenLayer for GumbelSelection {
         draws: &mut Draws,
     ) -> Result<(Tensor, Saved)> {
         let w = Self::mixing_weights(group, x, draws)?;
-        let y = mixture(x, &w.detach(), self.0.pool(), self.0.clamp())?;
-        Ok((y, Some(Box::new(w))))
+        mixture_forward(x, w, self.0.pool(), self.0.clamp())
     }
 
     fn backward(
@@ -135,21 +134,9 @@ impl HiddenLayer for GumbelSelection {
         grad_y: &Tensor,
         grads: &mut GradStore,
     ) -> Result<Tensor> {
-        let w = saved
-            .as_ref()
-            .and_then(|s| s.downcast_ref::<Tensor>())
-            .context("a selection layer's backward pass without its mixing weights")?;
-        let (pool, clamp) = (self.0.pool(), self.0.clamp());
-        let (grad_x, grad_w) = mixture_grads(x, &w.detach(), pool, clamp, grad_y)?;
-        // sum(w * G) has gradient exactly G in w; autograd takes it through the softmax (tiny)
-        // to each model's logits.
-        let logit_grads = (w * grad_w)?.sum_all()?.backward()?;
-        for layer in layers_of::<GumbelSelection>(group)? {
-            let logits = layer.0.logits().as_tensor();
-            if let Some(g) = logit_grads.get(logits) {
-                grads.insert(logits, g.clone());
-            }
-        }
-        Ok(grad_x)
+        let layers = layers_of::<GumbelSelection>(group)?;
+        let logits: Vec<&Var> = layers.iter().map(|l| l.0.logits()).collect();
+        let settings = (self.0.pool(), self.0.clamp());
+        mixture_backward(&logits, (x, saved), settings, grad_y, grads)
     }
 }

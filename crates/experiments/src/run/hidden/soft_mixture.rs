@@ -7,13 +7,13 @@
 
 use std::any::Any;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use candle_core::backprop::GradStore;
 use candle_core::{Device, Tensor, Var, D};
-use mixed_act::{freeze, mixture, mixture_grads, Activation, SelectionLayer};
+use mixed_act::{freeze, mixture, Activation, SelectionLayer};
 use rand_chacha::ChaCha8Rng;
 
-use super::{layers_of, Draws, Fixed, HiddenLayer, Saved};
+use super::{layers_of, mixture_backward, mixture_forward, Draws, Fixed, HiddenLayer, Saved};
 use crate::run::method::LayerSettings;
 
 #[derive(Clone, Debug)]
@@ -125,8 +125,7 @@ impl HiddenLayer for SoftMixture {
         _draws: &mut Draws,
     ) -> Result<(Tensor, Saved)> {
         let w = Self::weights(group, x)?;
-        let y = mixture(x, &w.detach(), self.layer.pool(), self.layer.clamp())?;
-        Ok((y, Some(Box::new(w))))
+        mixture_forward(x, w, self.layer.pool(), self.layer.clamp())
     }
 
     fn backward(
@@ -137,20 +136,9 @@ impl HiddenLayer for SoftMixture {
         grad_y: &Tensor,
         grads: &mut GradStore,
     ) -> Result<Tensor> {
-        let w = saved
-            .as_ref()
-            .and_then(|s| s.downcast_ref::<Tensor>())
-            .context("a soft mixture's backward pass without its weights")?;
-        let (pool, clamp) = (self.layer.pool(), self.layer.clamp());
-        let (grad_x, grad_w) = mixture_grads(x, &w.detach(), pool, clamp, grad_y)?;
-        // sum(w * G) has gradient exactly G in w; autograd takes it through the softmax.
-        let logit_grads = (w * grad_w)?.sum_all()?.backward()?;
-        for layer in layers_of::<SoftMixture>(group)? {
-            let logits = layer.layer.logits().as_tensor();
-            if let Some(g) = logit_grads.get(logits) {
-                grads.insert(logits, g.clone());
-            }
-        }
-        Ok(grad_x)
+        let layers = layers_of::<SoftMixture>(group)?;
+        let logits: Vec<&Var> = layers.iter().map(|l| l.layer.logits()).collect();
+        let settings = (self.layer.pool(), self.layer.clamp());
+        mixture_backward(&logits, (x, saved), settings, grad_y, grads)
     }
 }
