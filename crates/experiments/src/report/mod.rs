@@ -1,8 +1,12 @@
 //! What the results say: [`compare`] (cells, ranks, bootstrap intervals, paired-by-seed
 //! statistics, comparison.md / .csv), [`adaptive`] (the adaptive methods paired with every
-//! other method, and what each costs), [`stats`] (the bootstrap) and [`plot`] (the figures).
+//! other method, and what each costs), [`stats`] (the bootstrap), [`plot`] (the figures of a
+//! comparison), [`learned`] (the figures of what adaptive methods learned) and [`figure`]
+//! (what figures share).
 
 pub mod adaptive;
 pub mod compare;
+pub mod figure;
+pub mod learned;
 pub mod plot;
 pub mod stats;
