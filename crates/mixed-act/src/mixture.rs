@@ -306,21 +306,6 @@ fn read_weights<T: KernelFloat>(
     Ok(Weights { pool, rows, plan })
 }
 
-/// Pre-clamp sum `s` and the weighted derivative `sum_k w_k C'(f_k(x)) f_k'(x)` for a neuron on
-/// the general path (zero or several non-zero weights).
-#[inline]
-fn general_terms<A: Real>(x: A, pool: Pool, weights: &[A], clamp: Clamp<A>) -> (A, A) {
-    let (mut sum, mut slope) = (A::zero(), A::zero());
-    for (&act, &w) in pool.members().iter().zip(weights) {
-        if w != A::zero() {
-            let v = act.value(x);
-            sum = sum + w * clamp.apply(v);
-            slope = slope + w * clamp.derivative(v) * act.derivative(x);
-        }
-    }
-    (sum, slope)
-}
-
 fn forward_cpu<T: KernelFloat>(
     x: &Matrix<T>,
     weights: &Weights<T::Acc>,
@@ -345,6 +330,7 @@ fn forward_rows<T: KernelFloat>(
 ) {
     let cols = x.cols;
     let scattered = Scattered::new(weights);
+    let general = general_weights(weights);
     let (mut scratch, mut xs, mut ys) = (Vec::new(), Vec::new(), Vec::new());
     for (i, y) in block.chunks_exact_mut(cols).enumerate() {
         let x = x.row(first_row + i, 0..cols, &mut scratch);
@@ -367,12 +353,71 @@ fn forward_rows<T: KernelFloat>(
                 }
             })
         }
-        for &c in &weights.plan.general {
-            let (sum, _) = general_terms(x[c].widen(), weights.pool, weights.of(c), clamp);
-            y[c] = T::narrow(clamp.apply(sum));
+        if !weights.plan.general.is_empty() {
+            gather(x, &weights.plan.general, &mut xs);
+            general_terms_dense(&xs, (weights.pool, general.as_slice()), clamp, &mut ys, None);
+            for sum in ys.iter_mut() {
+                *sum = clamp.apply(*sum);
+            }
+            scatter(&ys, &weights.plan.general, y);
         }
     }
 }}
+
+/// Per pool member, the weights of the general path's columns (in the plan's order): what the
+/// member-by-member loops over those columns read.
+fn general_weights<A: Copy>(weights: &Weights<A>) -> Vec<Vec<A>> {
+    (0..weights.pool.len())
+        .map(|k| {
+            weights
+                .plan
+                .general
+                .iter()
+                .map(|&c| weights.of(c)[k])
+                .collect()
+        })
+        .collect()
+}
+
+/// The general path (neurons with zero or several non-zero weights: soft mixtures) for a row's
+/// general-path columns at once: `xs` (their inputs, gathered) into the pre-clamp sums
+/// `s = sum_k w_k C(f_k(x))` and, when asked, the weighted derivatives
+/// `sum_k w_k C'(f_k(x)) f_k'(x)`, with one loop per pool member over all of them
+/// (specialised, so it vectorises). Each element adds the members' terms in pool order and
+/// skips zero weights, so a term that is not finite does not reach it through a zero weight.
+#[inline(always)]
+fn general_terms_dense<A: Real>(
+    xs: &[A],
+    (pool, general): (Pool, &[Vec<A>]),
+    clamp: Clamp<A>,
+    sums: &mut Vec<A>,
+    mut slopes: Option<&mut Vec<A>>,
+) {
+    sums.clear();
+    sums.resize(xs.len(), A::zero());
+    if let Some(slopes) = slopes.as_deref_mut() {
+        slopes.clear();
+        slopes.resize(xs.len(), A::zero());
+    }
+    for (&act, w) in pool.members().iter().zip(general) {
+        specialise!(act, |a| {
+            for ((sum, &x), &w) in sums.iter_mut().zip(xs).zip(w) {
+                let term = w * clamp.apply(a.value(x));
+                *sum = if w != A::zero() { *sum + term } else { *sum };
+            }
+            if let Some(slopes) = slopes.as_deref_mut() {
+                for ((slope, &x), &w) in slopes.iter_mut().zip(xs).zip(w) {
+                    let term = w * clamp.derivative(a.value(x)) * a.derivative(x);
+                    *slope = if w != A::zero() {
+                        *slope + term
+                    } else {
+                        *slope
+                    };
+                }
+            }
+        })
+    }
+}
 
 /// grad-x of one element of a neuron with the single non-zero weight `w` on function `a`.
 #[inline(always)]
@@ -456,8 +501,10 @@ fn grad_x_rows<T: KernelFloat>(
 ) {
     let cols = x.cols;
     let scattered = Scattered::new(weights);
+    let general = general_weights(weights);
     let (mut x_scratch, mut g_scratch) = (Vec::new(), Vec::new());
     let (mut xs, mut gs, mut outs) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut sums, mut slopes) = (Vec::new(), Vec::new());
     for (i, gx) in block.chunks_exact_mut(cols).enumerate() {
         let x = x.row(first_row + i, 0..cols, &mut x_scratch);
         let g = grad_y.row(first_row + i, 0..cols, &mut g_scratch);
@@ -486,9 +533,19 @@ fn grad_x_rows<T: KernelFloat>(
                 }
             })
         }
-        for &c in &weights.plan.general {
-            let (sum, slope) = general_terms(x[c].widen(), weights.pool, weights.of(c), clamp);
-            gx[c] = T::narrow(g[c].widen() * clamp.derivative(sum) * slope);
+        if !weights.plan.general.is_empty() {
+            gather(x, &weights.plan.general, &mut xs);
+            gather(g, &weights.plan.general, &mut gs);
+            let pool = (weights.pool, general.as_slice());
+            general_terms_dense(&xs, pool, clamp, &mut sums, Some(&mut slopes));
+            outs.clear();
+            outs.extend(
+                gs.iter()
+                    .zip(&sums)
+                    .zip(&slopes)
+                    .map(|((&g, &sum), &slope)| g * clamp.derivative(sum) * slope),
+            );
+            scatter(&outs, &weights.plan.general, gx);
         }
     }
 }}
