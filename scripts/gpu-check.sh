@@ -124,6 +124,15 @@ run_limited 45 "$smartmixed" bench cohort --device cuda --batches 10 --csv "$out
 # m1, m7, m21 p50 (us per model) of a network (rows: bench cohort, cols = first width).
 cohort_us() { awk -F, -v i="$1" -v w="$2" '$1=="cohort" && $2==i && $5==w {print $10}' "$out/bench.csv" 2>/dev/null | tail -1; }
 
+# ---- 6. the adaptive methods' training step (on CUDA: candle compositions for the learnable
+# activations until they get kernels of their own) -----------------------------------------------
+log "bench train --method"
+adaptive="softmix,softmix_freeze,prelu,swish_beta,pau,pau_neuron"
+run_limited 60 "$smartmixed" bench train --device cuda --batches 20 --method "$adaptive" --csv "$out/bench.csv" \
+  >"$out/bench-train.txt" 2>&1 || { log "bench train failed: bench-train.txt"; fail=1; }
+# "prelu / relu 1.02" lines of the bench's output.
+vs_relu() { awk -v m="$1" '$1 == m && $2 == "/" && $3 == "relu" {print $4}' "$out/bench-train.txt" 2>/dev/null | tail -1; }
+
 # ---- table -----------------------------------------------------------------------------------
 target() { awk -v v="$1" -v op="$2" -v t="$3" 'BEGIN { if (v == "-") print "n/a"; else if ((op == ">=" && v >= t) || (op == "<=" && v <= t)) print "met"; else print "MISSED" }'; }
 bw_verdict=$(target "$bw_share" ">=" 0.70); ep_verdict=$(target "$p2_vs_relu" "<=" 1.10)
@@ -144,6 +153,9 @@ bw_verdict=$(target "$bw_share" ">=" 0.70); ep_verdict=$(target "$p2_vs_relu" "<
   echo "| phase-2 epoch / relu epoch | $p2_vs_relu$([[ $mini == yes ]] && echo " (mini data: too short to time)") | <= 1.10: $ep_verdict |"
   for w in 512 64; do
     echo "| step per model, widths from $w: m1 / m7 / m21 us | $(cohort_us m1 $w) / $(cohort_us m7 $w) / $(cohort_us m21 $w) (m21/m1 $(ratio "$(cohort_us m21 $w)" "$(cohort_us m1 $w)")) | |"
+  done
+  for m in ${adaptive//,/ }; do
+    echo "| training step, arch 3, batch 128: $m / relu | $(vs_relu "$m") | |"
   done
   echo
   echo "Whole check: $(( $(date +%s) - started )) s. $CUDA_LIBS_SOURCE."
