@@ -87,6 +87,11 @@ impl<'a> Member<'a> {
         &self.schedule[self.phase]
     }
 
+    /// How many phases its method's schedule has.
+    pub fn phases(&self) -> usize {
+        self.schedule.len()
+    }
+
     /// Logs model `m`'s epoch and keeps its best checkpoint so far (taken from `stack`).
     pub fn record_epoch(
         &mut self,

@@ -232,9 +232,9 @@ fn build<'a>(
 /// The progress bar's label of an epoch.
 fn epoch_label(members: &[Member], epoch: usize) -> String {
     let epochs = members[0].cfg.epochs;
-    match (members.len(), members[0].phase().name) {
-        (1, "baseline") => format!("epoch {epoch}/{epochs}"),
-        (1, p) => format!("epoch {epoch}/{epochs} [phase {p}]"),
+    match (members.len(), members[0].phase()) {
+        (1, _) if members[0].phases() == 1 => format!("epoch {epoch}/{epochs}"),
+        (1, phase) => format!("epoch {epoch}/{epochs} [phase {}]", phase.name),
         (n, _) => format!("epoch {epoch}/{epochs} [cohort of {n}]"),
     }
 }
