@@ -2,8 +2,6 @@
 //! SmartMixed's second phase (each neuron its argmax). Forward and backward are mixed-act's
 //! fused per-neuron ops over the group's stacked ids.
 
-use std::any::Any;
-
 use anyhow::Result;
 use candle_core::backprop::GradStore;
 use candle_core::{Device, Tensor};
@@ -38,14 +36,6 @@ struct Trace {
 }
 
 impl HiddenLayer for Fixed {
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-
-    fn boxed_clone(&self) -> Box<dyn HiddenLayer> {
-        Box::new(self.clone())
-    }
-
     fn group_key(&self) -> String {
         "fixed".into()
     }

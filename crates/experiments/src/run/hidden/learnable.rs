@@ -2,8 +2,6 @@
 //! each model's layer holds its parameters `[U, P]` (U = neurons, or 1 for one unit per layer);
 //! a group stacks them and runs mixed-act's fused op and its explicit gradients.
 
-use std::any::Any;
-
 use anyhow::Result;
 use candle_core::backprop::GradStore;
 use candle_core::{DType, Device, Tensor, Var};
@@ -51,14 +49,6 @@ impl LearnableUnits {
 }
 
 impl HiddenLayer for LearnableUnits {
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-
-    fn boxed_clone(&self) -> Box<dyn HiddenLayer> {
-        Box::new(self.clone())
-    }
-
     fn group_key(&self) -> String {
         format!("{:?} units {}", self.kind, self.params.dims()[0])
     }

@@ -61,12 +61,25 @@ impl Draws<'_> {
 /// What a group's forward pass keeps for its backward pass (the kind's own type).
 pub type Saved = Option<Box<dyn Any>>;
 
-/// One model's hidden layer of some kind.
-pub trait HiddenLayer: Any + std::fmt::Debug {
+/// What every kind gets from being `Clone`: a boxed copy and a view as `Any` (to find its
+/// concrete type in a group).
+pub trait LayerObject {
     fn as_any(&self) -> &dyn Any;
-
     fn boxed_clone(&self) -> Box<dyn HiddenLayer>;
+}
 
+impl<T: HiddenLayer + Clone> LayerObject for T {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn boxed_clone(&self) -> Box<dyn HiddenLayer> {
+        Box::new(self.clone())
+    }
+}
+
+/// One model's hidden layer of some kind.
+pub trait HiddenLayer: LayerObject + Any + std::fmt::Debug {
     /// Neighbouring models whose layers give equal keys run as one group (the same kind and
     /// the settings its op takes once for all of them).
     fn group_key(&self) -> String;

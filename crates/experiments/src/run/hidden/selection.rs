@@ -3,8 +3,6 @@
 //! keeps its argmax ([`Fixed`]). Forward and backward are mixed-act's fused mixture ops; the
 //! small softmax from the logits to the mixing weights goes through candle's autograd.
 
-use std::any::Any;
-
 use anyhow::Result;
 use candle_core::backprop::GradStore;
 use candle_core::{Device, Tensor, Var};
@@ -68,14 +66,6 @@ impl GumbelSelection {
 }
 
 impl HiddenLayer for GumbelSelection {
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-
-    fn boxed_clone(&self) -> Box<dyn HiddenLayer> {
-        Box::new(self.clone())
-    }
-
     fn group_key(&self) -> String {
         let s = &self.0;
         format!(

@@ -5,8 +5,6 @@
 //! mixed-act's mixture op (the same as the Gumbel selection, with dense weights); the softmax
 //! from the logits to the weights goes through candle's autograd.
 
-use std::any::Any;
-
 use anyhow::Result;
 use candle_core::backprop::GradStore;
 use candle_core::{Device, Tensor, Var, D};
@@ -50,14 +48,6 @@ impl SoftMixture {
 }
 
 impl HiddenLayer for SoftMixture {
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-
-    fn boxed_clone(&self) -> Box<dyn HiddenLayer> {
-        Box::new(self.clone())
-    }
-
     fn group_key(&self) -> String {
         let s = &self.layer;
         format!(
@@ -104,7 +94,7 @@ impl HiddenLayer for SoftMixture {
     fn end_phase(&self) -> Result<Box<dyn HiddenLayer>> {
         Ok(match self.freezes {
             true => Box::new(Fixed(freeze(&self.layer)?)),
-            false => self.boxed_clone(),
+            false => Box::new(self.clone()),
         })
     }
 
