@@ -470,3 +470,58 @@ fn cohorts_give_the_rows_of_one_run_at_a_time() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("'cohort_size' must be at least 1"));
     std::fs::remove_dir_all(base).unwrap();
 }
+
+/// Every adaptive method trains in a sweep, in one cohort with the others and one at a time, to
+/// the same bits; `compare` adds the methods' cost table and the pairs (pairs.csv,
+/// methods.csv) and `plot` the figures of what they learned.
+#[test]
+fn adaptive_methods_train_in_cohorts_and_reach_the_reports() {
+    let base = temp("adaptive");
+    let config = base.join("adaptive.toml");
+    let methods = r#"methods = ["relu", "smartmixed", "softmix", "softmix_freeze", "prelu", "swish_beta", "pau", "pau_neuron"]"#;
+    let text = TINY
+        .replace(r#"methods = ["relu", "smartmixed"]"#, methods)
+        .replace(
+            "architectures = [[16], [16, 8]]",
+            "architectures = [[16, 8]]",
+        );
+    std::fs::write(&config, text).unwrap();
+    let (together, alone) = (base.join("together"), base.join("alone"));
+    let log = sweep(&config, &together, &[]);
+    assert!(log.contains("training in 1 cohorts of 16 models"), "{log}");
+    sweep(&config, &alone, &["--cohort-size", "1"]);
+    let (a, b) = (rows(&together), rows(&alone));
+    assert_eq!(a.len(), 16);
+    assert!(a.iter().all(|r| r.status == "ok"), "{a:?}");
+    assert_eq!(metrics(&a), metrics(&b));
+    for r in &a {
+        let read =
+            |dir: &Path| std::fs::read(dir.join("runs").join(&r.key).join("model.safetensors"));
+        assert!(
+            read(&together).unwrap() == read(&alone).unwrap(),
+            "{} checkpoint",
+            r.key
+        );
+    }
+    let output = smartmixed(&["compare", together.to_str().unwrap()]);
+    assert!(output.status.success());
+    let md = std::fs::read_to_string(together.join("comparison.md")).unwrap();
+    assert!(
+        md.contains("## The methods side by side") && md.contains("| pau_neuron |"),
+        "{md}"
+    );
+    let pairs = std::fs::read_to_string(together.join("pairs.csv")).unwrap();
+    assert!(pairs.contains("smartmixed,softmix_freeze,2,"), "{pairs}");
+    assert!(together.join("methods.csv").is_file());
+    let output = smartmixed(&["plot", together.to_str().unwrap()]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for method in ["pau", "pau_neuron", "prelu", "swish_beta", "softmix"] {
+        let figure = together.join(format!("figures/learned_{method}_mnist_widths_16-8.svg"));
+        assert!(figure.is_file(), "{}", figure.display());
+    }
+    std::fs::remove_dir_all(&base).unwrap();
+}
