@@ -11,10 +11,7 @@ use experiments::grid::sweep::{expand, plan, run_sweep, Shard, SweepConfig, Swee
 use experiments::interrupt::{self, Interrupted};
 use experiments::progress::Progress;
 use experiments::report::{compare, plot};
-use experiments::run::config::{
-    ClampSetting, DatasetName, DeviceChoice, EvalSelection, LossKind, Method, Phase2Init,
-    PoolSetting, Preset, Settings, TrainConfig,
-};
+use experiments::run::config::{DeviceChoice, Method, PoolSetting, Settings, TrainConfig};
 use experiments::run::files::RunRecord;
 use experiments::run::{data, train};
 use experiments::{bench, device, print_stdout};
@@ -32,7 +29,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Train one baseline or SmartMixed model and write its results.
+    /// Train one model (a fixed function, SmartMixed or an adaptive method) and write its results.
     Train(TrainArgs),
     /// Run a grid of architectures x methods x seeds; resumes where it stopped.
     Sweep(SweepArgs),
@@ -172,63 +169,8 @@ struct TrainArgs {
     /// TOML file with any of the settings below (snake_case keys).
     #[arg(long)]
     config: Option<PathBuf>,
-    /// `default` (corrected semantics, CPU budget) or `reference` (the reference code exactly).
-    #[arg(long, value_enum)]
-    preset: Option<Preset>,
-    #[arg(long, value_enum)]
-    dataset: Option<DatasetName>,
-    /// Directory with the four IDX files, raw or .gz [default: $SMARTMIXED_DATA_DIR, else the hub].
-    #[arg(long)]
-    data_dir: Option<PathBuf>,
-    /// Architecture id of the reference, 1..=18 [default: 3].
-    #[arg(long, conflicts_with = "widths")]
-    arch: Option<u32>,
-    /// Explicit hidden widths, e.g. 512,256,128,64.
-    #[arg(long, value_delimiter = ',')]
-    widths: Option<Vec<usize>>,
-    /// smartmixed; an adaptive method to compare it with: softmix, softmix_freeze, prelu,
-    /// swish_beta, pau, pau_neuron; or a fixed function: relu, sigmoid, tanh, leaky_relu, elu,
-    /// selu, gelu, silu, mish, softplus or identity [default: smartmixed].
-    #[arg(long)]
-    method: Option<Method>,
-    /// Total epochs (SmartMixed: phase 1 + phase 2).
-    #[arg(long)]
-    epochs: Option<usize>,
-    /// Selection-phase epochs (smartmixed, softmix_freeze).
-    #[arg(long)]
-    phase1_epochs: Option<usize>,
-    #[arg(long)]
-    lr: Option<f64>,
-    #[arg(long)]
-    batch_size: Option<usize>,
-    /// Seed of initialisation, batch order and Gumbel noise.
-    #[arg(long)]
-    seed: Option<u64>,
-    /// Seed of the train/validation split (kept apart so every model of a sweep sees one split).
-    #[arg(long)]
-    split_seed: Option<u64>,
-    /// Softmax temperature of SmartMixed's Gumbel sample and of the soft mixtures.
-    #[arg(long)]
-    tau: Option<f64>,
-    /// Phase-1 clamp bound, or `none`.
-    #[arg(long)]
-    clamp: Option<ClampSetting>,
-    /// Gradient-norm clipping bound, or `none`.
-    #[arg(long)]
-    grad_clip: Option<ClampSetting>,
-    #[arg(long, value_enum)]
-    phase2_init: Option<Phase2Init>,
-    #[arg(long, value_enum)]
-    loss: Option<LossKind>,
-    #[arg(long, value_enum)]
-    eval_selection: Option<EvalSelection>,
-    /// The candidates of SmartMixed and the soft mixtures, comma-separated, e.g. relu,tanh,gelu; `paper` = the paper's six
-    /// (also within a list: paper,gelu), `all` = every candidate [default: paper].
-    #[arg(long)]
-    pool: Option<PoolSetting>,
-    /// auto, cpu, cuda, cuda:N or metal.
-    #[arg(long)]
-    device: Option<DeviceChoice>,
+    #[command(flatten)]
+    settings: Settings,
     /// Where the run's files go.
     #[arg(long, default_value = "runs/train")]
     out: PathBuf,
@@ -237,36 +179,9 @@ struct TrainArgs {
     quiet: bool,
 }
 
-impl TrainArgs {
-    fn flags(&self) -> Settings {
-        Settings {
-            preset: None,
-            dataset: self.dataset,
-            data_dir: self.data_dir.clone(),
-            arch: self.arch,
-            widths: self.widths.clone(),
-            method: self.method,
-            epochs: self.epochs,
-            phase1_epochs: self.phase1_epochs,
-            lr: self.lr,
-            batch_size: self.batch_size,
-            seed: self.seed,
-            split_seed: self.split_seed,
-            tau: self.tau,
-            clamp: self.clamp,
-            grad_clip: self.grad_clip,
-            phase2_init: self.phase2_init,
-            loss: self.loss,
-            eval_selection: self.eval_selection,
-            pool: self.pool,
-            device: self.device,
-        }
-    }
-}
-
 fn run_train(args: TrainArgs) -> Result<()> {
-    let cfg = TrainConfig::resolve(args.config.as_deref(), args.preset, &args.flags())?;
-    if let Some(setting) = args.flags().unread_by(cfg.method) {
+    let cfg = TrainConfig::resolve(args.config.as_deref(), args.settings.preset, &args.settings)?;
+    if let Some(setting) = args.settings.unread_by(cfg.method) {
         bail_input!(
             "--{} is not a setting of --method {} (it reads: {})",
             setting.replace('_', "-"),

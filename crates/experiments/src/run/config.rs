@@ -216,29 +216,67 @@ impl<'de> Deserialize<'de> for DeviceChoice {
 }
 
 /// Every setting of a run, each optional: one layer of the precedence chain (a preset, a config
-/// file or the flags). Unknown keys in a file are rejected.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+/// file or the flags). The one declaration of each setting's name, its parsing and its help: as
+/// a TOML key (unknown keys in a file are rejected) and as a `train` flag.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, clap::Args)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
+    /// `default` (corrected semantics, CPU budget) or `reference` (the reference code exactly).
+    #[arg(long, value_enum)]
     pub preset: Option<Preset>,
+    #[arg(long, value_enum)]
     pub dataset: Option<DatasetName>,
+    /// Directory with the four IDX files, raw or .gz [default: $SMARTMIXED_DATA_DIR, else the hub].
+    #[arg(long)]
     pub data_dir: Option<PathBuf>,
+    /// Architecture id of the reference, 1..=18 [default: 3].
+    #[arg(long, conflicts_with = "widths")]
     pub arch: Option<u32>,
+    /// Explicit hidden widths, e.g. 512,256,128,64.
+    #[arg(long, value_delimiter = ',')]
     pub widths: Option<Vec<usize>>,
+    /// smartmixed; an adaptive method to compare it with: softmix, softmix_freeze, prelu,
+    /// swish_beta, pau, pau_neuron; or a fixed function: relu, sigmoid, tanh, leaky_relu, elu,
+    /// selu, gelu, silu, mish, softplus or identity [default: smartmixed].
+    #[arg(long)]
     pub method: Option<Method>,
+    /// Total epochs (SmartMixed: phase 1 + phase 2).
+    #[arg(long)]
     pub epochs: Option<usize>,
+    /// Selection-phase epochs (smartmixed, softmix_freeze).
+    #[arg(long)]
     pub phase1_epochs: Option<usize>,
+    #[arg(long)]
     pub lr: Option<f64>,
+    #[arg(long)]
     pub batch_size: Option<usize>,
+    /// Seed of initialisation, batch order and Gumbel noise.
+    #[arg(long)]
     pub seed: Option<u64>,
+    /// Seed of the train/validation split (kept apart so every model of a sweep sees one split).
+    #[arg(long)]
     pub split_seed: Option<u64>,
+    /// Softmax temperature of SmartMixed's Gumbel sample and of the soft mixtures.
+    #[arg(long)]
     pub tau: Option<f64>,
+    /// Phase-1 clamp bound, or `none`.
+    #[arg(long)]
     pub clamp: Option<ClampSetting>,
+    /// Gradient-norm clipping bound, or `none`.
+    #[arg(long)]
     pub grad_clip: Option<ClampSetting>,
+    #[arg(long, value_enum)]
     pub phase2_init: Option<Phase2Init>,
+    #[arg(long, value_enum)]
     pub loss: Option<LossKind>,
+    #[arg(long, value_enum)]
     pub eval_selection: Option<EvalSelection>,
+    /// The candidates of SmartMixed and the soft mixtures, comma-separated, e.g. relu,tanh,gelu; `paper` = the paper's six
+    /// (also within a list: paper,gelu), `all` = every candidate [default: paper].
+    #[arg(long)]
     pub pool: Option<PoolSetting>,
+    /// auto, cpu, cuda, cuda:N or metal.
+    #[arg(long)]
     pub device: Option<DeviceChoice>,
 }
 
