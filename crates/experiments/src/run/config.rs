@@ -282,37 +282,24 @@ pub struct Settings {
 
 impl Settings {
     /// `self` with every value that `top` sets replaced by `top`'s.
-    pub fn overlay(mut self, top: &Settings) -> Settings {
-        macro_rules! take {
-            ($($field:ident),*) => { $( if top.$field.is_some() { self.$field = top.$field.clone(); } )* };
-        }
-        take!(
-            preset,
-            dataset,
-            data_dir,
-            method,
-            epochs,
-            phase1_epochs,
-            lr,
-            batch_size,
-            seed,
-            split_seed,
-            tau,
-            clamp,
-            grad_clip,
-            phase2_init,
-            loss,
-            eval_selection,
-            pool,
-            device
-        );
+    pub fn overlay(self, top: &Settings) -> Settings {
+        // Field by field through the settings' own serialisation (TOML keeps NaN and leaves
+        // unset settings out), so that no list of the fields is kept here.
+        let table = |s: &Settings| match toml::Value::try_from(s) {
+            Ok(toml::Value::Table(t)) => t,
+            _ => unreachable!("settings serialise as a TOML table"),
+        };
+        let (mut merged, top) = (table(&self), table(top));
         // An architecture id and explicit widths are two ways of saying one thing: the upper
         // layer's choice replaces the lower layer's, whichever form either used.
-        if top.arch.is_some() || top.widths.is_some() {
-            self.arch = top.arch;
-            self.widths = top.widths.clone();
+        if top.contains_key("arch") || top.contains_key("widths") {
+            merged.remove("arch");
+            merged.remove("widths");
         }
-        self
+        merged.extend(top);
+        toml::Value::Table(merged)
+            .try_into()
+            .expect("merged settings read back")
     }
 
     /// The settings a preset stands for.
