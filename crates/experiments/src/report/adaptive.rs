@@ -59,7 +59,7 @@ fn adaptive(method: &str) -> Option<Method> {
 
 /// Reports' order of methods: fixed functions by id, then the adaptive methods as
 /// [`Method::ADAPTIVE`] lists them, then names this build does not know.
-fn method_order(method: &str) -> (usize, usize) {
+pub fn method_order(method: &str) -> (usize, usize) {
     match Method::from_name(method) {
         Some(Method::Baseline(a)) => (0, a.id()),
         Some(m) => (

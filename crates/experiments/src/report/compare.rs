@@ -605,8 +605,8 @@ impl<'a> CellRuns<'a> {
     }
 }
 
-/// Orders cells by architecture and settings; within a cell the baselines in pool order, then
-/// SmartMixed.
+/// Orders cells by architecture and settings; within a cell the fixed functions by id, then the
+/// adaptive methods (SmartMixed first).
 fn sort_cells(cells: &mut [Cell]) {
     cells.sort_by_key(|c| {
         let settings: Vec<SettingValue> = c
@@ -614,10 +614,7 @@ fn sort_cells(cells: &mut [Cell]) {
             .iter()
             .map(|(_, v)| SettingValue(v.clone()))
             .collect();
-        let method = c
-            .method
-            .parse::<Activation>()
-            .map_or(Activation::COUNT, |a| a.id());
+        let method = adaptive::method_order(&c.method);
         (c.depth, c.widths.clone(), c.arch.clone(), settings, method)
     });
 }
@@ -717,7 +714,13 @@ fn write_report(md: &mut String, c: &Comparison, sources: &[PathBuf]) -> fmt::Re
 
 /// The title, the sources, what the numbers are, what a cell is and how many seeds cells hold.
 fn write_introduction(md: &mut String, c: &Comparison, sources: &[PathBuf]) -> fmt::Result {
-    writeln!(md, "# SmartMixed vs baselines\n")?;
+    match c.compares_adaptive_methods() {
+        true => writeln!(
+            md,
+            "# SmartMixed, the adaptive methods and the fixed functions\n"
+        )?,
+        false => writeln!(md, "# SmartMixed vs baselines\n")?,
+    }
     writeln!(
         md,
         "Sources: {}. Test accuracy in %, mean over seeds with a 95 % percentile bootstrap interval \
