@@ -1,8 +1,11 @@
 //! One optimizer step of a stack: forward, each model's loss, the explicit backward pass, each
 //! model's gradient-norm clipping factor, Adam.
 
+use std::collections::BTreeMap;
+
 use anyhow::{Context, Result};
-use candle_core::{Tensor, Var, D};
+use candle_core::backprop::GradStore;
+use candle_core::{DType, Tensor, Var, D};
 use rand_chacha::ChaCha8Rng;
 
 use crate::run::config::LossKind;
@@ -65,6 +68,51 @@ pub(crate) fn losses_at_once(
         .map(|m| losses.get(m))
         .collect::<candle_core::Result<_>>()?;
     Ok((losses, grad))
+}
+
+/// Every model's gradient-clipping factor as one tensor `[M]` on the device, in a handful of
+/// reductions whatever the number of models (GPUs; the CPU path reads [`clip_factor`] per model,
+/// the same formula): the stacked parameters' squared norms per model slice at once, the
+/// models' own parameters stacked by their place in each model's list (models of one kind hold
+/// the same shapes there), then `max / (norm + 1e-6)` capped at 1 (1 without a bound).
+pub(crate) fn clip_factors_at_once(
+    params: &[(Var, Owner)],
+    grads: &GradStore,
+    bounds: &[Option<f64>],
+    models: usize,
+) -> Result<Tensor> {
+    let device = params.first().context("no parameters")?.0.device().clone();
+    let mut squares = Tensor::zeros(models, DType::F32, &device)?;
+    // (place in the model's list, shape) -> (model, gradient)
+    let mut own: BTreeMap<(usize, Vec<usize>), Vec<(u32, Tensor)>> = BTreeMap::new();
+    let mut place = vec![0usize; models];
+    for (var, owner) in params {
+        let grad = grads.get(var.as_tensor());
+        match (owner, grad) {
+            (Owner::Stacked, Some(g)) => {
+                squares = (squares + g.sqr()?.flatten_from(1)?.sum(1)?)?;
+            }
+            (Owner::Model(m), grad) => {
+                if let Some(g) = grad {
+                    let key = (place[*m], g.dims().to_vec());
+                    own.entry(key).or_default().push((*m as u32, g.clone()));
+                }
+                place[*m] += 1;
+            }
+            (Owner::Stacked, None) => {}
+        }
+    }
+    for list in own.into_values() {
+        let (index, grads): (Vec<u32>, Vec<Tensor>) = list.into_iter().unzip();
+        let sums = Tensor::stack(&grads, 0)?.sqr()?.flatten_from(1)?.sum(1)?;
+        squares = squares.index_add(&Tensor::new(index, &device)?, &sums, 0)?;
+    }
+    let bounds: Vec<f32> = bounds
+        .iter()
+        .map(|b| b.map_or(f32::INFINITY, |b| b as f32))
+        .collect();
+    let bounds = Tensor::new(bounds, &device)?;
+    Ok((bounds / (squares.sqrt()? + 1e-6)?)?.clamp(0f32, 1f32)?)
 }
 
 /// What a step needs besides the batch: the stack's parameters (from [`Stack::params`]) with
@@ -130,13 +178,10 @@ pub fn step(
             .collect::<Result<Vec<Option<f32>>>>()?;
         learner.optimizer.step_models(&grads, &scales)?;
     } else {
-        let one = Tensor::ones((), candle_core::DType::F32, x.device())?;
-        let factors = (0..models)
-            .map(|m| Ok(factor(m)?.unwrap_or_else(|| one.clone())))
-            .collect::<Result<Vec<Tensor>>>()?;
+        let factors = clip_factors_at_once(learner.params, &grads, learner.grad_clips, models)?;
         learner
             .optimizer
-            .step_models_on_device(&grads, &Tensor::stack(&factors, 0)?, active)?;
+            .step_models_on_device(&grads, &factors, active)?;
     }
     Ok(losses)
 }
@@ -144,7 +189,86 @@ pub fn step(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::run::config::{Settings, TrainConfig};
+    use crate::run::stack::Stack;
+    use crate::run::train::{initial_network, Streams};
     use rand::{Rng, SeedableRng};
+
+    /// The GPU path's clipping factors for all models at once equal the per-model factors to
+    /// rounding, for a stack of mixed kinds (stacked weights, logits, slopes, PAU coefficients),
+    /// with a model without a bound.
+    #[test]
+    fn clip_factors_at_once_match_the_per_model_factors() {
+        let dev = candle_core::Device::Cpu;
+        let methods = [
+            "relu",
+            "smartmixed",
+            "prelu",
+            "prelu",
+            "pau_neuron",
+            "smartmixed",
+        ];
+        let networks = methods
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                let flags = Settings {
+                    widths: Some(vec![12, 6]),
+                    method: Some(m.parse().unwrap()),
+                    ..Default::default()
+                };
+                let cfg = TrainConfig::resolve(None, None, &flags).unwrap();
+                initial_network(&cfg, &mut Streams::new(i as u64).init, &dev).unwrap()
+            })
+            .collect();
+        let stack = Stack::new(networks).unwrap();
+        let m = stack.len();
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        let x: Vec<f32> = (0..m * 8 * 784).map(|_| rng.random()).collect();
+        let y: Vec<u32> = (0..m * 8).map(|_| rng.random_range(0..10)).collect();
+        let x = Tensor::from_vec(x, (m, 8, 784), &dev).unwrap();
+        let y = Tensor::from_vec(y, (m, 8), &dev).unwrap();
+        let mut rngs: Vec<_> = (0..m as u64)
+            .map(rand_chacha::ChaCha8Rng::seed_from_u64)
+            .collect();
+        let (logits, trace) = stack
+            .forward(&x, Pass::Train, &mut rngs, &vec![true; m])
+            .unwrap();
+        let (_, g) = losses_one_by_one(&logits, &y, LossKind::Logits).unwrap();
+        let grads = stack.backward(&trace, &g).unwrap();
+        let params = stack.params();
+        let mut bounds = vec![Some(0.05); m];
+        bounds[2] = None;
+        let at_once = clip_factors_at_once(&params, &grads, &bounds, m).unwrap();
+        let at_once: Vec<f32> = at_once.to_vec1().unwrap();
+        for (j, bound) in bounds.iter().enumerate() {
+            let own: Vec<Tensor> = params
+                .iter()
+                .filter_map(|(v, owner)| {
+                    let g = grads.get(v.as_tensor())?;
+                    match owner {
+                        Owner::Stacked => Some(g.get(j).unwrap()),
+                        Owner::Model(o) if *o == j => Some(g.clone()),
+                        Owner::Model(_) => None,
+                    }
+                })
+                .collect();
+            let want = match bound {
+                Some(b) => clip_factor(&own, *b)
+                    .unwrap()
+                    .unwrap()
+                    .to_scalar::<f32>()
+                    .unwrap(),
+                None => 1.0,
+            };
+            assert!(want < 1.0 || bound.is_none(), "model {j}: the bound clips");
+            assert!(
+                (at_once[j] - want).abs() <= 1e-6 * want.max(1e-3),
+                "model {j}: {} vs {want}",
+                at_once[j]
+            );
+        }
+    }
 
     /// The GPU path's losses and logit gradients for all models at once equal the per-model
     /// path's to rounding, for both loss kinds.
