@@ -70,6 +70,9 @@ pub(crate) fn losses_at_once(
     Ok((losses, grad))
 }
 
+/// The models' own gradients by (place in each model's parameter list, shape): (model, gradient).
+type ByPlace = BTreeMap<(usize, Vec<usize>), Vec<(u32, Tensor)>>;
+
 /// Every model's gradient-clipping factor as one tensor `[M]` on the device, in a handful of
 /// reductions whatever the number of models (GPUs; the CPU path reads [`clip_factor`] per model,
 /// the same formula): the stacked parameters' squared norms per model slice at once, the
@@ -83,8 +86,7 @@ pub(crate) fn clip_factors_at_once(
 ) -> Result<Tensor> {
     let device = params.first().context("no parameters")?.0.device().clone();
     let mut squares = Tensor::zeros(models, DType::F32, &device)?;
-    // (place in the model's list, shape) -> (model, gradient)
-    let mut own: BTreeMap<(usize, Vec<usize>), Vec<(u32, Tensor)>> = BTreeMap::new();
+    let mut own: ByPlace = BTreeMap::new();
     let mut place = vec![0usize; models];
     for (var, owner) in params {
         let grad = grads.get(var.as_tensor());
