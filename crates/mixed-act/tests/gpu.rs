@@ -375,3 +375,65 @@ fn mixture_cohort_on_gpu_matches_cpu() -> TestResult {
     }
     Ok(())
 }
+
+/// The learnable activations (PReLU, Swish-beta, PAU per neuron and shared) on the GPU, where
+/// they run as their candle compositions, against the CPU's fused ops: values, input and
+/// parameter gradients (sums over the batch: the tolerance scales with the rows).
+#[test]
+fn learnable_activations_match_the_cpu() -> TestResult {
+    use mixed_act::{learnable, learnable_grads, Learnable, PAU_LEAKY_RELU_INIT};
+    let mut rng = ChaCha8Rng::seed_from_u64(21);
+    let (models, rows, cols) = (2, 96, 40);
+    for (device, dtypes) in gpu_devices() {
+        for dtype in dtypes {
+            for (kind, units) in [
+                (Learnable::Prelu, cols),
+                (Learnable::SwishBeta, cols),
+                (Learnable::Pau, cols),
+                (Learnable::Pau, 1),
+            ] {
+                let k = kind.params();
+                let x: Vec<f64> = (0..models * rows * cols)
+                    .map(|_| rng.random_range(-4.0..4.0))
+                    .collect();
+                let g: Vec<f64> = (0..models * rows * cols)
+                    .map(|_| rng.random_range(-1.0..1.0))
+                    .collect();
+                let p: Vec<f64> = (0..models * units * k)
+                    .map(|i| {
+                        let base = match kind {
+                            Learnable::Prelu => 0.25,
+                            Learnable::SwishBeta => 1.0,
+                            Learnable::Pau => PAU_LEAKY_RELU_INIT[i % k],
+                        };
+                        base + rng.random_range(-0.2..0.2)
+                    })
+                    .collect();
+                let cpu = |v: Vec<f64>, shape: (usize, usize, usize)| {
+                    Tensor::from_vec(v, shape, &Device::Cpu)?.to_dtype(dtype)
+                };
+                let x = cpu(x, (models, rows, cols))?;
+                let g = cpu(g, (models, rows, cols))?;
+                let p = cpu(p, (models, units, k))?;
+                let (xd, gd, pd) = (
+                    x.to_device(&device)?,
+                    g.to_device(&device)?,
+                    p.to_device(&device)?,
+                );
+                let what = format!("{kind:?} units {units} {dtype:?}");
+                assert_close(
+                    &learnable(kind, &xd, &pd)?,
+                    &learnable(kind, &x, &p)?,
+                    &what,
+                    1,
+                );
+                let (gx, gp) = learnable_grads(kind, &xd, &pd, &gd)?;
+                let (cx, cp) = learnable_grads(kind, &x, &p, &g)?;
+                assert_close(&gx, &cx, &format!("{what} grad x"), 1);
+                let terms = rows * if units == 1 { cols } else { 1 };
+                assert_close(&gp, &cp, &format!("{what} grad params"), terms);
+            }
+        }
+    }
+    Ok(())
+}
