@@ -8,7 +8,8 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use candle_core::{Device, Tensor, Var};
 use mixed_act::{
-    gumbel::one_hot_argmax, mixture, mixture_slow, per_neuron, per_neuron_slow, Activation, Pool,
+    gumbel::one_hot_argmax, learnable, learnable_slow, mixture, mixture_slow, per_neuron,
+    per_neuron_slow, Activation, Learnable, Pool, PAU_LEAKY_RELU_INIT,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -242,6 +243,9 @@ struct OpInputs {
     /// One-hot weights over the paper's six and over every candidate.
     weights: Var,
     weights_all: Var,
+    /// Parameters of the learnable activations at their initial values, with a leading model
+    /// dimension of one: per neuron `[1, N, P]`, and PAU's one unit per layer `[1, 1, 10]`.
+    learnable: Vec<(&'static str, Learnable, Var)>,
 }
 
 impl OpInputs {
@@ -288,6 +292,25 @@ impl OpInputs {
             Var::from_tensor(&one_hot_argmax(&Tensor::from_vec(logits, (cols, k), dev)?)?)
         };
         let (weights, weights_all) = (one_hot(6)?, one_hot(Activation::COUNT)?);
+        let params = |kind: Learnable, units: usize| -> candle_core::Result<Var> {
+            let unit: Vec<f32> = match kind {
+                Learnable::Prelu => vec![0.25],
+                Learnable::SwishBeta => vec![1.0],
+                Learnable::Pau => PAU_LEAKY_RELU_INIT.map(|v| v as f32).to_vec(),
+            };
+            let values = unit.repeat(units);
+            Var::from_tensor(&Tensor::from_vec(values, (1, units, kind.params()), dev)?)
+        };
+        let learnable = vec![
+            ("prelu", Learnable::Prelu, params(Learnable::Prelu, cols)?),
+            (
+                "swish_beta",
+                Learnable::SwishBeta,
+                params(Learnable::SwishBeta, cols)?,
+            ),
+            ("pau", Learnable::Pau, params(Learnable::Pau, 1)?),
+            ("pau_neuron", Learnable::Pau, params(Learnable::Pau, cols)?),
+        ];
         Ok(OpInputs {
             x,
             ids: Tensor::new(ids, dev)?,
@@ -297,6 +320,7 @@ impl OpInputs {
             groups,
             weights,
             weights_all,
+            learnable,
         })
     }
 
@@ -328,7 +352,27 @@ impl OpInputs {
                 mixture(x, w_all, every, Some(10.0))
             }),
         ]);
+        // The learnable activations: the fused op against its candle composition (which GPUs
+        // run), on x as one model's `[1, B, N]`.
+        for (name, kind, p) in &self.learnable {
+            let (kind, p) = (*kind, p.as_tensor());
+            let names = learnable_names(name);
+            ops.push(named(names.0, move || learnable(kind, &x.unsqueeze(0)?, p)));
+            ops.push(named(names.1, move || {
+                learnable_slow(kind, &x.unsqueeze(0)?, p)
+            }));
+        }
         ops
+    }
+}
+
+/// The row names of a learnable activation's fused op and candle composition.
+fn learnable_names(name: &str) -> (&'static str, &'static str) {
+    match name {
+        "prelu" => ("prelu-fused", "prelu-candle"),
+        "swish_beta" => ("swish_beta-fused", "swish_beta-candle"),
+        "pau" => ("pau-fused", "pau-candle"),
+        _ => ("pau_neuron-fused", "pau_neuron-candle"),
     }
 }
 

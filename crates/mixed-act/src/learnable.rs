@@ -508,10 +508,26 @@ fn backward_block<F: Real>(
         let mut grad_x = vec![F::zero(); rows * width];
         let mut sums = vec![0f64; width * k];
         let mut dp = [F::zero(); PAU_NUMERATOR + PAU_DENOMINATOR];
+        // One parameter per unit (PReLU, Swish-beta): the derivatives of a row's block in one
+        // loop into `slopes` and `dps`, then the sums, so that the first loop vectorises.
+        let (mut slopes, mut dps) = (vec![F::zero(); width], vec![F::zero(); width]);
         for row in 0..rows {
             let at = row * n + cols.start;
             let (x, g) = (&x[at..at + width], &g[at..at + width]);
             let out = &mut grad_x[row * width..(row + 1) * width];
+            if k == 1 && !shared {
+                let p = &params[cols.start..cols.end];
+                for (((slope, d), &x), p) in slopes.iter_mut().zip(&mut dps).zip(x).zip(p) {
+                    let mut one = [F::zero()];
+                    *slope = KIND.derivatives(x, std::slice::from_ref(p), &mut one);
+                    *d = one[0];
+                }
+                for c in 0..width {
+                    out[c] = g[c] * slopes[c];
+                    sums[c] += wide(g[c]) * wide(dps[c]);
+                }
+                continue;
+            }
             for c in 0..width {
                 let p = if shared { params } else { &params[(cols.start + c) * k..][..k] };
                 let dydx = KIND.derivatives(x[c], p, &mut dp[..k]);
