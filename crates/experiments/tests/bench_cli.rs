@@ -34,10 +34,11 @@ fn bench_ops_appends_rows_with_the_agreed_columns() {
             .collect::<Vec<_>>()
     );
     let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
-    // 2 shapes x (16 impls x 2 passes + copy) x 2 invocations, one header. The impls: fused,
+    // 2 shapes x (24 impls x 2 passes + copy) x 2 invocations, one header. The impls: fused,
     // fused-all, fused-{gelu,silu,mish,softplus}, uniform-{relu,elu,tanh,gelu,silu}, grouped,
-    // masked, mixture-fused, mixture-naive, mixture-fused-all.
-    assert_eq!(rows.len(), 2 * 33 * 2);
+    // masked, mixture-fused, mixture-naive, mixture-fused-all, and {prelu, swish_beta, pau,
+    // pau_neuron}-{fused,candle}.
+    assert_eq!(rows.len(), 2 * 49 * 2);
     for r in &rows {
         assert_eq!(&r[0], "ops");
         let (p20, p50, p80): (f64, f64, f64) = (
@@ -50,6 +51,9 @@ fn bench_ops_appends_rows_with_the_agreed_columns() {
     assert!(rows
         .iter()
         .any(|r| &r[1] == "mixture-fused" && &r[2] == "fwd_bwd"));
+    assert!(rows
+        .iter()
+        .any(|r| &r[1] == "pau_neuron-fused" && &r[2] == "fwd_bwd"));
 
     let output = common::run(&["bench", "ops", "--shapes", "8by12"]);
     assert_eq!(output.status.code(), Some(2));
