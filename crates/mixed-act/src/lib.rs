@@ -14,6 +14,8 @@
 //! from candle's own ops beside it ([`per_neuron_slow`], [`mixture_slow`]) that the tests compare
 //! against. Layout: `activation.rs` defines the candidates (the one place each formula lives),
 //! `pool.rs` the pools they form;
+//! `learnable.rs` the activations with learnable parameters that SmartMixed is compared with
+//! (PReLU, Swish-beta, PAU: formulas, fused CPU ops, candle-op references);
 //! `per_neuron.rs` and `mixture.rs` hold the ops with their CPU kernels (`cpu.rs`: strided views
 //! and row-parallel drivers; `fastmath.rs`: vectorisable f32 exp/tanh; `lanes.rs`: the
 //! branch-free form for scattered neurons); the GPU kernels are `kernels/mixed_act.cu` and
