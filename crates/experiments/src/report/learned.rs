@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, Context, Result};
-use candle_core::{DType, Device};
+use candle_core::{DType, Device, Tensor};
+use mixed_act::{learnable, Learnable, LEAKY_RELU_SLOPE};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
@@ -102,14 +103,13 @@ fn hidden_tensors(run: &Path, name: &str) -> Result<Vec<Vec<Vec<f64>>>> {
     Ok(layers)
 }
 
-/// PAU's value, directly (x within [-5, 5] cannot overflow).
-fn pau_value(x: f64, c: &[f64]) -> f64 {
-    let p: f64 = (0..6).map(|j| c[j] * x.powi(j as i32)).sum();
-    let q: f64 = 1.0
-        + (1..=4)
-            .map(|k| c[5 + k].abs() * x.abs().powi(k as i32))
-            .sum::<f64>();
-    p / q
+/// A PAU unit's curve at `xs`, through mixed-act's op (the one place its formula lives).
+fn pau_curve(xs: &[f64], coefficients: &[f64]) -> Result<Vec<f64>> {
+    let x = Tensor::from_vec(xs.to_vec(), (xs.len(), 1), &Device::Cpu)?;
+    let c = Tensor::from_vec(coefficients.to_vec(), (1, coefficients.len()), &Device::Cpu)?;
+    Ok(learnable(Learnable::Pau, &x, &c)?
+        .flatten_all()?
+        .to_vec1()?)
 }
 
 /// Each layer's learned curve (per run; a unit per neuron drawn as the mean over its units)
@@ -119,12 +119,15 @@ fn pau_curves(runs: &[PathBuf]) -> Result<Figure> {
     let mut lines = Vec::new();
     for run in runs {
         for (l, units) in hidden_tensors(run, "coefficients")?.iter().enumerate() {
-            let mean =
-                |x: f64| units.iter().map(|c| pau_value(x, c)).sum::<f64>() / units.len() as f64;
+            let curves = units
+                .iter()
+                .map(|c| pau_curve(&xs, c))
+                .collect::<Result<Vec<_>>>()?;
+            let mean = |i: usize| curves.iter().map(|c| c[i]).sum::<f64>() / curves.len() as f64;
             lines.push(Line {
                 label: format!("layer {}", l + 1),
                 color: layer_color(l),
-                points: xs.iter().map(|&x| (x, mean(x))).collect(),
+                points: xs.iter().enumerate().map(|(i, &x)| (x, mean(i))).collect(),
                 dashed: false,
             });
         }
@@ -134,7 +137,7 @@ fn pau_curves(runs: &[PathBuf]) -> Result<Figure> {
         color: BLACK,
         points: xs
             .iter()
-            .map(|&x| (x, if x > 0.0 { x } else { 0.01 * x }))
+            .map(|&x| (x, x.max(0.0) + LEAKY_RELU_SLOPE * x.min(0.0)))
             .collect(),
         dashed: true,
     });
