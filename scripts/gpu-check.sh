@@ -124,8 +124,7 @@ run_limited 45 "$smartmixed" bench cohort --device cuda --batches 10 --csv "$out
 # m1, m7, m21 p50 (us per model) of a network (rows: bench cohort, cols = first width).
 cohort_us() { awk -F, -v i="$1" -v w="$2" '$1=="cohort" && $2==i && $5==w {print $10}' "$out/bench.csv" 2>/dev/null | tail -1; }
 
-# ---- 6. the adaptive methods' training step (on CUDA: candle compositions for the learnable
-# activations until they get kernels of their own) -----------------------------------------------
+# ---- 6. the adaptive methods' training step (the learnable activations' kernels) -----------------
 log "bench train --method"
 adaptive="softmix,softmix_freeze,prelu,swish_beta,pau,pau_neuron"
 run_limited 60 "$smartmixed" bench train --device cuda --batches 20 --method "$adaptive" --csv "$out/bench.csv" \

@@ -1,8 +1,8 @@
 //! CUDA launches of the kernels in `kernels/mixed_act.cu` (behind the `cuda` feature).
 //!
 //! The source is compiled once per process with NVRTC and loaded once per device through
-//! candle's custom-module cache. [`launch`] is the `cuda_fwd` of every op in `per_neuron.rs` /
-//! `mixture.rs`: inputs stay on the device, one kernel writes a fresh output, nothing is
+//! candle's custom-module cache. [`launch`] is the `cuda_fwd` of every op in `per_neuron.rs`,
+//! `mixture.rs` and `learnable.rs`: inputs stay on the device, one kernel writes a fresh output, nothing is
 //! copied to the host.
 
 use std::sync::OnceLock;
@@ -16,8 +16,8 @@ use candle_core::cuda_backend::{CudaDType, WrapErr};
 use candle_core::{bail, CudaStorage, DType, Layout, Result, Shape};
 
 use crate::kernels::{
-    elementwise_geometry, Kernel, Operands, Phase, CUDA_MAX_GRID_Y, CUDA_SOURCE, GRAD_W_COLS,
-    GRAD_W_ROW_GROUPS,
+    elementwise_geometry, Kernel, Operands, Phase, Scalars, CUDA_MAX_GRID_Y, CUDA_SOURCE,
+    GRAD_W_COLS, GRAD_W_ROW_GROUPS,
 };
 
 /// Name under which candle caches our module on each device.
@@ -122,7 +122,7 @@ impl<'a> Launch<'a> {
 }
 
 /// Launches `kernel` on `ops` and returns its fresh output. Every kernel takes its arguments
-/// in the order [`Kernel`] documents, so this one function serves all five.
+/// in the order [`Kernel`] documents, so this one function serves all eight.
 pub(crate) fn launch(kernel: Kernel, ops: Operands<CudaStorage>) -> Result<(CudaStorage, Shape)> {
     let (models, rows, cols) = ops.check(kernel, "CUDA", &[DType::F32, DType::F64])?;
     with_float_type!(ops.x.0.dtype(), |T| launch_typed::<T>(
@@ -138,15 +138,14 @@ fn launch_typed<T: GpuFloat>(
     cols: u32,
 ) -> Result<(CudaStorage, Shape)> {
     let dev = &ops.x.0.device;
-    let (elements, shape) = kernel.output(ops.x.1.shape(), ops.pool_size());
+    let (elements, shape) = kernel.output(ops.x.1.shape(), ops.width());
     // SAFETY: the kernel writes every element before anything reads it.
     let mut out = unsafe { dev.alloc::<T>(elements) }?;
     if elements > 0 {
         let x = view::<T>(ops.x)?;
         let grad_y = ops.grad_y.map(view::<T>).transpose()?;
-        let limit = T::limit(ops.mixture.and_then(|m| m.clamp));
-        let pool: u64 = ops.mixture.map_or(0, |m| m.pool.packed());
-        let (ids, w);
+        // Declared before the launch, which borrows them.
+        let (ids, floats, limit, pool, kind, units);
         let func = dev.get_or_load_custom_func(&kernel.entry(T::SUFFIX), MODULE, cuda_ptx()?)?;
         let mut launch = Launch::new(kernel, func.builder());
         launch.arg(&x);
@@ -155,21 +154,29 @@ fn launch_typed<T: GpuFloat>(
                 ids = view::<u32>(ops.per_neuron)?;
                 launch.arg(&ids);
             }
-            Phase::Mixture => {
-                w = view::<T>(ops.per_neuron)?;
-                launch.arg(&w);
+            Phase::Mixture | Phase::Learnable => {
+                floats = view::<T>(ops.per_neuron)?;
+                launch.arg(&floats);
             }
         }
         if let Some(grad_y) = &grad_y {
             launch.arg(grad_y);
         }
         launch.arg(&mut out);
-        if kernel.phase == Phase::Mixture {
-            launch.arg(&limit).arg(&pool);
+        match ops.scalars {
+            Scalars::None => {}
+            Scalars::Mixture(m) => {
+                (limit, pool) = (T::limit(m.clamp), m.pool.packed());
+                launch.arg(&limit).arg(&pool);
+            }
+            Scalars::Learnable(k) => {
+                (kind, units) = (k.id(), ops.units() as u32);
+                launch.arg(&kind).arg(&units);
+            }
         }
         launch.arg(&rows).arg(&cols);
         launch.run(if kernel.reduces_batch {
-            // See the comment above mixture_grad_w in the .cu file.
+            // See the comment above mixture_grad_w in the .cu file (learnable_grad_p's is the same).
             LaunchConfig {
                 grid_dim: (cols.div_ceil(GRAD_W_COLS), 1, models),
                 block_dim: (GRAD_W_COLS, GRAD_W_ROW_GROUPS, 1),

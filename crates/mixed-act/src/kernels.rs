@@ -1,7 +1,7 @@
 //! The GPU kernel sources and the one list of their entry points.
 //!
 //! `kernels/mixed_act.cu` (CUDA, compiled at run time with NVRTC) and `kernels/mixed_act.metal`
-//! (MSL, compiled at run time by Metal) hold the same five kernels. [`KERNELS`] describes
+//! (MSL, compiled at run time by Metal) hold the same eight kernels. [`KERNELS`] describes
 //! each (name, operands, argument order); the launch code in `cuda.rs` and `metal.rs` is one
 //! function per backend driven by it, which checks its argument count on every launch, and
 //! the tests below check it against both sources, so a kernel renamed or given another
@@ -13,6 +13,7 @@
 use candle_core::backend::BackendStorage;
 use candle_core::{bail, DType, Layout, Result, Shape};
 
+use crate::learnable::Learnable;
 use crate::pool::Pool;
 
 /// CUDA C++ source of every kernel.
@@ -28,12 +29,15 @@ pub(crate) enum Phase {
     /// Phase 1: mixing weights `w [N, K]` (the dtype of x), a clamp limit and the pool
     /// ([`Pool::packed`](crate::Pool::packed)).
     Mixture,
+    /// A learnable activation: `params [U, P]` (the dtype of x; U = N, a unit per neuron, or
+    /// 1, one for the layer), the kind ([`Learnable::id`]) and U.
+    Learnable,
 }
 
 /// One kernel. Every kernel takes its arguments in one order,
-/// `(x, ids | w, [grad_y], out, [limit, pool], rows, cols)`: grad_y for the backward kernels,
-/// limit and pool for the mixture's. The tests check the parameter names of both sources
-/// against this.
+/// `(x, ids | w | params, [grad_y], out, [limit, pool | kind, units], rows, cols)`: grad_y for
+/// the backward kernels, limit and pool for the mixture's, kind and units for the learnable
+/// activations'. The tests check the parameter names of both sources against this.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Kernel {
     /// Base name; the entry point appends the element type, as in `mixture_fwd_f32`.
@@ -41,7 +45,8 @@ pub(crate) struct Kernel {
     pub phase: Phase,
     /// Backward kernels read the incoming gradient.
     pub reads_grad: bool,
-    /// grad-w reduces over the batch into `[N, K]`; the others write `[rows, cols]`.
+    /// grad-w and grad-p reduce over the batch into `[N, K]` or `[N, P]` (one sum per
+    /// column); the others write `[rows, cols]`.
     pub reduces_batch: bool,
 }
 
@@ -55,18 +60,19 @@ impl Kernel {
     /// are not passed by the host and not counted).
     pub fn args(self) -> usize {
         let grad = usize::from(self.reads_grad);
-        let limit_and_pool = 2 * usize::from(self.phase == Phase::Mixture);
-        2 + grad + 1 + limit_and_pool + 2
+        // limit and pool, or kind and units.
+        let scalars = 2 * usize::from(self.phase != Phase::PerNeuron);
+        2 + grad + 1 + scalars + 2
     }
 
     /// Elements and shape of the output for an input `x` of `[rows, cols]` or
-    /// `[models, rows, cols]` (and a pool of `pool_size` for grad-w, which reduces each model's
-    /// rows: `[cols, K]` or `[models, cols, K]`).
-    pub fn output(self, x: &Shape, pool_size: usize) -> (usize, Shape) {
+    /// `[models, rows, cols]` (and `width` sums per column for grad-w and grad-p, which reduce
+    /// each model's rows: `[cols, width]` or `[models, cols, width]`).
+    pub fn output(self, x: &Shape, width: usize) -> (usize, Shape) {
         if self.reduces_batch {
             let mut dims = x.dims().to_vec();
             dims.remove(dims.len().saturating_sub(2));
-            dims.push(pool_size);
+            dims.push(width);
             let shape = Shape::from(dims);
             (shape.elem_count(), shape)
         } else {
@@ -102,13 +108,32 @@ pub(crate) const MIXTURE_GRAD_W: Kernel = Kernel {
     ..MIXTURE_GRAD_X
 };
 
+pub(crate) const LEARNABLE_FWD: Kernel = Kernel {
+    name: "learnable_fwd",
+    phase: Phase::Learnable,
+    ..PER_NEURON_FWD
+};
+pub(crate) const LEARNABLE_GRAD_X: Kernel = Kernel {
+    name: "learnable_grad_x",
+    reads_grad: true,
+    ..LEARNABLE_FWD
+};
+pub(crate) const LEARNABLE_GRAD_P: Kernel = Kernel {
+    name: "learnable_grad_p",
+    reduces_batch: true,
+    ..LEARNABLE_GRAD_X
+};
+
 /// Every kernel, in source order.
-pub(crate) const KERNELS: [Kernel; 5] = [
+pub(crate) const KERNELS: [Kernel; 8] = [
     PER_NEURON_FWD,
     PER_NEURON_GRAD_X,
     MIXTURE_FWD,
     MIXTURE_GRAD_X,
     MIXTURE_GRAD_W,
+    LEARNABLE_FWD,
+    LEARNABLE_GRAD_X,
+    LEARNABLE_GRAD_P,
 ];
 
 /// The parameters every mixture kernel takes besides its tensors.
@@ -118,14 +143,22 @@ pub(crate) struct MixtureParams {
     pub pool: Pool,
 }
 
-/// The tensors one launch reads, each with its layout, and the mixture's clamp and pool.
+/// What a kernel takes besides its tensors: nothing (phase 2), the mixture's clamp and pool,
+/// or the learnable activation's kind.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Scalars {
+    None,
+    Mixture(MixtureParams),
+    Learnable(Learnable),
+}
+
+/// The tensors one launch reads, each with its layout, and the kernel's scalars.
 pub(crate) struct Operands<'a, S> {
     pub x: (&'a S, &'a Layout),
-    /// `ids` for phase-2 kernels, `w` for phase-1 kernels.
+    /// `ids` for phase-2 kernels, `w` for phase-1 kernels, `params` for learnable ones.
     pub per_neuron: (&'a S, &'a Layout),
     pub grad_y: Option<(&'a S, &'a Layout)>,
-    /// The mixture kernels' clamp and pool (`None` for phase 2).
-    pub mixture: Option<MixtureParams>,
+    pub scalars: Scalars,
 }
 
 impl<'a, S: BackendStorage> Operands<'a, S> {
@@ -134,7 +167,7 @@ impl<'a, S: BackendStorage> Operands<'a, S> {
             x,
             per_neuron,
             grad_y: None,
-            mixture: None,
+            scalars: Scalars::None,
         }
     }
 
@@ -145,13 +178,25 @@ impl<'a, S: BackendStorage> Operands<'a, S> {
         }
     }
 
-    pub fn with_mixture(self, mixture: Option<MixtureParams>) -> Self {
-        Self { mixture, ..self }
+    pub fn with_scalars(self, scalars: Scalars) -> Self {
+        Self { scalars, ..self }
     }
 
-    /// The pool's size: the columns of w and grad-w (1 for phase 2, which has no pool).
-    pub fn pool_size(&self) -> usize {
-        self.mixture.map_or(1, |m| m.pool.len())
+    /// Values per neuron of the per-neuron operand: the pool's size (w and grad-w), the
+    /// parameters per unit (params and grad-p), 1 for phase 2's ids.
+    pub fn width(&self) -> usize {
+        match self.scalars {
+            Scalars::None => 1,
+            Scalars::Mixture(m) => m.pool.len(),
+            Scalars::Learnable(kind) => kind.params(),
+        }
+    }
+
+    /// The units of a learnable activation's params `[.., U, P]`: 1 (one for the layer) or
+    /// the neurons (checked by [`Operands::check`]).
+    pub fn units(&self) -> usize {
+        let dims = self.per_neuron.1.dims();
+        dims.len().checked_sub(2).map_or(0, |at| dims[at])
     }
 
     /// Checks what the GPU kernels assume (the public ops arrange it: contiguous inputs, u32
@@ -180,10 +225,15 @@ impl<'a, S: BackendStorage> Operands<'a, S> {
             );
         }
         let (p, p_layout) = self.per_neuron;
-        let (what, dtype, mut dims) = match (kernel.phase, self.mixture) {
+        let (what, dtype, mut dims) = match (kernel.phase, self.scalars) {
             (Phase::PerNeuron, _) => ("ids", DType::U32, vec![cols]),
-            (Phase::Mixture, Some(m)) => ("w", x.dtype(), vec![cols, m.pool.len()]),
-            (Phase::Mixture, None) => bail!("internal error: {} needs a pool", kernel.name),
+            (Phase::Mixture, Scalars::Mixture(m)) => ("w", x.dtype(), vec![cols, m.pool.len()]),
+            (Phase::Learnable, Scalars::Learnable(kind)) => {
+                let units = if self.units() == 1 { 1 } else { cols };
+                ("params", x.dtype(), vec![units, kind.params()])
+            }
+            (Phase::Mixture, _) => bail!("internal error: {} needs a pool", kernel.name),
+            (Phase::Learnable, _) => bail!("internal error: {} needs a kind", kernel.name),
         };
         if stacked {
             dims.insert(0, models);
@@ -238,9 +288,8 @@ impl<'a, S: BackendStorage> Operands<'a, S> {
 }
 
 /// The `cuda_fwd` and `metal_fwd` of an op, each one launch of `$kernel`: for a CustomOp2
-/// `(x, ids | w)` (`op2`) or a CustomOp3 `(x, ids | w, grad_y)` (`op3`). `$params` maps the op
-/// to its [`MixtureParams`] (`|_| None` for phase 2). Used inside the op's `impl`, next to its
-/// `cpu_fwd`.
+/// `(x, ids | w | params)` (`op2`) or a CustomOp3 `(x, ids | w | params, grad_y)` (`op3`).
+/// `$params` maps the op to its [`Scalars`]. Used inside the op's `impl`, next to its `cpu_fwd`.
 macro_rules! gpu_paths {
     (op2, $kernel:expr, $params:expr) => {
         $crate::kernels::gpu_paths!(@one feature = "cuda", cuda, cuda_fwd, CudaStorage, $kernel, $params);
@@ -260,7 +309,7 @@ macro_rules! gpu_paths {
             p_layout: &candle_core::Layout,
         ) -> candle_core::Result<(candle_core::$storage, candle_core::Shape)> {
             let ops = $crate::kernels::Operands::new((x, x_layout), (p, p_layout))
-                .with_mixture(($params)(self));
+                .with_scalars(($params)(self));
             $crate::$backend::launch($kernel, ops)
         }
     };
@@ -277,7 +326,7 @@ macro_rules! gpu_paths {
         ) -> candle_core::Result<(candle_core::$storage, candle_core::Shape)> {
             let ops = $crate::kernels::Operands::new((x, x_layout), (p, p_layout))
                 .with_grad((grad_y, grad_layout))
-                .with_mixture(($params)(self));
+                .with_scalars(($params)(self));
             $crate::$backend::launch($kernel, ops)
         }
     };
@@ -406,17 +455,21 @@ mod tests {
         names.push(match k.phase {
             Phase::PerNeuron => "ids",
             Phase::Mixture => "w",
+            Phase::Learnable => "params",
         });
         if k.reads_grad {
             names.push("grad_y");
         }
-        names.push(match (k.reads_grad, k.reduces_batch) {
-            (_, true) => "grad_w",
-            (true, false) => "grad_x",
-            (false, false) => "y",
+        names.push(match (k.reads_grad, k.reduces_batch, k.phase) {
+            (_, true, Phase::Learnable) => "grad_p",
+            (_, true, _) => "grad_w",
+            (true, false, _) => "grad_x",
+            (false, false, _) => "y",
         });
-        if k.phase == Phase::Mixture {
-            names.extend(["limit", "pool"]);
+        match k.phase {
+            Phase::PerNeuron => {}
+            Phase::Mixture => names.extend(["limit", "pool"]),
+            Phase::Learnable => names.extend(["kind", "units"]),
         }
         names.extend(["rows", "cols"]);
         names
@@ -542,12 +595,12 @@ mod tests {
         );
         assert!(e.contains("F64"), "{e}");
         // A mixture needs w [4, K]; a transposed x is not contiguous; grad_y must match x.
-        let paper = Some(MixtureParams {
+        let paper = Scalars::Mixture(MixtureParams {
             clamp: None,
             pool: Pool::paper(),
         });
         let e = err(
-            Operands::new((&x, &x_layout), (&ids, &ids_layout)).with_mixture(paper),
+            Operands::new((&x, &x_layout), (&ids, &ids_layout)).with_scalars(paper),
             MIXTURE_FWD,
         );
         assert!(e.contains("w must be") && e.contains("[4, 6]"), "{e}");
@@ -567,6 +620,35 @@ mod tests {
         let g_layout = Layout::contiguous(Shape::from((4, 3)));
         let ops = Operands::new((&x, &x_layout), (&ids, &ids_layout)).with_grad((&x, &g_layout));
         assert!(err(ops, PER_NEURON_GRAD_X).contains("grad_y"));
+        // Learnable params: [cols, P] or [1, P] in the dtype of x, nothing else; grad-p sums
+        // per column.
+        let pau = Scalars::Learnable(Learnable::Pau);
+        let params = CpuStorage::F32(vec![0.0; 40]);
+        for (units, ok) in [(4, true), (1, true), (2, false), (3, false)] {
+            let layout = Layout::contiguous(Shape::from((units, 10)));
+            let ops = Operands::new((&x, &x_layout), (&params, &layout)).with_scalars(pau);
+            assert_eq!(
+                ops.check(LEARNABLE_FWD, "CUDA", &[DType::F32]).is_ok(),
+                ok,
+                "U = {units}"
+            );
+            if ok {
+                assert_eq!((ops.units(), ops.width()), (units, 10));
+            }
+        }
+        let e = err(
+            Operands::new((&x, &x_layout), (&ids, &ids_layout))
+                .with_scalars(Scalars::Learnable(Learnable::Prelu)),
+            LEARNABLE_FWD,
+        );
+        assert!(e.contains("params must be F32 of shape [4, 1]"), "{e}");
+        assert_eq!(
+            LEARNABLE_GRAD_P
+                .output(&Shape::from((2, 3, 5)), 10)
+                .1
+                .dims(),
+            [2, 5, 10]
+        );
     }
 
     #[test]
@@ -579,6 +661,12 @@ mod tests {
                 ("GRAD_W_COLS", GRAD_W_COLS.to_string()),
                 ("GRAD_W_ROW_GROUPS", GRAD_W_ROW_GROUPS.to_string()),
                 ("ACT_COUNT", crate::Activation::COUNT.to_string()),
+                ("PAU_NUMERATOR", crate::PAU_NUMERATOR.to_string()),
+                ("PAU_DENOMINATOR", crate::PAU_DENOMINATOR.to_string()),
+                (
+                    "LEARNABLE_MAX_PARAMS",
+                    crate::Learnable::Pau.params().to_string(),
+                ),
             ] {
                 let line = format!("#define {name} {value}\n");
                 assert!(source.contains(&line), "{file} lacks `{}`", line.trim());

@@ -10,16 +10,20 @@
 //! ```
 //! The parameter gradients are sums over the batch in a fixed order (column by column, rows in
 //! order, in f64; a shared unit's columns then added in column order), so their bits do not
-//! depend on the thread count. On the CPU each op is one fused pass; on other devices the ops
-//! run as the candle compositions beside them ([`prelu_slow`], [`swish_beta_slow`],
-//! [`pau_slow`]) until they get kernels of their own.
+//! depend on the thread count. On the CPU the forward is one fused pass and the backward
+//! another (grad-x and the parameter gradients together); on a GPU the forward is one kernel
+//! and the backward two, `learnable_grad_x` and `learnable_grad_p` (`kernels/mixed_act.cu`,
+//! `.metal`), the latter one sum per column in a fixed order, a shared unit's columns then
+//! added by candle. The candle compositions beside them ([`prelu_slow`], [`swish_beta_slow`],
+//! [`pau_slow`]) spell out the math for the tests.
 
-use candle_core::{
-    bail, CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor, Var,
-};
+use candle_core::{bail, CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
 use crate::activation::{logistic, Real};
+use crate::kernels::gpu_paths;
+#[cfg(any(feature = "cuda", feature = "metal"))]
+use crate::kernels::{Scalars, LEARNABLE_FWD, LEARNABLE_GRAD_P, LEARNABLE_GRAD_X};
 
 /// The learnable activations.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -53,6 +57,16 @@ pub const PAU_LEAKY_RELU_INIT: [f64; PAU_NUMERATOR + PAU_DENOMINATOR] = [
 ];
 
 impl Learnable {
+    /// The kind's number in the GPU kernels' `kind` argument (`learnable_value` in
+    /// `kernels/mixed_act.cu` and `.metal`).
+    pub fn id(self) -> u32 {
+        match self {
+            Learnable::Prelu => 0,
+            Learnable::SwishBeta => 1,
+            Learnable::Pau => 2,
+        }
+    }
+
     /// Parameters per unit.
     pub fn params(self) -> usize {
         match self {
@@ -214,11 +228,9 @@ fn pau_terms<F: Real>(x: F, p: &[F]) -> PauTerms<F> {
 /// `[U, P]` or `[M, U, P]` with U = N (a unit per neuron) or U = 1 (one for the layer).
 pub fn learnable(kind: Learnable, x: &Tensor, params: &Tensor) -> Result<Tensor> {
     let (x3, p3, single) = as_stacks(kind, x, params)?;
-    let y = if x.device().is_cpu() {
-        x3.apply_op2(&p3, Forward(kind))?
-    } else {
-        learnable_slow(kind, &x3, &p3)?
-    };
+    let y = x3
+        .contiguous()?
+        .apply_op2(&p3.contiguous()?, Forward(kind))?;
     if single {
         y.squeeze(0)
     } else {
@@ -235,28 +247,25 @@ pub fn learnable_grads(
     grad_y: &Tensor,
 ) -> Result<(Tensor, Tensor)> {
     let (x3, p3, _) = as_stacks(kind, x, params)?;
-    let g3 = grad_y.reshape(x3.shape())?;
+    let (x3, p3) = (x3.contiguous()?, p3.contiguous()?);
+    let g3 = grad_y.reshape(x3.shape())?.contiguous()?;
     let (grad_x, grad_p) = if x.device().is_cpu() {
-        let both = x3.contiguous()?.apply_op3_no_bwd(
-            &p3.contiguous()?,
-            &g3.contiguous()?,
-            &Backward(kind),
-        )?;
+        let both = x3.apply_op3_no_bwd(&p3, &g3, &Backward(kind))?;
         let n = x3.elem_count();
         (
             both.narrow(0, 0, n)?.reshape(x3.shape())?,
             both.narrow(0, n, p3.elem_count())?.reshape(p3.shape())?,
         )
     } else {
-        let xv = Var::from_tensor(&x3.detach())?;
-        let pv = Var::from_tensor(&p3.detach())?;
-        let y = learnable_slow(kind, xv.as_tensor(), pv.as_tensor())?;
-        let grads = (y * g3)?.sum_all()?.backward()?;
-        let get = |v: &Var| grads.get(v.as_tensor()).cloned();
-        match (get(&xv), get(&pv)) {
-            (Some(gx), Some(gp)) => (gx, gp),
-            _ => bail!("the learnable activation lost its gradients"),
-        }
+        let grad_x = x3.apply_op3_no_bwd(&p3, &g3, &GpuGradX(kind))?;
+        // [M, N, P]: one sum per column; a shared unit adds its columns.
+        let per_column = x3.apply_op3_no_bwd(&p3, &g3, &GpuGradParams(kind))?;
+        let grad_p = if p3.dim(1)? == 1 {
+            per_column.sum_keepdim(1)?
+        } else {
+            per_column
+        };
+        (grad_x, grad_p)
     };
     Ok((grad_x.reshape(x.shape())?, grad_p.reshape(params.shape())?))
 }
@@ -453,6 +462,8 @@ impl CustomOp2 for Forward {
         "learnable-activation"
     }
 
+    gpu_paths!(op2, LEARNABLE_FWD, |op: &Self| Scalars::Learnable(op.0));
+
     fn cpu_fwd(
         &self,
         xs: &CpuStorage,
@@ -648,4 +659,57 @@ impl CustomOp3 for Backward {
         let len = m * b * n + m * u * self.0.params();
         Ok((out, Shape::from(len)))
     }
+}
+
+/// The backward pass on a GPU, two kernels: grad-x `[M, B, N]` ...
+#[cfg_attr(not(any(feature = "cuda", feature = "metal")), allow(dead_code))]
+struct GpuGradX(Learnable);
+
+/// ... and the parameter gradients, one sum per column `[M, N, P]`.
+#[cfg_attr(not(any(feature = "cuda", feature = "metal")), allow(dead_code))]
+struct GpuGradParams(Learnable);
+
+/// The CPU computes both gradients in one pass ([`Backward`]); these two ops are the GPU's.
+fn gpu_only(op: &str) -> Result<(CpuStorage, Shape)> {
+    bail!("internal error: {op} runs on GPUs only (the CPU runs learnable-activation-grads)")
+}
+
+impl CustomOp3 for GpuGradX {
+    fn name(&self) -> &'static str {
+        "learnable-activation-grad-x"
+    }
+
+    fn cpu_fwd(
+        &self,
+        _: &CpuStorage,
+        _: &Layout,
+        _: &CpuStorage,
+        _: &Layout,
+        _: &CpuStorage,
+        _: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        gpu_only(self.name())
+    }
+
+    gpu_paths!(op3, LEARNABLE_GRAD_X, |op: &Self| Scalars::Learnable(op.0));
+}
+
+impl CustomOp3 for GpuGradParams {
+    fn name(&self) -> &'static str {
+        "learnable-activation-grad-params"
+    }
+
+    fn cpu_fwd(
+        &self,
+        _: &CpuStorage,
+        _: &Layout,
+        _: &CpuStorage,
+        _: &Layout,
+        _: &CpuStorage,
+        _: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        gpu_only(self.name())
+    }
+
+    gpu_paths!(op3, LEARNABLE_GRAD_P, |op: &Self| Scalars::Learnable(op.0));
 }

@@ -2,7 +2,7 @@
 //!
 //! The MSL source is compiled once per device with `new_library_with_source`, and its
 //! pipelines are cached per device. [`launch`] is the `metal_fwd` of every op in
-//! `per_neuron.rs` / `mixture.rs`, encoded on candle's current command encoder (outputs bound
+//! `per_neuron.rs`, `mixture.rs` and `learnable.rs`, encoded on candle's current command encoder (outputs bound
 //! with `set_output_buffer`, so candle inserts the barriers later kernels need). Metal has no
 //! f64: the kernels take f32.
 //!
@@ -20,7 +20,7 @@ use candle_metal_kernels::metal::{Buffer, ComputeCommandEncoder, ComputePipeline
 use objc2_metal::MTLSize;
 
 use crate::kernels::{
-    elementwise_geometry, Kernel, Operands, Phase, GRAD_W_COLS, GRAD_W_ROW_GROUPS, KERNELS,
+    elementwise_geometry, Kernel, Operands, Scalars, GRAD_W_COLS, GRAD_W_ROW_GROUPS, KERNELS,
     METAL_DTYPES, METAL_SOURCE,
 };
 
@@ -131,11 +131,11 @@ fn size(width: usize, height: usize, depth: usize) -> MTLSize {
 }
 
 /// Launches `kernel` on `ops` and returns its fresh output: the Metal twin of
-/// `cuda::launch`, one function for all five kernels.
+/// `cuda::launch`, one function for all eight kernels.
 pub(crate) fn launch(kernel: Kernel, ops: Operands<MetalStorage>) -> Result<(MetalStorage, Shape)> {
     let (models, rows, cols) = ops.check(kernel, "Metal", &[DType::F32])?;
     let device = ops.x.0.device();
-    let (elements, shape) = kernel.output(ops.x.1.shape(), ops.pool_size());
+    let (elements, shape) = kernel.output(ops.x.1.shape(), ops.width());
     let out = device
         .new_buffer_builder()
         .with_size_for(elements, DType::F32)
@@ -150,15 +150,20 @@ pub(crate) fn launch(kernel: Kernel, ops: Operands<MetalStorage>) -> Result<(Met
             launch.input(grad_y);
         }
         launch.output(&out);
-        if kernel.phase == Phase::Mixture {
-            let mixture = ops.mixture.expect("checked: mixture kernels have a pool");
-            launch
-                .scalar(&mixture.clamp.map_or(f32::INFINITY, |c| c as f32))
-                .scalar(&mixture.pool.packed());
+        match ops.scalars {
+            Scalars::None => {}
+            Scalars::Mixture(mixture) => {
+                launch
+                    .scalar(&mixture.clamp.map_or(f32::INFINITY, |c| c as f32))
+                    .scalar(&mixture.pool.packed());
+            }
+            Scalars::Learnable(kind) => {
+                launch.scalar(&kind.id()).scalar(&(ops.units() as u32));
+            }
         }
         launch.scalar(&rows).scalar(&cols);
         if kernel.reduces_batch {
-            // See the comment above mixture_grad_w in the .metal file.
+            // See the comment above mixture_grad_w in the .metal file (learnable_grad_p's is the same).
             launch.dispatch(
                 size(cols.div_ceil(GRAD_W_COLS) as usize, 1, models as usize),
                 size(GRAD_W_COLS as usize, GRAD_W_ROW_GROUPS as usize, 1),

@@ -22,7 +22,7 @@ use crate::cpu::{
 };
 use crate::kernels::gpu_paths;
 #[cfg(any(feature = "cuda", feature = "metal"))]
-use crate::kernels::MixtureParams;
+use crate::kernels::{MixtureParams, Scalars};
 use crate::per_neuron::{activation_slow, check_grad_shape, gpu_ready};
 use crate::pool::Pool;
 use num_traits::{ToPrimitive, Zero};
@@ -118,12 +118,12 @@ impl CustomOp2 for Mixture {
         Ok((out, x_layout.shape().clone()))
     }
 
-    gpu_paths!(op2, crate::kernels::MIXTURE_FWD, |op: &Self| Some(
-        MixtureParams {
+    gpu_paths!(op2, crate::kernels::MIXTURE_FWD, |op: &Self| {
+        Scalars::Mixture(MixtureParams {
             clamp: op.clamp,
-            pool: op.pool
-        }
-    ));
+            pool: op.pool,
+        })
+    });
 
     fn bwd(
         &self,
@@ -177,12 +177,12 @@ impl CustomOp3 for MixtureGradX {
         Ok((out, x_layout.shape().clone()))
     }
 
-    gpu_paths!(op3, crate::kernels::MIXTURE_GRAD_X, |op: &Self| Some(
-        MixtureParams {
+    gpu_paths!(op3, crate::kernels::MIXTURE_GRAD_X, |op: &Self| {
+        Scalars::Mixture(MixtureParams {
             clamp: op.clamp,
-            pool: op.pool
-        }
-    ));
+            pool: op.pool,
+        })
+    });
 }
 
 /// Gradient of the mixture to `w`: one pass over x and grad_y, reducing over the batch into
@@ -228,12 +228,12 @@ impl CustomOp3 for MixtureGradW {
         Ok((out, w_layout.shape().clone()))
     }
 
-    gpu_paths!(op3, crate::kernels::MIXTURE_GRAD_W, |op: &Self| Some(
-        MixtureParams {
+    gpu_paths!(op3, crate::kernels::MIXTURE_GRAD_W, |op: &Self| {
+        Scalars::Mixture(MixtureParams {
             clamp: op.clamp,
-            pool: op.pool
-        }
-    ));
+            pool: op.pool,
+        })
+    });
 }
 
 /// The models of a phase-1 op: x `[B, N]` with w `[N, K]`, or x `[M, B, N]` with w `[M, N, K]`.

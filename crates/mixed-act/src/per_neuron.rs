@@ -178,7 +178,9 @@ impl CustomOp2 for PerNeuron {
         Ok((out, x_layout.shape().clone()))
     }
 
-    gpu_paths!(op2, crate::kernels::PER_NEURON_FWD, |_: &Self| None);
+    gpu_paths!(op2, crate::kernels::PER_NEURON_FWD, |_: &Self| {
+        crate::kernels::Scalars::None
+    });
 
     fn bwd(
         &self,
@@ -227,7 +229,9 @@ impl CustomOp3 for PerNeuronGradX {
         Ok((out, x_layout.shape().clone()))
     }
 
-    gpu_paths!(op3, crate::kernels::PER_NEURON_GRAD_X, |_: &Self| None);
+    gpu_paths!(op3, crate::kernels::PER_NEURON_GRAD_X, |_: &Self| {
+        crate::kernels::Scalars::None
+    });
 }
 
 /// `[2, rows, cols]`: the values, then the derivatives (f32 and f64, CPU only).

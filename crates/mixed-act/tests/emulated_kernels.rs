@@ -7,7 +7,9 @@
 //! PTX compile cannot: indexing, the per-column ids and weights, the pool argument (its size, its
 //! members' ids and their order), the clamps, the grid-stride and bounds checks, and the
 //! atomics-free grad-w reduction. Phase 2 uses all eleven functions; the mixtures run with the
-//! paper's pool, the full pool of eleven and a small pool out of id order. Every case runs for
+//! paper's pool, the full pool of eleven and a small pool out of id order; the learnable
+//! activations' three kernels run PReLU, Swish-beta and PAU with a unit per neuron and PAU with
+//! one unit for the layer. Every case runs for
 //! one model (`[ROWS, COLS]`, grid depth 1) and for a cohort of [`MODELS`] stacked models
 //! (`[MODELS, ROWS, COLS]` with ids `[MODELS, COLS]` and weights `[MODELS, COLS, K]` that differ
 //! between models, grid depth MODELS) against the CPU ops on the same stacked tensors; the first
@@ -26,7 +28,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use candle_core::{DType, Device, Tensor, Var};
-use mixed_act::{elementwise_geometry, mixture, per_neuron, Activation, Pool};
+use mixed_act::{
+    elementwise_geometry, learnable, learnable_grads, mixture, per_neuron, Activation, Learnable,
+    Pool, PAU_LEAKY_RELU_INIT, PAU_NUMERATOR,
+};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -333,7 +338,8 @@ fn mismatch(emulated: &[f64], cpu: &[f64], (atol, rtol): (f64, f64)) -> Option<S
         .zip(cpu)
         .enumerate()
         .find_map(|(i, (a, b))| {
-            let ok = (a.is_nan() && b.is_nan()) || (a - b).abs() <= atol + rtol * b.abs();
+            // Equal infinities too (PAU with a zero top coefficient overflows at 1e30).
+            let ok = a == b || (a.is_nan() && b.is_nan()) || (a - b).abs() <= atol + rtol * b.abs();
             (!ok).then(|| format!("[{i}]: emulated kernel {a} vs CPU kernel {b}"))
         })
 }
@@ -388,7 +394,7 @@ fn compare(got: &[Vec<f64>; 5], want: &[Vec<f64>; 5], backend: Backend, dtype: D
     assert_close(&got[4], &want[4], &what("mixture grad_w"), grad_w_tolerance);
 }
 
-/// One run of the five kernels against the CPU ops: `pool` is the mixture's, `p` its index in
+/// One run of the five per-neuron and mixture kernels against the CPU ops: `pool` is the mixture's, `p` its index in
 /// [`pools`] (for the seed and the directory). Returns the directory of the run's outputs.
 fn check_one(
     harness: &Path,
@@ -559,6 +565,216 @@ fn a_kernel_that_gives_every_model_model_0s_ids_and_weights_is_caught() {
         assert!(
             mismatch(&got[k][model..], &want[k][model..], (1e-6, 1e-5)).is_some(),
             "{output}: model 0's ids / weights on the other models went unnoticed"
+        );
+    }
+}
+
+// ---- the learnable activations' kernels ----------------------------------------------------
+
+/// The learnable cases: each kind with a unit per neuron, and PAU with one unit for the layer.
+fn learnable_kinds() -> [(Learnable, bool); 4] {
+    [
+        (Learnable::Prelu, false),
+        (Learnable::SwishBeta, false),
+        (Learnable::Pau, false),
+        (Learnable::Pau, true),
+    ]
+}
+
+/// One model's learnable case: x as [`inputs`], and parameters around each kind's initial
+/// value, some exactly 0 (PReLU's slope, PAU's denominator coefficients, whose sign there is
+/// taken as +1). A unit per neuron also meets the far tails (±1e30) and NaN; a shared unit
+/// does not, since one NaN or 1e30 term would fill every sum of its gradient.
+struct LearnableCase {
+    x: Vec<f64>,
+    params: Vec<f64>,
+    grad_y: Vec<f64>,
+}
+
+fn learnable_case(seed: u64, kind: Learnable, units: usize) -> LearnableCase {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut x = inputs(&mut rng, 4.0);
+    if units > 1 {
+        for (i, v) in [1e30, -1e30, f64::NAN].into_iter().enumerate() {
+            x[COLS + 7 * i] = v;
+        }
+    }
+    let grad_y = (0..ROWS * COLS)
+        .map(|_| rng.random::<f64>() - 0.5)
+        .collect();
+    let k = kind.params();
+    let params = (0..units * k)
+        .map(|i| {
+            let zero = rng.random_range(0..8) == 0;
+            match kind {
+                Learnable::Prelu if zero => 0.0,
+                Learnable::Prelu => rng.random::<f64>() * 1.5 - 0.5,
+                Learnable::SwishBeta => 0.2 + rng.random::<f64>() * 1.8,
+                Learnable::Pau if zero && i % k >= PAU_NUMERATOR => 0.0,
+                Learnable::Pau => PAU_LEAKY_RELU_INIT[i % k] * (0.5 + rng.random::<f64>()),
+            }
+        })
+        .collect();
+    LearnableCase { x, params, grad_y }
+}
+
+/// `(y, grad_x, grad_params)` of the CPU op on `models` stacked cases (`[models, ROWS, COLS]`,
+/// params `[models, units, P]`).
+fn learnable_cpu(
+    case: &LearnableCase,
+    kind: Learnable,
+    models: usize,
+    dtype: DType,
+) -> [Vec<f64>; 3] {
+    let dev = Device::Cpu;
+    let tensor = |v: &[f64], dims: &[usize]| {
+        Tensor::from_slice(v, dims, &dev)
+            .unwrap()
+            .to_dtype(dtype)
+            .unwrap()
+    };
+    let units = case.params.len() / models / kind.params();
+    let x = tensor(&case.x, &[models, ROWS, COLS]);
+    let p = tensor(&case.params, &[models, units, kind.params()]);
+    let g = tensor(&case.grad_y, &[models, ROWS, COLS]);
+    let flat = |t: &Tensor| -> Vec<f64> {
+        t.to_dtype(DType::F64)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap()
+    };
+    let y = learnable(kind, &x, &p).unwrap();
+    let (gx, gp) = learnable_grads(kind, &x, &p, &g).unwrap();
+    [flat(&y), flat(&gx), flat(&gp)]
+}
+
+/// The emulated kernels' `(y, grad_x, grad_params)`, a shared unit's per-column sums added in
+/// column order.
+fn learnable_emulated(
+    harness: &Path,
+    case: &LearnableCase,
+    (kind, units, models): (Learnable, usize, usize),
+    (backend, dtype): (Backend, DType),
+    dir: &Path,
+) -> [Vec<f64>; 3] {
+    std::fs::create_dir_all(dir).unwrap();
+    write_floats(&dir.join("x.bin"), &case.x, dtype);
+    write_floats(&dir.join("params.bin"), &case.params, dtype);
+    write_floats(&dir.join("gy.bin"), &case.grad_y, dtype);
+    let max_grid_rows = if backend == Backend::Cuda {
+        3
+    } else {
+        u32::MAX
+    };
+    let ((gx, gy), (bx, by)) = elementwise_geometry(ROWS as u32, COLS as u32, max_grid_rows);
+    let dtype_name = if dtype == DType::F64 { "f64" } else { "f32" };
+    let status = Command::new(harness)
+        .arg("learnable")
+        .arg(dir)
+        .arg(dtype_name)
+        .args([models, ROWS, COLS, kind.id() as usize, units].map(|v| v.to_string()))
+        .args([gx, gy, bx, by].map(|v| v.to_string()))
+        .status()
+        .unwrap();
+    assert!(status.success(), "{} learnable failed", harness.display());
+    let read = |name: &str| read_floats(&dir.join(format!("{name}.bin")), dtype);
+    let per_column = read("gp_ln");
+    let k = kind.params();
+    let grad_p = if units == 1 {
+        (0..models * k)
+            .map(|i| {
+                let (m, j) = (i / k, i % k);
+                (0..COLS).map(|c| per_column[(m * COLS + c) * k + j]).sum()
+            })
+            .collect()
+    } else {
+        per_column
+    };
+    [read("y_ln"), read("gx_ln"), grad_p]
+}
+
+fn check_learnable(backend: Backend, dtypes: &[DType]) {
+    let harness = harness(backend);
+    for &dtype in dtypes {
+        let [base, sums] = tolerances(backend, dtype);
+        for (kind, shared) in learnable_kinds() {
+            let units = if shared { 1 } else { COLS };
+            for models in [1, MODELS] {
+                let cases: Vec<LearnableCase> = (0..models as u64)
+                    .map(|m| learnable_case(40 + 1000 * m + kind.id() as u64, kind, units))
+                    .collect();
+                let cat = |part: fn(&LearnableCase) -> &Vec<f64>| {
+                    cases.iter().flat_map(part).copied().collect::<Vec<f64>>()
+                };
+                let stacked = LearnableCase {
+                    x: cat(|c| &c.x),
+                    params: cat(|c| &c.params),
+                    grad_y: cat(|c| &c.grad_y),
+                };
+                let label = format!("{backend:?} {dtype:?} {kind:?} units {units} models {models}");
+                let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
+                    "emulation-learnable-{backend:?}-{dtype:?}-{kind:?}-{units}-{models}"
+                ));
+                let got = learnable_emulated(
+                    &harness,
+                    &stacked,
+                    (kind, units, models),
+                    (backend, dtype),
+                    &dir,
+                );
+                let want = learnable_cpu(&stacked, kind, models, dtype);
+                assert_close(&got[0], &want[0], &format!("{label} y"), base);
+                assert_close(&got[1], &want[1], &format!("{label} grad_x"), base);
+                // A shared unit sums ROWS x COLS terms, a unit per neuron ROWS.
+                let terms = if shared { ROWS * COLS } else { ROWS } as f64;
+                assert_close(
+                    &got[2],
+                    &want[2],
+                    &format!("{label} grad_params"),
+                    (base.0 * terms, sums.1),
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn cuda_learnable_kernels_emulated_on_the_cpu_match_the_cpu_kernels() {
+    check_learnable(Backend::Cuda, &[DType::F32, DType::F64]);
+}
+
+#[test]
+fn metal_learnable_kernels_emulated_on_the_cpu_match_the_cpu_kernels() {
+    check_learnable(Backend::Metal, &[DType::F32]);
+}
+
+/// The learnable comparison is not vacuous either: kernels that give every column of a
+/// per-neuron layer the first neuron's parameter are caught, in every output.
+#[test]
+fn a_learnable_kernel_that_reads_one_unit_for_every_neuron_is_caught() {
+    let bin = broken_harness(
+        "emulation-broken-learnable",
+        &[("(units == 1 ? 0 : c)", "0")],
+    );
+    // Swish-beta: its parameter gradient depends on beta (PReLU's, sum g x over x < 0, does
+    // not depend on the slope).
+    let kind = Learnable::SwishBeta;
+    let case = learnable_case(41, kind, COLS);
+    let dir = bin.with_file_name("io-learnable");
+    let got = learnable_emulated(
+        &bin,
+        &case,
+        (kind, COLS, 1),
+        (Backend::Cuda, DType::F32),
+        &dir,
+    );
+    let want = learnable_cpu(&case, kind, 1, DType::F32);
+    for (k, output) in ["y", "grad_x", "grad_params"].iter().enumerate() {
+        assert!(
+            mismatch(&got[k], &want[k], (1e-5 * ROWS as f64, 1e-4)).is_some(),
+            "{output}: neuron 0's beta on every neuron went unnoticed"
         );
     }
 }

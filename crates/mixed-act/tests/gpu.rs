@@ -376,9 +376,9 @@ fn mixture_cohort_on_gpu_matches_cpu() -> TestResult {
     Ok(())
 }
 
-/// The learnable activations (PReLU, Swish-beta, PAU per neuron and shared) on the GPU, where
-/// they run as their candle compositions, against the CPU's fused ops: values, input and
-/// parameter gradients (sums over the batch: the tolerance scales with the rows).
+/// The learnable activations (PReLU, Swish-beta, PAU per neuron and shared) on the GPU, their
+/// three kernels, against the CPU's fused ops: values, input and parameter gradients (sums over
+/// the batch: the tolerance scales with the rows).
 #[test]
 fn learnable_activations_match_the_cpu() -> TestResult {
     use mixed_act::{learnable, learnable_grads, Learnable, PAU_LEAKY_RELU_INIT};

@@ -14,6 +14,7 @@
 // offsets are formed in size_t all the same. The mixture kernels get the pool as one integer,
 // `pool` (Pool::packed): K in bits 0..4, member k's global id in bits 4(k+1)..4(k+2); column k
 // of w belongs to member k.
+// The learnable activations' kernels (at the end) read params [M, units, P] instead of ids or w.
 //
 // Every kernel's name and argument count are listed in src/kernels.rs (KERNELS); a unit test
 // checks that list against this file and the Metal one, and each launch checks it too.
@@ -326,6 +327,207 @@ __device__ void mixture_grad_w(const T* x, const T* w, const T* grad_y, T* grad_
     }
 }
 
+// ---- learnable activations (learnable.rs: PReLU, Swish-beta, PAU) ------------------------
+// Kinds as Learnable::id: 0 prelu (p = [a]), 1 swish_beta (p = [beta]), 2 pau (p = [a_0..a_5,
+// b_1..b_4]). params is [M, units, P], units = cols (one unit per neuron) or 1 (one unit for the
+// layer): column c reads unit 0 or unit c of model m. Unknown kinds give NaN.
+#define PAU_NUMERATOR 6
+#define PAU_DENOMINATOR 4
+#define LEARNABLE_MAX_PARAMS 10
+
+__device__ __forceinline__ unsigned int learnable_params(unsigned int kind) {
+    return kind == 2 ? PAU_NUMERATOR + PAU_DENOMINATOR : 1;
+}
+
+// PAU's value, every quantity divided by |x|^4 when |x| > 1, so that no power of x above the
+// first is formed (x^5 overflows f32 above about 5e7): learnable.rs, pau_value.
+template <typename T>
+__device__ __forceinline__ T pau_value(T x, const T* p) {
+    const T* a = p;
+    const T* b = p + PAU_NUMERATOR;
+    const T one = T(1);
+    const T u = fabs(x);
+    if (u > one) {
+        // P / |x|^4 and Q / |x|^4 in powers of r = 1 / |x| (Horner), the x^5 term as x.
+        const T r = one / u;
+        const T sign = x < T(0) ? -one : one;
+        const T even = a[4] + r * r * (a[2] + r * r * a[0]);
+        const T odd = sign * (r * (a[3] + r * r * a[1]));
+        const T numerator = even + odd + a[5] * x;
+        const T q = fabs(b[3]) + r * (fabs(b[2]) + r * (fabs(b[1]) + r * (fabs(b[0]) + r)));
+        return numerator / q;
+    }
+    T numerator = a[5];
+    for (int j = 4; j >= 0; --j) numerator = numerator * x + a[j];
+    T q = fabs(b[3]);
+    for (int k = 2; k >= 0; --k) q = q * u + fabs(b[k]);
+    return numerator / (q * u + one);
+}
+
+// PAU's df/dx, with df/dp in dp (10 values), scaled as pau_value: learnable.rs, pau_terms and
+// Learnable::derivatives. sign(b_k) at b_k = 0 is +1, so that a coefficient at 0 can move.
+template <typename T>
+__device__ __forceinline__ T pau_derivatives(T x, const T* p, T* dp) {
+    const T* a = p;
+    const T* b = p + PAU_NUMERATOR;
+    const T one = T(1);
+    const T sign = x < T(0) ? -one : one;
+    const T u = fabs(x);
+    // abs_powers[j] = |x|^j / s, s = 1 for |x| <= 1 and |x|^4 above.
+    T abs_powers[PAU_NUMERATOR];
+    if (u > one) {
+        const T r = one / u;
+        abs_powers[0] = r * r * r * r;
+        abs_powers[1] = r * r * r;
+        abs_powers[2] = r * r;
+        abs_powers[3] = r;
+        abs_powers[4] = one;
+        abs_powers[5] = u;
+    } else {
+        abs_powers[0] = one;
+#pragma unroll
+        for (int j = 1; j < PAU_NUMERATOR; ++j) abs_powers[j] = abs_powers[j - 1] * u;
+    }
+    T powers[PAU_NUMERATOR];
+#pragma unroll
+    for (int j = 0; j < PAU_NUMERATOR; ++j) powers[j] = (j % 2 == 1) ? sign * abs_powers[j] : abs_powers[j];
+    T numerator = T(0), dpdx = T(0);
+#pragma unroll
+    for (int j = 0; j < PAU_NUMERATOR; ++j) {
+        numerator = numerator + a[j] * powers[j];
+        // d x^j / dx = j x^(j - 1), scaled as x^(j - 1) is.
+        if (j > 0) dpdx = dpdx + T(j) * a[j] * powers[j - 1];
+    }
+    T q = abs_powers[0], dq = T(0);
+#pragma unroll
+    for (int k = 1; k <= PAU_DENOMINATOR; ++k) {
+        const T bk = fabs(b[k - 1]);
+        q = q + bk * abs_powers[k];
+        dq = dq + T(k) * bk * abs_powers[k - 1];
+    }
+    dq = sign * dq;
+    const T value = numerator / q;
+#pragma unroll
+    for (int j = 0; j < PAU_NUMERATOR; ++j) dp[j] = powers[j] / q;
+#pragma unroll
+    for (int k = 0; k < PAU_DENOMINATOR; ++k) {
+        const T s = b[k] < T(0) ? -one : one;
+        dp[PAU_NUMERATOR + k] = -s * abs_powers[k + 1] * value / q;
+    }
+    return (dpdx - dq * value) / q;
+}
+
+template <typename T>
+__device__ __forceinline__ T learnable_value(unsigned int kind, T x, const T* p) {
+    switch (kind) {
+    // `+ 0` turns the -0 of a zero slope times a negative x into relu's +0.
+    case 0: return x > T(0) ? x : p[0] * x + T(0);
+    case 1: return x * logistic<T>(p[0] * x).value;
+    case 2: return pau_value<T>(x, p);
+    default: return Math<T>::nan();
+    }
+}
+
+// df/dx, with df/dp written into dp (learnable_params(kind) values).
+template <typename T>
+__device__ __forceinline__ T learnable_derivatives(unsigned int kind, T x, const T* p, T* dp) {
+    switch (kind) {
+    case 0:
+        if (x > T(0)) {
+            dp[0] = T(0);
+            return T(1);
+        }
+        dp[0] = x;
+        return p[0];
+    case 1: {
+        // s (1 + beta x (1 - s)); d/dbeta = x^2 s (1 - s).
+        const T bx = p[0] * x;
+        const Pair<T> s = logistic<T>(bx);
+        dp[0] = x * x * s.value * s.complement;
+        return s.value * (T(1) + bx * s.complement);
+    }
+    case 2: return pau_derivatives<T>(x, p, dp);
+    default: dp[0] = Math<T>::nan(); return Math<T>::nan();
+    }
+}
+
+// Column c's parameters copied into p (registers): unit 0 or unit c of model m.
+template <typename T>
+__device__ __forceinline__ void learnable_unit(const T* params, unsigned int kind,
+                                               unsigned int units, size_t m, unsigned int c,
+                                               T* p) {
+    const unsigned int P = learnable_params(kind);
+    const T* unit = params + (m * units + (units == 1 ? 0 : c)) * P;
+#pragma unroll
+    for (unsigned int j = 0; j < LEARNABLE_MAX_PARAMS; ++j)
+        if (j < P) p[j] = unit[j];
+}
+
+template <typename T>
+__device__ void learnable_fwd(const T* x, const T* params, T* y, unsigned int kind,
+                              unsigned int units, unsigned int rows, unsigned int cols) {
+    const unsigned int c = blockIdx.x * blockDim.x + threadIdx.x;
+    const size_t m = blockIdx.z;
+    if (c >= cols) return;
+    T p[LEARNABLE_MAX_PARAMS] = {};
+    learnable_unit<T>(params, kind, units, m, c, p);
+    FOR_EACH_ROW(r) {
+        const size_t i = (m * rows + r) * cols + c;
+        y[i] = learnable_value<T>(kind, x[i], p);
+    }
+}
+
+template <typename T>
+__device__ void learnable_grad_x(const T* x, const T* params, const T* grad_y, T* grad_x,
+                                 unsigned int kind, unsigned int units, unsigned int rows,
+                                 unsigned int cols) {
+    const unsigned int c = blockIdx.x * blockDim.x + threadIdx.x;
+    const size_t m = blockIdx.z;
+    if (c >= cols) return;
+    T p[LEARNABLE_MAX_PARAMS] = {}, dp[LEARNABLE_MAX_PARAMS] = {};
+    learnable_unit<T>(params, kind, units, m, c, p);
+    FOR_EACH_ROW(r) {
+        const size_t i = (m * rows + r) * cols + c;
+        grad_x[i] = grad_y[i] * learnable_derivatives<T>(kind, x[i], p, dp);
+    }
+}
+
+// grad_p[m, c, j] = sum over the rows b of model m of grad_y[b, c] * df/dp_j at x[b, c]: one
+// sum per column, whatever the units (the host adds a shared unit's columns). The reduction of
+// mixture_grad_w (GRAD_W_COLS x GRAD_W_ROW_GROUPS threads own GRAD_W_COLS columns, sums in
+// double in the thread layout's order, no atomics), with P <= LEARNABLE_MAX_PARAMS <=
+// GRAD_W_ROW_GROUPS sums per column; partial holds 16 x 32 x 10 doubles, 40 KB.
+template <typename T>
+__device__ void learnable_grad_p(const T* x, const T* params, const T* grad_y, T* grad_p,
+                                 unsigned int kind, unsigned int units, unsigned int rows,
+                                 unsigned int cols) {
+    __shared__ double partial[GRAD_W_ROW_GROUPS][GRAD_W_COLS][LEARNABLE_MAX_PARAMS];
+    const unsigned int tx = threadIdx.x, ty = threadIdx.y;
+    const unsigned int c = blockIdx.x * GRAD_W_COLS + tx;
+    const size_t m = blockIdx.z;
+    const unsigned int P = learnable_params(kind);
+    double acc[LEARNABLE_MAX_PARAMS] = {};
+    if (c < cols) {
+        T p[LEARNABLE_MAX_PARAMS] = {}, dp[LEARNABLE_MAX_PARAMS] = {};
+        learnable_unit<T>(params, kind, units, m, c, p);
+        for (unsigned int b = ty; b < rows; b += GRAD_W_ROW_GROUPS) {
+            const size_t i = (m * rows + b) * cols + c;
+            learnable_derivatives<T>(kind, x[i], p, dp);
+#pragma unroll
+            for (unsigned int j = 0; j < LEARNABLE_MAX_PARAMS; ++j)
+                if (j < P) acc[j] += (double)grad_y[i] * (double)dp[j];
+        }
+    }
+#pragma unroll
+    for (unsigned int j = 0; j < LEARNABLE_MAX_PARAMS; ++j) partial[ty][tx][j] = acc[j];
+    __syncthreads();
+    if (ty < P && c < cols) {
+        double total = 0.0;
+        for (unsigned int g = 0; g < GRAD_W_ROW_GROUPS; ++g) total += partial[g][tx][ty];
+        grad_p[(m * cols + c) * P + ty] = (T)total;
+    }
+}
+
 // ---- entry points, one per kernel and element type (names as in src/kernels.rs) ---------
 
 extern "C" __global__ void per_neuron_fwd_f32(const float* x, const unsigned int* ids, float* y,
@@ -388,4 +590,44 @@ extern "C" __global__ void mixture_grad_w_f64(const double* x, const double* w,
                                               unsigned long long pool, unsigned int rows,
                                               unsigned int cols) {
     mixture_grad_w<double>(x, w, grad_y, grad_w, limit, pool, rows, cols);
+}
+
+extern "C" __global__ void learnable_fwd_f32(const float* x, const float* params, float* y,
+                                             unsigned int kind, unsigned int units,
+                                             unsigned int rows, unsigned int cols) {
+    learnable_fwd<float>(x, params, y, kind, units, rows, cols);
+}
+
+extern "C" __global__ void learnable_fwd_f64(const double* x, const double* params, double* y,
+                                             unsigned int kind, unsigned int units,
+                                             unsigned int rows, unsigned int cols) {
+    learnable_fwd<double>(x, params, y, kind, units, rows, cols);
+}
+
+extern "C" __global__ void learnable_grad_x_f32(const float* x, const float* params,
+                                                const float* grad_y, float* grad_x,
+                                                unsigned int kind, unsigned int units,
+                                                unsigned int rows, unsigned int cols) {
+    learnable_grad_x<float>(x, params, grad_y, grad_x, kind, units, rows, cols);
+}
+
+extern "C" __global__ void learnable_grad_x_f64(const double* x, const double* params,
+                                                const double* grad_y, double* grad_x,
+                                                unsigned int kind, unsigned int units,
+                                                unsigned int rows, unsigned int cols) {
+    learnable_grad_x<double>(x, params, grad_y, grad_x, kind, units, rows, cols);
+}
+
+extern "C" __global__ void learnable_grad_p_f32(const float* x, const float* params,
+                                                const float* grad_y, float* grad_p,
+                                                unsigned int kind, unsigned int units,
+                                                unsigned int rows, unsigned int cols) {
+    learnable_grad_p<float>(x, params, grad_y, grad_p, kind, units, rows, cols);
+}
+
+extern "C" __global__ void learnable_grad_p_f64(const double* x, const double* params,
+                                                const double* grad_y, double* grad_p,
+                                                unsigned int kind, unsigned int units,
+                                                unsigned int rows, unsigned int cols) {
+    learnable_grad_p<double>(x, params, grad_y, grad_p, kind, units, rows, cols);
 }

@@ -18,6 +18,7 @@
 // offset). M * rows * cols < 2^32 (checked by the host); the offsets are formed in size_t all
 // the same. The mixture kernels get the pool as one integer, `pool` (Pool::packed, 8 bytes): K
 // in bits 0..4, member k's global id in bits 4(k+1)..4(k+2); column k of w belongs to member k.
+// The learnable activations' kernels (at the end) read params [M, units, P] instead of ids or w.
 // Every kernel's name and buffer count are listed in src/kernels.rs (KERNELS) and checked by a
 // unit test and at each launch. Metal wants every thread-position argument of a kernel to have
 // the same number of components, so they are all uint3 (z: the model).
@@ -344,5 +345,200 @@ kernel void mixture_grad_w_f32(device const float* x [[buffer(0)]],
         float total = 0.0f;
         for (uint g = 0; g < GRAD_W_ROW_GROUPS; ++g) total += partial[g][tx][ty];
         grad_w[(m * cols + c) * K + ty] = total;
+    }
+}
+
+// ---- learnable activations (learnable.rs: PReLU, Swish-beta, PAU) ------------------------
+// Kinds as Learnable::id: 0 prelu (p = [a]), 1 swish_beta (p = [beta]), 2 pau (p = [a_0..a_5,
+// b_1..b_4]). params is [M, units, P], units = cols (one unit per neuron) or 1 (one unit for the
+// layer): column c reads unit 0 or unit c of model m. Unknown kinds give NaN.
+#define PAU_NUMERATOR 6
+#define PAU_DENOMINATOR 4
+#define LEARNABLE_MAX_PARAMS 10
+
+inline uint learnable_params(uint kind) {
+    return kind == 2 ? PAU_NUMERATOR + PAU_DENOMINATOR : 1;
+}
+
+// PAU's value, every quantity divided by |x|^4 when |x| > 1, so that no power of x above the
+// first is formed (x^5 overflows f32 above about 5e7): learnable.rs, pau_value.
+inline float pau_value(float x, thread const float* p) {
+    thread const float* a = p;
+    thread const float* b = p + PAU_NUMERATOR;
+    const float u = fabs(x);
+    if (u > 1.0f) {
+        // P / |x|^4 and Q / |x|^4 in powers of r = 1 / |x| (Horner), the x^5 term as x.
+        const float r = 1.0f / u;
+        const float sign = x < 0.0f ? -1.0f : 1.0f;
+        const float even = a[4] + r * r * (a[2] + r * r * a[0]);
+        const float odd = sign * (r * (a[3] + r * r * a[1]));
+        const float numerator = even + odd + a[5] * x;
+        const float q = fabs(b[3]) + r * (fabs(b[2]) + r * (fabs(b[1]) + r * (fabs(b[0]) + r)));
+        return numerator / q;
+    }
+    float numerator = a[5];
+    for (int j = 4; j >= 0; --j) numerator = numerator * x + a[j];
+    float q = fabs(b[3]);
+    for (int k = 2; k >= 0; --k) q = q * u + fabs(b[k]);
+    return numerator / (q * u + 1.0f);
+}
+
+// PAU's df/dx, with df/dp in dp (10 values), scaled as pau_value: learnable.rs, pau_terms and
+// Learnable::derivatives. sign(b_k) at b_k = 0 is +1, so that a coefficient at 0 can move.
+inline float pau_derivatives(float x, thread const float* p, thread float* dp) {
+    thread const float* a = p;
+    thread const float* b = p + PAU_NUMERATOR;
+    const float sign = x < 0.0f ? -1.0f : 1.0f;
+    const float u = fabs(x);
+    // abs_powers[j] = |x|^j / s, s = 1 for |x| <= 1 and |x|^4 above.
+    float abs_powers[PAU_NUMERATOR];
+    if (u > 1.0f) {
+        const float r = 1.0f / u;
+        abs_powers[0] = r * r * r * r;
+        abs_powers[1] = r * r * r;
+        abs_powers[2] = r * r;
+        abs_powers[3] = r;
+        abs_powers[4] = 1.0f;
+        abs_powers[5] = u;
+    } else {
+        abs_powers[0] = 1.0f;
+        for (int j = 1; j < PAU_NUMERATOR; ++j) abs_powers[j] = abs_powers[j - 1] * u;
+    }
+    float powers[PAU_NUMERATOR];
+    for (int j = 0; j < PAU_NUMERATOR; ++j) powers[j] = (j % 2 == 1) ? sign * abs_powers[j] : abs_powers[j];
+    float numerator = 0.0f, dpdx = 0.0f;
+    for (int j = 0; j < PAU_NUMERATOR; ++j) {
+        numerator = numerator + a[j] * powers[j];
+        // d x^j / dx = j x^(j - 1), scaled as x^(j - 1) is.
+        if (j > 0) dpdx = dpdx + float(j) * a[j] * powers[j - 1];
+    }
+    float q = abs_powers[0], dq = 0.0f;
+    for (int k = 1; k <= PAU_DENOMINATOR; ++k) {
+        const float bk = fabs(b[k - 1]);
+        q = q + bk * abs_powers[k];
+        dq = dq + float(k) * bk * abs_powers[k - 1];
+    }
+    dq = sign * dq;
+    const float value = numerator / q;
+    for (int j = 0; j < PAU_NUMERATOR; ++j) dp[j] = powers[j] / q;
+    for (int k = 0; k < PAU_DENOMINATOR; ++k) {
+        const float s = b[k] < 0.0f ? -1.0f : 1.0f;
+        dp[PAU_NUMERATOR + k] = -s * abs_powers[k + 1] * value / q;
+    }
+    return (dpdx - dq * value) / q;
+}
+
+inline float learnable_value(uint kind, float x, thread const float* p) {
+    switch (kind) {
+    // `+ 0` turns the -0 of a zero slope times a negative x into relu's +0.
+    case 0: return x > 0.0f ? x : p[0] * x + 0.0f;
+    case 1: return x * logistic(p[0] * x).value;
+    case 2: return pau_value(x, p);
+    default: return nan_value();
+    }
+}
+
+// df/dx, with df/dp written into dp (learnable_params(kind) values).
+inline float learnable_derivatives(uint kind, float x, thread const float* p, thread float* dp) {
+    switch (kind) {
+    case 0:
+        if (x > 0.0f) {
+            dp[0] = 0.0f;
+            return 1.0f;
+        }
+        dp[0] = x;
+        return p[0];
+    case 1: {
+        // s (1 + beta x (1 - s)); d/dbeta = x^2 s (1 - s).
+        const float bx = p[0] * x;
+        const Pair s = logistic(bx);
+        dp[0] = x * x * s.value * s.complement;
+        return s.value * (1.0f + bx * s.complement);
+    }
+    case 2: return pau_derivatives(x, p, dp);
+    default: dp[0] = nan_value(); return nan_value();
+    }
+}
+
+// Column c's parameters copied into p: unit 0 or unit c of model m.
+inline void learnable_unit(device const float* params, uint kind, uint units, size_t m, uint c,
+                           thread float* p) {
+    const uint P = learnable_params(kind);
+    device const float* unit = params + (m * units + (units == 1 ? 0 : c)) * P;
+    for (uint j = 0; j < LEARNABLE_MAX_PARAMS; ++j)
+        if (j < P) p[j] = unit[j];
+}
+
+kernel void learnable_fwd_f32(device const float* x [[buffer(0)]],
+                              device const float* params [[buffer(1)]],
+                              device float* y [[buffer(2)]],
+                              constant uint& kind [[buffer(3)]],
+                              constant uint& units [[buffer(4)]],
+                              constant uint& rows [[buffer(5)]],
+                              constant uint& cols [[buffer(6)]],
+                              uint3 pos [[thread_position_in_grid]]) {
+    const uint c = pos.x, r = pos.y;
+    const size_t m = pos.z;
+    if (c >= cols || r >= rows) return;
+    const size_t i = (m * rows + r) * cols + c;
+    float p[LEARNABLE_MAX_PARAMS] = {};
+    learnable_unit(params, kind, units, m, c, p);
+    y[i] = learnable_value(kind, x[i], p);
+}
+
+kernel void learnable_grad_x_f32(device const float* x [[buffer(0)]],
+                                 device const float* params [[buffer(1)]],
+                                 device const float* grad_y [[buffer(2)]],
+                                 device float* grad_x [[buffer(3)]],
+                                 constant uint& kind [[buffer(4)]],
+                                 constant uint& units [[buffer(5)]],
+                                 constant uint& rows [[buffer(6)]],
+                                 constant uint& cols [[buffer(7)]],
+                                 uint3 pos [[thread_position_in_grid]]) {
+    const uint c = pos.x, r = pos.y;
+    const size_t m = pos.z;
+    if (c >= cols || r >= rows) return;
+    const size_t i = (m * rows + r) * cols + c;
+    float p[LEARNABLE_MAX_PARAMS] = {}, dp[LEARNABLE_MAX_PARAMS] = {};
+    learnable_unit(params, kind, units, m, c, p);
+    grad_x[i] = grad_y[i] * learnable_derivatives(kind, x[i], p, dp);
+}
+
+// grad_p[m, c, j] = sum over the rows b of model m of grad_y[b, c] * df/dp_j at x[b, c]: one
+// sum per column, whatever the units (the host adds a shared unit's columns). The reduction of
+// mixture_grad_w, with P <= LEARNABLE_MAX_PARAMS <= GRAD_W_ROW_GROUPS sums per column, in float
+// (Metal has no double); partial holds 16 x 32 x 10 floats, 20 KB. Dispatched as grad_w.
+kernel void learnable_grad_p_f32(device const float* x [[buffer(0)]],
+                                 device const float* params [[buffer(1)]],
+                                 device const float* grad_y [[buffer(2)]],
+                                 device float* grad_p [[buffer(3)]],
+                                 constant uint& kind [[buffer(4)]],
+                                 constant uint& units [[buffer(5)]],
+                                 constant uint& rows [[buffer(6)]],
+                                 constant uint& cols [[buffer(7)]],
+                                 uint3 tid [[thread_position_in_threadgroup]],
+                                 uint3 group [[threadgroup_position_in_grid]]) {
+    threadgroup float partial[GRAD_W_ROW_GROUPS][GRAD_W_COLS][LEARNABLE_MAX_PARAMS];
+    const uint tx = tid.x, ty = tid.y;
+    const uint c = group.x * GRAD_W_COLS + tx;
+    const size_t m = group.z;
+    const uint P = learnable_params(kind);
+    float acc[LEARNABLE_MAX_PARAMS] = {};
+    if (c < cols) {
+        float p[LEARNABLE_MAX_PARAMS] = {}, dp[LEARNABLE_MAX_PARAMS] = {};
+        learnable_unit(params, kind, units, m, c, p);
+        for (uint b = ty; b < rows; b += GRAD_W_ROW_GROUPS) {
+            const size_t i = (m * rows + b) * cols + c;
+            learnable_derivatives(kind, x[i], p, dp);
+            for (uint j = 0; j < LEARNABLE_MAX_PARAMS; ++j)
+                if (j < P) acc[j] += grad_y[i] * dp[j];
+        }
+    }
+    for (uint j = 0; j < LEARNABLE_MAX_PARAMS; ++j) partial[ty][tx][j] = acc[j];
+    threadgroup_barrier(mem_flags::mem_threadgroup);
+    if (ty < P && c < cols) {
+        float total = 0.0f;
+        for (uint g = 0; g < GRAD_W_ROW_GROUPS; ++g) total += partial[g][tx][ty];
+        grad_p[(m * cols + c) * P + ty] = total;
     }
 }

@@ -1,4 +1,4 @@
-// Runs the five GPU kernels of src/kernels/mixed_act.cu (built with -DEMULATE_CUDA) or
+// Runs the eight GPU kernels of src/kernels/mixed_act.cu (built with -DEMULATE_CUDA) or
 // src/kernels/mixed_act.metal (-DEMULATE_METAL) on the CPU, for tests/emulated_kernels.rs.
 //
 // Usage: harness DIR DTYPE MODELS ROWS COLS LIMIT POOL GX GY BX BY
@@ -6,6 +6,7 @@
 //          [models*cols*K], DIR/gy.bin [models*rows*cols]
 //   writes DIR/y_pn.bin, DIR/gx_pn.bin (phase 2), DIR/y_mx.bin, DIR/gx_mx.bin (phase 1)
 //          [models*rows*cols], DIR/gw_mx.bin [models*cols*K]
+//   (the learnable activations' kernels: `harness learnable ...`, see learnable_main)
 // Floats are raw little-endian f32 or f64 (DTYPE); MODELS is the cohort's size M (1 for one
 // model), ROWS the rows of one model; LIMIT is the clamp, "inf" for none; POOL is the mixture's
 // pool as Pool::packed gives it (decimal), K its size (the low four bits); (GX, GY) x (BX, BY)
@@ -149,7 +150,116 @@ static void run_metal(const std::string& dir, uint rows, uint cols, float limit,
 }
 #endif
 
+// The learnable activations' three kernels (`harness learnable DIR DTYPE MODELS ROWS COLS KIND
+// UNITS GX GY BX BY`): reads DIR/x.bin and DIR/gy.bin [models*rows*cols] and DIR/params.bin
+// [models*units*P]; writes DIR/y_ln.bin, DIR/gx_ln.bin [models*rows*cols] and DIR/gp_ln.bin
+// [models*cols*P] (one sum per column: the host adds a shared unit's columns).
+struct LearnableArgs {
+    std::string dir;
+    unsigned int rows, cols, kind, units, params;
+};
+
+#if defined(EMULATE_CUDA)
+template <typename T>
+static void run_learnable(const LearnableArgs& a, Geometry g,
+                          void (*fwd)(const T*, const T*, T*, unsigned int, unsigned int,
+                                      unsigned int, unsigned int),
+                          void (*grad_x)(const T*, const T*, const T*, T*, unsigned int,
+                                         unsigned int, unsigned int, unsigned int),
+                          void (*grad_p)(const T*, const T*, const T*, T*, unsigned int,
+                                         unsigned int, unsigned int, unsigned int)) {
+    const size_t n = (size_t)g.models * a.rows * a.cols;
+    auto x = read<T>(a.dir + "/x.bin", n);
+    auto p = read<T>(a.dir + "/params.bin", (size_t)g.models * a.units * a.params);
+    auto gy = read<T>(a.dir + "/gy.bin", n);
+    std::vector<T> y(n), gx(n), gp((size_t)g.models * a.cols * a.params);
+    const dim3 grid{g.gx, g.gy, g.models}, block{g.bx, g.by, 1};
+    launch(grid, block, [&] { fwd(x.data(), p.data(), y.data(), a.kind, a.units, a.rows, a.cols); });
+    write(a.dir + "/y_ln.bin", y);
+    launch(grid, block, [&] {
+        grad_x(x.data(), p.data(), gy.data(), gx.data(), a.kind, a.units, a.rows, a.cols);
+    });
+    write(a.dir + "/gx_ln.bin", gx);
+    const dim3 gp_grid{(a.cols + GRAD_W_COLS - 1) / GRAD_W_COLS, 1, g.models};
+    const dim3 gp_block{GRAD_W_COLS, GRAD_W_ROW_GROUPS, 1};
+    launch(gp_grid, gp_block, [&] {
+        grad_p(x.data(), p.data(), gy.data(), gp.data(), a.kind, a.units, a.rows, a.cols);
+    });
+    write(a.dir + "/gp_ln.bin", gp);
+}
+#else
+static void run_learnable_metal(const LearnableArgs& a, Geometry g) {
+    const size_t n = (size_t)g.models * a.rows * a.cols;
+    auto x = read<float>(a.dir + "/x.bin", n);
+    auto p = read<float>(a.dir + "/params.bin", (size_t)g.models * a.units * a.params);
+    auto gy = read<float>(a.dir + "/gy.bin", n);
+    std::vector<float> y(n), gx(n), gp((size_t)g.models * a.cols * a.params);
+    uint rows = a.rows, cols = a.cols, kind = a.kind, units = a.units;  // bound as `constant uint&`
+    each_element(g, [&](uint3 pos) {
+        learnable_fwd_f32(x.data(), p.data(), y.data(), kind, units, rows, cols, pos);
+    });
+    write(a.dir + "/y_ln.bin", y);
+    each_element(g, [&](uint3 pos) {
+        learnable_grad_x_f32(x.data(), p.data(), gy.data(), gx.data(), kind, units, rows, cols,
+                             pos);
+    });
+    write(a.dir + "/gx_ln.bin", gx);
+    for (uint gz = 0; gz < g.models; ++gz)
+        for (uint group = 0; group < (cols + GRAD_W_COLS - 1) / GRAD_W_COLS; ++group) {
+            std::barrier<> barrier(GRAD_W_COLS * GRAD_W_ROW_GROUPS);
+            metal::current_threadgroup_barrier = &barrier;
+            std::vector<std::thread> threads;
+            for (uint ty = 0; ty < GRAD_W_ROW_GROUPS; ++ty)
+                for (uint tx = 0; tx < GRAD_W_COLS; ++tx)
+                    threads.emplace_back([&, tx, ty, group, gz] {
+                        learnable_grad_p_f32(x.data(), p.data(), gy.data(), gp.data(), kind,
+                                             units, rows, cols, uint3{tx, ty, 0},
+                                             uint3{group, 0, gz});
+                    });
+            for (auto& t : threads) t.join();
+        }
+    write(a.dir + "/gp_ln.bin", gp);
+}
+#endif
+
+static int learnable_main(int argc, char** argv) {
+    if (argc != 13) {
+        std::fprintf(stderr,
+                     "usage: harness learnable DIR f32|f64 MODELS ROWS COLS KIND UNITS GX GY BX BY\n");
+        return 2;
+    }
+    const std::string dtype = argv[3];
+    LearnableArgs a{argv[2], 0, 0, 0, 0, 0};
+    const unsigned int models = std::stoul(argv[4]);
+    a.rows = std::stoul(argv[5]);
+    a.cols = std::stoul(argv[6]);
+    a.kind = std::stoul(argv[7]);
+    a.units = std::stoul(argv[8]);
+    if (a.kind > 2 || models == 0 || (a.units != 1 && a.units != a.cols)) {
+        std::fprintf(stderr, "harness: kind 0-2, at least one model, units 1 or COLS\n");
+        return 2;
+    }
+    a.params = learnable_params(a.kind);
+    const Geometry g{(unsigned int)std::stoul(argv[9]), (unsigned int)std::stoul(argv[10]),
+                     (unsigned int)std::stoul(argv[11]), (unsigned int)std::stoul(argv[12]),
+                     models};
+#if defined(EMULATE_CUDA)
+    if (dtype == "f32")
+        run_learnable<float>(a, g, learnable_fwd_f32, learnable_grad_x_f32, learnable_grad_p_f32);
+    else
+        run_learnable<double>(a, g, learnable_fwd_f64, learnable_grad_x_f64, learnable_grad_p_f64);
+#else
+    if (dtype != "f32") {
+        std::fprintf(stderr, "harness: Metal kernels are f32 only\n");
+        return 2;
+    }
+    run_learnable_metal(a, g);
+#endif
+    return 0;
+}
+
 int main(int argc, char** argv) {
+    if (argc > 1 && std::string(argv[1]) == "learnable") return learnable_main(argc, argv);
     if (argc != 12) {
         std::fprintf(stderr,
                      "usage: harness DIR f32|f64 MODELS ROWS COLS LIMIT POOL GX GY BX BY\n");
