@@ -13,6 +13,7 @@ use rand_chacha::ChaCha8Rng;
 use crate::error::input_error;
 use crate::grid::store::{ResultRow, ResultsStore, ShareRow};
 use crate::report::adaptive::{self, MethodCost, Pair};
+use crate::report::freeze::{self, Freeze};
 use crate::report::stats::{
     bootstrap_diff_ci, bootstrap_mean_ci, mean, probability_of_improvement, RESAMPLES,
 };
@@ -260,6 +261,11 @@ pub struct Comparison {
     pub pairs: Vec<Pair>,
     /// What each method of each cell costs.
     pub costs: Vec<MethodCost>,
+    /// The runs of methods whose first phase ends in a switch, each with its cell's label.
+    pub switch_runs: Vec<(String, ResultRow)>,
+    /// What the switch costs per cell and method, from the runs' epoch logs (read by
+    /// [`compare_dirs`], which knows where they are).
+    pub freezes: Vec<Freeze>,
 }
 
 impl Comparison {
@@ -381,13 +387,16 @@ pub fn compare(rows: &[ResultRow], share_rows: &[ShareRow], bootstrap_seed: u64)
     let mut smartmixed_cells = BTreeMap::new();
     // The pairs draw from a stream of their own: the other intervals stay as they were.
     let mut pairs_rng = ChaCha8Rng::seed_from_u64(bootstrap_seed.wrapping_add(2));
-    let (mut pairs, mut costs) = (Vec::new(), Vec::new());
+    let (mut pairs, mut costs, mut switch_runs) = (Vec::new(), Vec::new(), Vec::new());
     for (key, members) in cells_of(&finished, &varying) {
         let runs = CellRuns::new(key, members, &varying);
         let label = runs.arch_key().1;
         pairs.extend(adaptive::pairs(&label, &runs.by_method, &mut pairs_rng));
         costs.extend(adaptive::costs(&label, &runs.by_method));
         for (method, method_runs) in &runs.by_method {
+            if Method::from_name(method).is_some_and(Method::has_switch) {
+                switch_runs.extend(method_runs.iter().map(|&r| (label.clone(), r.clone())));
+            }
             let cell = runs.cell(method, &mut bootstrap);
             ranks.entry(method.clone()).or_default().push(cell.rank);
             if method == Method::SmartMixed.name() {
@@ -414,6 +423,8 @@ pub fn compare(rows: &[ResultRow], share_rows: &[ShareRow], bootstrap_seed: u64)
         smartmixed_cells,
         pairs,
         costs,
+        switch_runs,
+        freezes: Vec::new(),
     }
 }
 
@@ -704,6 +715,9 @@ fn write_report(md: &mut String, c: &Comparison, sources: &[PathBuf]) -> fmt::Re
             Some(format!("{m} [{lo}, {hi}]"))
         };
         adaptive::write_section(md, &c.costs, &c.pairs, &accuracy)?;
+        if !c.freezes.is_empty() {
+            freeze::write_section(md, &c.freezes)?;
+        }
     }
     write_shares(md, c)?;
     match paper_finding(c) {
@@ -1018,13 +1032,38 @@ pub fn compare_dirs(dirs: &[PathBuf], bootstrap_seed: u64) -> Result<Comparison>
         rows.extend(store.results()?);
         shares.extend(store.shares()?);
     }
-    let comparison = compare(&rows, &shares, bootstrap_seed);
+    let mut comparison = compare(&rows, &shares, bootstrap_seed);
     if comparison.cells.is_empty() {
         return Err(input_error(
             "no finished runs (status ok) in the given directories",
         ));
     }
+    if comparison.compares_adaptive_methods() {
+        comparison.freezes = freezes(&comparison.switch_runs, dirs, bootstrap_seed)?;
+    }
     Ok(comparison)
+}
+
+/// The freeze of every switching method, from the epochs.csv of each of its runs (in the first
+/// of `dirs` that holds the run; runs without a log, or whose log never switches, are left out).
+fn freezes(
+    runs: &[(String, ResultRow)],
+    dirs: &[PathBuf],
+    bootstrap_seed: u64,
+) -> Result<Vec<Freeze>> {
+    let mut logged = Vec::new();
+    for (cell, row) in runs {
+        let log = dirs
+            .iter()
+            .map(|d| d.join("runs").join(&row.key).join("epochs.csv"))
+            .find(|p| p.is_file());
+        if let Some(switch) = log.map(|p| freeze::read_switch(&p)).transpose()?.flatten() {
+            logged.push((cell.clone(), row.clone(), switch));
+        }
+    }
+    // A stream of its own, so that the other intervals stay as they were.
+    let mut rng = ChaCha8Rng::seed_from_u64(bootstrap_seed.wrapping_add(3));
+    Ok(freeze::summarise(&logged, &mut rng))
 }
 
 /// Reads every directory's results, writes comparison.md and comparison.csv into the first,
@@ -1050,6 +1089,12 @@ pub fn run(dirs: &[PathBuf], bootstrap_seed: u64) -> Result<()> {
         let (pairs, costs) = adaptive::csv_files(&comparison.costs, &comparison.pairs)?;
         write_atomic(&out.join("pairs.csv"), &pairs)?;
         write_atomic(&out.join("methods.csv"), &costs)?;
+        if !comparison.freezes.is_empty() {
+            write_atomic(
+                &out.join("freeze.csv"),
+                &freeze::csv_file(&comparison.freezes)?,
+            )?;
+        }
     }
     crate::print_stdout(&md)?;
     Ok(())

@@ -1,12 +1,14 @@
 //! What the results say: [`compare`] (cells, ranks, bootstrap intervals, paired-by-seed
 //! statistics, comparison.md / .csv), [`adaptive`] (the adaptive methods paired with every
-//! other method, and what each costs), [`stats`] (the bootstrap), [`plot`] (the figures of a
+//! other method, and what each costs), [`freeze`] (what the switch of a selection method costs,
+//! from the epoch logs), [`stats`] (the bootstrap), [`plot`] (the figures of a
 //! comparison), [`learned`] (the figures of what adaptive methods learned) and [`figure`]
 //! (what figures share).
 
 pub mod adaptive;
 pub mod compare;
 pub mod figure;
+pub mod freeze;
 pub mod learned;
 pub mod plot;
 pub mod stats;

@@ -111,6 +111,12 @@ impl Method {
         )
     }
 
+    /// Whether its first phase ends in a switch (SmartMixed's freeze): a schedule of more than
+    /// one phase.
+    pub fn has_switch(self) -> bool {
+        self.schedule(2, 1, Phase2Init::Warm).len() > 1
+    }
+
     /// Whether its runs leave per-neuron choices (`choices.csv`, the share tables).
     pub fn has_choices(self) -> bool {
         matches!(self, Method::SmartMixed | Method::SoftmixFreeze)
