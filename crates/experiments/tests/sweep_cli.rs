@@ -513,6 +513,12 @@ fn adaptive_methods_train_in_cohorts_and_reach_the_reports() {
     let pairs = std::fs::read_to_string(together.join("pairs.csv")).unwrap();
     assert!(pairs.contains("smartmixed,softmix_freeze,2,"), "{pairs}");
     assert!(together.join("methods.csv").is_file());
+    // The freeze of both switching methods, from their epoch logs.
+    assert!(md.contains("## The freeze"), "{md}");
+    let freeze = std::fs::read_to_string(together.join("freeze.csv")).unwrap();
+    for method in ["smartmixed", "softmix_freeze"] {
+        assert!(freeze.contains(&format!(",{method},2,")), "{freeze}");
+    }
     let output = smartmixed(&["plot", together.to_str().unwrap()]);
     assert!(
         output.status.success(),
@@ -523,5 +529,24 @@ fn adaptive_methods_train_in_cohorts_and_reach_the_reports() {
         let figure = together.join(format!("figures/learned_{method}_mnist_widths_16-8.svg"));
         assert!(figure.is_file(), "{}", figure.display());
     }
+    // Without the checkpoints (results/ does not commit them) plot still draws the rest and
+    // says which figures it left out.
+    std::fs::remove_dir_all(together.join("figures")).unwrap();
+    for r in &a {
+        std::fs::remove_file(together.join("runs").join(&r.key).join("model.safetensors")).ok();
+    }
+    let output = smartmixed(&["plot", together.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("no figure of what PReLU learned"),
+        "{stderr}"
+    );
+    assert!(together
+        .join("figures/learned_softmix_mnist_widths_16-8.svg")
+        .is_file());
+    assert!(!together
+        .join("figures/learned_prelu_mnist_widths_16-8.svg")
+        .exists());
     std::fs::remove_dir_all(&base).unwrap();
 }

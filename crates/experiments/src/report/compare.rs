@@ -19,26 +19,10 @@ use crate::report::stats::{
 };
 use crate::run::files::write_atomic;
 use crate::run::method::Method;
+use crate::run::setting;
 
-/// Settings a comparison can be split by, in the order reports name them.
-pub const CELL_SETTINGS: [&str; 14] = [
-    "dataset",
-    "preset",
-    "epochs",
-    "phase1_epochs",
-    "lr",
-    "batch_size",
-    "tau",
-    "clamp",
-    "grad_clip",
-    "phase2_init",
-    "loss",
-    "eval_selection",
-    "pool",
-    "split_seed",
-];
-
-/// A setting's value in a row, as the row writes it.
+/// A setting's value in a row, as the row writes it: a match over [`setting::SETTINGS`]'
+/// names (a test holds the two together).
 fn setting_value(r: &ResultRow, name: &str) -> String {
     match name {
         "dataset" => r.dataset.clone(),
@@ -85,7 +69,7 @@ fn run_identity(r: &ResultRow) -> String {
         r.method,
         r.seed
     );
-    for name in CELL_SETTINGS.iter().filter(|n| applies(r, n)) {
+    for name in setting::names().filter(|n| applies(r, n)) {
         id.push_str(&format!("|{name}={}", setting_value(r, name)));
     }
     id
@@ -93,8 +77,7 @@ fn run_identity(r: &ResultRow) -> String {
 
 /// The settings that take more than one value among the rows that read them.
 pub fn varying_settings(rows: &[&ResultRow]) -> Vec<&'static str> {
-    CELL_SETTINGS
-        .into_iter()
+    setting::names()
         .filter(|name| {
             let mut values = rows
                 .iter()
@@ -147,7 +130,7 @@ pub struct Cell {
     pub arch: String,
     pub widths: String,
     pub depth: usize,
-    /// (setting, value) of every varying setting, in [`CELL_SETTINGS`] order.
+    /// (setting, value) of every varying setting, in [`setting::SETTINGS`] order.
     pub settings: Vec<(String, String)>,
     pub method: String,
     /// The settings this method does not read (results.csv's `not_applicable`): its runs
@@ -753,7 +736,7 @@ fn write_introduction(md: &mut String, c: &Comparison, sources: &[PathBuf]) -> f
              does not read the SmartMixed-only settings ({}): one baseline run serves every cell \
              that agrees with it on the rest (`{ANY}` marks a value no run of the cell reads).\n",
             c.varying.join(" x "),
-            crate::run::method::SELECTION_SETTINGS.join(", ")
+            setting::selection_settings().collect::<Vec<_>>().join(", ")
         )?;
     }
     let seeds = c.cells.iter().map(|x| x.seeds);
@@ -1104,6 +1087,43 @@ pub fn run(dirs: &[PathBuf], bootstrap_seed: u64) -> Result<()> {
 mod tests {
     use super::*;
 
+    /// Every declared setting has a value in a results row (setting_value matches them all).
+    #[test]
+    fn every_setting_has_a_value_in_a_row() {
+        let row: ResultRow = serde_json::from_value(serde_json::json!({
+            "key": "k", "dataset": "mnist", "arch": 3, "widths": "8", "depth": 1,
+            "method": "relu", "seed": 1, "preset": "default", "epochs": 3, "phase1_epochs": 1,
+            "lr": 0.001, "batch_size": 64, "tau": 0.3, "clamp": "10", "grad_clip": "1",
+            "phase2_init": "warm", "loss": "logits", "eval_selection": "argmax",
+            "pool": "relu,tanh", "split_seed": 42, "n_params": 1, "best_epoch": 1,
+            "val_loss": 0.1, "val_acc": 0.9, "test_acc": 0.9, "phase1_test_acc": null,
+            "epoch_seconds": 1.0, "phase1_epoch_seconds": null, "phase2_epoch_seconds": null,
+            "train_seconds": 1.0, "status": "ok", "device": "cpu", "threads": 1,
+            "git_commit": "", "timestamp": ""
+        }))
+        .unwrap();
+        let values: Vec<String> = setting::names().map(|n| setting_value(&row, n)).collect();
+        assert_eq!(
+            values,
+            [
+                "mnist",
+                "default",
+                "3",
+                "1",
+                "0.001",
+                "64",
+                "0.3",
+                "10",
+                "1",
+                "warm",
+                "logits",
+                "argmax",
+                "relu,tanh",
+                "42"
+            ]
+        );
+    }
+
     #[test]
     fn bootstrap_bounds_on_a_hand_computed_example() {
         // Two seeds, 0.90 and 1.00: a resampled mean is 0.90, 0.95 or 1.00 with probabilities
@@ -1230,7 +1250,7 @@ mod tests {
             not_applicable: if sm {
                 String::new()
             } else {
-                crate::run::method::SELECTION_SETTINGS.join(" ")
+                setting::selection_settings().collect::<Vec<_>>().join(" ")
             },
             n_params: Some(10),
             best_epoch: Some(2),

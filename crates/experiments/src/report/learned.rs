@@ -55,8 +55,21 @@ pub fn figures(out: &Path, dirs: &[PathBuf]) -> Result<Vec<PathBuf>> {
         }
     }
     let mut written = Vec::new();
-    for ((cell, name), dirs) in runs {
+    for ((cell, name), mut dirs) in runs {
         let method = Method::from_name(name).expect("a name from Method::name");
+        // The parameters themselves come from the checkpoints, which results/ does not commit:
+        // draw the runs that have one, and say so when none has.
+        if method != Method::Softmix {
+            dirs.retain(|d| d.join("model.safetensors").is_file());
+            if dirs.is_empty() {
+                eprintln!(
+                    "plot: no figure of what {} learned on {cell}: none of its runs has its \
+                     model.safetensors (checkpoints are not committed; rerun the sweep to get them)",
+                    method.display_name()
+                );
+                continue;
+            }
+        }
         let figure = match method {
             Method::Pau | Method::PauNeuron => pau_curves(&dirs)?,
             Method::Prelu => histograms(&dirs, "slopes", "PReLU slope a")?,

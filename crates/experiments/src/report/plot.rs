@@ -13,8 +13,7 @@ use plotters::prelude::*;
 use crate::error::input_error;
 use crate::grid::store::ResultsStore;
 use crate::report::compare::{
-    compare_dirs, is_adaptive, settings_label, ArchKey, Cell, Comparison, SettingValue, Shares,
-    ANY, CELL_SETTINGS,
+    compare_dirs, is_adaptive, settings_label, ArchKey, Cell, Comparison, SettingValue, Shares, ANY,
 };
 use crate::report::figure::{activation_color, method_color, register_font, save, FONT};
 
@@ -691,7 +690,7 @@ fn check_varies(dirs: &[PathBuf], c: &Comparison, setting: &str) -> Result<()> {
         } else {
             c.varying.join(", ")
         },
-        CELL_SETTINGS.join(", ")
+        crate::run::setting::names().collect::<Vec<_>>().join(", ")
     )))
 }
 

@@ -339,17 +339,13 @@ impl Settings {
     /// The first selection setting set here that `method` does not read (a flag that would
     /// silently change nothing).
     pub fn unread_by(&self, method: Method) -> Option<&'static str> {
-        let set = [
-            ("phase1_epochs", self.phase1_epochs.is_some()),
-            ("tau", self.tau.is_some()),
-            ("clamp", self.clamp.is_some()),
-            ("phase2_init", self.phase2_init.is_some()),
-            ("eval_selection", self.eval_selection.is_some()),
-            ("pool", self.pool.is_some()),
-        ];
-        set.into_iter()
-            .find(|&(name, given)| given && !method.reads(name))
-            .map(|(name, _)| name)
+        // The settings' serialisation leaves unset ones out (as `overlay` relies on).
+        let set = match toml::Value::try_from(self) {
+            Ok(toml::Value::Table(t)) => t,
+            _ => unreachable!("settings serialise as a TOML table"),
+        };
+        crate::run::setting::selection_settings()
+            .find(|&name| set.contains_key(name) && !method.reads(name))
     }
 
     /// Reads a TOML config file; unknown keys and bad values name the file and key.
@@ -524,6 +520,23 @@ impl TrainConfig {
 mod tests {
     use super::*;
     use mixed_act::Activation;
+
+    /// Every declared setting (run/setting.rs) is a flag of `train`, and so a key of config and
+    /// sweep files, which read the same struct.
+    #[test]
+    fn every_declared_setting_is_a_flag() {
+        use clap::Args;
+        let command = Settings::augment_args(clap::Command::new("train"));
+        for name in crate::run::setting::names() {
+            let flag = name.replace('_', "-");
+            assert!(
+                command
+                    .get_arguments()
+                    .any(|a| a.get_long() == Some(flag.as_str())),
+                "no --{flag} for the setting {name}"
+            );
+        }
+    }
 
     fn flags(f: impl FnOnce(&mut Settings)) -> Settings {
         let mut s = Settings::default();

@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::input_error;
 use crate::run::hidden::{Fixed, GumbelSelection, HiddenLayer, LearnableUnits, SoftMixture};
+use crate::run::setting;
 
 /// What the hidden layers do: one function everywhere (a baseline), SmartMixed, or one of the
 /// adaptive methods it is compared with (`../shared/docs/adaptive-methods.md`).
@@ -39,18 +40,6 @@ pub enum Method {
     /// A Pade activation unit per neuron (an extension).
     PauNeuron,
 }
-
-/// The settings that only a selection method reads. A baseline's result does not depend on
-/// them, so a grid axis over one of them does not multiply a baseline's runs: the baseline runs
-/// once, and its result row lists them in `not_applicable`.
-pub const SELECTION_SETTINGS: [&str; 6] = [
-    "phase1_epochs",
-    "tau",
-    "clamp",
-    "phase2_init",
-    "eval_selection",
-    "pool",
-];
 
 const SMARTMIXED: &str = "smartmixed";
 
@@ -122,12 +111,16 @@ impl Method {
         matches!(self, Method::SmartMixed | Method::SoftmixFreeze)
     }
 
-    /// Whether a run of this method reads `setting` (a run setting's name). Of the selection
-    /// settings: the soft mixtures read the pool, tau and clamp (so that `softmix_freeze`
-    /// differs from SmartMixed only by the Gumbel noise and the hard sample), and the frozen one
-    /// also the selection length and phase-2 init; only SmartMixed samples at evaluation.
+    /// Whether a run of this method reads `setting` (a run setting's name). Every method reads
+    /// the settings [`setting::SETTINGS`] declares for every method. Of the selection settings:
+    /// the soft mixtures read the pool, tau and clamp (so that `softmix_freeze` differs from
+    /// SmartMixed only by the Gumbel noise and the hard sample), and the frozen one also the
+    /// selection length and phase-2 init; only SmartMixed samples at evaluation. A baseline's
+    /// result does not depend on the selection settings, so a grid axis over one of them does
+    /// not multiply a baseline's runs: the baseline runs once, and its result row lists them in
+    /// `not_applicable`.
     pub fn reads(self, setting: &str) -> bool {
-        let general = !SELECTION_SETTINGS.contains(&setting);
+        let general = !setting::selection_only(setting);
         match self {
             Method::SmartMixed => true,
             Method::SoftmixFreeze => setting != "eval_selection",
@@ -138,10 +131,8 @@ impl Method {
 
     /// The selection settings this method reads, for messages ("none" for none).
     pub fn settings_read(self) -> String {
-        let read: Vec<&str> = SELECTION_SETTINGS
-            .iter()
+        let read: Vec<&str> = setting::selection_settings()
             .filter(|s| self.reads(s))
-            .copied()
             .collect();
         match read.is_empty() {
             true => "none of the selection settings".into(),
@@ -152,10 +143,8 @@ impl Method {
     /// The settings this method does not read, space-separated (results.csv's
     /// `not_applicable`).
     pub fn not_applicable(self) -> String {
-        SELECTION_SETTINGS
-            .iter()
+        setting::selection_settings()
             .filter(|s| !self.reads(s))
-            .copied()
             .collect::<Vec<_>>()
             .join(" ")
     }
@@ -305,7 +294,10 @@ mod tests {
     #[test]
     fn baselines_read_no_selection_setting_and_smartmixed_reads_all() {
         let relu = Method::Baseline(Activation::Relu);
-        assert_eq!(relu.not_applicable(), SELECTION_SETTINGS.join(" "));
+        assert_eq!(
+            relu.not_applicable(),
+            setting::selection_settings().collect::<Vec<_>>().join(" ")
+        );
         assert!(relu.reads("lr") && !relu.reads("tau"));
         assert_eq!(Method::SmartMixed.not_applicable(), "");
         assert!(!relu.is_adaptive() && Method::SmartMixed.is_adaptive());

@@ -1,5 +1,6 @@
 //! One training run, from its settings to its files, in the order data flows: [`config`]
-//! (presets, TOML, flags, validation) → [`data`] (IDX or hub, split, batches) → [`method`]
+//! (presets, TOML, flags, validation; [`setting`] declares the settings results are told apart
+//! by) → [`data`] (IDX or hub, split, batches) → [`method`]
 //! (a method's schedule of phases over kinds of hidden layer) → [`hidden`] (the kinds, one
 //! file each, behind one trait) → [`stack`] (THE model: M networks of one shape stacked, with
 //! its traced forward and explicit backward pass, helped by [`cpu_ops`]) → [`optim`] (Adam,
@@ -15,6 +16,7 @@ pub mod files;
 pub mod hidden;
 pub mod method;
 pub mod optim;
+pub mod setting;
 pub mod stack;
 pub mod step;
 pub mod train;

@@ -27,6 +27,7 @@ use crate::run::data::Splits;
 use crate::run::hidden::Pass;
 use crate::run::method::{LayerSettings, Phase2Init};
 use crate::run::optim::{Adam, AdamConfig};
+use crate::run::setting;
 use crate::run::stack::{draw_linears, Network, Stack};
 use crate::run::step::Learner;
 use evaluate::{evaluate, Evaluation};
@@ -60,23 +61,19 @@ impl Streams {
 }
 
 /// What must agree between the models of a stack (they share batches, epochs and evaluation
-/// passes); each model may differ in method, seed, learning rate, gradient clipping and its
-/// method's own settings (tau, clamp, pool, selection length, phase-2 init).
+/// passes): the data folder, the widths and the settings [`setting::SETTINGS`] declares shared;
+/// each model may differ in method, seed and the others (learning rate, gradient clipping, its
+/// method's own settings). The first that differs, or `None`.
 pub fn cohort_mismatch(a: &TrainConfig, b: &TrainConfig) -> Option<&'static str> {
-    let checks: [(&'static str, bool); 8] = [
-        ("dataset", a.dataset == b.dataset),
-        ("split_seed", a.split_seed == b.split_seed),
-        ("data_dir", a.data_dir == b.data_dir),
-        ("widths", a.widths == b.widths),
-        ("epochs", a.epochs == b.epochs),
-        ("batch_size", a.batch_size == b.batch_size),
-        ("loss", a.loss == b.loss),
-        ("eval_selection", a.eval_selection == b.eval_selection),
-    ];
-    checks
+    // Compared as config.json writes them, field by field.
+    let (a, b) = (serde_json::to_value(a), serde_json::to_value(b));
+    let (Ok(a), Ok(b)) = (a, b) else {
+        unreachable!("configs serialise to JSON")
+    };
+    ["data_dir", "widths"]
         .into_iter()
-        .find(|(_, same)| !same)
-        .map(|(name, _)| name)
+        .chain(setting::cohort_shared())
+        .find(|&name| a.get(name) != b.get(name))
 }
 
 /// The network a run of `cfg` starts from, drawn from its seed's init stream: the linear
