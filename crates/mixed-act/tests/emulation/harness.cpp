@@ -110,6 +110,23 @@ static void each_element(Geometry g, Kernel kernel) {
                         kernel(uint3{gx * g.bx + tx, gy * g.by + ty, gz});
 }
 
+// The dispatch of the reducing kernels (grad-w, grad-p): threadgroups of (32, 16, 1),
+// (ceil(cols / 32), 1, models) of them, one group at a time, its threads sharing a barrier.
+template <typename Kernel>
+static void each_reduction_group(Geometry g, uint cols, Kernel kernel) {
+    for (uint gz = 0; gz < g.models; ++gz)
+        for (uint group = 0; group < (cols + GRAD_W_COLS - 1) / GRAD_W_COLS; ++group) {
+            std::barrier<> barrier(GRAD_W_COLS * GRAD_W_ROW_GROUPS);
+            metal::current_threadgroup_barrier = &barrier;
+            std::vector<std::thread> threads;
+            for (uint ty = 0; ty < GRAD_W_ROW_GROUPS; ++ty)
+                for (uint tx = 0; tx < GRAD_W_COLS; ++tx)
+                    threads.emplace_back(
+                        [&, tx, ty, group, gz] { kernel(uint3{tx, ty, 0}, uint3{group, 0, gz}); });
+            for (auto& t : threads) t.join();
+        }
+}
+
 static void run_metal(const std::string& dir, uint rows, uint cols, float limit, ulong pool,
                       Geometry g) {
     const size_t n = (size_t)g.models * rows * cols, k = pool & 15;
@@ -133,19 +150,10 @@ static void run_metal(const std::string& dir, uint rows, uint cols, float limit,
         mixture_grad_x_f32(x.data(), w.data(), gy.data(), gx.data(), limit, pool, rows, cols, p);
     });
     write(dir + "/gx_mx.bin", gx);
-    for (uint gz = 0; gz < g.models; ++gz)
-        for (uint group = 0; group < (cols + GRAD_W_COLS - 1) / GRAD_W_COLS; ++group) {
-            std::barrier<> barrier(GRAD_W_COLS * GRAD_W_ROW_GROUPS);
-            metal::current_threadgroup_barrier = &barrier;
-            std::vector<std::thread> threads;
-            for (uint ty = 0; ty < GRAD_W_ROW_GROUPS; ++ty)
-                for (uint tx = 0; tx < GRAD_W_COLS; ++tx)
-                    threads.emplace_back([&, tx, ty, group, gz] {
-                        mixture_grad_w_f32(x.data(), w.data(), gy.data(), gw.data(), limit, pool,
-                                           rows, cols, uint3{tx, ty, 0}, uint3{group, 0, gz});
-                    });
-            for (auto& t : threads) t.join();
-        }
+    each_reduction_group(g, cols, [&](uint3 tid, uint3 group) {
+        mixture_grad_w_f32(x.data(), w.data(), gy.data(), gw.data(), limit, pool, rows, cols, tid,
+                           group);
+    });
     write(dir + "/gw_mx.bin", gw);
 }
 #endif
@@ -204,20 +212,10 @@ static void run_learnable_metal(const LearnableArgs& a, Geometry g) {
                              pos);
     });
     write(a.dir + "/gx_ln.bin", gx);
-    for (uint gz = 0; gz < g.models; ++gz)
-        for (uint group = 0; group < (cols + GRAD_W_COLS - 1) / GRAD_W_COLS; ++group) {
-            std::barrier<> barrier(GRAD_W_COLS * GRAD_W_ROW_GROUPS);
-            metal::current_threadgroup_barrier = &barrier;
-            std::vector<std::thread> threads;
-            for (uint ty = 0; ty < GRAD_W_ROW_GROUPS; ++ty)
-                for (uint tx = 0; tx < GRAD_W_COLS; ++tx)
-                    threads.emplace_back([&, tx, ty, group, gz] {
-                        learnable_grad_p_f32(x.data(), p.data(), gy.data(), gp.data(), kind,
-                                             units, rows, cols, uint3{tx, ty, 0},
-                                             uint3{group, 0, gz});
-                    });
-            for (auto& t : threads) t.join();
-        }
+    each_reduction_group(g, cols, [&](uint3 tid, uint3 group) {
+        learnable_grad_p_f32(x.data(), p.data(), gy.data(), gp.data(), kind, units, rows, cols,
+                             tid, group);
+    });
     write(a.dir + "/gp_ln.bin", gp);
 }
 #endif
