@@ -20,7 +20,7 @@ FEATURES ?=
 # matrices scale poorly across threads). GPU sweeps want JOBS=1.
 JOBS ?= 2
 THREADS ?= 1
-# Runs trained together as one cohort (see README, "Cohorts"); empty: the config's cohort_size,
+# Runs trained together as one cohort (see docs/cohorts.md); empty: the config's cohort_size,
 # else the default. COHORT_SIZE=1 trains one run at a time.
 COHORT_SIZE ?=
 
@@ -52,7 +52,7 @@ test:
 	$(CARGO) test --release --workspace --doc
 
 # The same grid as a SLURM job array (one task per run, at most 64; TASKS=N to choose), then
-# compare and plot as a dependent job. See README.md, "On a cluster".
+# compare and plot as a dependent job. See docs/cluster.md.
 TASKS ?=
 sweep-slurm: bin
 	DATA_DIR=$(DATA_DIR) scripts/slurm-sweep.sh $(CONFIG) $(SWEEP_OUT) $(TASKS)
@@ -126,7 +126,7 @@ gpu-checks: cuda-check ptx-check metal-check
 # CUDA_LIBS, pinned wheels again (about 700 MB, installed once). GPU_CAP is the compute
 # capability of candle's own kernels: 80 (default) runs on A100 natively and on H100/H200 and
 # newer through the driver's JIT; 90 targets H100/H200 only. See scripts/gpu-bundle.sh and
-# README, "GPU check". The bundle: smartmixed (a launcher), bin/{smartmixed-cuda, smartmixed-cpu,
+# docs/gpu.md, "GPU check". The bundle: smartmixed (a launcher), bin/{smartmixed-cuda, smartmixed-cpu,
 # gpu-tests}, cuda-libs.sh, BUILD.txt, data/mnist; and gpu-bundle.tar.xz beside it, to carry.
 CUDA_LIBS ?= $(HOME)/.cache/smartmixed/cuda-13.0-libs
 CUDA_LIB_WHEELS := nvidia-cublas==13.0.2.14 nvidia-curand==10.4.0.35

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the GPU bundle on a machine without a GPU and without a system CUDA: what
 # scripts/gpu-check.sh runs on an NVIDIA machine that has a driver and the CUDA libraries but no
-# Rust. Called by `make gpu-bundle` (see README, "GPU check"), which installs the pinned wheels.
+# Rust. Called by `make gpu-bundle` (see docs/gpu.md, "GPU check"), which installs the pinned wheels.
 #
 # Usage: scripts/gpu-bundle.sh CUDA_TOOLS CUDA_LIBS BUNDLE_DIR
 #   CUDA_TOOLS  nvcc 13.0, NVRTC and the CUDA runtime from NVIDIA's wheels (nvidia/cu13/...)

@@ -6,7 +6,7 @@
 #   4. one training epoch of architecture 3: ReLU baseline, SmartMixed phase 1 and phase 2;
 # then a short table, last. Everything goes into OUT_DIR.
 #
-# Usage (see README, "GPU check"): BIN_DIR=gpu-bundle scripts/gpu-check.sh OUT_DIR
+# Usage (see docs/gpu.md, "GPU check"): BIN_DIR=gpu-bundle scripts/gpu-check.sh OUT_DIR
 #   BIN_DIR=dir   the bundle of `make gpu-bundle` (unpacked gpu-bundle.tar.xz): no Rust needed
 #                 here. Without it the script builds with cargo and this machine's nvcc.
 #   DATA_DIR=dir  MNIST IDX files (default: the bundle's data/mnist, else ../shared/data/mnist,

@@ -20,7 +20,8 @@ use experiments::{bench, device, print_stdout};
 #[command(
     name = "smartmixed",
     version,
-    about = "SmartMixed: per-neuron learned activation functions, in Rust"
+    about = "SmartMixed: per-neuron learned activation functions, in Rust",
+    after_help = "The manual: docs/ in the repository (README.md lists its pages)."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -30,15 +31,21 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Train one model (a fixed function, SmartMixed or an adaptive method) and write its results.
+    #[command(after_help = "More: docs/training.md (flags, methods, files, pools, presets).")]
     Train(TrainArgs),
     /// Run a grid of architectures x methods x seeds; resumes where it stopped.
+    #[command(
+        after_help = "More: docs/sweeps.md (configs, [grid] axes, shards), docs/cohorts.md, docs/cluster.md."
+    )]
     Sweep(SweepArgs),
     /// Compare baselines and SmartMixed across one or more sweep outputs.
+    #[command(after_help = "More: docs/sweeps.md, \"What a sweep writes\".")]
     Compare(CompareArgs),
     /// Draw the comparison's figures (SVG and PNG) into the first directory's figures/.
+    #[command(after_help = "More: docs/sweeps.md, \"What a sweep writes\".")]
     Plot(PlotArgs),
     /// Time the fused ops or a training step against their floors.
-    #[command(subcommand)]
+    #[command(subcommand, after_help = "More: docs/benchmarks.md.")]
     Bench(BenchCommand),
 }
 
@@ -46,6 +53,7 @@ enum Command {
 enum BenchCommand {
     /// The training step per model when a sweep cell's models (six baselines and SmartMixed per
     /// seed) train as one cohort of 7 or 21 against one at a time.
+    #[command(after_help = "More: docs/benchmarks.md.")]
     Cohort {
         /// Networks to time, as widths; `;` between networks [default: 512,256,128,64;64,32,
         /// architecture 3 and a small network whose step is overhead-bound].
@@ -64,6 +72,7 @@ enum BenchCommand {
         csv: Option<PathBuf>,
     },
     /// Forward and forward+backward of the activation ops, interleaved, per shape.
+    #[command(after_help = "More: docs/benchmarks.md.")]
     Ops {
         /// Shapes as ROWSxCOLS, comma-separated.
         #[arg(long, default_value = "128x512,1024x1024,4096x4096")]
@@ -83,6 +92,7 @@ enum BenchCommand {
         csv: Option<PathBuf>,
     },
     /// One training step (forward, backward, clipping, Adam) at batch 128 on MNIST-shaped data.
+    #[command(after_help = "More: docs/benchmarks.md.")]
     Train {
         /// Architecture id.
         #[arg(long, default_value_t = 3)]

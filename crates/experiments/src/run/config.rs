@@ -322,7 +322,7 @@ impl Settings {
                 eval_selection: Some(EvalSelection::Sample),
                 ..common
             },
-            // Chosen by measurement on two CPU cores: see README.md, "The default preset".
+            // Chosen by measurement on two CPU cores: see docs/how-the-defaults-were-chosen.md.
             Preset::Default => Settings {
                 lr: Some(DEFAULT_LR),
                 batch_size: Some(DEFAULT_BATCH_SIZE),

@@ -1,0 +1,240 @@
+//! The manual stays true to the repository and the binary: every relative link in README.md and
+//! docs/ points at a file that exists (and, with `#anchor`, at a heading of that file), and every
+//! `smartmixed` command shown there uses only flags its subcommand accepts (checked against the
+//! binary's own `--help`).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// README.md and every page of docs/.
+fn pages() -> Vec<PathBuf> {
+    let mut pages = vec![repo().join("README.md")];
+    let mut docs: Vec<PathBuf> = std::fs::read_dir(repo().join("docs"))
+        .expect("docs/ exists")
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "md"))
+        .collect();
+    docs.sort();
+    assert!(!docs.is_empty(), "docs/ holds no pages");
+    pages.extend(docs);
+    pages
+}
+
+/// A page's lines, each with whether it lies inside a fenced code block.
+fn lines(text: &str) -> Vec<(bool, &str)> {
+    let mut fenced = false;
+    text.lines()
+        .map(|line| {
+            if line.trim_start().starts_with("```") {
+                fenced = !fenced;
+                (true, line)
+            } else {
+                (fenced, line)
+            }
+        })
+        .collect()
+}
+
+/// Inline code spans of a line of prose, in order.
+fn code_spans(line: &str) -> Vec<&str> {
+    line.split('`').skip(1).step_by(2).collect()
+}
+
+/// The targets of `[text](target)` and `![alt](target)` in prose, code spans left out.
+fn link_targets(line: &str) -> Vec<&str> {
+    let prose: Vec<&str> = line.split('`').step_by(2).collect();
+    let mut targets = Vec::new();
+    for part in prose {
+        let mut rest = part;
+        while let Some(at) = rest.find("](") {
+            let after = &rest[at + 2..];
+            let Some(end) = after.find(')') else { break };
+            targets.push(&after[..end]);
+            rest = &after[end..];
+        }
+    }
+    targets
+}
+
+/// GitHub's anchor of a heading: lower case, punctuation dropped, spaces as hyphens.
+fn anchor(heading: &str) -> String {
+    heading
+        .trim_start_matches('#')
+        .trim()
+        .to_lowercase()
+        .chars()
+        .filter(|c| c.is_alphanumeric() || *c == ' ' || *c == '-' || *c == '_')
+        .map(|c| if c == ' ' { '-' } else { c })
+        .collect()
+}
+
+fn anchors(page: &Path) -> BTreeSet<String> {
+    let text = std::fs::read_to_string(page).unwrap();
+    lines(&text)
+        .into_iter()
+        .filter(|(fenced, l)| !fenced && l.starts_with('#'))
+        .map(|(_, l)| anchor(l))
+        .collect()
+}
+
+#[test]
+fn every_relative_link_resolves() {
+    let mut broken = Vec::new();
+    let mut checked = 0;
+    for page in pages() {
+        let text = std::fs::read_to_string(&page).unwrap();
+        for (fenced, line) in lines(&text) {
+            if fenced {
+                continue;
+            }
+            for target in link_targets(line) {
+                if target.contains("://") || target.starts_with("mailto:") {
+                    continue;
+                }
+                checked += 1;
+                let (path, fragment) = match target.split_once('#') {
+                    Some((path, fragment)) => (path, Some(fragment)),
+                    None => (target, None),
+                };
+                let file = if path.is_empty() {
+                    page.clone()
+                } else {
+                    page.parent().unwrap().join(path)
+                };
+                if !file.exists() {
+                    broken.push(format!("{}: {target} (no such file)", page.display()));
+                } else if let Some(fragment) = fragment {
+                    if file.extension().is_some_and(|e| e == "md")
+                        && !anchors(&file).contains(fragment)
+                    {
+                        broken.push(format!("{}: {target} (no such heading)", page.display()));
+                    }
+                }
+            }
+        }
+    }
+    assert!(broken.is_empty(), "broken links:\n{}", broken.join("\n"));
+    assert!(
+        checked >= 10,
+        "only {checked} links found: is the parser right?"
+    );
+}
+
+/// The subcommand path and the flags of one `smartmixed ...` command as written.
+fn command_of(text: &str) -> Option<(Vec<String>, Vec<String>)> {
+    let rest = text.trim().strip_prefix("smartmixed ")?;
+    let words: Vec<&str> = rest.split_whitespace().collect();
+    let mut path = Vec::new();
+    for w in &words {
+        let nested = path.first().is_some_and(|p| p == "bench");
+        match *w {
+            "train" | "sweep" | "compare" | "plot" | "bench" if path.is_empty() => {
+                path.push(w.to_string())
+            }
+            "ops" | "train" | "cohort" if nested && path.len() == 1 => path.push(w.to_string()),
+            _ => break,
+        }
+    }
+    Some((path, flags(rest)))
+}
+
+/// Every `--flag` in `text`.
+fn flags(text: &str) -> Vec<String> {
+    text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+        .filter(|w| w.starts_with("--") && w.len() > 2)
+        .map(str::to_string)
+        .collect()
+}
+
+/// Every `smartmixed` command shown in the pages, by subcommand path: the flags it shows, each
+/// with where.
+fn shown_commands() -> BTreeMap<Vec<String>, Vec<(String, String)>> {
+    let mut shown: BTreeMap<Vec<String>, Vec<(String, String)>> = BTreeMap::new();
+    for page in pages() {
+        let text = std::fs::read_to_string(&page).unwrap();
+        let name = page.file_name().unwrap().to_string_lossy().to_string();
+        let mut open: Option<Vec<String>> = None;
+        for (fenced, line) in lines(&text) {
+            let mut found = Vec::new();
+            if fenced {
+                // A command in a block, and its continuation lines (indented, starting with a
+                // flag or an alternative).
+                let trimmed = line.trim_start();
+                if let Some(command) = command_of(trimmed.trim_start_matches("$ ")) {
+                    open = Some(command.0.clone());
+                    found.push(command);
+                } else if let Some(path) = &open {
+                    if line.starts_with(' ')
+                        && (trimmed.starts_with("--") || trimmed.starts_with('|'))
+                    {
+                        found.push((path.clone(), flags(trimmed)));
+                    } else {
+                        open = None;
+                    }
+                }
+            } else {
+                open = None;
+                found.extend(code_spans(line).into_iter().filter_map(command_of));
+            }
+            for (path, flags) in found {
+                let entry = shown.entry(path).or_default();
+                entry.extend(flags.into_iter().map(|f| (f, name.clone())));
+            }
+        }
+    }
+    shown
+}
+
+#[test]
+fn every_flag_shown_is_accepted() {
+    let shown = shown_commands();
+    assert!(
+        shown.keys().any(|p| p == &["train"]) && shown.keys().any(|p| p == &["sweep"]),
+        "no train or sweep command found in the pages: is the parser right? {:?}",
+        shown.keys().collect::<Vec<_>>()
+    );
+    let mut unknown = Vec::new();
+    for (path, flags) in &shown {
+        let output = Command::new(env!("CARGO_BIN_EXE_smartmixed"))
+            .args(path)
+            .arg("--help")
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "smartmixed {path:?} --help failed");
+        let help = String::from_utf8_lossy(&output.stdout);
+        for (flag, page) in flags {
+            let listed = help
+                .split(|c: char| c.is_whitespace() || c == ',' || c == '=' || c == '[')
+                .any(|w| w == flag);
+            if !listed && flag != "--help" && flag != "--version" {
+                unknown.push(format!("{page}: smartmixed {} {flag}", path.join(" ")));
+            }
+        }
+    }
+    assert!(
+        unknown.is_empty(),
+        "flags the binary does not take:\n{}",
+        unknown.join("\n")
+    );
+}
+
+/// The check above sees a flag that is not there.
+#[test]
+fn a_made_up_flag_is_seen() {
+    let (path, flags) = command_of("smartmixed bench train --method pau --no-such-flag").unwrap();
+    assert_eq!(path, ["bench", "train"]);
+    assert_eq!(flags, ["--method", "--no-such-flag"]);
+    assert_eq!(
+        link_targets("see [a](docs/a.md#b) and `[not](this)` and ![c](d.png)"),
+        ["docs/a.md#b", "d.png"]
+    );
+    assert_eq!(
+        anchor("## Candidate pools (`--pool`)"),
+        "candidate-pools---pool"
+    );
+}
