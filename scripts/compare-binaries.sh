@@ -16,6 +16,12 @@ runs=(
   "fresh:--method smartmixed --phase1-epochs 2 --phase2-init fresh --seed 4"
   "relu:--method relu --seed 1"
   "diverging:--method relu --lr 1e30 --grad-clip none --seed 5"
+  "pau:--method pau --seed 6"
+  "pau_neuron:--method pau_neuron --seed 7"
+  "prelu:--method prelu --seed 8"
+  "swish_beta:--method swish_beta --seed 9"
+  "softmix:--method softmix --seed 10"
+  "softmix_freeze:--method softmix_freeze --phase1-epochs 2 --seed 11"
 )
 sweep=$work/sweep.toml
 cat > "$sweep" <<TOML

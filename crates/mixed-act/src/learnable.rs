@@ -430,14 +430,113 @@ fn forward_rows<F: Real>(
 ) -> Vec<F> {
     let k = kind.params();
     let mut y = vec![F::zero(); m * b * n];
+    // PAU runs in lanes over a model's coefficients laid out parameter by parameter.
+    let pau_coefficients: Vec<Vec<F>> = match kind {
+        Learnable::Pau => (0..m)
+            .map(|model| coefficients_by_parameter(&p[model * u * k..][..u * k], k, 0..n))
+            .collect(),
+        _ => Vec::new(),
+    };
     y.par_chunks_mut(n.max(1))
         .zip(x.par_chunks(n.max(1)))
         .enumerate()
         .for_each(|(row, (y, x))| {
-            let params = &p[(row / b.max(1)) * u * k..][..u * k];
-            forward_row(kind, x, params, y);
+            let model = row / b.max(1);
+            match kind {
+                Learnable::Pau => pau_values_row(x, &pau_coefficients[model], y),
+                _ => forward_row(kind, x, &p[model * u * k..][..u * k], y),
+            }
         });
     y
+}
+
+/// The coefficients of columns `cols` laid out parameter by parameter (`[j * width + c]`),
+/// from `params` of one unit (shared) or one unit per column (`[column * k + j]`).
+fn coefficients_by_parameter<F: Real>(
+    params: &[F],
+    k: usize,
+    cols: std::ops::Range<usize>,
+) -> Vec<F> {
+    let (shared, width) = (params.len() == k, cols.len());
+    (0..k * width)
+        .map(|i| {
+            let (j, c) = (i / width, i % width);
+            if shared {
+                params[j]
+            } else {
+                params[(cols.start + c) * k + j]
+            }
+        })
+        .collect()
+}
+
+simd_variants! {
+/// PAU's values of one row, [`PAU_LANES`] columns at a time: exactly [`pau_value`], operation
+/// for operation, with both of its cases computed and one selected, so that the lanes run in
+/// SIMD (a lane gives the bits the scalar code gives).
+fn pau_values_row<F: Real>(x: &[F], coefficients: &[F], y: &mut [F]) {
+    let width = x.len();
+    let (one, zero) = (F::one(), F::zero());
+    macro_rules! lanes {
+        ($l:ident => $e:expr) => {
+            std::array::from_fn::<F, PAU_LANES, _>(|$l| $e)
+        };
+    }
+    for start in (0..width).step_by(PAU_LANES) {
+        let used = PAU_LANES.min(width - start);
+        let (xs, p) = lane_inputs(x, coefficients, start, used);
+        let a = |j: usize| &p[j];
+        let b = |k: usize| lanes!(l => p[PAU_NUMERATOR + k][l].abs());
+        let u = lanes!(l => xs[l].abs());
+        // |x| > 1: P / |x|^4 and Q / |x|^4 in powers of r = 1 / |x| (Horner), x^5 as x.
+        let r = lanes!(l => one / u[l]);
+        let sign = lanes!(l => if xs[l] < zero { -one } else { one });
+        let rr = lanes!(l => r[l] * r[l]);
+        let even = lanes!(l => a(4)[l] + rr[l] * (a(2)[l] + rr[l] * a(0)[l]));
+        let odd = lanes!(l => sign[l] * (r[l] * (a(3)[l] + rr[l] * a(1)[l])));
+        let large_numerator = lanes!(l => even[l] + odd[l] + a(5)[l] * xs[l]);
+        let (b0, b1, b2, b3) = (b(0), b(1), b(2), b(3));
+        let large_q = lanes!(l => b3[l] + r[l] * (b2[l] + r[l] * (b1[l] + r[l] * (b0[l] + r[l]))));
+        // |x| <= 1: Horner in x.
+        let mut numerator = *a(5);
+        for j in (0..5).rev() {
+            numerator = lanes!(l => numerator[l] * xs[l] + a(j)[l]);
+        }
+        let mut q = b3;
+        for bk in [b2, b1, b0] {
+            q = lanes!(l => q[l] * u[l] + bk[l]);
+        }
+        let small_q = lanes!(l => q[l] * u[l] + one);
+        let values = lanes!(l => if u[l] > one {
+            large_numerator[l] / large_q[l]
+        } else {
+            numerator[l] / small_q[l]
+        });
+        y[start..start + used].copy_from_slice(&values[..used]);
+    }
+}}
+
+/// `PAU_LANES` inputs from `start` (`used` of them, the rest zeros: x = 0 with zero
+/// coefficients gives Q = 1, no division by zero) and the coefficients of those columns.
+#[inline(always)]
+#[allow(clippy::type_complexity)]
+fn lane_inputs<F: Real>(
+    x: &[F],
+    coefficients: &[F],
+    start: usize,
+    used: usize,
+) -> (
+    [F; PAU_LANES],
+    [[F; PAU_LANES]; PAU_NUMERATOR + PAU_DENOMINATOR],
+) {
+    let width = x.len();
+    let mut xs = [F::zero(); PAU_LANES];
+    xs[..used].copy_from_slice(&x[start..start + used]);
+    let mut p = [[F::zero(); PAU_LANES]; PAU_NUMERATOR + PAU_DENOMINATOR];
+    for (j, lanes) in p.iter_mut().enumerate() {
+        lanes[..used].copy_from_slice(&coefficients[j * width + start..][..used]);
+    }
+    (xs, p)
 }
 
 simd_variants! {
@@ -522,10 +621,31 @@ fn backward_block<F: Real>(
         // One parameter per unit (PReLU, Swish-beta): the derivatives of a row's block in one
         // loop into `slopes` and `dps`, then the sums, so that the first loop vectorises.
         let (mut slopes, mut dps) = (vec![F::zero(); width], vec![F::zero(); width]);
+        // PAU: the same, parameter by parameter (`pau_dps[j * width + c]`), with the block's
+        // coefficients laid out the same way and the sums kept so until the end.
+        let pau = KIND == Learnable::Pau;
+        let (pau_coefficients, mut pau_dps, mut pau_sums) = if pau {
+            let coefficients = coefficients_by_parameter(params, k, cols.clone());
+            (coefficients, vec![F::zero(); k * width], vec![0f64; k * width])
+        } else {
+            (Vec::new(), Vec::new(), Vec::new())
+        };
         for row in 0..rows {
             let at = row * n + cols.start;
             let (x, g) = (&x[at..at + width], &g[at..at + width]);
             let out = &mut grad_x[row * width..(row + 1) * width];
+            if pau {
+                pau_row(x, &pau_coefficients, &mut slopes, &mut pau_dps);
+                for c in 0..width {
+                    out[c] = g[c] * slopes[c];
+                }
+                for (sums, dps) in pau_sums.chunks_exact_mut(width).zip(pau_dps.chunks_exact(width)) {
+                    for c in 0..width {
+                        sums[c] += wide(g[c]) * wide(dps[c]);
+                    }
+                }
+                continue;
+            }
             if k == 1 && !shared {
                 let p = &params[cols.start..cols.end];
                 for (((slope, d), &x), p) in slopes.iter_mut().zip(&mut dps).zip(x).zip(p) {
@@ -548,9 +668,102 @@ fn backward_block<F: Real>(
                 }
             }
         }
+        if pau {
+            for (i, sum) in pau_sums.into_iter().enumerate() {
+                sums[(i % width) * k + i / width] = sum;
+            }
+        }
         (grad_x, sums)
     })
 }}
+
+/// Columns PAU's row path computes at once (fixed-size arrays, so that the loop over them
+/// compiles to SIMD lanes without bounds checks).
+const PAU_LANES: usize = 16;
+
+/// PAU's df/dx (`dydx[c]`) and df/dp (`dp[j * width + c]`) of one row block, the coefficients
+/// laid out as `coefficients[j * width + c]`: exactly [`pau_terms`] and
+/// [`Learnable::derivatives`], operation for operation, but with both of `pau_terms`' cases
+/// computed and one selected, [`PAU_LANES`] columns at a time, so that the loop runs in SIMD
+/// lanes (the divisions are most of PAU's cost; a lane gives the bits the scalar code gives).
+#[inline(always)]
+fn pau_row<F: Real>(x: &[F], coefficients: &[F], dydx: &mut [F], dp: &mut [F]) {
+    const P: usize = PAU_NUMERATOR + PAU_DENOMINATOR;
+    let width = x.len();
+    let (one, zero) = (F::one(), F::zero());
+    for start in (0..width).step_by(PAU_LANES) {
+        // A last chunk narrower than the lanes is padded (see lane_inputs), its extra lanes
+        // dropped.
+        let used = PAU_LANES.min(width - start);
+        let (xs, p) = lane_inputs(x, coefficients, start, used);
+        // Each step one operation over all lanes (small loops that compile to SIMD).
+        macro_rules! lanes {
+            ($l:ident => $e:expr) => {
+                std::array::from_fn::<F, PAU_LANES, _>(|$l| $e)
+            };
+        }
+        let sign = lanes!(l => if xs[l] < zero { -one } else { one });
+        let u = lanes!(l => xs[l].abs());
+        // Both cases of pau_terms' abs_powers, then the one that applies.
+        let r = lanes!(l => one / u[l]);
+        let (r2, u2) = (lanes!(l => r[l] * r[l]), lanes!(l => u[l] * u[l]));
+        let (r3, u3) = (lanes!(l => r2[l] * r[l]), lanes!(l => u2[l] * u[l]));
+        let (r4, u4) = (lanes!(l => r3[l] * r[l]), lanes!(l => u3[l] * u[l]));
+        let u5 = lanes!(l => u4[l] * u[l]);
+        let pick = |above: &[F; PAU_LANES], below: &[F; PAU_LANES]| -> [F; PAU_LANES] {
+            lanes!(l => if u[l] > one { above[l] } else { below[l] })
+        };
+        let ones = [one; PAU_LANES];
+        let abs_powers = [
+            pick(&r4, &ones),
+            pick(&r3, &u),
+            pick(&r2, &u2),
+            pick(&r, &u3),
+            pick(&ones, &u4),
+            pick(&u, &u5),
+        ];
+        let powers: [[F; PAU_LANES]; PAU_NUMERATOR] = std::array::from_fn(|j| {
+            if j % 2 == 1 {
+                lanes!(l => sign[l] * abs_powers[j][l])
+            } else {
+                abs_powers[j]
+            }
+        });
+        let (mut numerator, mut dpdx) = ([zero; PAU_LANES], [zero; PAU_LANES]);
+        for j in 0..PAU_NUMERATOR {
+            numerator = lanes!(l => numerator[l] + p[j][l] * powers[j][l]);
+            if j > 0 {
+                let jf = F::constant(j as f64);
+                dpdx = lanes!(l => dpdx[l] + jf * p[j][l] * powers[j - 1][l]);
+            }
+        }
+        let (mut q, mut dq) = (abs_powers[0], [zero; PAU_LANES]);
+        for k in 1..=PAU_DENOMINATOR {
+            let b = lanes!(l => p[PAU_NUMERATOR + k - 1][l].abs());
+            let kf = F::constant(k as f64);
+            q = lanes!(l => q[l] + b[l] * abs_powers[k][l]);
+            dq = lanes!(l => dq[l] + kf * b[l] * abs_powers[k - 1][l]);
+        }
+        let dq = lanes!(l => sign[l] * dq[l]);
+        let value = lanes!(l => numerator[l] / q[l]);
+        let mut d = [[zero; PAU_LANES]; P];
+        for j in 0..PAU_NUMERATOR {
+            d[j] = lanes!(l => powers[j][l] / q[l]);
+        }
+        for k in 0..PAU_DENOMINATOR {
+            let b = &p[PAU_NUMERATOR + k];
+            d[PAU_NUMERATOR + k] = lanes!(l => {
+                let sign = if b[l] < zero { -one } else { one };
+                -sign * powers[k + 1][l].abs() * value[l] / q[l]
+            });
+        }
+        let dy = lanes!(l => (dpdx[l] - dq[l] * value[l]) / q[l]);
+        dydx[start..start + used].copy_from_slice(&dy[..used]);
+        for (j, lanes) in d.iter().enumerate() {
+            dp[j * width + start..][..used].copy_from_slice(&lanes[..used]);
+        }
+    }
+}
 
 #[inline(always)]
 fn wide<F: Real>(v: F) -> f64 {
@@ -712,4 +925,99 @@ impl CustomOp3 for GpuGradParams {
     }
 
     gpu_paths!(op3, LEARNABLE_GRAD_P, |op: &Self| Scalars::Learnable(op.0));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The fused forward and backward passes give the bits of the scalar formulas
+    /// (Learnable::value and Learnable::derivatives per element, each parameter's gradient summed over the rows in order in f64, a shared
+    /// unit's columns then in order): the lane paths compute the same operations.
+    #[test]
+    fn fused_passes_give_the_scalar_formulas_bits() {
+        let (b, n) = (37, 70);
+        // Inputs across both of PAU's cases, its boundary |x| = 1, zeros, tails, NaN.
+        let special = [
+            0.0,
+            -0.0,
+            1.0,
+            -1.0,
+            1.0000001,
+            -0.9999999,
+            1e-30,
+            3e4,
+            -1e30,
+            f32::NAN,
+        ];
+        let x: Vec<f32> = (0..b * n)
+            .map(|i| match i % 7 {
+                0 => special[(i / 7) % special.len()],
+                _ => ((i * 7919) % 2000) as f32 / 250.0 - 4.0,
+            })
+            .collect();
+        let g: Vec<f32> = (0..b * n)
+            .map(|i| ((i * 104729) % 997) as f32 / 997.0 - 0.5)
+            .collect();
+        for kind in [Learnable::Prelu, Learnable::SwishBeta, Learnable::Pau] {
+            let k = kind.params();
+            for units in [n, 1] {
+                let params: Vec<f32> = (0..units * k)
+                    .map(|i| match kind {
+                        Learnable::Pau if i % 11 == 3 => 0.0,
+                        Learnable::Pau => {
+                            PAU_LEAKY_RELU_INIT[i % k] as f32 * (0.6 + (i % 5) as f32 * 0.2)
+                        }
+                        _ => 0.1 + (i % 13) as f32 * 0.1,
+                    })
+                    .collect();
+                let values = forward_rows(kind, &x, &params, (1, b, n, units));
+                for (i, (&got, &x)) in values.iter().zip(&x).enumerate() {
+                    let want = kind.value(x, &params[unit_of(i % n, units) * k..][..k]);
+                    assert!(
+                        got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan()),
+                        "{kind:?} units {units} y[{i}] at x = {x}: {got} vs the scalar {want}"
+                    );
+                }
+                let got = backward_blocks(kind, &x, &params, &g, (1, b, n, units));
+                let mut want_x = vec![0f32; b * n];
+                let mut sums = vec![0f64; n * k];
+                let mut dp = [0f32; PAU_NUMERATOR + PAU_DENOMINATOR];
+                for row in 0..b {
+                    for c in 0..n {
+                        let p = &params[unit_of(c, units) * k..][..k];
+                        let i = row * n + c;
+                        want_x[i] = g[i] * kind.derivatives(x[i], p, &mut dp[..k]);
+                        for j in 0..k {
+                            sums[c * k + j] += g[i] as f64 * dp[j] as f64;
+                        }
+                    }
+                }
+                let mut want_p = vec![0f64; units * k];
+                for c in 0..n {
+                    for j in 0..k {
+                        want_p[unit_of(c, units) * k + j] += sums[c * k + j];
+                    }
+                }
+                // Bit for bit, but a NaN is any NaN (vector code may order a product's operands
+                // the other way, which changes only a NaN's sign bit).
+                let same =
+                    |a: f32, b: f32| a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan());
+                let want_p: Vec<f32> = want_p.into_iter().map(|v| v as f32).collect();
+                let parts = [
+                    ("grad_x", &got[..b * n], &want_x[..]),
+                    ("grad_p", &got[b * n..], &want_p[..]),
+                ];
+                for (what, got, want) in parts {
+                    assert_eq!(got.len(), want.len());
+                    if let Some(i) = (0..got.len()).find(|&i| !same(got[i], want[i])) {
+                        panic!(
+                            "{kind:?} units {units} {what}[{i}]: {} vs the scalar {}",
+                            got[i], want[i]
+                        );
+                    }
+                }
+            }
+        }
+    }
 }
