@@ -513,6 +513,11 @@ fn adaptive_methods_train_in_cohorts_and_reach_the_reports() {
     let pairs = std::fs::read_to_string(together.join("pairs.csv")).unwrap();
     assert!(pairs.contains("smartmixed,softmix_freeze,2,"), "{pairs}");
     assert!(together.join("methods.csv").is_file());
+    // The frozen soft mixture's choices get a share table as SmartMixed's do.
+    assert!(
+        md.contains("## softmix_freeze's functions per layer"),
+        "{md}"
+    );
     // The freeze of both switching methods, from their epoch logs.
     assert!(md.contains("## The freeze"), "{md}");
     let freeze = std::fs::read_to_string(together.join("freeze.csv")).unwrap();

@@ -249,6 +249,9 @@ pub struct Comparison {
     /// What the switch costs per cell and method, from the runs' epoch logs (read by
     /// [`compare_dirs`], which knows where they are).
     pub freezes: Vec<Freeze>,
+    /// The shares of the other methods with per-neuron choices (the frozen soft mixture), by
+    /// method name.
+    pub other_shares: BTreeMap<String, AveragedShares>,
 }
 
 impl Comparison {
@@ -371,6 +374,7 @@ pub fn compare(rows: &[ResultRow], share_rows: &[ShareRow], bootstrap_seed: u64)
     // The pairs draw from a stream of their own: the other intervals stay as they were.
     let mut pairs_rng = ChaCha8Rng::seed_from_u64(bootstrap_seed.wrapping_add(2));
     let (mut pairs, mut costs, mut switch_runs) = (Vec::new(), Vec::new(), Vec::new());
+    let mut other_choice_cells: BTreeMap<String, BTreeMap<String, ArchKey>> = BTreeMap::new();
     for (key, members) in cells_of(&finished, &varying) {
         let runs = CellRuns::new(key, members, &varying);
         let label = runs.arch_key().1;
@@ -379,6 +383,14 @@ pub fn compare(rows: &[ResultRow], share_rows: &[ShareRow], bootstrap_seed: u64)
         for (method, method_runs) in &runs.by_method {
             if Method::from_name(method).is_some_and(Method::has_switch) {
                 switch_runs.extend(method_runs.iter().map(|&r| (label.clone(), r.clone())));
+            }
+            let other_choices = Method::from_name(method)
+                .is_some_and(|m| m.has_choices() && m != Method::SmartMixed);
+            if other_choices {
+                other_choice_cells
+                    .entry(method.clone())
+                    .or_default()
+                    .extend(method_runs.iter().map(|r| (r.key.clone(), runs.arch_key())));
             }
             let cell = runs.cell(method, &mut bootstrap);
             ranks.entry(method.clone()).or_default().push(cell.rank);
@@ -408,6 +420,10 @@ pub fn compare(rows: &[ResultRow], share_rows: &[ShareRow], bootstrap_seed: u64)
         costs,
         switch_runs,
         freezes: Vec::new(),
+        other_shares: other_choice_cells
+            .into_iter()
+            .map(|(method, cells)| (method, average_shares(share_rows, &cells)))
+            .collect(),
     }
 }
 
@@ -624,23 +640,21 @@ fn mean_pair(pairs: &[(f64, f64)]) -> Option<(f64, f64)> {
     })
 }
 
-/// SmartMixed's shares, per cell: see the fields of the same names in [`Comparison`].
-struct AveragedShares {
-    per_layer: BTreeMap<ArchKey, Vec<Shares>>,
-    functions: Vec<Activation>,
-    held: BTreeMap<ArchKey, [bool; Activation::COUNT]>,
+/// One method's shares, per cell: see the fields of the same names in [`Comparison`].
+#[derive(Debug)]
+pub struct AveragedShares {
+    pub per_layer: BTreeMap<ArchKey, Vec<Shares>>,
+    pub functions: Vec<Activation>,
+    pub held: BTreeMap<ArchKey, [bool; Activation::COUNT]>,
 }
 
-/// Averages the share rows of each SmartMixed cell's runs per layer, and notes which functions
-/// the runs' pools hold.
-fn average_shares(
-    share_rows: &[ShareRow],
-    smartmixed_cells: &BTreeMap<String, ArchKey>,
-) -> AveragedShares {
+/// Averages the share rows of each cell's runs per layer (`cells`: a method's run keys and
+/// their cells), and notes which functions the runs' pools hold.
+fn average_shares(share_rows: &[ShareRow], cells: &BTreeMap<String, ArchKey>) -> AveragedShares {
     let mut by_layer: BTreeMap<ArchKey, BTreeMap<usize, Vec<Shares>>> = BTreeMap::new();
     let mut held: BTreeMap<ArchKey, [bool; Activation::COUNT]> = BTreeMap::new();
     for s in share_rows {
-        let Some(cell) = smartmixed_cells.get(&s.key) else {
+        let Some(cell) = cells.get(&s.key) else {
             continue;
         };
         let cell_held = held.entry(cell.clone()).or_default();
@@ -702,11 +716,15 @@ fn write_report(md: &mut String, c: &Comparison, sources: &[PathBuf]) -> fmt::Re
             freeze::write_section(md, &c.freezes)?;
         }
     }
-    write_shares(md, c)?;
-    match paper_finding(c) {
-        Some(finding) => writeln!(md, "\n{finding}"),
-        None => Ok(()),
+    write_share_table(md, "SmartMixed", (&c.shares, &c.functions, &c.held))?;
+    if let Some(finding) = paper_finding(c) {
+        writeln!(md, "\n{finding}")?;
     }
+    for (method, shares) in &c.other_shares {
+        let shares = (&shares.per_layer, &shares.functions[..], &shares.held);
+        write_share_table(md, method, shares)?;
+    }
+    Ok(())
 }
 
 /// The title, the sources, what the numbers are, what a cell is and how many seeds cells hold.
@@ -940,19 +958,28 @@ fn write_across_cells(md: &mut String, c: &Comparison) -> fmt::Result {
 }
 
 /// SmartMixed's mean share of each function per layer (`-` for functions outside a cell's pool).
-fn write_shares(md: &mut String, c: &Comparison) -> fmt::Result {
+/// One method's table of the functions its neurons keep, per cell and layer.
+#[allow(clippy::type_complexity)]
+fn write_share_table(
+    md: &mut String,
+    method: &str,
+    (shares, functions, held): (
+        &BTreeMap<ArchKey, Vec<Shares>>,
+        &[Activation],
+        &BTreeMap<ArchKey, [bool; Activation::COUNT]>,
+    ),
+) -> fmt::Result {
     writeln!(
         md,
-        "\n## SmartMixed's functions per layer (share of neurons, mean over seeds)\n"
+        "\n## {method}'s functions per layer (share of neurons, mean over seeds)\n"
     )?;
-    let names: Vec<&str> = c.functions.iter().map(|a| a.name()).collect();
+    let names: Vec<&str> = functions.iter().map(|a| a.name()).collect();
     writeln!(md, "| arch | layer | {} |", names.join(" | "))?;
-    writeln!(md, "|---|---|{}", "---|".repeat(c.functions.len()))?;
-    for (key, layers) in &c.shares {
-        let (held, arch) = (c.held.get(key), &key.1);
+    writeln!(md, "|---|---|{}", "---|".repeat(functions.len()))?;
+    for (key, layers) in shares {
+        let (held, arch) = (held.get(key), &key.1);
         for (l, s) in layers.iter().enumerate() {
-            let values: Vec<String> = c
-                .functions
+            let values: Vec<String> = functions
                 .iter()
                 .map(|a| match held.is_some_and(|h| h[a.id()]) {
                     true => format!("{:.2}", s[a.id()]),
