@@ -615,37 +615,19 @@ fn backward_block<F: Real>(
         let shared = params.len() == k;
         let width = cols.len();
         let rows = x.len() / n.max(1);
+        if KIND == Learnable::Pau {
+            return pau_backward_block((x, g), params, (n, cols));
+        }
         let mut grad_x = vec![F::zero(); rows * width];
         let mut sums = vec![0f64; width * k];
         let mut dp = [F::zero(); PAU_NUMERATOR + PAU_DENOMINATOR];
         // One parameter per unit (PReLU, Swish-beta): the derivatives of a row's block in one
         // loop into `slopes` and `dps`, then the sums, so that the first loop vectorises.
         let (mut slopes, mut dps) = (vec![F::zero(); width], vec![F::zero(); width]);
-        // PAU: the same, parameter by parameter (`pau_dps[j * width + c]`), with the block's
-        // coefficients laid out the same way and the sums kept so until the end.
-        let pau = KIND == Learnable::Pau;
-        let (pau_coefficients, mut pau_dps, mut pau_sums) = if pau {
-            let coefficients = coefficients_by_parameter(params, k, cols.clone());
-            (coefficients, vec![F::zero(); k * width], vec![0f64; k * width])
-        } else {
-            (Vec::new(), Vec::new(), Vec::new())
-        };
         for row in 0..rows {
             let at = row * n + cols.start;
             let (x, g) = (&x[at..at + width], &g[at..at + width]);
             let out = &mut grad_x[row * width..(row + 1) * width];
-            if pau {
-                pau_row(x, &pau_coefficients, &mut slopes, &mut pau_dps);
-                for c in 0..width {
-                    out[c] = g[c] * slopes[c];
-                }
-                for (sums, dps) in pau_sums.chunks_exact_mut(width).zip(pau_dps.chunks_exact(width)) {
-                    for c in 0..width {
-                        sums[c] += wide(g[c]) * wide(dps[c]);
-                    }
-                }
-                continue;
-            }
             if k == 1 && !shared {
                 let p = &params[cols.start..cols.end];
                 for (((slope, d), &x), p) in slopes.iter_mut().zip(&mut dps).zip(x).zip(p) {
@@ -668,11 +650,6 @@ fn backward_block<F: Real>(
                 }
             }
         }
-        if pau {
-            for (i, sum) in pau_sums.into_iter().enumerate() {
-                sums[(i % width) * k + i / width] = sum;
-            }
-        }
         (grad_x, sums)
     })
 }}
@@ -681,88 +658,136 @@ fn backward_block<F: Real>(
 /// compiles to SIMD lanes without bounds checks).
 const PAU_LANES: usize = 16;
 
-/// PAU's df/dx (`dydx[c]`) and df/dp (`dp[j * width + c]`) of one row block, the coefficients
-/// laid out as `coefficients[j * width + c]`: exactly [`pau_terms`] and
-/// [`Learnable::derivatives`], operation for operation, but with both of `pau_terms`' cases
-/// computed and one selected, [`PAU_LANES`] columns at a time, so that the loop runs in SIMD
-/// lanes (the divisions are most of PAU's cost; a lane gives the bits the scalar code gives).
+/// [`backward_block`] for PAU: [`PAU_LANES`] columns at a time, their coefficients loaded
+/// once, each row's derivatives computed in SIMD lanes ([`pau_lanes`]) and each parameter's
+/// gradient summed over the rows in order in f64, in lanes too: the sums of the scalar code,
+/// in the same order.
 #[inline(always)]
-fn pau_row<F: Real>(x: &[F], coefficients: &[F], dydx: &mut [F], dp: &mut [F]) {
+fn pau_backward_block<F: Real>(
+    (x, g): (&[F], &[F]),
+    params: &[F],
+    (n, cols): (usize, std::ops::Range<usize>),
+) -> (Vec<F>, Vec<f64>) {
     const P: usize = PAU_NUMERATOR + PAU_DENOMINATOR;
-    let width = x.len();
-    let (one, zero) = (F::one(), F::zero());
+    let shared = params.len() == P;
+    let width = cols.len();
+    let rows = x.len() / n.max(1);
+    let mut grad_x = vec![F::zero(); rows * width];
+    let mut sums = vec![0f64; width * P];
     for start in (0..width).step_by(PAU_LANES) {
-        // A last chunk narrower than the lanes is padded (see lane_inputs), its extra lanes
-        // dropped.
+        // A last chunk narrower than the lanes is padded with x = 0, zero coefficients (Q = 1,
+        // no division by zero) and a zero gradient; its extra lanes are dropped.
         let used = PAU_LANES.min(width - start);
-        let (xs, p) = lane_inputs(x, coefficients, start, used);
-        // Each step one operation over all lanes (small loops that compile to SIMD).
-        macro_rules! lanes {
-            ($l:ident => $e:expr) => {
-                std::array::from_fn::<F, PAU_LANES, _>(|$l| $e)
-            };
-        }
-        let sign = lanes!(l => if xs[l] < zero { -one } else { one });
-        let u = lanes!(l => xs[l].abs());
-        // Both cases of pau_terms' abs_powers, then the one that applies.
-        let r = lanes!(l => one / u[l]);
-        let (r2, u2) = (lanes!(l => r[l] * r[l]), lanes!(l => u[l] * u[l]));
-        let (r3, u3) = (lanes!(l => r2[l] * r[l]), lanes!(l => u2[l] * u[l]));
-        let (r4, u4) = (lanes!(l => r3[l] * r[l]), lanes!(l => u3[l] * u[l]));
-        let u5 = lanes!(l => u4[l] * u[l]);
-        let pick = |above: &[F; PAU_LANES], below: &[F; PAU_LANES]| -> [F; PAU_LANES] {
-            lanes!(l => if u[l] > one { above[l] } else { below[l] })
-        };
-        let ones = [one; PAU_LANES];
-        let abs_powers = [
-            pick(&r4, &ones),
-            pick(&r3, &u),
-            pick(&r2, &u2),
-            pick(&r, &u3),
-            pick(&ones, &u4),
-            pick(&u, &u5),
-        ];
-        let powers: [[F; PAU_LANES]; PAU_NUMERATOR] = std::array::from_fn(|j| {
-            if j % 2 == 1 {
-                lanes!(l => sign[l] * abs_powers[j][l])
-            } else {
-                abs_powers[j]
-            }
+        let p: [[F; PAU_LANES]; P] = std::array::from_fn(|j| {
+            std::array::from_fn(|l| match (l < used, shared) {
+                (false, _) => F::zero(),
+                (true, true) => params[j],
+                (true, false) => params[(cols.start + start + l) * P + j],
+            })
         });
-        let (mut numerator, mut dpdx) = ([zero; PAU_LANES], [zero; PAU_LANES]);
-        for j in 0..PAU_NUMERATOR {
-            numerator = lanes!(l => numerator[l] + p[j][l] * powers[j][l]);
-            if j > 0 {
-                let jf = F::constant(j as f64);
-                dpdx = lanes!(l => dpdx[l] + jf * p[j][l] * powers[j - 1][l]);
+        let mut lane_sums = [[0f64; PAU_LANES]; P];
+        for row in 0..rows {
+            let at = row * n + cols.start + start;
+            let (mut xs, mut gs) = ([F::zero(); PAU_LANES], [F::zero(); PAU_LANES]);
+            xs[..used].copy_from_slice(&x[at..at + used]);
+            gs[..used].copy_from_slice(&g[at..at + used]);
+            let (dydx, d) = pau_lanes(&xs, &p);
+            let out: [F; PAU_LANES] = std::array::from_fn(|l| gs[l] * dydx[l]);
+            grad_x[row * width + start..][..used].copy_from_slice(&out[..used]);
+            for (sums, d) in lane_sums.iter_mut().zip(&d) {
+                for l in 0..PAU_LANES {
+                    sums[l] += wide(gs[l]) * wide(d[l]);
+                }
             }
         }
-        let (mut q, mut dq) = (abs_powers[0], [zero; PAU_LANES]);
-        for k in 1..=PAU_DENOMINATOR {
-            let b = lanes!(l => p[PAU_NUMERATOR + k - 1][l].abs());
-            let kf = F::constant(k as f64);
-            q = lanes!(l => q[l] + b[l] * abs_powers[k][l]);
-            dq = lanes!(l => dq[l] + kf * b[l] * abs_powers[k - 1][l]);
-        }
-        let dq = lanes!(l => sign[l] * dq[l]);
-        let value = lanes!(l => numerator[l] / q[l]);
-        let mut d = [[zero; PAU_LANES]; P];
-        for j in 0..PAU_NUMERATOR {
-            d[j] = lanes!(l => powers[j][l] / q[l]);
-        }
-        for k in 0..PAU_DENOMINATOR {
-            let b = &p[PAU_NUMERATOR + k];
-            d[PAU_NUMERATOR + k] = lanes!(l => {
-                let sign = if b[l] < zero { -one } else { one };
-                -sign * powers[k + 1][l].abs() * value[l] / q[l]
-            });
-        }
-        let dy = lanes!(l => (dpdx[l] - dq[l] * value[l]) / q[l]);
-        dydx[start..start + used].copy_from_slice(&dy[..used]);
-        for (j, lanes) in d.iter().enumerate() {
-            dp[j * width + start..][..used].copy_from_slice(&lanes[..used]);
+        for (j, lanes) in lane_sums.iter().enumerate() {
+            for (l, &sum) in lanes[..used].iter().enumerate() {
+                sums[(start + l) * P + j] = sum;
+            }
         }
     }
+    (grad_x, sums)
+}
+
+/// PAU's df/dx and df/dp (`[parameter][lane]`) at [`PAU_LANES`] inputs, each lane with its
+/// own coefficients (`p[parameter][lane]`): exactly [`pau_terms`] and
+/// [`Learnable::derivatives`], operation for operation, but with both of `pau_terms`' cases
+/// computed and one selected, so that every step is one operation over all lanes (SIMD; the
+/// divisions are most of PAU's cost, and a lane gives the bits the scalar code gives).
+#[inline(always)]
+#[allow(clippy::type_complexity)]
+fn pau_lanes<F: Real>(
+    xs: &[F; PAU_LANES],
+    p: &[[F; PAU_LANES]; PAU_NUMERATOR + PAU_DENOMINATOR],
+) -> (
+    [F; PAU_LANES],
+    [[F; PAU_LANES]; PAU_NUMERATOR + PAU_DENOMINATOR],
+) {
+    const P: usize = PAU_NUMERATOR + PAU_DENOMINATOR;
+    let (one, zero) = (F::one(), F::zero());
+    // Each step one operation over all lanes (small loops that compile to SIMD).
+    macro_rules! lanes {
+        ($l:ident => $e:expr) => {
+            std::array::from_fn::<F, PAU_LANES, _>(|$l| $e)
+        };
+    }
+    let sign = lanes!(l => if xs[l] < zero { -one } else { one });
+    let u = lanes!(l => xs[l].abs());
+    // Both cases of pau_terms' abs_powers, then the one that applies.
+    let r = lanes!(l => one / u[l]);
+    let (r2, u2) = (lanes!(l => r[l] * r[l]), lanes!(l => u[l] * u[l]));
+    let (r3, u3) = (lanes!(l => r2[l] * r[l]), lanes!(l => u2[l] * u[l]));
+    let (r4, u4) = (lanes!(l => r3[l] * r[l]), lanes!(l => u3[l] * u[l]));
+    let u5 = lanes!(l => u4[l] * u[l]);
+    let pick = |above: &[F; PAU_LANES], below: &[F; PAU_LANES]| -> [F; PAU_LANES] {
+        lanes!(l => if u[l] > one { above[l] } else { below[l] })
+    };
+    let ones = [one; PAU_LANES];
+    let abs_powers = [
+        pick(&r4, &ones),
+        pick(&r3, &u),
+        pick(&r2, &u2),
+        pick(&r, &u3),
+        pick(&ones, &u4),
+        pick(&u, &u5),
+    ];
+    let powers: [[F; PAU_LANES]; PAU_NUMERATOR] = std::array::from_fn(|j| {
+        if j % 2 == 1 {
+            lanes!(l => sign[l] * abs_powers[j][l])
+        } else {
+            abs_powers[j]
+        }
+    });
+    let (mut numerator, mut dpdx) = ([zero; PAU_LANES], [zero; PAU_LANES]);
+    for j in 0..PAU_NUMERATOR {
+        numerator = lanes!(l => numerator[l] + p[j][l] * powers[j][l]);
+        if j > 0 {
+            let jf = F::constant(j as f64);
+            dpdx = lanes!(l => dpdx[l] + jf * p[j][l] * powers[j - 1][l]);
+        }
+    }
+    let (mut q, mut dq) = (abs_powers[0], [zero; PAU_LANES]);
+    for k in 1..=PAU_DENOMINATOR {
+        let b = lanes!(l => p[PAU_NUMERATOR + k - 1][l].abs());
+        let kf = F::constant(k as f64);
+        q = lanes!(l => q[l] + b[l] * abs_powers[k][l]);
+        dq = lanes!(l => dq[l] + kf * b[l] * abs_powers[k - 1][l]);
+    }
+    let dq = lanes!(l => sign[l] * dq[l]);
+    let value = lanes!(l => numerator[l] / q[l]);
+    let mut d = [[zero; PAU_LANES]; P];
+    for j in 0..PAU_NUMERATOR {
+        d[j] = lanes!(l => powers[j][l] / q[l]);
+    }
+    for k in 0..PAU_DENOMINATOR {
+        let b = &p[PAU_NUMERATOR + k];
+        d[PAU_NUMERATOR + k] = lanes!(l => {
+            let sign = if b[l] < zero { -one } else { one };
+            -sign * powers[k + 1][l].abs() * value[l] / q[l]
+        });
+    }
+    let dy = lanes!(l => (dpdx[l] - dq[l] * value[l]) / q[l]);
+    (dy, d)
 }
 
 #[inline(always)]
