@@ -727,6 +727,23 @@ fn check_learnable(backend: Backend, dtypes: &[DType]) {
                 let want = learnable_cpu(&stacked, kind, models, dtype);
                 assert_close(&got[0], &want[0], &format!("{label} y"), base);
                 assert_close(&got[1], &want[1], &format!("{label} grad_x"), base);
+                if kind == Learnable::Prelu {
+                    // A zero slope gives relu's +0 at a negative input, not -0 (the tolerance
+                    // above cannot tell the two apart).
+                    let mut met = 0;
+                    for (i, (&x, &y)) in stacked.x.iter().zip(&got[0]).enumerate() {
+                        let (m, c) = (i / (ROWS * COLS), i % COLS);
+                        let slope = stacked.params[m * units + if units == 1 { 0 } else { c }];
+                        if x < 0.0 && slope == 0.0 {
+                            assert!(
+                                y == 0.0 && y.is_sign_positive(),
+                                "{label} y[{i}]: {y} at x = {x} with a zero slope"
+                            );
+                            met += 1;
+                        }
+                    }
+                    assert!(met > 0, "{label}: no zero slope met a negative input");
+                }
                 // A shared unit sums ROWS x COLS terms, a unit per neuron ROWS.
                 let terms = if shared { ROWS * COLS } else { ROWS } as f64;
                 assert_close(

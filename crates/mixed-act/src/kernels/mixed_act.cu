@@ -334,6 +334,8 @@ __device__ void mixture_grad_w(const T* x, const T* w, const T* grad_y, T* grad_
 #define PAU_NUMERATOR 6
 #define PAU_DENOMINATOR 4
 #define LEARNABLE_MAX_PARAMS 10
+// The grad_p reduction gives each of a column's sums one row of threads of a block.
+static_assert(LEARNABLE_MAX_PARAMS <= GRAD_W_ROW_GROUPS, "grad_p needs a row of threads per parameter");
 
 __device__ __forceinline__ unsigned int learnable_params(unsigned int kind) {
     return kind == 2 ? PAU_NUMERATOR + PAU_DENOMINATOR : 1;

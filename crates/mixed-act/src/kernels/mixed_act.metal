@@ -355,6 +355,8 @@ kernel void mixture_grad_w_f32(device const float* x [[buffer(0)]],
 #define PAU_NUMERATOR 6
 #define PAU_DENOMINATOR 4
 #define LEARNABLE_MAX_PARAMS 10
+// The grad_p reduction gives each of a column's sums one row of threads of a block.
+static_assert(LEARNABLE_MAX_PARAMS <= GRAD_W_ROW_GROUPS, "grad_p needs a row of threads per parameter");
 
 inline uint learnable_params(uint kind) {
     return kind == 2 ? PAU_NUMERATOR + PAU_DENOMINATOR : 1;
