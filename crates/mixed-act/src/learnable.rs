@@ -260,10 +260,14 @@ pub fn learnable_grads(
         let grad_x = x3.apply_op3_no_bwd(&p3, &g3, &GpuGradX(kind))?;
         // [M, N, P]: one sum per column; a shared unit adds its columns.
         let per_column = x3.apply_op3_no_bwd(&p3, &g3, &GpuGradParams(kind))?;
-        let grad_p = if p3.dim(1)? == 1 {
-            per_column.sum_keepdim(1)?
-        } else {
-            per_column
+        let grad_p = match (p3.dim(1)?, x.device()) {
+            // A shared unit adds its columns, in f64 where the device has it (as the CPU does).
+            (1, candle_core::Device::Cuda(_)) => per_column
+                .to_dtype(DType::F64)?
+                .sum_keepdim(1)?
+                .to_dtype(x3.dtype())?,
+            (1, _) => per_column.sum_keepdim(1)?,
+            _ => per_column,
         };
         (grad_x, grad_p)
     };
