@@ -257,9 +257,9 @@ pub fn learnable_grads(
             both.narrow(0, n, p3.elem_count())?.reshape(p3.shape())?,
         )
     } else {
-        let grad_x = x3.apply_op3_no_bwd(&p3, &g3, &GpuGradX(kind))?;
+        let grad_x = x3.apply_op3_no_bwd(&p3, &g3, &GpuGrad::<false>(kind))?;
         // [M, N, P]: one sum per column; a shared unit adds its columns.
-        let per_column = x3.apply_op3_no_bwd(&p3, &g3, &GpuGradParams(kind))?;
+        let per_column = x3.apply_op3_no_bwd(&p3, &g3, &GpuGrad::<true>(kind))?;
         let grad_p = match (p3.dim(1)?, x.device()) {
             // A shared unit adds its columns, in f64 where the device has it (as the CPU does).
             (1, candle_core::Device::Cuda(_)) => per_column
@@ -903,22 +903,19 @@ impl CustomOp3 for Backward {
     }
 }
 
-/// The backward pass on a GPU, two kernels: grad-x `[M, B, N]` ...
+/// The backward pass on a GPU, two kernels: grad-x `[M, B, N]` (`GpuGrad::<false>`) and the
+/// parameter gradients, one sum per column `[M, N, P]` (`GpuGrad::<true>`). The CPU computes both
+/// in one pass ([`Backward`]), so these ops have no CPU path.
 #[cfg_attr(not(any(feature = "cuda", feature = "metal")), allow(dead_code))]
-struct GpuGradX(Learnable);
+struct GpuGrad<const PARAMS: bool>(Learnable);
 
-/// ... and the parameter gradients, one sum per column `[M, N, P]`.
-#[cfg_attr(not(any(feature = "cuda", feature = "metal")), allow(dead_code))]
-struct GpuGradParams(Learnable);
-
-/// The CPU computes both gradients in one pass ([`Backward`]); these two ops are the GPU's.
-fn gpu_only(op: &str) -> Result<(CpuStorage, Shape)> {
-    bail!("internal error: {op} runs on GPUs only (the CPU runs learnable-activation-grads)")
-}
-
-impl CustomOp3 for GpuGradX {
+impl<const PARAMS: bool> CustomOp3 for GpuGrad<PARAMS> {
     fn name(&self) -> &'static str {
-        "learnable-activation-grad-x"
+        if PARAMS {
+            "learnable-activation-grad-params"
+        } else {
+            "learnable-activation-grad-x"
+        }
     }
 
     fn cpu_fwd(
@@ -930,30 +927,21 @@ impl CustomOp3 for GpuGradX {
         _: &CpuStorage,
         _: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        gpu_only(self.name())
+        bail!(
+            "internal error: {} runs on GPUs only (the CPU runs learnable-activation-grads)",
+            self.name()
+        )
     }
 
-    gpu_paths!(op3, LEARNABLE_GRAD_X, |op: &Self| Scalars::Learnable(op.0));
-}
-
-impl CustomOp3 for GpuGradParams {
-    fn name(&self) -> &'static str {
-        "learnable-activation-grad-params"
-    }
-
-    fn cpu_fwd(
-        &self,
-        _: &CpuStorage,
-        _: &Layout,
-        _: &CpuStorage,
-        _: &Layout,
-        _: &CpuStorage,
-        _: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        gpu_only(self.name())
-    }
-
-    gpu_paths!(op3, LEARNABLE_GRAD_P, |op: &Self| Scalars::Learnable(op.0));
+    gpu_paths!(
+        op3,
+        if PARAMS {
+            LEARNABLE_GRAD_P
+        } else {
+            LEARNABLE_GRAD_X
+        },
+        |op: &Self| Scalars::Learnable(op.0)
+    );
 }
 
 #[cfg(test)]
