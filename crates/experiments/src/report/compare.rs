@@ -14,6 +14,7 @@ use crate::error::input_error;
 use crate::grid::store::{ResultRow, ResultsStore, ShareRow};
 use crate::report::adaptive::{self, MethodCost, Pair};
 use crate::report::freeze::{self, Freeze};
+use crate::report::setting_pairs::{self, SettingPair};
 use crate::report::stats::{
     bootstrap_diff_ci, bootstrap_mean_ci, mean, probability_of_improvement, RESAMPLES,
 };
@@ -252,6 +253,8 @@ pub struct Comparison {
     /// The shares of the other methods with per-neuron choices (the frozen soft mixture), by
     /// method name.
     pub other_shares: BTreeMap<String, AveragedShares>,
+    /// Each varying setting's values against its first, paired by seed.
+    pub setting_pairs: Vec<SettingPair>,
 }
 
 impl Comparison {
@@ -404,6 +407,7 @@ pub fn compare(rows: &[ResultRow], share_rows: &[ShareRow], bootstrap_seed: u64)
     }
     sort_cells(&mut cells);
     let shares = average_shares(share_rows, &smartmixed_cells);
+    let setting_pairs = setting_pairs_of(&finished, &varying, bootstrap_seed);
     Comparison {
         varying,
         cells,
@@ -424,7 +428,30 @@ pub fn compare(rows: &[ResultRow], share_rows: &[ShareRow], bootstrap_seed: u64)
             .into_iter()
             .map(|(method, cells)| (method, average_shares(share_rows, &cells)))
             .collect(),
+        setting_pairs,
     }
+}
+
+/// [`setting_pairs::pairs`] over the finished runs, values in numeric order where they are
+/// numbers, on a bootstrap stream of their own (the other intervals stay as they were).
+fn setting_pairs_of(
+    finished: &[&ResultRow],
+    varying: &[&'static str],
+    bootstrap_seed: u64,
+) -> Vec<SettingPair> {
+    let arch = |r: &ResultRow| arch_label(r.arch, &r.widths);
+    let order = |a: &str, b: &str| match (a.parse::<f64>(), b.parse::<f64>()) {
+        (Ok(x), Ok(y)) => x.total_cmp(&y),
+        _ => a.cmp(b),
+    };
+    let mut rng = ChaCha8Rng::seed_from_u64(bootstrap_seed.wrapping_add(4));
+    let read = setting_pairs::Readers {
+        value: &setting_value,
+        arch: &arch,
+        reads: &applies,
+        order: &order,
+    };
+    setting_pairs::pairs(finished, varying, &read, &mut rng)
 }
 
 /// The runs with status ok, each once by [`run_identity`]: two sweeps may have run the same
@@ -714,6 +741,9 @@ fn write_report(md: &mut String, c: &Comparison, sources: &[PathBuf]) -> fmt::Re
         adaptive::write_section(md, &c.costs, &c.pairs, &accuracy)?;
         if !c.freezes.is_empty() {
             freeze::write_section(md, &c.freezes)?;
+        }
+        if !c.setting_pairs.is_empty() {
+            setting_pairs::write_section(md, &c.setting_pairs)?;
         }
     }
     write_share_table(md, "SmartMixed", (&c.shares, &c.functions, &c.held))?;

@@ -1,7 +1,8 @@
 //! What the results say: [`compare`] (cells, ranks, bootstrap intervals, paired-by-seed
 //! statistics, comparison.md / .csv), [`adaptive`] (the adaptive methods paired with every
 //! other method, and what each costs), [`freeze`] (what the switch of a selection method costs,
-//! from the epoch logs), [`stats`] (the bootstrap), [`plot`] (the figures of a
+//! from the epoch logs), [`setting_pairs`] (a varying setting's values paired by seed),
+//! [`stats`] (the bootstrap), [`plot`] (the figures of a
 //! comparison), [`learned`] (the figures of what adaptive methods learned) and [`figure`]
 //! (what figures share).
 
@@ -11,4 +12,5 @@ pub mod figure;
 pub mod freeze;
 pub mod learned;
 pub mod plot;
+pub mod setting_pairs;
 pub mod stats;
