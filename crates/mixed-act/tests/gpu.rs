@@ -384,7 +384,9 @@ fn mixture_cohort_on_gpu_matches_cpu() -> TestResult {
 
 /// The learnable activations (PReLU, Swish-beta, PAU per neuron and shared) on the GPU, their
 /// three kernels, against the CPU's fused ops: values, input and parameter gradients (sums over
-/// the batch: the tolerance scales with the rows).
+/// the batch: the tolerance scales with the rows), for a cohort of two and for one model alone,
+/// at the kinks and tails of [`inputs`], with zero slopes and zero PAU denominator coefficients
+/// (whose sign counts as +1).
 #[test]
 fn learnable_activations_match_the_cpu() -> TestResult {
     use mixed_act::{learnable, learnable_grads, Learnable, PAU_LEAKY_RELU_INIT};
@@ -399,9 +401,7 @@ fn learnable_activations_match_the_cpu() -> TestResult {
                 (Learnable::Pau, 1),
             ] {
                 let k = kind.params();
-                let x: Vec<f64> = (0..models * rows * cols)
-                    .map(|_| rng.random_range(-4.0..4.0))
-                    .collect();
+                let x = inputs(&mut rng, models * rows, cols);
                 let g: Vec<f64> = (0..models * rows * cols)
                     .map(|_| rng.random_range(-1.0..1.0))
                     .collect();
@@ -412,7 +412,13 @@ fn learnable_activations_match_the_cpu() -> TestResult {
                             Learnable::SwishBeta => 1.0,
                             Learnable::Pau => PAU_LEAKY_RELU_INIT[i % k],
                         };
-                        base + rng.random_range(-0.2..0.2)
+                        let zero = i % 5 == 2
+                            && (kind == Learnable::Prelu || (kind == Learnable::Pau && i % k >= 6));
+                        if zero {
+                            0.0
+                        } else {
+                            base + rng.random_range(-0.2..0.2)
+                        }
                     })
                     .collect();
                 let cpu = |v: Vec<f64>, shape: (usize, usize, usize)| {
@@ -438,6 +444,23 @@ fn learnable_activations_match_the_cpu() -> TestResult {
                 assert_close(&gx, &cx, &format!("{what} grad x"), 1);
                 let terms = rows * if units == 1 { cols } else { 1 };
                 assert_close(&gp, &cp, &format!("{what} grad params"), terms);
+                // One model alone: x [B, N] with params [U, P].
+                let (x0, g0, p0) = (x.get(0)?, g.get(0)?, p.get(0)?);
+                let (x0d, g0d, p0d) = (
+                    x0.to_device(&device)?,
+                    g0.to_device(&device)?,
+                    p0.to_device(&device)?,
+                );
+                assert_close(
+                    &learnable(kind, &x0d, &p0d)?,
+                    &learnable(kind, &x0, &p0)?,
+                    &format!("{what} alone"),
+                    1,
+                );
+                let (gx, gp) = learnable_grads(kind, &x0d, &p0d, &g0d)?;
+                let (cx, cp) = learnable_grads(kind, &x0, &p0, &g0)?;
+                assert_close(&gx, &cx, &format!("{what} alone grad x"), 1);
+                assert_close(&gp, &cp, &format!("{what} alone grad params"), terms);
             }
         }
     }
