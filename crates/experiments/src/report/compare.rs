@@ -1135,6 +1135,10 @@ pub fn run(dirs: &[PathBuf], bootstrap_seed: u64) -> Result<()> {
                 &freeze::csv_file(&comparison.freezes)?,
             )?;
         }
+        if !comparison.setting_pairs.is_empty() {
+            let csv = setting_pairs::csv_file(&comparison.setting_pairs)?;
+            write_atomic(&out.join("setting_pairs.csv"), &csv)?;
+        }
     }
     crate::print_stdout(&md)?;
     Ok(())

@@ -148,6 +148,38 @@ pub fn write_section(md: &mut String, pairs: &[SettingPair]) -> fmt::Result {
     Ok(())
 }
 
+/// `setting_pairs.csv` beside comparison.csv (fractions, as results.csv has them).
+pub fn csv_file(pairs: &[SettingPair]) -> anyhow::Result<Vec<u8>> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record([
+        "arch",
+        "method",
+        "setting",
+        "value",
+        "minus",
+        "seeds",
+        "mean_diff",
+        "diff_low",
+        "diff_high",
+        "p_improvement",
+    ])?;
+    for p in pairs {
+        w.write_record([
+            p.arch.clone(),
+            p.method.clone(),
+            p.setting.clone(),
+            p.value.clone(),
+            p.against.clone(),
+            p.seeds.to_string(),
+            p.mean_diff.to_string(),
+            p.low.to_string(),
+            p.high.to_string(),
+            p.p_improvement.to_string(),
+        ])?;
+    }
+    Ok(w.into_inner()?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
