@@ -25,19 +25,35 @@ fn pages() -> Vec<PathBuf> {
     pages
 }
 
-/// A page's lines, each with whether it lies inside a fenced code block.
-fn lines(text: &str) -> Vec<(bool, &str)> {
-    let mut fenced = false;
-    text.lines()
-        .map(|line| {
-            if line.trim_start().starts_with("```") {
-                fenced = !fenced;
-                (true, line)
-            } else {
-                (fenced, line)
+/// A page's lines, each with whether it lies inside a fenced code block; outside the blocks,
+/// each paragraph (lines up to a blank line, a heading, a table row or a list item) joined into
+/// one line, so that a code span or a link that wraps is read whole.
+fn lines(text: &str) -> Vec<(bool, String)> {
+    let mut out: Vec<(bool, String)> = Vec::new();
+    let (mut fenced, mut paragraph) = (false, false);
+    for line in text.lines() {
+        let starts_block = line.trim_start().starts_with("```");
+        if starts_block || fenced {
+            out.push((true, line.to_string()));
+            fenced ^= starts_block;
+            paragraph = false;
+            continue;
+        }
+        let alone = line.trim().is_empty()
+            || line.starts_with('#')
+            || line.starts_with('|')
+            || line.trim_start().starts_with("- ")
+            || line.trim_start().starts_with("![");
+        match out.last_mut() {
+            Some((false, text)) if paragraph && !alone => {
+                text.push(' ');
+                text.push_str(line.trim());
             }
-        })
-        .collect()
+            _ => out.push((false, line.to_string())),
+        }
+        paragraph = !line.trim().is_empty() && !line.starts_with('#') && !line.starts_with('|');
+    }
+    out
 }
 
 /// Inline code spans of a line of prose, in order.
@@ -78,7 +94,7 @@ fn anchors(page: &Path) -> BTreeSet<String> {
     lines(&text)
         .into_iter()
         .filter(|(fenced, l)| !fenced && l.starts_with('#'))
-        .map(|(_, l)| anchor(l))
+        .map(|(_, l)| anchor(&l))
         .collect()
 }
 
@@ -92,7 +108,7 @@ fn every_relative_link_resolves() {
             if fenced {
                 continue;
             }
-            for target in link_targets(line) {
+            for target in link_targets(&line) {
                 if target.contains("://") || target.starts_with("mailto:") {
                     continue;
                 }
@@ -160,6 +176,7 @@ fn shown_commands() -> BTreeMap<Vec<String>, Vec<(String, String)>> {
         let name = page.file_name().unwrap().to_string_lossy().to_string();
         let mut open: Option<Vec<String>> = None;
         for (fenced, line) in lines(&text) {
+            let line = line.as_str();
             let mut found = Vec::new();
             if fenced {
                 // A command in a block, and its continuation lines (indented, starting with a
@@ -208,10 +225,7 @@ fn every_flag_shown_is_accepted() {
         assert!(output.status.success(), "smartmixed {path:?} --help failed");
         let help = String::from_utf8_lossy(&output.stdout);
         for (flag, page) in flags {
-            let listed = help
-                .split(|c: char| c.is_whitespace() || c == ',' || c == '=' || c == '[')
-                .any(|w| w == flag);
-            if !listed && flag != "--help" && flag != "--version" {
+            if !accepts(&help, flag) {
                 unknown.push(format!("{page}: smartmixed {} {flag}", path.join(" ")));
             }
         }
@@ -223,9 +237,43 @@ fn every_flag_shown_is_accepted() {
     );
 }
 
-/// The check above sees a flag that is not there.
+/// Whether a subcommand's `--help` text lists `flag` as one of its options (an option line
+/// starts with it, after `-x, ` for a short form).
+fn accepts(help: &str, flag: &str) -> bool {
+    let option = |line: &str| {
+        let line = line.trim_start();
+        let long = match line.strip_prefix('-').and_then(|l| l.get(1..)) {
+            Some(rest) if rest.starts_with(", ") => &rest[2..],
+            _ => line,
+        };
+        long.split(|c: char| c.is_whitespace() || c == '=' || c == '[' || c == ',')
+            .next()
+            .is_some_and(|word| word == flag)
+    };
+    flag == "--help" || flag == "--version" || help.lines().any(option)
+}
+
+/// The checks above see a flag that is not there, a flag that is, and the parsers find what
+/// they should.
 #[test]
 fn a_made_up_flag_is_seen() {
+    let output = Command::new(env!("CARGO_BIN_EXE_smartmixed"))
+        .args(["train", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        accepts(&help, "--method") && accepts(&help, "--phase1-epochs"),
+        "{help}"
+    );
+    assert!(!accepts(&help, "--no-such-flag"));
+    // A flag named only in another option's description is not an option.
+    assert!(accepts("  --a   like --b\n", "--a") && !accepts("  --a   like --b\n", "--b"));
+    let joined = lines("see `smartmixed train\n--seed 3` and [a\nb](c.md)\n\nnext");
+    assert_eq!(
+        joined[0].1,
+        "see `smartmixed train --seed 3` and [a b](c.md)"
+    );
     let (path, flags) = command_of("smartmixed bench train --method pau --no-such-flag").unwrap();
     assert_eq!(path, ["bench", "train"]);
     assert_eq!(flags, ["--method", "--no-such-flag"]);

@@ -377,7 +377,8 @@ pub fn compare(rows: &[ResultRow], share_rows: &[ShareRow], bootstrap_seed: u64)
     // The pairs draw from a stream of their own: the other intervals stay as they were.
     let mut pairs_rng = ChaCha8Rng::seed_from_u64(bootstrap_seed.wrapping_add(2));
     let (mut pairs, mut costs, mut switch_runs) = (Vec::new(), Vec::new(), Vec::new());
-    let mut other_choice_cells: BTreeMap<String, BTreeMap<String, ArchKey>> = BTreeMap::new();
+    // A run may stand in several cells (a method that does not read a varying setting).
+    let mut other_choice_cells: BTreeMap<String, BTreeMap<String, Vec<ArchKey>>> = BTreeMap::new();
     for (key, members) in cells_of(&finished, &varying) {
         let runs = CellRuns::new(key, members, &varying);
         let label = runs.arch_key().1;
@@ -390,10 +391,13 @@ pub fn compare(rows: &[ResultRow], share_rows: &[ShareRow], bootstrap_seed: u64)
             let other_choices = Method::from_name(method)
                 .is_some_and(|m| m.has_choices() && m != Method::SmartMixed);
             if other_choices {
-                other_choice_cells
-                    .entry(method.clone())
-                    .or_default()
-                    .extend(method_runs.iter().map(|r| (r.key.clone(), runs.arch_key())));
+                let cells = other_choice_cells.entry(method.clone()).or_default();
+                for r in method_runs {
+                    cells
+                        .entry(r.key.clone())
+                        .or_default()
+                        .push(runs.arch_key());
+                }
             }
             let cell = runs.cell(method, &mut bootstrap);
             ranks.entry(method.clone()).or_default().push(cell.rank);
@@ -406,7 +410,11 @@ pub fn compare(rows: &[ResultRow], share_rows: &[ShareRow], bootstrap_seed: u64)
         }
     }
     sort_cells(&mut cells);
-    let shares = average_shares(share_rows, &smartmixed_cells);
+    let one_cell_each = smartmixed_cells
+        .iter()
+        .map(|(key, cell)| (key.clone(), vec![cell.clone()]))
+        .collect();
+    let shares = average_shares(share_rows, &one_cell_each);
     let setting_pairs = setting_pairs_of(&finished, &varying, bootstrap_seed);
     Comparison {
         varying,
@@ -676,24 +684,26 @@ pub struct AveragedShares {
 }
 
 /// Averages the share rows of each cell's runs per layer (`cells`: a method's run keys and
-/// their cells), and notes which functions the runs' pools hold.
-fn average_shares(share_rows: &[ShareRow], cells: &BTreeMap<String, ArchKey>) -> AveragedShares {
+/// the cells each stands in), and notes which functions the runs' pools hold.
+fn average_shares(
+    share_rows: &[ShareRow],
+    cells: &BTreeMap<String, Vec<ArchKey>>,
+) -> AveragedShares {
     let mut by_layer: BTreeMap<ArchKey, BTreeMap<usize, Vec<Shares>>> = BTreeMap::new();
     let mut held: BTreeMap<ArchKey, [bool; Activation::COUNT]> = BTreeMap::new();
     for s in share_rows {
-        let Some(cell) = cells.get(&s.key) else {
-            continue;
-        };
-        let cell_held = held.entry(cell.clone()).or_default();
-        for (is_held, share) in cell_held.iter_mut().zip(&s.shares) {
-            *is_held |= share.is_some();
+        for cell in cells.get(&s.key).into_iter().flatten() {
+            let cell_held = held.entry(cell.clone()).or_default();
+            for (is_held, share) in cell_held.iter_mut().zip(&s.shares) {
+                *is_held |= share.is_some();
+            }
+            by_layer
+                .entry(cell.clone())
+                .or_default()
+                .entry(s.layer)
+                .or_default()
+                .push(s.shares.map(|v| v.unwrap_or(0.0)));
         }
-        by_layer
-            .entry(cell.clone())
-            .or_default()
-            .entry(s.layer)
-            .or_default()
-            .push(s.shares.map(|v| v.unwrap_or(0.0)));
     }
     let mean_shares = |runs: Vec<Shares>| -> Shares {
         std::array::from_fn(|k| runs.iter().map(|s| s[k]).sum::<f64>() / runs.len() as f64)

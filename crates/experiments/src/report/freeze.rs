@@ -162,13 +162,14 @@ pub fn write_section(md: &mut String, freezes: &[Freeze]) -> fmt::Result {
         "Validation accuracy % of the checkpoint the switch restores (the selection phase's \
          lowest validation loss, evaluated as that phase evaluates: SmartMixed by its \
          `eval_selection`, the soft mixture as the mixture) and after the first epoch of the \
-         frozen network; the drop between them (points, mean over runs, 95 % interval of the \
-         runs resampled); how many runs get back to the restored accuracy in the second phase and \
+         frozen network; the change between them (points, mean over runs, 95 % interval of the \
+         runs resampled; with `phase2_init = fresh` the linear layers are also drawn afresh at \
+         the switch, so the change is then a restart's); how many runs get back to the restored accuracy in the second phase and \
          the median epochs it takes them; test accuracy % at the switch and at the end.\n"
     )?;
     writeln!(
         md,
-        "| cell | method | runs | val acc at the switch | after 1 epoch | drop | 95 % CI | back in | test acc at the switch | final test acc |"
+        "| cell | method | runs | val acc at the switch | after 1 epoch | change | 95 % CI | back in | test acc at the switch | final test acc |"
     )?;
     writeln!(md, "|---|---|---|---|---|---|---|---|---|---|")?;
     for f in freezes {
@@ -205,9 +206,9 @@ pub fn csv_file(freezes: &[Freeze]) -> Result<Vec<u8>> {
         "runs",
         "val_acc_at_switch",
         "val_acc_after_first_epoch",
-        "drop",
-        "drop_ci_low",
-        "drop_ci_high",
+        "change",
+        "change_ci_low",
+        "change_ci_high",
         "runs_recovered",
         "median_epochs_to_recover",
         "phase1_test_acc",

@@ -52,7 +52,11 @@ pub fn pairs(
         order,
     } = read;
     let mut out = Vec::new();
-    for &setting in varying {
+    // Runs on another data set or split are not a pair: they share no split or initial state.
+    for &setting in varying
+        .iter()
+        .filter(|&&s| s != "dataset" && s != "split_seed")
+    {
         // (arch, method, the other settings' values) -> value -> seed -> accuracy.
         type Runs = BTreeMap<String, BTreeMap<u64, f64>>;
         let mut groups: BTreeMap<(String, String, String), Runs> = BTreeMap::new();

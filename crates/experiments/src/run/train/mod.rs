@@ -67,9 +67,10 @@ impl Streams {
 pub fn cohort_mismatch(a: &TrainConfig, b: &TrainConfig) -> Option<&'static str> {
     // Compared as config.json writes them, field by field.
     let (a, b) = (serde_json::to_value(a), serde_json::to_value(b));
-    let (Ok(a), Ok(b)) = (a, b) else {
-        unreachable!("configs serialise to JSON")
-    };
+    let (a, b) = (
+        a.expect("a config serialises to JSON"),
+        b.expect("a config serialises to JSON"),
+    );
     ["data_dir", "widths"]
         .into_iter()
         .chain(setting::cohort_shared())
@@ -320,6 +321,21 @@ impl Switching<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every setting a cohort must share names a field of config.json (a misspelt name would
+    /// compare two absent fields and never split a cohort).
+    #[test]
+    fn cohort_shared_settings_are_config_fields() {
+        let cfg = TrainConfig::resolve(None, None, &crate::run::config::Settings::default())
+            .expect("the default config resolves");
+        let json = serde_json::to_value(&cfg).unwrap();
+        for name in ["data_dir", "widths"]
+            .into_iter()
+            .chain(setting::cohort_shared())
+        {
+            assert!(json.get(name).is_some(), "config.json has no field {name}");
+        }
+    }
     use crate::run::config::{ClampSetting, Settings};
 
     /// Runs with one seed start from the same linear weights, bit for bit, whatever their
