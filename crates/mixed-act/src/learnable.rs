@@ -437,7 +437,7 @@ fn forward_rows<F: Real>(
     // PAU runs in lanes over a model's coefficients laid out parameter by parameter.
     let pau_coefficients: Vec<Vec<F>> = match kind {
         Learnable::Pau => (0..m)
-            .map(|model| coefficients_by_parameter(&p[model * u * k..][..u * k], k, 0..n))
+            .map(|model| coefficients_by_parameter(&p[model * u * k..][..u * k], k, n))
             .collect(),
         _ => Vec::new(),
     };
@@ -454,21 +454,18 @@ fn forward_rows<F: Real>(
     y
 }
 
-/// The coefficients of columns `cols` laid out parameter by parameter (`[j * width + c]`),
-/// from `params` of one unit (shared) or one unit per column (`[column * k + j]`).
-fn coefficients_by_parameter<F: Real>(
-    params: &[F],
-    k: usize,
-    cols: std::ops::Range<usize>,
-) -> Vec<F> {
-    let (shared, width) = (params.len() == k, cols.len());
+/// One model's coefficients for its `width` columns laid out parameter by parameter
+/// (`[j * width + c]`), from `params` of one unit (shared) or one unit per column
+/// (`[column * k + j]`).
+fn coefficients_by_parameter<F: Real>(params: &[F], k: usize, width: usize) -> Vec<F> {
+    let shared = params.len() == k;
     (0..k * width)
         .map(|i| {
             let (j, c) = (i / width, i % width);
             if shared {
                 params[j]
             } else {
-                params[(cols.start + c) * k + j]
+                params[c * k + j]
             }
         })
         .collect()
