@@ -17,6 +17,7 @@ use serde::Serialize;
 
 use crate::run::config::{LossKind, Method, PoolSetting, Settings, TrainConfig};
 use crate::run::data::{CLASSES, IMAGE_PIXELS};
+use crate::run::hidden::Pass;
 use crate::run::optim::{Adam, AdamConfig};
 use crate::run::stack::{Network, Stack};
 use crate::run::step::{step, Learner};
@@ -457,16 +458,33 @@ pub fn bench_train(
     let ([relu, phase1, phase2], others) = train_steppers(widths, pool, methods, batch, device)?;
     let floor = MatmulFloor::new(widths, batch, device)?;
     let (phase1_name, phase2_name) = phase_names(pool);
+    let (relu, phase1, phase2, floor) = (&relu, &phase1, &phase2, &floor);
     let mut cases = vec![
         Case::without_bytes("relu", "step", move || relu.step()),
         Case::without_bytes(phase1_name, "step", move || phase1.step()),
         Case::without_bytes(phase2_name, "step", move || phase2.step()),
         Case::without_bytes("matmul-floor", "step", move || floor.run()),
     ];
-    for (method, stepper) in others {
+    // What each network costs once trained: the forward pass of what a run leaves, as
+    // evaluation runs it. SmartMixed and the frozen soft mixture leave phase 2's kind of network
+    // (the `phase2` row: its functions drawn evenly over the neurons, not a trained mix).
+    let (relu, phase2) = (&relu, &phase2);
+    cases.push(Case::without_bytes("relu", "infer", move || relu.infer()));
+    cases.push(Case::without_bytes(phase2_name, "infer", move || {
+        phase2.infer()
+    }));
+    cases.push(Case::without_bytes("matmul-floor", "infer", move || {
+        floor.forward()
+    }));
+    for (method, stepper) in &others {
         cases.push(Case::without_bytes(method.name(), "step", move || {
             stepper.step()
         }));
+        if !method.leaves_plain_mlp() {
+            cases.push(Case::without_bytes(method.name(), "infer", move || {
+                stepper.infer()
+            }));
+        }
     }
     let times = measure(&cases, 5, batches, device)?;
     let rows = rows_of("train", &cases, &times, (batch, widths[0]), device_name);
@@ -477,20 +495,33 @@ pub fn bench_train(
         &rows,
         "matmul-floor",
     );
-    let r = |a: &str, b: &str| {
-        p50(&rows, a, "step")
-            .zip(p50(&rows, b, "step"))
+    let r = |a: &str, b: &str, pass: &str| {
+        p50(&rows, a, pass)
+            .zip(p50(&rows, b, pass))
             .map_or("-".into(), |(x, y)| format!("{:.2}", x / y))
     };
     println!(
         "relu / matmul-floor {}; {phase2_name} / relu {}; {phase1_name} / relu {}",
-        r("relu", "matmul-floor"),
-        r(phase2_name, "relu"),
-        r(phase1_name, "relu")
+        r("relu", "matmul-floor", "step"),
+        r(phase2_name, "relu", "step"),
+        r(phase1_name, "relu", "step")
     );
     for method in methods {
-        println!("{} / relu {}", method.name(), r(method.name(), "relu"));
+        println!(
+            "{} / relu {}",
+            method.name(),
+            r(method.name(), "relu", "step")
+        );
     }
+    let mut inference = vec![format!("{phase2_name} {}", r(phase2_name, "relu", "infer"))];
+    for method in methods.iter().filter(|m| !m.leaves_plain_mlp()) {
+        inference.push(format!(
+            "{} {}",
+            method.name(),
+            r(method.name(), "relu", "infer")
+        ));
+    }
+    println!("inference (forward) / relu: {}", inference.join("; "));
     if let Some(path) = csv {
         append_csv(path, &rows)?;
     }
@@ -563,6 +594,14 @@ impl MatmulFloor {
             })
             .collect::<candle_core::Result<_>>()?;
         Ok(MatmulFloor { layers })
+    }
+
+    /// The forward pass's products alone: the floor of inference.
+    fn forward(&self) -> candle_core::Result<()> {
+        for (input, weight, _) in &self.layers {
+            input.matmul(&weight.t()?)?;
+        }
+        Ok(())
     }
 
     fn run(&self) -> candle_core::Result<()> {
@@ -726,5 +765,16 @@ impl CohortRun {
         )
         .map(drop)
         .map_err(candle_core::Error::msg)
+    }
+
+    /// The forward pass evaluation runs (argmax selection), as a trained network costs it.
+    fn infer(&self) -> candle_core::Result<()> {
+        let stack = self.stack.borrow();
+        let include = vec![true; stack.len()];
+        let pass = Pass::Eval(mixed_act::Selection::Argmax);
+        stack
+            .forward(&self.x, pass, &mut self.rngs.borrow_mut(), &include)
+            .map(drop)
+            .map_err(candle_core::Error::msg)
     }
 }

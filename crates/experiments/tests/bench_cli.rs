@@ -60,3 +60,57 @@ fn bench_ops_appends_rows_with_the_agreed_columns() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("--shapes"));
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn bench_train_times_each_step_and_the_forward_pass_of_the_network_a_run_leaves() {
+    let dir = common::temp_dir("bench-train");
+    let csv_path = dir.join("train.csv");
+    let output = common::run(&[
+        "bench",
+        "train",
+        "--arch",
+        "4",
+        "--batches",
+        "2",
+        "--threads",
+        "1",
+        "--method",
+        "prelu,softmix_freeze",
+        "--csv",
+        csv_path.to_str().unwrap(),
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("inference (forward) / relu: phase2 "),
+        "{stdout}"
+    );
+    let mut reader = csv::Reader::from_path(&csv_path).unwrap();
+    let rows: Vec<(String, String)> = reader
+        .records()
+        .map(|r| {
+            let r = r.unwrap();
+            (r[1].to_string(), r[2].to_string())
+        })
+        .collect();
+    let row = |name: &str, pass: &str| (name.to_string(), pass.to_string());
+    let expected = [
+        row("relu", "step"),
+        row("phase1", "step"),
+        row("phase2", "step"),
+        row("matmul-floor", "step"),
+        row("relu", "infer"),
+        row("phase2", "infer"),
+        row("matmul-floor", "infer"),
+        row("prelu", "step"),
+        row("prelu", "infer"),
+        // Its network at inference is phase 2's kind: no row of its own.
+        row("softmix_freeze", "step"),
+    ];
+    assert_eq!(rows, expected);
+    std::fs::remove_dir_all(dir).unwrap();
+}
