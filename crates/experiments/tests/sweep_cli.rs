@@ -510,6 +510,23 @@ fn adaptive_methods_train_in_cohorts_and_reach_the_reports() {
         md.contains("## The methods side by side") && md.contains("| pau_neuron |"),
         "{md}"
     );
+    // At a glance: every method once, with its two seeds.
+    let glance = md.split("## At a glance").nth(1).unwrap();
+    let glance = glance.split("\n## ").next().unwrap();
+    for method in [
+        "relu",
+        "smartmixed",
+        "softmix",
+        "softmix_freeze",
+        "prelu",
+        "pau_neuron",
+    ] {
+        let rows: Vec<&str> = glance
+            .lines()
+            .filter(|l| l.starts_with(&format!("| {method} |")))
+            .collect();
+        assert!(rows.len() == 1 && rows[0].ends_with("(2) |"), "{glance}");
+    }
     let pairs = std::fs::read_to_string(together.join("pairs.csv")).unwrap();
     assert!(pairs.contains("smartmixed,softmix_freeze,2,"), "{pairs}");
     assert!(together.join("methods.csv").is_file());

@@ -156,6 +156,84 @@ fn pct(v: f64) -> String {
     format!("{:+.2}", 100.0 * v)
 }
 
+/// One method's accuracy in one column of the table at a glance.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GlanceEntry {
+    /// The method and the values of the varying settings only some methods read
+    /// (`smartmixed tau=1`).
+    pub row: String,
+    /// The architecture and the values of the varying settings every method reads
+    /// (`3 dataset=fashion-mnist`).
+    pub column: String,
+    /// Where the row sorts: [`method_order`], then the row's label.
+    pub order: ((usize, usize), String),
+    pub seeds: usize,
+    pub mean: f64,
+    pub low: f64,
+    pub high: f64,
+}
+
+/// The table at a glance: one row per method (per value of the settings only it reads), one
+/// column per architecture and data set, in the order of `entries`' first appearance; the best
+/// mean of each column in bold. Entries repeated (a baseline serves several cells) count once.
+pub fn write_glance(md: &mut String, entries: &[GlanceEntry]) -> fmt::Result {
+    let mut columns: Vec<&str> = Vec::new();
+    let mut rows: Vec<(&((usize, usize), String), &str)> = Vec::new();
+    let mut table: BTreeMap<(&str, &str), &GlanceEntry> = BTreeMap::new();
+    for e in entries {
+        if !columns.contains(&e.column.as_str()) {
+            columns.push(&e.column);
+        }
+        if !rows.iter().any(|(_, r)| *r == e.row) {
+            rows.push((&e.order, &e.row));
+        }
+        table.entry((&e.row, &e.column)).or_insert(e);
+    }
+    rows.sort();
+    let best: Vec<f64> = columns
+        .iter()
+        .map(|c| {
+            table
+                .iter()
+                .filter(|((_, col), _)| col == c)
+                .map(|(_, e)| e.mean)
+                .fold(f64::NEG_INFINITY, f64::max)
+        })
+        .collect();
+    writeln!(md, "## At a glance\n")?;
+    writeln!(
+        md,
+        "Test accuracy %, mean over seeds [95 % interval] (seeds); per column the best mean in \
+         bold. Differences are in the paired tables below, not here: intervals of two methods \
+         that overlap can still differ clearly seed by seed.\n"
+    )?;
+    let heads: String = columns.iter().map(|c| format!(" {c} |")).collect();
+    writeln!(md, "| method |{heads}")?;
+    writeln!(md, "|---|{}", "---|".repeat(columns.len()))?;
+    for (_, row) in rows {
+        let mut line = format!("| {row} |");
+        for (column, best) in columns.iter().zip(&best) {
+            let cell = table.get(&(row, *column)).map_or("-".to_string(), |e| {
+                let mean = format!("{:.2}", 100.0 * e.mean);
+                let mean = if e.mean == *best {
+                    format!("**{mean}**")
+                } else {
+                    mean
+                };
+                format!(
+                    "{mean} [{:.2}, {:.2}] ({})",
+                    100.0 * e.low,
+                    100.0 * e.high,
+                    e.seeds
+                )
+            });
+            line.push_str(&format!(" {cell} |"));
+        }
+        writeln!(md, "{line}")?;
+    }
+    writeln!(md)
+}
+
 /// The report's section on the adaptive methods: the cost table, then the pairs.
 pub fn write_section(
     md: &mut String,
@@ -332,6 +410,41 @@ mod tests {
         assert_eq!(
             (sm.params_training, sm.params_inference, sm.plain_mlp),
             (48, 0, true)
+        );
+    }
+
+    /// Rows in method order, columns in order of appearance, a repeated entry once, the best
+    /// mean per column in bold, and a dash where a method has no runs.
+    #[test]
+    fn the_glance_table_pivots_cells_into_methods_by_column() {
+        let entry = |row: &str, method: &str, column: &str, mean: f64| GlanceEntry {
+            row: row.into(),
+            column: column.into(),
+            order: (method_order(method), row.into()),
+            seeds: 3,
+            mean,
+            low: mean - 0.001,
+            high: mean + 0.001,
+        };
+        let entries = [
+            entry("smartmixed tau=1", "smartmixed", "arch 3", 0.9811),
+            entry("relu", "relu", "arch 3", 0.9790),
+            entry("smartmixed tau=0.3", "smartmixed", "arch 3", 0.9795),
+            entry("relu", "relu", "arch 3", 0.9790),
+            entry("relu", "relu", "arch 12", 0.9750),
+        ];
+        let mut md = String::new();
+        write_glance(&mut md, &entries).unwrap();
+        let table: Vec<&str> = md.lines().filter(|l| l.starts_with('|')).collect();
+        assert_eq!(
+            table,
+            [
+                "| method | arch 3 | arch 12 |",
+                "|---|---|---|",
+                "| relu | 97.90 [97.80, 98.00] (3) | **97.50** [97.40, 97.60] (3) |",
+                "| smartmixed tau=0.3 | 97.95 [97.85, 98.05] (3) | - |",
+                "| smartmixed tau=1 | **98.11** [98.01, 98.21] (3) | - |",
+            ]
         );
     }
 }

@@ -735,6 +735,9 @@ pub fn render_markdown(c: &Comparison, sources: &[PathBuf]) -> String {
 /// The report's sections, in order.
 fn write_report(md: &mut String, c: &Comparison, sources: &[PathBuf]) -> fmt::Result {
     write_introduction(md, c, sources)?;
+    if c.compares_adaptive_methods() {
+        adaptive::write_glance(md, &glance_entries(&c.cells))?;
+    }
     write_per_cell(md, c)?;
     write_vs_best_baseline(md, c)?;
     write_paired_by_seed(md, c)?;
@@ -765,6 +768,37 @@ fn write_report(md: &mut String, c: &Comparison, sources: &[PathBuf]) -> fmt::Re
         write_share_table(md, method, shares)?;
     }
     Ok(())
+}
+
+/// The cells as the table at a glance arranges them: a setting only some methods read goes
+/// with the method (its row), the architecture and every other setting make the column.
+fn glance_entries(cells: &[Cell]) -> Vec<adaptive::GlanceEntry> {
+    cells
+        .iter()
+        .map(|x| {
+            let (own, shared): (Vec<_>, Vec<_>) = x
+                .settings
+                .iter()
+                .cloned()
+                .partition(|(name, _)| setting::selection_only(name));
+            // A cell's baseline stands in it with the cell's value of a setting it never reads.
+            let reads = |name: &str| Method::from_name(&x.method).is_none_or(|m| m.reads(name));
+            let own: Vec<_> = own
+                .into_iter()
+                .filter(|(name, v)| v != ANY && reads(name))
+                .collect();
+            let row = settings_label(&x.method, &own);
+            adaptive::GlanceEntry {
+                order: (adaptive::method_order(&x.method), row.clone()),
+                row,
+                column: format!("arch {}", settings_label(&x.arch, &shared)),
+                seeds: x.seeds,
+                mean: x.mean_test_acc,
+                low: x.ci_low,
+                high: x.ci_high,
+            }
+        })
+        .collect()
 }
 
 /// The title, the sources, what the numbers are, what a cell is and how many seeds cells hold.
@@ -1527,6 +1561,22 @@ mod tests {
         let md = render_markdown(&c, &[PathBuf::from("x")]);
         assert!(md.contains("architecture x lr x tau"), "{md}");
         assert!(md.contains("| arch | widths | lr | tau | method |"), "{md}");
+        // At a glance, tau goes with SmartMixed (the baseline never reads it), lr with the column.
+        let glance: Vec<(String, String)> = glance_entries(&c.cells)
+            .into_iter()
+            .map(|e| (e.row, e.column))
+            .collect();
+        let pair = |row: &str, column: &str| (row.to_string(), column.to_string());
+        assert_eq!(
+            glance,
+            [
+                pair("relu", "arch 1 lr=0.001"),
+                pair("smartmixed tau=0.1", "arch 1 lr=0.001"),
+                pair("relu", "arch 1 lr=0.001"),
+                pair("smartmixed tau=1", "arch 1 lr=0.001"),
+                pair("relu", "arch 1 lr=0.01"),
+            ]
+        );
     }
 
     /// The intervals of a report made before cells and paired statistics existed (commit
