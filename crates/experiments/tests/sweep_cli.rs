@@ -143,7 +143,9 @@ fn sweep_records_resumes_shards_and_compares() {
     sweep(&config, &sharded, &["--shard", "2/2"]);
     assert_eq!(metrics(&rows(&sharded)), metrics(&all));
 
-    // compare writes its report next to the results and prints it.
+    // compare writes its report next to the results and prints it; a file of an earlier
+    // report that this one does not make (no second adaptive method: no pairs) goes.
+    std::fs::write(whole.join("pairs.csv"), "stale").unwrap();
     let output = smartmixed(&["compare", whole.to_str().unwrap()]);
     assert!(
         output.status.success(),
@@ -158,6 +160,7 @@ fn sweep_records_resumes_shards_and_compares() {
     let mut reader = csv::Reader::from_path(whole.join("comparison.csv")).unwrap();
     assert_eq!(reader.records().count(), 4, "2 architectures x 2 methods");
     assert!(whole.join("comparison.md").is_file());
+    assert!(!whole.join("pairs.csv").exists());
     std::fs::remove_dir_all(base).unwrap();
 }
 

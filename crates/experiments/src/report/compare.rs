@@ -1169,19 +1169,31 @@ pub fn run(dirs: &[PathBuf], bootstrap_seed: u64) -> Result<()> {
         &out.join("comparison.csv"),
         &writer.into_inner().context("encoding comparison.csv")?,
     )?;
+    // Each file beside comparison.csv is this report's or none: one that an earlier report
+    // wrote and this one does not is removed rather than left to contradict it.
+    let (mut pairs, mut costs, mut freezes, mut pairs_by_setting) = (None, None, None, None);
     if comparison.compares_adaptive_methods() {
-        let (pairs, costs) = adaptive::csv_files(&comparison.costs, &comparison.pairs)?;
-        write_atomic(&out.join("pairs.csv"), &pairs)?;
-        write_atomic(&out.join("methods.csv"), &costs)?;
+        let (p, c) = adaptive::csv_files(&comparison.costs, &comparison.pairs)?;
+        (pairs, costs) = (Some(p), Some(c));
         if !comparison.freezes.is_empty() {
-            write_atomic(
-                &out.join("freeze.csv"),
-                &freeze::csv_file(&comparison.freezes)?,
-            )?;
+            freezes = Some(freeze::csv_file(&comparison.freezes)?);
         }
         if !comparison.setting_pairs.is_empty() {
-            let csv = setting_pairs::csv_file(&comparison.setting_pairs)?;
-            write_atomic(&out.join("setting_pairs.csv"), &csv)?;
+            pairs_by_setting = Some(setting_pairs::csv_file(&comparison.setting_pairs)?);
+        }
+    }
+    for (name, bytes) in [
+        ("pairs.csv", pairs),
+        ("methods.csv", costs),
+        ("freeze.csv", freezes),
+        ("setting_pairs.csv", pairs_by_setting),
+    ] {
+        let path = out.join(name);
+        match bytes {
+            Some(bytes) => write_atomic(&path, &bytes)?,
+            None if path.exists() => std::fs::remove_file(&path)
+                .with_context(|| format!("removing the stale {}", path.display()))?,
+            None => {}
         }
     }
     crate::print_stdout(&md)?;
