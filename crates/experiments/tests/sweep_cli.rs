@@ -553,7 +553,44 @@ fn adaptive_methods_train_in_cohorts_and_reach_the_reports() {
     for method in ["pau", "pau_neuron", "prelu", "swish_beta", "softmix"] {
         let figure = together.join(format!("figures/learned_{method}_mnist_widths_16-8.svg"));
         assert!(figure.is_file(), "{}", figure.display());
+        // The numbers behind it: a line per hidden layer (PAU adds its start), or for the
+        // soft mixture one per function over the layers.
+        let data = std::fs::read_to_string(figure.with_extension("csv")).unwrap();
+        let second = if method == "softmix" {
+            "\nelu,2,"
+        } else {
+            "\nlayer 2,"
+        };
+        assert!(
+            data.starts_with("line,x,y\n") && data.contains(second),
+            "{data}"
+        );
     }
+    // Per layer, the quartiles of PReLU's slopes and Swish's betas, from the summaries.
+    let learned_parameters = || {
+        let path = together.join("figures/learned_parameters.csv");
+        let mut reader = csv::Reader::from_path(path).unwrap();
+        reader
+            .records()
+            .map(|r| {
+                let r = r.unwrap();
+                let (q1, median, q3): (f64, f64, f64) = (
+                    r[5].parse().unwrap(),
+                    r[6].parse().unwrap(),
+                    r[7].parse().unwrap(),
+                );
+                assert!(q1 <= median && median <= q3, "{r:?}");
+                format!("{} {} {} {} {}", &r[0], &r[1], &r[2], &r[3], &r[4])
+            })
+            .collect::<Vec<_>>()
+    };
+    let expected = [
+        "mnist widths 16-8 prelu 1 slopes 2",
+        "mnist widths 16-8 prelu 2 slopes 2",
+        "mnist widths 16-8 swish_beta 1 betas 2",
+        "mnist widths 16-8 swish_beta 2 betas 2",
+    ];
+    assert_eq!(learned_parameters(), expected);
     // Without the checkpoints (results/ does not commit them) plot still draws the rest and
     // says which figures it left out.
     std::fs::remove_dir_all(together.join("figures")).unwrap();
@@ -573,5 +610,6 @@ fn adaptive_methods_train_in_cohorts_and_reach_the_reports() {
     assert!(!together
         .join("figures/learned_prelu_mnist_widths_16-8.svg")
         .exists());
+    assert_eq!(learned_parameters(), expected);
     std::fs::remove_dir_all(&base).unwrap();
 }

@@ -54,9 +54,12 @@ pub fn figures(out: &Path, dirs: &[PathBuf]) -> Result<Vec<PathBuf>> {
             }
         }
     }
-    let mut written = Vec::new();
+    let (mut written, mut quartiles) = (Vec::new(), Vec::new());
     for ((cell, name), mut dirs) in runs {
         let method = Method::from_name(name).expect("a name from Method::name");
+        if let Some(parameter) = per_neuron_parameter(method) {
+            quartiles.extend(summary_quartiles(&cell, method, parameter, &dirs)?);
+        }
         // The parameters themselves come from the checkpoints, which results/ does not commit:
         // draw the runs that have one, and say so when none has.
         if method != Method::Softmix {
@@ -93,8 +96,115 @@ pub fn figures(out: &Path, dirs: &[PathBuf]) -> Result<Vec<PathBuf>> {
         let draw_svg = |area: &DrawingArea<SVGBackend, Shift>| draw(area, &figure);
         let draw_png = |area: &DrawingArea<BitMapBackend, Shift>| draw(area, &figure);
         written.extend(save(out, &name, (900, 600), &draw_svg, &draw_png)?);
+        written.push(write_lines(out, &name, &figure)?);
+    }
+    if !quartiles.is_empty() {
+        let path = out.join("learned_parameters.csv");
+        let mut w =
+            csv::Writer::from_path(&path).with_context(|| format!("writing {}", path.display()))?;
+        for q in &quartiles {
+            w.serialize(q)?;
+        }
+        w.flush()
+            .with_context(|| format!("writing {}", path.display()))?;
+        written.push(path);
     }
     Ok(written)
+}
+
+/// One layer's parameter in a cell (`learned_parameters.csv`): the median over the runs of
+/// each run's quartiles over the layer's neurons (from the summaries, which results/ commits).
+#[derive(serde::Serialize)]
+struct LayerQuartiles {
+    cell: String,
+    method: &'static str,
+    layer: usize,
+    parameter: &'static str,
+    runs: usize,
+    q1: f64,
+    median: f64,
+    q3: f64,
+}
+
+/// The per-neuron parameter whose quartiles a run's summary keeps per layer.
+fn per_neuron_parameter(method: Method) -> Option<&'static str> {
+    match method {
+        Method::Prelu => Some("slopes"),
+        Method::SwishBeta => Some("betas"),
+        _ => None,
+    }
+}
+
+fn summary_quartiles(
+    cell: &str,
+    method: Method,
+    parameter: &'static str,
+    runs: &[PathBuf],
+) -> Result<Vec<LayerQuartiles>> {
+    // [layer][statistic] -> one value per run.
+    let mut by_layer: Vec<[Vec<f64>; 3]> = Vec::new();
+    for run in runs {
+        let path = run.join("summary.json");
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        let summary: serde_json::Value =
+            serde_json::from_str(&text).with_context(|| format!("{}: not JSON", path.display()))?;
+        let layers = summary["learned"].as_array().cloned().unwrap_or_default();
+        for (l, layer) in layers.iter().enumerate() {
+            by_layer.resize(by_layer.len().max(l + 1), Default::default());
+            for (k, statistic) in ["q1", "median", "q3"].into_iter().enumerate() {
+                let value = layer[parameter][statistic].as_f64().ok_or_else(|| {
+                    anyhow!(
+                        "{}: layer {} has no {parameter}.{statistic}",
+                        path.display(),
+                        l + 1
+                    )
+                })?;
+                by_layer[l][k].push(value);
+            }
+        }
+    }
+    Ok(by_layer
+        .into_iter()
+        .enumerate()
+        .map(|(l, [q1, median, q3])| LayerQuartiles {
+            cell: cell.to_string(),
+            method: method.name(),
+            layer: l + 1,
+            parameter,
+            runs: median.len(),
+            q1: median_of(q1),
+            median: median_of(median),
+            q3: median_of(q3),
+        })
+        .collect())
+}
+
+/// The median (the mean of the middle two for an even count).
+fn median_of(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    match n {
+        0 => f64::NAN,
+        _ if n % 2 == 1 => values[n / 2],
+        _ => (values[n / 2 - 1] + values[n / 2]) / 2.0,
+    }
+}
+
+/// The figure's lines as `name.csv` (line, x, y): the numbers behind the picture.
+fn write_lines(out: &Path, name: &str, figure: &Figure) -> Result<PathBuf> {
+    let path = out.join(format!("{name}.csv"));
+    let mut w =
+        csv::Writer::from_path(&path).with_context(|| format!("writing {}", path.display()))?;
+    w.write_record(["line", "x", "y"])?;
+    for line in &figure.lines {
+        for (x, y) in &line.points {
+            w.write_record([line.label.clone(), x.to_string(), y.to_string()])?;
+        }
+    }
+    w.flush()
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(path)
 }
 
 fn draws(method: Method) -> bool {
