@@ -443,7 +443,8 @@ fn print_ops_table(rows: &[BenchRow], (r, c): (usize, usize), repeats: usize, de
     );
 }
 
-/// `smartmixed bench train`: one optimizer step at batch 128 on MNIST-shaped random data. The
+/// `smartmixed bench train`: one optimizer step at batch 128 on MNIST-shaped random data, and
+/// the forward pass of the network each method leaves (pass `infer`). The
 /// SmartMixed models select from `pool`; their rows are `phase1` / `phase2` for the paper's
 /// pool, else `phase1 pool=...` / `phase2 pool=...`.
 pub fn bench_train(
@@ -468,7 +469,6 @@ pub fn bench_train(
     // What each network costs once trained: the forward pass of what a run leaves, as
     // evaluation runs it. SmartMixed and the frozen soft mixture leave phase 2's kind of network
     // (the `phase2` row: its functions drawn evenly over the neurons, not a trained mix).
-    let (relu, phase2) = (&relu, &phase2);
     cases.push(Case::without_bytes("relu", "infer", move || relu.infer()));
     cases.push(Case::without_bytes(phase2_name, "infer", move || {
         phase2.infer()

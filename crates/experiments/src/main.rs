@@ -91,7 +91,8 @@ enum BenchCommand {
         #[arg(long)]
         csv: Option<PathBuf>,
     },
-    /// One training step (forward, backward, clipping, Adam) at batch 128 on MNIST-shaped data.
+    /// One training step (forward, backward, clipping, Adam) at batch 128 on MNIST-shaped data,
+    /// and the forward pass of the network each method leaves (rows of pass `infer`).
     #[command(after_help = "More: docs/benchmarks.md.")]
     Train {
         /// Architecture id.

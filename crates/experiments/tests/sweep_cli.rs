@@ -522,6 +522,8 @@ fn adaptive_methods_train_in_cohorts_and_reach_the_reports() {
         "softmix",
         "softmix_freeze",
         "prelu",
+        "swish_beta",
+        "pau",
         "pau_neuron",
     ] {
         let rows: Vec<&str> = glance

@@ -163,10 +163,11 @@ pub struct GlanceEntry {
     /// (`smartmixed tau=1`).
     pub row: String,
     /// The architecture and the values of the varying settings every method reads
-    /// (`3 dataset=fashion-mnist`).
+    /// (`arch 3 dataset=fashion-mnist`).
     pub column: String,
-    /// Where the row sorts: [`method_order`], then the row's label.
-    pub order: ((usize, usize), String),
+    /// Where the row sorts: by [`method_order`]; within a method in the order the entries come
+    /// (compare's cells are in order of their settings' values, numbers as numbers).
+    pub method_order: (usize, usize),
     pub seeds: usize,
     pub mean: f64,
     pub low: f64,
@@ -178,18 +179,18 @@ pub struct GlanceEntry {
 /// mean of each column in bold. Entries repeated (a baseline serves several cells) count once.
 pub fn write_glance(md: &mut String, entries: &[GlanceEntry]) -> fmt::Result {
     let mut columns: Vec<&str> = Vec::new();
-    let mut rows: Vec<(&((usize, usize), String), &str)> = Vec::new();
+    let mut rows: Vec<((usize, usize), &str)> = Vec::new();
     let mut table: BTreeMap<(&str, &str), &GlanceEntry> = BTreeMap::new();
     for e in entries {
         if !columns.contains(&e.column.as_str()) {
             columns.push(&e.column);
         }
         if !rows.iter().any(|(_, r)| *r == e.row) {
-            rows.push((&e.order, &e.row));
+            rows.push((e.method_order, &e.row));
         }
         table.entry((&e.row, &e.column)).or_insert(e);
     }
-    rows.sort();
+    rows.sort_by_key(|(order, _)| *order);
     let best: Vec<f64> = columns
         .iter()
         .map(|c| {
@@ -213,7 +214,8 @@ pub fn write_glance(md: &mut String, entries: &[GlanceEntry]) -> fmt::Result {
     for (_, row) in rows {
         let mut line = format!("| {row} |");
         for (column, best) in columns.iter().zip(&best) {
-            let cell = table.get(&(row, *column)).map_or("-".to_string(), |e| {
+            let entry = table.get(&(row, *column)).filter(|e| e.seeds > 0);
+            let cell = entry.map_or("-".to_string(), |e| {
                 let mean = format!("{:.2}", 100.0 * e.mean);
                 let mean = if e.mean == *best {
                     format!("**{mean}**")
@@ -420,18 +422,23 @@ mod tests {
         let entry = |row: &str, method: &str, column: &str, mean: f64| GlanceEntry {
             row: row.into(),
             column: column.into(),
-            order: (method_order(method), row.into()),
+            method_order: method_order(method),
             seeds: 3,
             mean,
             low: mean - 0.001,
             high: mean + 0.001,
         };
+        // Within a method the entries' order stands (numbers as compare sorts them: 3 before 10).
         let entries = [
-            entry("smartmixed tau=1", "smartmixed", "arch 3", 0.9811),
+            entry("smartmixed tau=3", "smartmixed", "arch 3", 0.9795),
             entry("relu", "relu", "arch 3", 0.9790),
-            entry("smartmixed tau=0.3", "smartmixed", "arch 3", 0.9795),
+            entry("smartmixed tau=10", "smartmixed", "arch 3", 0.9811),
             entry("relu", "relu", "arch 3", 0.9790),
             entry("relu", "relu", "arch 12", 0.9750),
+            GlanceEntry {
+                seeds: 0,
+                ..entry("pau", "pau", "arch 12", f64::NAN)
+            },
         ];
         let mut md = String::new();
         write_glance(&mut md, &entries).unwrap();
@@ -442,8 +449,9 @@ mod tests {
                 "| method | arch 3 | arch 12 |",
                 "|---|---|---|",
                 "| relu | 97.90 [97.80, 98.00] (3) | **97.50** [97.40, 97.60] (3) |",
-                "| smartmixed tau=0.3 | 97.95 [97.85, 98.05] (3) | - |",
-                "| smartmixed tau=1 | **98.11** [98.01, 98.21] (3) | - |",
+                "| smartmixed tau=3 | 97.95 [97.85, 98.05] (3) | - |",
+                "| smartmixed tau=10 | **98.11** [98.01, 98.21] (3) | - |",
+                "| pau | - | - |",
             ]
         );
     }

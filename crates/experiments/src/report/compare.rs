@@ -781,17 +781,23 @@ fn glance_entries(cells: &[Cell]) -> Vec<adaptive::GlanceEntry> {
                 .iter()
                 .cloned()
                 .partition(|(name, _)| setting::selection_only(name));
-            // A cell's baseline stands in it with the cell's value of a setting it never reads.
-            let reads = |name: &str| Method::from_name(&x.method).is_none_or(|m| m.reads(name));
+            // A cell's baseline stands in it with the cell's value of a setting it never reads
+            // (its runs' not_applicable, as the cells were made).
+            let reads = |name: &str| !x.not_applicable.split_whitespace().any(|n| n == name);
             let own: Vec<_> = own
                 .into_iter()
                 .filter(|(name, v)| v != ANY && reads(name))
                 .collect();
             let row = settings_label(&x.method, &own);
+            // Explicit widths label themselves ("widths 16-8"); an id gets "arch".
+            let arch = match x.arch.starts_with("widths") {
+                true => x.arch.clone(),
+                false => format!("arch {}", x.arch),
+            };
             adaptive::GlanceEntry {
-                order: (adaptive::method_order(&x.method), row.clone()),
+                method_order: adaptive::method_order(&x.method),
                 row,
-                column: format!("arch {}", settings_label(&x.arch, &shared)),
+                column: settings_label(&arch, &shared),
                 seeds: x.seeds,
                 mean: x.mean_test_acc,
                 low: x.ci_low,

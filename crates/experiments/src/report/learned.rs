@@ -39,15 +39,18 @@ fn layer_color(l: usize) -> RGBColor {
     RGBColor(c.0, c.1, c.2)
 }
 
-/// Draws the figures of every adaptive method with parameters of its own into `out`.
+/// Draws the figures of every adaptive method with parameters of its own into `out`, one per
+/// method, data set and architecture (runs that differ in other settings are drawn together).
 pub fn figures(out: &Path, dirs: &[PathBuf]) -> Result<Vec<PathBuf>> {
     let mut runs: BTreeMap<(String, &str), Vec<PathBuf>> = BTreeMap::new();
+    // A run held in two of the directories counts once (its key names its settings).
+    let mut seen = std::collections::BTreeSet::new();
     for dir in dirs {
         for row in ResultsStore::open(dir)?.results()? {
             let Some(method) = Method::from_name(&row.method) else {
                 continue;
             };
-            if row.status == "ok" && draws(method) {
+            if row.status == "ok" && draws(method) && seen.insert(row.key.clone()) {
                 let cell = format!("{} {}", row.dataset, arch_label(row.arch, &row.widths));
                 let run = dir.join("runs").join(&row.key);
                 runs.entry((cell, method.name())).or_default().push(run);
@@ -98,8 +101,12 @@ pub fn figures(out: &Path, dirs: &[PathBuf]) -> Result<Vec<PathBuf>> {
         written.extend(save(out, &name, (900, 600), &draw_svg, &draw_png)?);
         written.push(write_lines(out, &name, &figure)?);
     }
+    let path = out.join("learned_parameters.csv");
+    if quartiles.is_empty() && path.exists() {
+        // Not this plot's: one from earlier results would contradict these.
+        std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
+    }
     if !quartiles.is_empty() {
-        let path = out.join("learned_parameters.csv");
         let mut w =
             csv::Writer::from_path(&path).with_context(|| format!("writing {}", path.display()))?;
         for q in &quartiles {
@@ -112,8 +119,9 @@ pub fn figures(out: &Path, dirs: &[PathBuf]) -> Result<Vec<PathBuf>> {
     Ok(written)
 }
 
-/// One layer's parameter in a cell (`learned_parameters.csv`): the median over the runs of
-/// each run's quartiles over the layer's neurons (from the summaries, which results/ commits).
+/// One layer's parameter for a method, data set and architecture (`learned_parameters.csv`):
+/// the median over the runs of each run's quartiles over the layer's neurons (from the
+/// summaries, which results/ commits).
 #[derive(serde::Serialize)]
 struct LayerQuartiles {
     cell: String,
