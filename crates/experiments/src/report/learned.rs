@@ -152,12 +152,7 @@ fn summary_quartiles(
     // [layer][statistic] -> one value per run.
     let mut by_layer: Vec<[Vec<f64>; 3]> = Vec::new();
     for run in runs {
-        let path = run.join("summary.json");
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("reading {}", path.display()))?;
-        let summary: serde_json::Value =
-            serde_json::from_str(&text).with_context(|| format!("{}: not JSON", path.display()))?;
-        let layers = summary["learned"].as_array().cloned().unwrap_or_default();
+        let (path, layers) = learned_layers(run)?;
         for (l, layer) in layers.iter().enumerate() {
             by_layer.resize(by_layer.len().max(l + 1), Default::default());
             for (k, statistic) in ["q1", "median", "q3"].into_iter().enumerate() {
@@ -322,15 +317,23 @@ fn histograms(runs: &[PathBuf], name: &str, what: &'static str) -> Result<Figure
     })
 }
 
+/// A run's summary.json path and its `learned` entries, one per hidden layer (none for a run
+/// without them).
+fn learned_layers(run: &Path) -> Result<(PathBuf, Vec<serde_json::Value>)> {
+    let path = run.join("summary.json");
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let summary: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("{}: not JSON", path.display()))?;
+    let layers = summary["learned"].as_array().cloned().unwrap_or_default();
+    Ok((path, layers))
+}
+
 /// Per function, its mean weight in each layer, averaged over runs.
 fn mixture_weights(runs: &[PathBuf]) -> Result<Figure> {
     let mut sums: BTreeMap<String, BTreeMap<usize, Vec<f64>>> = BTreeMap::new();
     for run in runs {
-        let path = run.join("summary.json");
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("reading {}", path.display()))?;
-        let summary: serde_json::Value = serde_json::from_str(&text)?;
-        let layers = summary["learned"].as_array().cloned().unwrap_or_default();
+        let (path, layers) = learned_layers(run)?;
         for (l, layer) in layers.iter().enumerate() {
             for (function, w) in layer["mean_weights"].as_object().into_iter().flatten() {
                 let w = w

@@ -78,14 +78,18 @@ fn accuracy_vs_depth<DB: DrawingBackend>(
 
 /// The values of [`PANEL_SETTINGS`] in the cells, in their order: one depth panel each.
 fn depth_panels(cells: &[&Cell]) -> Vec<Vec<(String, String)>> {
-    let mut panels = Vec::new();
-    for x in cells {
-        let key = panel_settings(x);
-        if !panels.contains(&key) {
-            panels.push(key);
+    first_appearances(cells.iter().map(|x| panel_settings(x)))
+}
+
+/// The distinct items, in the order they first appear (panels follow the cells' order).
+fn first_appearances<T: PartialEq>(items: impl Iterator<Item = T>) -> Vec<T> {
+    let mut distinct = Vec::new();
+    for item in items {
+        if !distinct.contains(&item) {
+            distinct.push(item);
         }
     }
-    panels
+    distinct
 }
 
 fn panel_settings(cell: &Cell) -> Vec<(String, String)> {
@@ -406,14 +410,7 @@ fn panel_key(cell: &Cell, setting: &str) -> PanelKey {
 
 /// The panels of `accuracy_vs_<setting>`, in the cells' order.
 fn setting_panels(c: &Comparison, setting: &str) -> Vec<PanelKey> {
-    let mut panels: Vec<PanelKey> = Vec::new();
-    for x in &c.cells {
-        let key = panel_key(x, setting);
-        if !panels.contains(&key) {
-            panels.push(key);
-        }
-    }
-    panels
+    first_appearances(c.cells.iter().map(|x| panel_key(x, setting)))
 }
 
 /// The values a setting takes in the cells, in [`SettingValue`] order (`any` left out).

@@ -32,3 +32,14 @@ pub fn run(args: &[&str]) -> Output {
         .output()
         .expect("the smartmixed binary runs")
 }
+
+/// Runs the binary, asserts that it succeeded (showing its stderr if not) and returns stdout.
+pub fn run_ok(args: &[&str]) -> String {
+    let output = run(args);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
