@@ -17,6 +17,15 @@ pub mod progress;
 pub mod report;
 pub mod run;
 
+/// This crate's directory, from cargo at run time: a test binary that cargo reuses from another
+/// checkout sharing the target directory would otherwise read that checkout's files.
+#[cfg(test)]
+pub(crate) fn crate_dir() -> std::path::PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+}
+
 /// The git commit of the working directory, with `-dirty` when tracked files outside `results/`
 /// have changes (results are what the tools write, not what they run: a second `make bench`
 /// appending to `results/bench/cpu.csv` is still clean code); `None` outside a git checkout.

@@ -5,6 +5,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
+mod common;
+
 /// Every .rs file under `dir`.
 fn sources(dir: &Path, out: &mut Vec<PathBuf>) {
     for entry in std::fs::read_dir(dir).unwrap() {
@@ -111,7 +113,7 @@ fn circle_through(from: &str, edges: &BTreeMap<String, BTreeSet<String>>) -> Opt
 
 #[test]
 fn no_module_imports_one_that_imports_it_back() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let root = common::crate_dir().join("src");
     let edges = imports(&root);
     assert!(
         edges.contains_key("run::stack"),

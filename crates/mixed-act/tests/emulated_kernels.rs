@@ -48,9 +48,17 @@ enum Backend {
     Metal,
 }
 
+/// This crate's directory, from cargo at run time: a test binary that cargo reuses from another
+/// checkout sharing the target directory would otherwise read that checkout's files.
+fn crate_dir() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+}
+
 /// Compiles the harness for `backend` once per test process.
 fn harness(backend: Backend) -> PathBuf {
-    let here = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/emulation");
+    let here = crate_dir().join("tests/emulation");
     let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("harness-{backend:?}"));
     let compiler = std::env::var("CXX").unwrap_or_else(|_| "c++".into());
     let define = match backend {
@@ -479,7 +487,7 @@ fn broken_harness(name: &str, edits: &[(&str, &str)]) -> PathBuf {
     }
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
     std::fs::create_dir_all(dir.join("src/kernels")).unwrap();
-    let emulation = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/emulation");
+    let emulation = crate_dir().join("tests/emulation");
     // The harness includes ../../src/kernels/mixed_act.cu relative to itself.
     let tests = dir.join("tests/emulation");
     std::fs::create_dir_all(&tests).unwrap();

@@ -306,7 +306,7 @@ mod tests {
     /// Rewriting a committed layer_shares.csv (the paper's pool) gives its bytes back.
     #[test]
     fn committed_share_files_round_trip_byte_for_byte() {
-        let results = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../results");
+        let results = crate::crate_dir().join("../../results");
         let tmp = std::env::temp_dir().join(format!("smartmixed-shares-{}", std::process::id()));
         std::fs::create_dir_all(&tmp).unwrap();
         for sweep in ["quick", "standard", "ablation"] {

@@ -1602,7 +1602,7 @@ mod tests {
     /// same: the bootstrap stream is consumed in the same order, the paired one apart.
     #[test]
     fn earlier_reports_keep_their_intervals() {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../results/quick");
+        let dir = crate::crate_dir().join("../../results/quick");
         let store = ResultsStore::open(&dir).unwrap();
         let c = compare(&store.results().unwrap(), &store.shares().unwrap(), 0);
         let cell = |arch: &str, m: &str| {

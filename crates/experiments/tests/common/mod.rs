@@ -2,12 +2,20 @@
 // Each test file uses a part of this module.
 #![allow(dead_code)]
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output};
+
+/// This crate's directory, from cargo at run time: a test binary that cargo reuses from another
+/// checkout sharing the target directory would otherwise read that checkout's files.
+pub fn crate_dir() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+}
 
 /// The 2,000 + 500 real MNIST images shipped for the tests.
 pub fn mini_data() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/mnist-mini")
+    crate_dir().join("tests/data/mnist-mini")
 }
 
 /// An empty directory of this test process, named after the test.
