@@ -13,7 +13,10 @@ fn main() {
         .unwrap_or_else(|| "unknown".into());
     println!("cargo:rustc-env=SMARTMIXED_RUSTC_VERSION={version}");
 
-    let lock = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../Cargo.lock");
+    // Read at run time: a build script that cargo reuses from another checkout sharing the
+    // target directory would otherwise read that checkout's lock file (or a deleted one).
+    let crate_dir = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| ".".into());
+    let lock = std::path::Path::new(&crate_dir).join("../../Cargo.lock");
     println!("cargo:rerun-if-changed={}", lock.display());
     let candle = std::fs::read_to_string(&lock)
         .ok()
