@@ -401,18 +401,21 @@ fn general_terms_dense<A: Real>(
     }
     for (&act, w) in pool.members().iter().zip(general) {
         specialise!(act, |a| {
-            for ((sum, &x), &w) in sums.iter_mut().zip(xs).zip(w) {
-                let term = w * clamp.apply(a.value(x));
-                *sum = if w != A::zero() { *sum + term } else { *sum };
-            }
             if let Some(slopes) = slopes.as_deref_mut() {
-                for ((slope, &x), &w) in slopes.iter_mut().zip(xs).zip(w) {
-                    let term = w * clamp.derivative(a.value(x)) * a.derivative(x);
-                    *slope = if w != A::zero() {
-                        *slope + term
-                    } else {
-                        *slope
-                    };
+                // One loop for both, so each f_k(x) is evaluated once.
+                let columns = sums.iter_mut().zip(slopes.iter_mut());
+                for (((sum, slope), &x), &w) in columns.zip(xs).zip(w) {
+                    let v = a.value(x);
+                    let term = w * clamp.apply(v);
+                    let slope_term = w * clamp.derivative(v) * a.derivative(x);
+                    let live = w != A::zero();
+                    *sum = if live { *sum + term } else { *sum };
+                    *slope = if live { *slope + slope_term } else { *slope };
+                }
+            } else {
+                for ((sum, &x), &w) in sums.iter_mut().zip(xs).zip(w) {
+                    let term = w * clamp.apply(a.value(x));
+                    *sum = if w != A::zero() { *sum + term } else { *sum };
                 }
             }
         })
