@@ -1,7 +1,8 @@
 //! The manual stays true to the repository and the binary: every relative link in README.md and
 //! docs/ points at a file that exists (and, with `#anchor`, at a heading of that file), and every
 //! `smartmixed` command shown there uses only flags its subcommand accepts (checked against the
-//! binary's own `--help`).
+//! binary's own `--help`). Every interval the result pages quote (`mean [lo, hi]`) is one that a
+//! committed report prints.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -287,4 +288,99 @@ fn a_made_up_flag_is_seen() {
         anchor("## Candidate pools (`--pool`)"),
         "candidate-pools---pool"
     );
+}
+
+/// A number as the reports print it (`+0.21`, `98.19`, `-0.05`), in hundredths; `None` for
+/// anything else.
+fn hundredths(token: &str) -> Option<i64> {
+    let (int, frac) = token.split_once('.')?;
+    let digits = int.trim_start_matches(['+', '-']);
+    let plain = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !plain(digits) || !plain(frac) || int.len() - digits.len() > 1 {
+        return None;
+    }
+    let value: f64 = token.parse().ok()?;
+    Some((value * 100.0).round() as i64)
+}
+
+/// Every `mean [lo, hi]` in `text` (whitespace and line breaks between its parts allowed; the
+/// mean may be bold, in a parenthesis, or followed by `%`), in hundredths.
+fn quoted_intervals(text: &str) -> Vec<(String, [i64; 3])> {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let mut out = Vec::new();
+    for (i, word) in words.iter().enumerate() {
+        let Some(inside) = word.strip_prefix('[') else {
+            continue;
+        };
+        let Some(hi) = words.get(i + 1).and_then(|w| w.split_once(']')) else {
+            continue;
+        };
+        let before = match words[..i] {
+            [.., mean, "%"] | [.., mean] => mean,
+            [] => continue,
+        };
+        let mean = before.trim_start_matches('(').trim_matches('*');
+        let lo = inside.strip_suffix(',').unwrap_or("");
+        if let (Some(m), Some(l), Some(h)) = (hundredths(mean), hundredths(lo), hundredths(hi.0)) {
+            out.push((format!("{mean} [{lo}, {}]", hi.0), [m, l, h]));
+        }
+    }
+    out
+}
+
+/// README.md and results/README.md quote only intervals that a committed report
+/// (`results/*/comparison.md`) prints, so a number left behind by a rerun is caught. A drop
+/// quoted as a positive size (`drops by 0.31 [0.17, 0.44]`) matches its negative.
+#[test]
+fn quoted_intervals_come_from_the_reports() {
+    let mut printed = BTreeSet::new();
+    for entry in std::fs::read_dir(repo().join("results")).unwrap() {
+        let report = entry.unwrap().path().join("comparison.md");
+        if let Ok(text) = std::fs::read_to_string(&report) {
+            // Table cells: `| +0.21 | [+0.06, +0.36] |` reads as `+0.21 [+0.06, +0.36]`.
+            let cells = text.replace(" | [", " [");
+            printed.extend(quoted_intervals(&cells).into_iter().map(|(_, v)| v));
+        }
+    }
+    assert!(
+        printed.len() > 100,
+        "too few intervals in results/*/comparison.md"
+    );
+    let mut missing = Vec::new();
+    for page in ["README.md", "results/README.md"] {
+        let text = std::fs::read_to_string(repo().join(page)).unwrap();
+        let quoted = quoted_intervals(&text);
+        assert!(!quoted.is_empty(), "{page} quotes no interval");
+        for (shown, [m, l, h]) in quoted {
+            if !printed.contains(&[m, l, h]) && !printed.contains(&[-m, -h, -l]) {
+                missing.push(format!("{page}: {shown}"));
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "intervals no report prints (rerun `smartmixed compare` and copy them again):\n{}",
+        missing.join("\n")
+    );
+}
+
+#[test]
+fn intervals_are_read_as_quoted() {
+    let text = "is **98.19** [98.05,\n 98.29] (5), (-0.01 [-0.19, +0.18], 5 seeds); 98.28 % \
+                [98.25, 98.30]; seed [+0.35, +0.76]; [a](b.md) | +0.10 | [-0.08, +0.30] |";
+    let read: Vec<[i64; 3]> = quoted_intervals(&text.replace(" | [", " ["))
+        .into_iter()
+        .map(|(_, v)| v)
+        .collect();
+    assert_eq!(
+        read,
+        [
+            [9819, 9805, 9829],
+            [-1, -19, 18],
+            [9828, 9825, 9830],
+            [10, -8, 30]
+        ]
+    );
+    assert_eq!(hundredths("1.2.3"), None);
+    assert_eq!(hundredths("+-1.0"), None);
 }
