@@ -12,7 +12,7 @@ use anyhow::{Context, Result};
 use rand_chacha::ChaCha8Rng;
 
 use crate::grid::store::ResultRow;
-use crate::report::stats::{bootstrap_mean_ci, mean};
+use crate::report::stats::{bootstrap_mean_ci, mean, median};
 
 /// One run's switch, from its epochs.csv.
 #[derive(Clone, Debug, PartialEq)]
@@ -135,15 +135,6 @@ pub fn summarise(runs: &[(String, ResultRow, Switch)], rng: &mut ChaCha8Rng) -> 
             }
         })
         .collect()
-}
-
-fn median(sorted: &[f64]) -> Option<f64> {
-    let n = sorted.len();
-    match n {
-        0 => None,
-        _ if n % 2 == 1 => Some(sorted[n / 2]),
-        _ => Some((sorted[n / 2 - 1] + sorted[n / 2]) / 2.0),
-    }
 }
 
 fn pct(v: f64) -> String {

@@ -15,6 +15,7 @@ use plotters::prelude::*;
 use crate::grid::store::ResultsStore;
 use crate::report::compare::arch_label;
 use crate::report::figure::{save, FONT};
+use crate::report::stats::median;
 use crate::run::method::Method;
 
 /// One line of a figure.
@@ -183,15 +184,10 @@ fn summary_quartiles(
         .collect())
 }
 
-/// The median (the mean of the middle two for an even count).
+/// The median of unsorted values (NaN for none).
 fn median_of(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
-    let n = values.len();
-    match n {
-        0 => f64::NAN,
-        _ if n % 2 == 1 => values[n / 2],
-        _ => (values[n / 2 - 1] + values[n / 2]) / 2.0,
-    }
+    median(&values).unwrap_or(f64::NAN)
 }
 
 /// The figure's lines as `name.csv` (line, x, y): the numbers behind the picture.
