@@ -26,6 +26,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::OnceLock;
 
 use candle_core::{DType, Device, Tensor, Var};
 use mixed_act::{
@@ -56,8 +57,20 @@ fn crate_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
 }
 
-/// Compiles the harness for `backend` once per test process.
+/// The harness for `backend`, compiled once per test process: tests of one backend run in
+/// parallel, and a second compile rewriting the binary while another test runs it fails that
+/// test ("Permission denied" or "Text file busy").
 fn harness(backend: Backend) -> PathBuf {
+    static CUDA: OnceLock<PathBuf> = OnceLock::new();
+    static METAL: OnceLock<PathBuf> = OnceLock::new();
+    let compiled = match backend {
+        Backend::Cuda => &CUDA,
+        Backend::Metal => &METAL,
+    };
+    compiled.get_or_init(|| compile_harness(backend)).clone()
+}
+
+fn compile_harness(backend: Backend) -> PathBuf {
     let here = crate_dir().join("tests/emulation");
     let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("harness-{backend:?}"));
     let compiler = std::env::var("CXX").unwrap_or_else(|_| "c++".into());
