@@ -29,9 +29,23 @@ all: build
 build:
 	$(CARGO) build --release --workspace --all-targets
 
+# Matrix-product kernels: avx512 (the default: gemm's AVX-512 kernels on CPUs with avx512f, its
+# AVX2+FMA kernels elsewhere, chosen at run time) or avx2 (never the AVX-512 ones: the kernels
+# of every result set committed before 2026-12-06, for reproducing them bit for bit; see
+# docs/reproducibility.md). Both build into the same target directory, so switching rebuilds
+# candle and what depends on it.
+KERNELS ?= avx512
+ifeq ($(KERNELS),avx512)
+KERNEL_FLAGS :=
+else ifeq ($(KERNELS),avx2)
+KERNEL_FLAGS := --no-default-features
+else
+$(error KERNELS=$(KERNELS): expected avx512 or avx2)
+endif
+
 # Just the binary (what `make sweep` needs). FEATURES=cuda or FEATURES=metal for GPUs.
 bin:
-	$(CARGO) build --release -p experiments --bin smartmixed $(if $(FEATURES),--features $(FEATURES))
+	$(CARGO) build --release -p experiments --bin smartmixed $(KERNEL_FLAGS) $(if $(FEATURES),--features $(FEATURES))
 
 # The main job: the grid, then the comparison and the figures. Rerunning resumes: finished runs
 # are skipped, so a second `make sweep` only redoes the report.

@@ -48,7 +48,8 @@ for side in old new; do
       --cohort-size $size --out "$work/$side/sweep-$size" > /dev/null
   done
 done
-# What may differ: wall times, timestamps, the commit and the binary's own version line.
+# What may differ: wall times, timestamps, the commit, the binary's own version line and its
+# record of the machine's kernels.
 normalise() {
   case "$1" in
     *epochs.csv) awk -F, 'BEGIN{OFS=","} {if (NR > 1) $6 = ""; print}' "$1" ;;
@@ -69,6 +70,9 @@ d = json.load(open(sys.argv[1]))
 for k in list(d):
     if "seconds" in k or k in ("git_commit", "git_dirty", "written", "threads"):
         d[k] = None
+    # The machine's record (kernel family, SIMD sets), absent from binaries before 2026-12-06.
+    if k in ("matmul_kernels", "cpu_simd"):
+        del d[k]
 print(json.dumps(d, sort_keys=True, indent=1))
 PY
     ;;

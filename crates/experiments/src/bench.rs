@@ -19,6 +19,7 @@ use crate::run::config::{LossKind, Method, PoolSetting, Settings, TrainConfig};
 use crate::run::data::{CLASSES, IMAGE_PIXELS};
 use crate::run::hidden::Pass;
 use crate::run::optim::{Adam, AdamConfig};
+use crate::run::products;
 use crate::run::stack::{Network, Stack};
 use crate::run::step::{step, Learner};
 use crate::run::train::{initial_network, Streams};
@@ -41,17 +42,45 @@ pub struct BenchRow {
     pub gbps: f64,
     pub git: String,
     pub timestamp: String,
+    /// Floating-point operations per second at the p50 (0 where not counted): products only.
+    pub gflops: f64,
+    /// The CPU's matrix-product kernel family (`avx512`, `avx2-fma`, ...), or the GPU back end.
+    pub kernels: String,
 }
+
+/// The CSV's columns, in order (older files lack the last two: [`append_csv`] extends them).
+const COLUMNS: [&str; 16] = [
+    "bench",
+    "impl",
+    "pass",
+    "rows",
+    "cols",
+    "dtype",
+    "device",
+    "threads",
+    "p20_us",
+    "p50_us",
+    "p80_us",
+    "gbps",
+    "git",
+    "timestamp",
+    "gflops",
+    "kernels",
+];
 
 fn quantile(sorted: &[f64], q: f64) -> f64 {
     sorted[((q * (sorted.len() - 1) as f64).round() as usize).min(sorted.len() - 1)]
 }
 
-/// A timed case: a name, a pass and the bytes it must move at least once.
+/// A timed case: a name, a pass, the bytes it must move at least once and the floating-point
+/// operations it does (0: not counted), and how many calls one timing covers (its times are
+/// per call).
 struct Case<'a> {
     name: &'static str,
     pass: &'static str,
     bytes: f64,
+    flops: f64,
+    calls: usize,
     run: Box<dyn Fn() -> candle_core::Result<()> + 'a>,
 }
 
@@ -66,7 +95,25 @@ impl<'a> Case<'a> {
             name,
             pass,
             bytes: 0.0,
+            flops: 0.0,
+            calls: 1,
             run: Box::new(run),
+        }
+    }
+
+    /// Matrix products of `flops` operations per call, `calls` of them back to back per timing.
+    fn products(
+        name: &'static str,
+        pass: &'static str,
+        flops: f64,
+        calls: usize,
+        run: impl Fn() -> candle_core::Result<()> + 'a,
+    ) -> Case<'a> {
+        Case {
+            flops,
+            calls,
+            run: Box::new(move || (0..calls).try_for_each(|_| run())),
+            ..Case::without_bytes(name, pass, || Ok(()))
         }
     }
 }
@@ -87,7 +134,7 @@ fn measure(
             (case.run)().with_context(|| format!("bench case {} {}", case.name, case.pass))?;
             device.synchronize()?;
             if round >= warmup {
-                times[i].push(start.elapsed().as_secs_f64() * 1e6);
+                times[i].push(start.elapsed().as_secs_f64() * 1e6 / case.calls as f64);
             }
         }
     }
@@ -106,6 +153,10 @@ fn rows_of(
 ) -> Vec<BenchRow> {
     let git = crate::git_commit().unwrap_or_default();
     let timestamp = crate::grid::sweep::timestamp();
+    let kernels = match device_name {
+        "cpu" => crate::device::matmul_kernels().to_string(),
+        gpu => gpu.to_string(),
+    };
     cases
         .iter()
         .zip(times)
@@ -130,16 +181,23 @@ fn rows_of(
                 },
                 git: git.clone(),
                 timestamp: timestamp.clone(),
+                gflops: case.flops / (p50 * 1e-6) / 1e9,
+                kernels: kernels.clone(),
             }
         })
         .collect()
 }
 
-/// Appends rows to `path`, writing the header only when the file is new or empty.
+/// Appends rows to `path`, writing the header only when the file is new or empty. A file of
+/// the older 14 columns (before `gflops` and `kernels`) is rewritten once with the two columns
+/// added, empty in its old rows; a file with other columns is an input error.
 pub fn append_csv(path: &Path, rows: &[BenchRow]) -> Result<()> {
     let fresh = std::fs::metadata(path).map_or(true, |m| m.len() == 0);
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    if !fresh {
+        extend_old_columns(path)?;
     }
     let file = OpenOptions::new()
         .create(true)
@@ -158,6 +216,37 @@ pub fn append_csv(path: &Path, rows: &[BenchRow]) -> Result<()> {
     Ok(())
 }
 
+/// Brings an existing benchmark CSV to [`COLUMNS`] (see [`append_csv`]).
+fn extend_old_columns(path: &Path) -> Result<()> {
+    let mut reader =
+        csv::Reader::from_path(path).with_context(|| format!("reading {}", path.display()))?;
+    let header: Vec<String> = reader
+        .headers()
+        .with_context(|| format!("reading {}", path.display()))?
+        .iter()
+        .map(String::from)
+        .collect();
+    if header == COLUMNS {
+        return Ok(());
+    }
+    if header != COLUMNS[..14] {
+        crate::bail_input!(
+            "{}: not a benchmark CSV of this tool (its columns are {}; expected {})",
+            path.display(),
+            header.join(","),
+            COLUMNS.join(",")
+        );
+    }
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    writer.write_record(COLUMNS)?;
+    for record in reader.records() {
+        let record = record.with_context(|| format!("reading {}", path.display()))?;
+        writer.write_record(record.iter().chain(["", ""]))?;
+    }
+    let text = writer.into_inner().context("formatting the CSV")?;
+    crate::run::files::write_atomic(path, &text)
+}
+
 fn p50(rows: &[BenchRow], name: &str, pass: &str) -> Option<f64> {
     rows.iter()
         .find(|r| r.implementation == name && r.pass == pass)
@@ -167,15 +256,15 @@ fn p50(rows: &[BenchRow], name: &str, pass: &str) -> Option<f64> {
 fn print_table(title: &str, rows: &[BenchRow], floor: &str) {
     println!("\n{title}");
     println!(
-        "{:<20} {:<9}{:>11}{:>11}{:>11}{:>9}{:>10}",
-        "impl", "pass", "p20 us", "p50 us", "p80 us", "GB/s", "x floor"
+        "{:<20} {:<9}{:>11}{:>11}{:>11}{:>9}{:>9}{:>10}",
+        "impl", "pass", "p20 us", "p50 us", "p80 us", "GB/s", "GF/s", "x floor"
     );
     for r in rows {
         let ratio =
             p50(rows, floor, &r.pass).map_or(String::from("-"), |f| format!("{:.2}", r.p50_us / f));
         println!(
-            "{:<20} {:<9}{:>11.0}{:>11.0}{:>11.0}{:>9.1}{:>10}",
-            r.implementation, r.pass, r.p20_us, r.p50_us, r.p80_us, r.gbps, ratio
+            "{:<20} {:<9}{:>11.0}{:>11.0}{:>11.0}{:>9.1}{:>9.1}{:>10}",
+            r.implementation, r.pass, r.p20_us, r.p50_us, r.p80_us, r.gbps, r.gflops, ratio
         );
     }
 }
@@ -217,6 +306,8 @@ fn op_case<'a>(name: &'static str, backward: bool, elem_bytes: f64, f: OpFn<'a>)
             name,
             pass: "fwd_bwd",
             bytes: 5.0 * elem_bytes,
+            flops: 0.0,
+            calls: 1,
             run: Box::new(move || f()?.backward().map(drop)),
         }
     } else {
@@ -224,6 +315,8 @@ fn op_case<'a>(name: &'static str, backward: bool, elem_bytes: f64, f: OpFn<'a>)
             name,
             pass: "fwd",
             bytes: 2.0 * elem_bytes,
+            flops: 0.0,
+            calls: 1,
             run: Box::new(move || f().map(drop)),
         }
     }
@@ -408,6 +501,8 @@ pub fn bench_ops(
             name: "copy",
             pass: "fwd",
             bytes: 2.0 * elems,
+            flops: 0.0,
+            calls: 1,
             run: Box::new(move || x.copy().map(drop)),
         });
         let times = measure(&cases, 2, repeats, dev)?;
@@ -464,7 +559,9 @@ pub fn bench_train(
         Case::without_bytes("relu", "step", move || relu.step()),
         Case::without_bytes(phase1_name, "step", move || phase1.step()),
         Case::without_bytes(phase2_name, "step", move || phase2.step()),
-        Case::without_bytes("matmul-floor", "step", move || floor.run()),
+        Case::products("matmul-floor", "step", floor.step_flops(), 1, move || {
+            floor.run()
+        }),
     ];
     // What each network costs once trained: the forward pass of what a run leaves, as
     // evaluation runs it. SmartMixed and the frozen soft mixture leave phase 2's kind of network
@@ -473,9 +570,13 @@ pub fn bench_train(
     cases.push(Case::without_bytes(phase2_name, "infer", move || {
         phase2.infer()
     }));
-    cases.push(Case::without_bytes("matmul-floor", "infer", move || {
-        floor.forward()
-    }));
+    cases.push(Case::products(
+        "matmul-floor",
+        "infer",
+        floor.step_flops() / 3.0,
+        1,
+        move || floor.forward(),
+    ));
     for (method, stepper) in &others {
         cases.push(Case::without_bytes(method.name(), "step", move || {
             stepper.step()
@@ -486,6 +587,8 @@ pub fn bench_train(
             }));
         }
     }
+    // Each product of the floor alone, repeated back to back.
+    cases.extend(floor.alone_cases(4));
     let times = measure(&cases, 5, batches, device)?;
     let rows = rows_of("train", &cases, &times, (batch, widths[0]), device_name);
     print_table(
@@ -506,6 +609,7 @@ pub fn bench_train(
         r(phase2_name, "relu", "step"),
         r(phase1_name, "relu", "step")
     );
+    print_products(&rows);
     for method in methods {
         println!(
             "{} / relu {}",
@@ -526,6 +630,36 @@ pub fn bench_train(
         append_csv(path, &rows)?;
     }
     Ok(rows)
+}
+
+/// The products' speed: each alone, all of them alone added up, and inside the floor.
+fn print_products(rows: &[BenchRow]) {
+    let alone: Vec<&BenchRow> = rows.iter().filter(|r| r.pass == "alone").collect();
+    let Some(floor) = rows
+        .iter()
+        .find(|r| r.implementation == "matmul-floor" && r.pass == "step")
+    else {
+        return;
+    };
+    let kernels = &floor.kernels;
+    let each: Vec<String> = alone
+        .iter()
+        .map(|r| format!("{} {:.0}", r.implementation, r.gflops))
+        .collect();
+    println!(
+        "products alone, GF/s ({kernels} kernels): {}",
+        each.join("; ")
+    );
+    let alone_us: f64 = alone.iter().map(|r| r.p50_us).sum();
+    if alone_us > 0.0 {
+        let alone_gflops = floor.gflops * floor.p50_us / alone_us;
+        println!(
+            "matmul-floor {:.1} GF/s; its products one at a time {:.1} GF/s; floor / alone {:.0} %",
+            floor.gflops,
+            alone_gflops,
+            100.0 * floor.gflops / alone_gflops
+        );
+    }
 }
 
 /// The steps `bench train` times, as training runs them (a stack of one, `run::stack`, with
@@ -573,11 +707,15 @@ fn train_steppers(
 }
 
 /// The matrix products of a training step alone (forward, grad-input and grad-weight per
-/// layer): the floor a step's time is measured against.
+/// layer), as the step runs them ([`crate::run::products`]): the floor a step's time is
+/// measured against.
 struct MatmulFloor {
-    /// Per layer: input, weight and output gradient.
+    /// Per layer: input `[1, B, in]`, weight `[1, out, in]` and output gradient `[1, B, out]`.
     layers: Vec<(Tensor, Tensor, Tensor)>,
 }
+
+/// The three products of a layer, by the names of their bench rows.
+const PRODUCTS: [&str; 3] = ["x.W^T", "g^T.x", "g.W"];
 
 impl MatmulFloor {
     fn new(widths: &[usize], batch: usize, dev: &Device) -> Result<MatmulFloor> {
@@ -587,30 +725,78 @@ impl MatmulFloor {
         let layers = sizes
             .windows(2)
             .map(|w| {
-                let input = Tensor::rand(0f32, 1.0, (batch, w[0]), dev)?;
-                let weight = Tensor::rand(-0.1f32, 0.1, (w[1], w[0]), dev)?;
-                let grad_out = Tensor::rand(-0.1f32, 0.1, (batch, w[1]), dev)?;
+                let input = Tensor::rand(0f32, 1.0, (1, batch, w[0]), dev)?;
+                let weight = Tensor::rand(-0.1f32, 0.1, (1, w[1], w[0]), dev)?;
+                let grad_out = Tensor::rand(-0.1f32, 0.1, (1, batch, w[1]), dev)?;
                 Ok((input, weight, grad_out))
             })
             .collect::<candle_core::Result<_>>()?;
         Ok(MatmulFloor { layers })
     }
 
+    /// Layer `layer`'s product `which` (an index into [`PRODUCTS`]).
+    fn product(&self, layer: usize, which: usize) -> Result<Tensor> {
+        let (input, weight, grad_out) = &self.layers[layer];
+        match which {
+            0 => products::forward_product(input, weight),
+            1 => products::weight_gradient(input, grad_out),
+            _ => products::input_gradient(grad_out, weight),
+        }
+    }
+
+    /// Floating-point operations of one product of `layer` (all three have the same).
+    fn flops(&self, layer: usize) -> f64 {
+        let (input, weight, _) = &self.layers[layer];
+        let dims = (input.dims(), weight.dims());
+        2.0 * (dims.0[1] * dims.0[2] * dims.1[1]) as f64
+    }
+
     /// The forward pass's products alone: the floor of inference.
     fn forward(&self) -> candle_core::Result<()> {
-        for (input, weight, _) in &self.layers {
-            input.matmul(&weight.t()?)?;
+        for layer in 0..self.layers.len() {
+            self.product(layer, 0).map_err(candle_core::Error::wrap)?;
         }
         Ok(())
     }
 
     fn run(&self) -> candle_core::Result<()> {
-        for (input, weight, grad_out) in &self.layers {
-            input.matmul(&weight.t()?)?;
-            grad_out.matmul(weight)?;
-            grad_out.t()?.matmul(input)?;
+        for layer in 0..self.layers.len() {
+            for which in 0..PRODUCTS.len() {
+                self.product(layer, which)
+                    .map_err(candle_core::Error::wrap)?;
+            }
         }
         Ok(())
+    }
+
+    fn step_flops(&self) -> f64 {
+        (0..self.layers.len()).map(|l| 3.0 * self.flops(l)).sum()
+    }
+
+    /// One case per product of the floor, each repeated back to back (`calls` per timing): the
+    /// speed a product reaches alone, with its operands in cache (pass `alone`, named like
+    /// `g^T.x 784x512`: the product and the layer's in x out).
+    fn alone_cases(&self, calls: usize) -> Vec<Case<'_>> {
+        let mut cases = Vec::new();
+        for (layer, (input, weight, _)) in self.layers.iter().enumerate() {
+            for (which, label) in PRODUCTS.iter().enumerate() {
+                let name = format!("{label} {}x{}", input.dims()[2], weight.dims()[1]);
+                // Leaked once per bench run: the names live as long as the rows that carry them.
+                let name: &'static str = Box::leak(name.into_boxed_str());
+                cases.push(Case::products(
+                    name,
+                    "alone",
+                    self.flops(layer),
+                    calls,
+                    move || {
+                        self.product(layer, which)
+                            .map(drop)
+                            .map_err(candle_core::Error::wrap)
+                    },
+                ));
+            }
+        }
+        cases
     }
 }
 

@@ -18,6 +18,54 @@ pub fn features() -> Vec<&'static str> {
     f
 }
 
+/// The kernel family gemm runs this binary's CPU matrix products with, chosen as gemm 0.19
+/// chooses it at run time: AVX-512 where built in (the `avx512` feature) and the CPU has
+/// avx512f, else AVX2+FMA where the CPU has fma, else its portable kernels. Bits depend on it
+/// (docs/reproducibility.md), so every run records it.
+pub fn matmul_kernels() -> &'static str {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if cfg!(feature = "avx512") && std::arch::is_x86_feature_detected!("avx512f") {
+            return "avx512";
+        }
+        if std::arch::is_x86_feature_detected!("fma") {
+            return "avx2-fma";
+        }
+        "scalar"
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        if std::arch::is_aarch64_feature_detected!("neon") {
+            return "neon";
+        }
+        "scalar"
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    "scalar"
+}
+
+/// The CPU's vector instruction sets that decide which kernels run (gemm's and our fused ops'
+/// run-time choices), e.g. `avx2 fma avx512f avx512bw avx512dq avx512vl`.
+pub fn cpu_simd() -> String {
+    let mut found: Vec<&str> = Vec::new();
+    #[cfg(target_arch = "x86_64")]
+    {
+        macro_rules! probe {
+            ($($name:tt),*) => {
+                $(if std::arch::is_x86_feature_detected!($name) {
+                    found.push($name);
+                })*
+            };
+        }
+        probe!("avx", "avx2", "fma", "avx512f", "avx512bw", "avx512dq", "avx512vl");
+    }
+    #[cfg(target_arch = "aarch64")]
+    if std::arch::is_aarch64_feature_detected!("neon") {
+        found.push("neon");
+    }
+    found.join(" ")
+}
+
 fn built_in() -> String {
     match features().as_slice() {
         [] => "this binary was built without GPU support (build with --features cuda or --features metal)".into(),

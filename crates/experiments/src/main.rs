@@ -64,7 +64,8 @@ enum BenchCommand {
         /// Timed steps per case (after 3 warm-up steps).
         #[arg(long, default_value_t = 20)]
         batches: usize,
-        /// Rayon threads (default: RAYON_NUM_THREADS or the core count).
+        /// Threads for every op, candle's matrix products included (sets RAYON_NUM_THREADS;
+        /// default: RAYON_NUM_THREADS or the core count).
         #[arg(long)]
         threads: Option<usize>,
         /// Append one row per measurement to this CSV.
@@ -77,7 +78,8 @@ enum BenchCommand {
         /// Shapes as ROWSxCOLS, comma-separated.
         #[arg(long, default_value = "128x512,1024x1024,4096x4096")]
         shapes: String,
-        /// Rayon threads (default: RAYON_NUM_THREADS or the core count).
+        /// Threads for every op, candle's matrix products included (sets RAYON_NUM_THREADS;
+        /// default: RAYON_NUM_THREADS or the core count).
         #[arg(long)]
         threads: Option<usize>,
         /// Device: cpu (default), auto, cuda, cuda:N or metal. GPU timings synchronise the
@@ -115,7 +117,8 @@ enum BenchCommand {
         /// swish_beta, pau, pau_neuron.
         #[arg(long, value_delimiter = ',')]
         method: Vec<Method>,
-        /// Rayon threads (default: RAYON_NUM_THREADS or the core count).
+        /// Threads for every op, candle's matrix products included (sets RAYON_NUM_THREADS;
+        /// default: RAYON_NUM_THREADS or the core count).
         #[arg(long)]
         threads: Option<usize>,
         /// Append one row per measurement to this CSV.
@@ -253,6 +256,10 @@ fn run_bench(command: BenchCommand) -> Result<()> {
         if n == 0 {
             experiments::bail_input!("--threads must be at least 1");
         }
+        // candle sizes its matrix products' and element-wise ops' parallelism by
+        // RAYON_NUM_THREADS (else the core count), not by rayon's pool: without this, `--threads
+        // 1` ran every product as two parallel tasks on one thread, at half its speed.
+        std::env::set_var("RAYON_NUM_THREADS", n.to_string());
         rayon::ThreadPoolBuilder::new()
             .num_threads(n)
             .build_global()

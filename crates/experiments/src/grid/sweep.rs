@@ -432,6 +432,9 @@ struct Manifest<'a> {
     cpu_model: String,
     /// Per-core cache sizes (gemm blocks matrix products by them: other sizes, other bits).
     cpu_caches: String,
+    /// The matrix-product kernel family and the CPU's SIMD sets (other kernels, other bits).
+    matmul_kernels: &'static str,
+    cpu_simd: String,
     threads: usize,
     device: String,
     gpu_name: Option<String>,
@@ -757,6 +760,8 @@ fn write_manifest(
             features: device::features(),
             cpu_model: cpu_model(),
             cpu_caches: cpu_caches(),
+            matmul_kernels: device::matmul_kernels(),
+            cpu_simd: device::cpu_simd(),
             threads: rayon::current_num_threads(),
             gpu_name: (device_name != "cpu").then(|| device_name.clone()),
             device: device_name.clone(),

@@ -1,7 +1,9 @@
-//! Two candle ops that the explicit backward pass (`run::stack`) runs every
-//! step, with CPU fast paths that give exactly candle's bits. candle 0.11 runs both through
-//! generic per-element index arithmetic, which made each cost more than the optimizer step.
-//! Other devices, dtypes and layouts go to candle's own ops.
+//! Candle ops that every training step runs, with CPU fast paths that give exactly candle's
+//! bits: the transpose and the column sums of the explicit backward pass (`run::stack`), which
+//! candle 0.11 runs through generic per-element index arithmetic (each cost more than the
+//! optimizer step), and the squared norm of the gradient clipping, which candle computes as a
+//! squared copy of every gradient and then its sum (two extra passes over the gradients and a
+//! buffer as large). Other devices, dtypes and layouts go to candle's own ops.
 
 use anyhow::Result;
 use candle_core::{CpuStorage, Layout, Storage, Tensor};
@@ -65,8 +67,57 @@ pub fn column_sums_stack(t: &Tensor) -> Result<Tensor> {
     })
 }
 
+/// `t.sqr()?.sum_all()`: the sum of the squares of every element, a scalar tensor. On the CPU
+/// one pass without the squared copy, summed in the order of candle 0.11's `sum_all` for f32
+/// (`candle_core::cpu::vec_sum`): on x86 CPUs with AVX2, 32 running sums (four 8-lane
+/// registers) over blocks of 32, folded pairwise and then across lanes, and the remainder
+/// added one by one; elsewhere on x86, one running sum. Other targets take candle's ops.
+pub fn sum_of_squares(t: &Tensor) -> Result<Tensor> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let lanes = std::arch::is_x86_feature_detected!("avx2");
+        let sum = with_cpu_f32(t, |data| match lanes {
+            true => sum_of_squares_in_lanes(data),
+            false => data.iter().fold(0f32, |sum, &v| sum + v * v),
+        });
+        if let Some(sum) = sum {
+            return Ok(Tensor::new(sum, t.device())?);
+        }
+    }
+    Ok(t.sqr()?.sum_all()?)
+}
+
 simd_variants! {
-fn add_row(sums: &mut [f32], row: &[f32]) {
+/// candle's AVX2 `vec_sum` of `v * v` (see [`sum_of_squares`]).
+fn sum_of_squares_in_lanes(data: &[f32]) -> f32 {
+    const LANES: usize = 8;
+    const BLOCK: usize = 4 * LANES;
+    let mut sums = [[0f32; LANES]; 4];
+    let blocks = data.chunks_exact(BLOCK);
+    let rest = blocks.remainder();
+    for block in blocks {
+        for (register, values) in sums.iter_mut().zip(block.chunks_exact(LANES)) {
+            for (sum, &v) in register.iter_mut().zip(values) {
+                *sum += v * v;
+            }
+        }
+    }
+    let add = |a: [f32; LANES], b: [f32; LANES]| -> [f32; LANES] {
+        std::array::from_fn(|l| a[l] + b[l])
+    };
+    // x0 + x1, x2 + x3, then the two; then the register's halves; then two horizontal adds.
+    let folded = add(add(sums[0], sums[1]), add(sums[2], sums[3]));
+    let half: [f32; 4] = std::array::from_fn(|l| folded[l] + folded[l + 4]);
+    let mut total = (half[0] + half[1]) + (half[2] + half[3]);
+    for &v in rest {
+        total += v * v;
+    }
+    total
+}}
+
+simd_variants! {
+/// `sums[i] += row[i]`.
+pub fn add_row(sums: &mut [f32], row: &[f32]) {
     for (sum, &v) in sums.iter_mut().zip(row) {
         *sum += v;
     }
@@ -116,6 +167,35 @@ mod tests {
             assert_eq!(got.dims(), want.dims());
             assert_eq!(bits(&got), bits(&want), "{rows}x{cols}");
         }
+    }
+
+    /// The clipping norm's sum of squares gives candle's `sqr().sum_all()` bits, at lengths
+    /// around the blocks of 32, with an offset view, and for a matrix.
+    #[test]
+    fn sum_of_squares_gives_candles_bits() {
+        for len in [0, 1, 7, 31, 32, 33, 64, 95, 1000, 4097, 100_003] {
+            let t = random(1, len, len as u64 + 7).squeeze(0).unwrap();
+            let want = t.sqr().unwrap().sum_all().unwrap();
+            assert_eq!(
+                bits(&sum_of_squares(&t).unwrap()),
+                bits(&want),
+                "length {len}"
+            );
+        }
+        let m = random(300, 70, 3);
+        let row = m.get(17).unwrap();
+        for t in [&m, &row] {
+            let want = t.sqr().unwrap().sum_all().unwrap();
+            assert_eq!(
+                bits(&sum_of_squares(t).unwrap()),
+                bits(&want),
+                "{:?}",
+                t.dims()
+            );
+        }
+        let strided = m.t().unwrap();
+        let want = strided.sqr().unwrap().sum_all().unwrap();
+        assert_eq!(bits(&sum_of_squares(&strided).unwrap()), bits(&want));
     }
 
     /// Non-contiguous inputs and other dtypes take candle's own path.

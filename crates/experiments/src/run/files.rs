@@ -137,6 +137,9 @@ pub struct RunRecord<'a> {
     pub threads: usize,
     pub version: &'static str,
     pub git_commit: Option<String>,
+    /// The matrix-product kernel family and the CPU's SIMD sets: bits depend on both.
+    pub matmul_kernels: &'static str,
+    pub cpu_simd: String,
 }
 
 impl<'a> RunRecord<'a> {
@@ -152,6 +155,8 @@ impl<'a> RunRecord<'a> {
             threads: rayon::current_num_threads(),
             version: env!("CARGO_PKG_VERSION"),
             git_commit: crate::git_commit(),
+            matmul_kernels: crate::device::matmul_kernels(),
+            cpu_simd: crate::device::cpu_simd(),
         }
     }
 

@@ -16,6 +16,7 @@ pub mod files;
 pub mod hidden;
 pub mod method;
 pub mod optim;
+pub mod products;
 pub mod setting;
 pub mod stack;
 pub mod step;

@@ -15,6 +15,8 @@ use candle_core::{CpuStorage, DType, Device, InplaceOp2, Layout, Tensor, Var};
 use mixed_act::simd_variants;
 use rayon::prelude::*;
 
+use crate::run::cpu_ops;
+
 /// The factor that brings the joint L2 norm of `grads` (one model's gradients, in its
 /// variable order) to at most `max_norm`, as PyTorch's `clip_grad_norm_` computes it
 /// (max_norm / (norm + 1e-6), capped at 1), as a scalar tensor on the device (no host sync);
@@ -22,8 +24,8 @@ use rayon::prelude::*;
 pub fn clip_factor(grads: &[Tensor], max_norm: f64) -> Result<Option<Tensor>> {
     let squares = grads
         .iter()
-        .map(|g| g.sqr()?.sum_all())
-        .collect::<candle_core::Result<Vec<_>>>()?;
+        .map(cpu_ops::sum_of_squares)
+        .collect::<Result<Vec<_>>>()?;
     if squares.is_empty() {
         return Ok(None);
     }

@@ -5,9 +5,10 @@
 //!
 //! Each model keeps what it has alone: its own batch (x is `[M, B, 784]`), its own random
 //! streams, its own hidden layers and their parameters. On the CPU a model in a stack gets
-//! exactly the bits it gets alone: the batched products run the same gemm per model (tested
-//! below), the fused ops give each model its single-model bits (tested in mixed-act), and the
-//! rest (bias sums, transposes) runs per model slice.
+//! exactly the bits it gets alone: the products run the same gemm per model
+//! ([`crate::run::products`]; tested below for candle's batched matmul), the fused ops give each
+//! model its single-model bits (tested in mixed-act), and the rest (bias sums) runs per model
+//! slice.
 //!
 //! The forward pass is untracked and keeps a trace; [`Stack::backward`] runs the explicit
 //! backward pass from it (the same ops, in the same order, as candle's autograd would run:
@@ -28,6 +29,7 @@ use crate::run::cpu_ops;
 use crate::run::data::{CLASSES, IMAGE_PIXELS};
 use crate::run::hidden::{Draws, HiddenLayer, Pass, Saved};
 use crate::run::optim::Owner;
+use crate::run::products;
 
 /// One model's network before it joins a stack: per linear layer (weight `[out, in]`, bias
 /// `[out]`), and its hidden layers.
@@ -88,14 +90,15 @@ struct StackedLinear {
 impl StackedLinear {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let weight = self.weight.as_tensor().detach();
-        let bias = self.bias.as_tensor().detach().unsqueeze(1)?;
-        Ok(x.matmul(&weight.t()?)?.broadcast_add(&bias)?)
+        let bias = self.bias.as_tensor().detach();
+        products::linear_forward(x, &weight, &bias)
     }
 
     /// Backward through `y = x W^T + b`: the weight and bias gradients into `grads`, the
-    /// gradient to `x` if `need_input`. Autograd's ops: the bias was broadcast over the batch
-    /// (its gradient sums over it); the gradient of `W^T` is `x^T grad_y`, that of `W` its
-    /// transpose.
+    /// gradient to `x` if `need_input`. Autograd's results: the bias was broadcast over the
+    /// batch (its gradient sums over it); the gradient of `W` is `grad_y^T x`, which autograd
+    /// computes as `x^T grad_y` (the gradient of `W^T`) and transposes, and
+    /// [`products::weight_gradient`] writes directly with the same bits.
     fn backward(
         &self,
         x: &Tensor,
@@ -104,15 +107,13 @@ impl StackedLinear {
         grads: &mut GradStore,
     ) -> Result<Option<Tensor>> {
         grads.insert(self.bias.as_tensor(), cpu_ops::column_sums_stack(grad_y)?);
-        let grad_weight_t = x.t()?.matmul(grad_y)?;
         grads.insert(
             self.weight.as_tensor(),
-            cpu_ops::transposed_stack(&grad_weight_t)?,
+            products::weight_gradient(x, grad_y)?,
         );
         need_input
-            .then(|| grad_y.matmul(&self.weight.as_tensor().detach()))
+            .then(|| products::input_gradient(grad_y, &self.weight.as_tensor().detach()))
             .transpose()
-            .map_err(Into::into)
     }
 
     /// Puts model `m`'s weight and bias in.
