@@ -6,6 +6,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
+use candle_core::backprop::GradStore;
 use candle_core::{Device, Tensor, Var};
 use mixed_act::{
     gumbel::one_hot_argmax, learnable, learnable_slow, mixture, mixture_slow, per_neuron,
@@ -18,7 +19,7 @@ use serde::Serialize;
 use crate::run::config::{LossKind, Method, PoolSetting, Settings, TrainConfig};
 use crate::run::data::{CLASSES, IMAGE_PIXELS};
 use crate::run::hidden::Pass;
-use crate::run::optim::{Adam, AdamConfig};
+use crate::run::optim::{clip_factor, Adam, AdamConfig, Owner};
 use crate::run::products;
 use crate::run::stack::{Network, Stack};
 use crate::run::step::{step, Learner};
@@ -554,9 +555,12 @@ pub fn bench_train(
     let ([relu, phase1, phase2], others) = train_steppers(widths, pool, methods, batch, device)?;
     let floor = MatmulFloor::new(widths, batch, device)?;
     let (phase1_name, phase2_name) = phase_names(pool);
-    let (relu, phase1, phase2, floor) = (&relu, &phase1, &phase2, &floor);
+    let relu_grads = relu.random_gradients()?;
+    let (relu, phase1, phase2, floor, relu_grads) = (&relu, &phase1, &phase2, &floor, &relu_grads);
     let mut cases = vec![
         Case::without_bytes("relu", "step", move || relu.step()),
+        // The part of the ReLU step that is the optimizer: gradient clipping and Adam.
+        Case::without_bytes("optimizer", "step", move || relu.optimizer_step(relu_grads)),
         Case::without_bytes(phase1_name, "step", move || phase1.step()),
         Case::without_bytes(phase2_name, "step", move || phase2.step()),
         Case::products("matmul-floor", "step", floor.step_flops(), 1, move || {
@@ -604,8 +608,9 @@ pub fn bench_train(
             .map_or("-".into(), |(x, y)| format!("{:.2}", x / y))
     };
     println!(
-        "relu / matmul-floor {}; {phase2_name} / relu {}; {phase1_name} / relu {}",
+        "relu / matmul-floor {}; optimizer / relu {}; {phase2_name} / relu {}; {phase1_name} / relu {}",
         r("relu", "matmul-floor", "step"),
+        r("optimizer", "relu", "step"),
         r(phase2_name, "relu", "step"),
         r(phase1_name, "relu", "step")
     );
@@ -951,6 +956,47 @@ impl CohortRun {
         )
         .map(drop)
         .map_err(candle_core::Error::msg)
+    }
+
+    /// Random gradients, one per parameter of the stack (for [`CohortRun::optimizer_step`]).
+    fn random_gradients(&self) -> Result<GradStore> {
+        let mut grads = GradStore::default();
+        for (var, _) in &self.params {
+            let g = Tensor::rand(-1e-2f32, 1e-2, var.shape(), var.device())?;
+            grads.insert(var.as_tensor(), g);
+        }
+        Ok(grads)
+    }
+
+    /// The optimizer's part of a step alone, on fixed gradients: each model's clipping factor
+    /// and Adam, as [`step`] runs them on the CPU.
+    fn optimizer_step(&self, grads: &GradStore) -> candle_core::Result<()> {
+        let models = self.stack.borrow().len();
+        let scales = (0..models)
+            .map(|m| {
+                let own: Vec<Tensor> = self
+                    .params
+                    .iter()
+                    .filter_map(|(v, owner)| {
+                        let g = grads.get(v.as_tensor())?;
+                        match owner {
+                            Owner::Stacked => Some(g.get(m)),
+                            Owner::Model(o) if *o == m => Some(Ok(g.clone())),
+                            Owner::Model(_) => None,
+                        }
+                    })
+                    .collect::<candle_core::Result<_>>()?;
+                let factor = clip_factor(&own, 1.0).map_err(candle_core::Error::msg)?;
+                Ok(Some(match factor {
+                    Some(c) => c.to_scalar::<f32>()?,
+                    None => 1.0,
+                }))
+            })
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        self.adam
+            .borrow_mut()
+            .step_models(grads, &scales)
+            .map_err(candle_core::Error::msg)
     }
 
     /// The forward pass evaluation runs (argmax selection), as a trained network costs it.

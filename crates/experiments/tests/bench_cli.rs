@@ -102,6 +102,7 @@ fn bench_train_times_each_step_and_the_forward_pass_of_the_network_a_run_leaves(
     let row = |name: &str, pass: &str| (name.to_string(), pass.to_string());
     let expected = [
         row("relu", "step"),
+        row("optimizer", "step"),
         row("phase1", "step"),
         row("phase2", "step"),
         row("matmul-floor", "step"),
