@@ -247,24 +247,6 @@ fn run_train(args: TrainArgs) -> Result<()> {
 }
 
 fn run_bench(command: BenchCommand) -> Result<()> {
-    let threads = match &command {
-        BenchCommand::Ops { threads, .. }
-        | BenchCommand::Train { threads, .. }
-        | BenchCommand::Cohort { threads, .. } => *threads,
-    };
-    if let Some(n) = threads {
-        if n == 0 {
-            experiments::bail_input!("--threads must be at least 1");
-        }
-        // candle sizes its matrix products' and element-wise ops' parallelism by
-        // RAYON_NUM_THREADS (else the core count), not by rayon's pool: without this, `--threads
-        // 1` ran every product as two parallel tasks on one thread, at half its speed.
-        std::env::set_var("RAYON_NUM_THREADS", n.to_string());
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(n)
-            .build_global()
-            .context("setting --threads")?;
-    }
     match command {
         BenchCommand::Ops {
             shapes,
@@ -374,12 +356,52 @@ fn keep_freed_memory() {
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn keep_freed_memory() {}
 
+/// The stack size of the pool's threads, which run every command (the main thread's default).
+const THREAD_STACK: usize = 8 << 20;
+
+/// Builds rayon's global pool: `bench --threads N` threads, else rayon's default
+/// (RAYON_NUM_THREADS or the core count). `--threads` also sets RAYON_NUM_THREADS, by which candle
+/// sizes its matrix products' and element-wise ops' parallelism (without it, `bench --threads 1`
+/// ran every product as two parallel tasks on one thread, at half its speed). Called before any
+/// other thread runs.
+fn start_thread_pool(command: &Command) -> Result<()> {
+    let threads = match command {
+        Command::Bench(
+            BenchCommand::Ops { threads, .. }
+            | BenchCommand::Train { threads, .. }
+            | BenchCommand::Cohort { threads, .. },
+        ) => *threads,
+        _ => None,
+    };
+    let mut pool = rayon::ThreadPoolBuilder::new().stack_size(THREAD_STACK);
+    if let Some(n) = threads {
+        if n == 0 {
+            experiments::bail_input!("--threads must be at least 1");
+        }
+        std::env::set_var("RAYON_NUM_THREADS", n.to_string());
+        pool = pool.num_threads(n);
+    }
+    pool.build_global().context("starting the thread pool")?;
+    Ok(())
+}
+
 fn main() -> ExitCode {
     calm_candle_thread_pool();
     keep_freed_memory();
     let cli = Cli::parse();
+    if let Err(e) = start_thread_pool(&cli.command) {
+        return exit_code(Err(e));
+    }
     interrupt::install();
-    let result = match cli.command {
+    // The command runs on one of the pool's threads, so that each parallel op starts where its
+    // inputs were made: called from outside the pool, every op handed its work to a pool thread
+    // (a futex wake and a sleep per op, and the data moving to the other core's caches), which
+    // with one thread was about 5 % of a training step in a profile.
+    exit_code(rayon::scope(|_| run(cli.command)))
+}
+
+fn run(command: Command) -> Result<()> {
+    match command {
         Command::Train(args) => run_train(args),
         Command::Sweep(args) if args.plan => print_plan(&args),
         Command::Sweep(args) => run_sweep(&SweepOptions {
@@ -410,7 +432,10 @@ fn main() -> ExitCode {
             let list: Vec<String> = files.iter().map(|f| format!("{}\n", f.display())).collect();
             print_stdout(&list.concat())
         }),
-    };
+    }
+}
+
+fn exit_code(result: Result<()>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if e.downcast_ref::<Interrupted>().is_some() => ExitCode::from(interrupt::EXIT_CODE),
