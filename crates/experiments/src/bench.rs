@@ -19,10 +19,10 @@ use serde::Serialize;
 use crate::run::config::{LossKind, Method, PoolSetting, Settings, TrainConfig};
 use crate::run::data::{CLASSES, IMAGE_PIXELS};
 use crate::run::hidden::Pass;
-use crate::run::optim::{clip_factor, Adam, AdamConfig, Owner};
+use crate::run::optim::{Adam, AdamConfig};
 use crate::run::products;
 use crate::run::stack::{Network, Stack};
-use crate::run::step::{step, Learner};
+use crate::run::step::{clip_scales, step, Learner};
 use crate::run::train::{initial_network, Streams};
 
 /// One row of the benchmark CSV (columns other tools read).
@@ -972,31 +972,16 @@ impl CohortRun {
     /// and Adam, as [`step`] runs them on the CPU.
     fn optimizer_step(&self, grads: &GradStore) -> candle_core::Result<()> {
         let models = self.stack.borrow().len();
-        let scales = (0..models)
-            .map(|m| {
-                let own: Vec<Tensor> = self
-                    .params
-                    .iter()
-                    .filter_map(|(v, owner)| {
-                        let g = grads.get(v.as_tensor())?;
-                        match owner {
-                            Owner::Stacked => Some(g.get(m)),
-                            Owner::Model(o) if *o == m => Some(Ok(g.clone())),
-                            Owner::Model(_) => None,
-                        }
-                    })
-                    .collect::<candle_core::Result<_>>()?;
-                let factor = clip_factor(&own, 1.0).map_err(candle_core::Error::msg)?;
-                Ok(Some(match factor {
-                    Some(c) => c.to_scalar::<f32>()?,
-                    None => 1.0,
-                }))
-            })
-            .collect::<candle_core::Result<Vec<_>>>()?;
-        self.adam
-            .borrow_mut()
-            .step_models(grads, &scales)
-            .map_err(candle_core::Error::msg)
+        let run = || -> Result<()> {
+            let scales = clip_scales(
+                &self.params,
+                grads,
+                &vec![Some(1.0); models],
+                &vec![true; models],
+            )?;
+            self.adam.borrow_mut().step_models(grads, &scales)
+        };
+        run().map_err(candle_core::Error::msg)
     }
 
     /// The forward pass evaluation runs (argmax selection), as a trained network costs it.

@@ -117,6 +117,48 @@ pub(crate) fn clip_factors_at_once(
     Ok((bounds / (squares.sqrt()? + 1e-6)?)?.clamp(0f32, 1f32)?)
 }
 
+/// Model `m`'s gradients in its own variable order: its slices of the stacked parameters'
+/// gradients and its own parameters' gradients.
+fn model_gradients(params: &[(Var, Owner)], grads: &GradStore, m: usize) -> Result<Vec<Tensor>> {
+    Ok(params
+        .iter()
+        .filter_map(|(v, owner)| {
+            let g = grads.get(v.as_tensor())?;
+            match owner {
+                Owner::Stacked => Some(g.get(m)),
+                Owner::Model(o) if *o == m => Some(Ok(g.clone())),
+                Owner::Model(_) => None,
+            }
+        })
+        .collect::<candle_core::Result<_>>()?)
+}
+
+/// Each model's gradient-clipping factor on the host ([`clip_factor`] of its own gradients; 1
+/// without a bound), `None` for models whose `active` entry is false: what the CPU path's
+/// fused Adam update takes.
+pub fn clip_scales(
+    params: &[(Var, Owner)],
+    grads: &GradStore,
+    bounds: &[Option<f64>],
+    active: &[bool],
+) -> Result<Vec<Option<f32>>> {
+    (0..active.len())
+        .map(|m| -> Result<Option<f32>> {
+            if !active[m] {
+                return Ok(None);
+            }
+            let factor = match bounds[m] {
+                Some(max_norm) => clip_factor(&model_gradients(params, grads, m)?, max_norm)?,
+                None => None,
+            };
+            Ok(Some(match factor {
+                Some(c) => c.to_scalar::<f32>()?,
+                None => 1.0,
+            }))
+        })
+        .collect()
+}
+
 /// What a step needs besides the batch: the stack's parameters (from [`Stack::params`]) with
 /// their optimizer, and per model its loss kind, clipping bound and random stream.
 pub struct Learner<'a> {
@@ -144,40 +186,10 @@ pub fn step(
         false => losses_at_once(&logits, y, learner.loss)?,
     };
     let grads = stack.backward(&trace, &grad_logits)?;
-    let own_grads = |m: usize| -> Result<Vec<Tensor>> {
-        Ok(learner
-            .params
-            .iter()
-            .filter_map(|(v, owner)| {
-                let g = grads.get(v.as_tensor())?;
-                match owner {
-                    Owner::Stacked => Some(g.get(m)),
-                    Owner::Model(o) if *o == m => Some(Ok(g.clone())),
-                    Owner::Model(_) => None,
-                }
-            })
-            .collect::<candle_core::Result<_>>()?)
-    };
-    let factor = |m: usize| -> Result<Option<Tensor>> {
-        match learner.grad_clips[m] {
-            Some(max_norm) if active[m] => clip_factor(&own_grads(m)?, max_norm),
-            _ => Ok(None),
-        }
-    };
     // On the CPU the factors are read to the host (free there; the fused update takes them),
     // elsewhere they stay on the device, so that no step waits for the GPU.
     if x.device().is_cpu() {
-        let scales = (0..models)
-            .map(|m| -> Result<Option<f32>> {
-                if !active[m] {
-                    return Ok(None);
-                }
-                Ok(Some(match factor(m)? {
-                    Some(c) => c.to_scalar::<f32>()?,
-                    None => 1.0,
-                }))
-            })
-            .collect::<Result<Vec<Option<f32>>>>()?;
+        let scales = clip_scales(learner.params, &grads, learner.grad_clips, active)?;
         learner.optimizer.step_models(&grads, &scales)?;
     } else {
         let factors = clip_factors_at_once(learner.params, &grads, learner.grad_clips, models)?;
@@ -244,17 +256,7 @@ mod tests {
         let at_once = clip_factors_at_once(&params, &grads, &bounds, m).unwrap();
         let at_once: Vec<f32> = at_once.to_vec1().unwrap();
         for (j, bound) in bounds.iter().enumerate() {
-            let own: Vec<Tensor> = params
-                .iter()
-                .filter_map(|(v, owner)| {
-                    let g = grads.get(v.as_tensor())?;
-                    match owner {
-                        Owner::Stacked => Some(g.get(j).unwrap()),
-                        Owner::Model(o) if *o == j => Some(g.clone()),
-                        Owner::Model(_) => None,
-                    }
-                })
-                .collect();
+            let own = model_gradients(&params, &grads, j).unwrap();
             let want = match bound {
                 Some(b) => clip_factor(&own, *b)
                     .unwrap()
