@@ -15,6 +15,7 @@ pub mod data;
 pub mod files;
 pub mod hidden;
 pub mod method;
+pub mod mnist1d;
 pub mod optim;
 pub mod products;
 pub mod setting;
