@@ -528,8 +528,8 @@ const GPU_COHORT_MODELS: usize = 256;
 /// group's runs as the shard holds, capped so that the cohort's parameters fit the budget of
 /// the device (and at most 256 models on a GPU); on the CPU models above 200 K parameters train
 /// alone (at least 1).
-pub fn default_cohort_size(widths: &[usize], on_gpu: bool) -> usize {
-    let mut sizes = vec![crate::run::data::IMAGE_PIXELS];
+pub fn default_cohort_size(input: usize, widths: &[usize], on_gpu: bool) -> usize {
+    let mut sizes = vec![input];
     sizes.extend_from_slice(widths);
     sizes.push(crate::run::data::CLASSES);
     let linear: usize = sizes.windows(2).map(|w| w[0] * w[1] + w[1]).sum();
@@ -550,7 +550,7 @@ pub fn default_cohort_size(widths: &[usize], on_gpu: bool) -> usize {
 /// [`train::cohort_mismatch`]), in grid order, split into cohorts of at most `limit(widths)`.
 pub fn cohorts<'a>(
     pending: &[&'a GridRun],
-    limit: impl Fn(&[usize]) -> usize,
+    limit: impl Fn(&TrainConfig) -> usize,
 ) -> Vec<Vec<&'a GridRun>> {
     let mut groups: Vec<Vec<&'a GridRun>> = Vec::new();
     for &run in pending {
@@ -570,7 +570,7 @@ pub fn cohorts<'a>(
     groups
         .into_iter()
         .flat_map(|g| {
-            let size = limit(&g[0].config.widths).max(1);
+            let size = limit(&g[0].config).max(1);
             // Cohorts whose sizes differ by at most one, rather than full ones and a remainder.
             let count = g.len().div_ceil(size);
             let (per, bigger) = (g.len() / count, g.len() % count);
@@ -599,8 +599,9 @@ pub fn run_sweep(opts: &SweepOptions) -> Result<SweepReport> {
     write_manifest(&cfg, &data, commit.clone(), opts)?;
     let cohort_size = opts.cohort_size.or(cfg.cohort_size);
     let on_gpu = data.device_name != "cpu";
-    let cohorts = cohorts(&pending, |widths| {
-        cohort_size.unwrap_or_else(|| default_cohort_size(widths, on_gpu))
+    let cohorts = cohorts(&pending, |c| {
+        cohort_size
+            .unwrap_or_else(|| default_cohort_size(c.dataset.input_width(), &c.widths, on_gpu))
     });
     if cohorts.len() < pending.len() {
         let sizes: Vec<String> = cohorts.iter().map(|c| c.len().to_string()).collect();
@@ -1037,11 +1038,13 @@ seeds = [1, 2]
     /// small ones together up to the parameter budget.
     #[test]
     fn default_cohort_sizes_follow_the_device_and_the_model() {
-        assert_eq!(default_cohort_size(&[512, 256, 128, 64], false), 1);
-        assert_eq!(default_cohort_size(&[512], false), 1);
-        assert_eq!(default_cohort_size(&[64, 32], false), 55);
-        assert!(default_cohort_size(&[512, 256, 128, 64], true) >= 21);
-        assert!(default_cohort_size(&[16], false) > 200);
+        assert_eq!(default_cohort_size(784, &[512, 256, 128, 64], false), 1);
+        assert_eq!(default_cohort_size(784, &[512], false), 1);
+        assert_eq!(default_cohort_size(784, &[64, 32], false), 55);
+        assert!(default_cohort_size(784, &[512, 256, 128, 64], true) >= 21);
+        assert!(default_cohort_size(784, &[16], false) > 200);
+        // MNIST-1D's 40 inputs: a 512-256-128-64 network is small enough to share a cohort.
+        assert!(default_cohort_size(40, &[512, 256, 128, 64], false) > 1);
     }
 
     #[test]

@@ -10,7 +10,10 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::grid::store::ResultRow;
 use crate::report::stats::{bootstrap_mean_ci, mean, probability_of_improvement};
-use crate::run::data::{CLASSES, IMAGE_PIXELS};
+use clap::ValueEnum;
+
+use crate::run::config::DatasetName;
+use crate::run::data::CLASSES;
 use crate::run::method::Method;
 
 /// One method minus another within a cell, paired by seed (runs with one seed share the split
@@ -43,9 +46,11 @@ pub struct MethodCost {
     pub plain_mlp: bool,
 }
 
-/// The parameters of the linear layers of a network of `widths` ("512-256-128-64").
-fn linear_params(widths: &str) -> Option<usize> {
-    let mut sizes = vec![IMAGE_PIXELS];
+/// The parameters of the linear layers of a network of `widths` ("512-256-128-64") on the data
+/// set named `dataset`.
+fn linear_params(dataset: &str, widths: &str) -> Option<usize> {
+    let input = DatasetName::from_str(dataset, true).ok()?.input_width();
+    let mut sizes = vec![input];
     for w in widths.split('-') {
         sizes.push(w.parse().ok()?);
     }
@@ -137,7 +142,7 @@ pub fn costs(cell: &str, by_method: &BTreeMap<String, Vec<&ResultRow>>) -> Vec<M
             let runs = &by_method[method];
             let added = runs
                 .iter()
-                .find_map(|r| Some(r.n_params? - linear_params(&r.widths)?))
+                .find_map(|r| Some(r.n_params? - linear_params(&r.dataset, &r.widths)?))
                 .unwrap_or(0);
             let plain = Method::from_name(method).is_none_or(Method::leaves_plain_mlp);
             MethodCost {

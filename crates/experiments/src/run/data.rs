@@ -1,5 +1,7 @@
-//! Data: the four IDX files (raw or gzip) or the Hugging Face hub through candle-datasets, the
-//! stratified train/validation split, and seeded mini-batches that stay on the device.
+//! Data: the four IDX files (raw or gzip) or the Hugging Face hub through candle-datasets, or
+//! MNIST-1D generated in-process (`run::mnist1d`); the stratified train/validation split, and
+//! seeded mini-batches that stay on the device. Inputs are rows of any length (784 pixels, 40
+//! samples of a signal).
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -13,6 +15,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::error::input_error;
 use crate::run::config::DatasetName;
+use crate::run::mnist1d::{self, Mnist1dArgs};
 
 pub const IMAGE_SIDE: usize = 28;
 pub const IMAGE_PIXELS: usize = IMAGE_SIDE * IMAGE_SIDE;
@@ -29,10 +32,19 @@ pub const IDX_FILES: [&str; 4] = [
     "t10k-labels-idx1-ubyte",
 ];
 
-/// Images as bytes `[count, 784]` and labels `[count]`, on the host.
+/// A split's inputs on the host, row after row: image bytes (scaled to [0, 1] as they are
+/// uploaded) or values as they are.
+#[derive(Clone, Debug)]
+pub enum Inputs {
+    Pixels(Vec<u8>),
+    Values(Vec<f32>),
+}
+
+/// Inputs `[count, width]` and labels `[count]`, on the host.
 #[derive(Clone, Debug)]
 pub struct RawSplit {
-    pub images: Vec<u8>,
+    pub inputs: Inputs,
+    pub width: usize,
     pub labels: Vec<u8>,
 }
 
@@ -61,11 +73,35 @@ pub struct RawData {
 /// A directory that holds no IDX files but a subdirectory named after the data set
 /// (`mnist/`, `fashion-mnist/`) stands for that subdirectory, so one `--data-dir` serves a sweep
 /// with a `dataset` axis.
+///
+/// MNIST-1D is generated, whatever the directory says.
 pub fn load(dataset: DatasetName, dir: Option<&Path>) -> Result<RawData> {
-    match dir {
-        Some(dir) => load_dir(&dataset_dir(dataset, dir)),
-        None => load_hub(dataset),
+    match (dataset, dir) {
+        (DatasetName::Mnist1d, _) => generate_mnist1d(&Mnist1dArgs::default()),
+        (_, Some(dir)) => load_dir(&dataset_dir(dataset, dir)),
+        (_, None) => load_hub(dataset),
     }
+}
+
+/// MNIST-1D from its generator, the package's split into training and test signals.
+pub fn generate_mnist1d(args: &Mnist1dArgs) -> Result<RawData> {
+    let data = mnist1d::make_dataset(args).map_err(|e| input_error(format!("mnist1d: {e}")))?;
+    let split = |x: &[f64], y: &[u8]| RawSplit {
+        inputs: Inputs::Values(x.iter().map(|&v| v as f32).collect()),
+        width: data.length,
+        labels: y.to_vec(),
+    };
+    Ok(RawData {
+        train: split(&data.train_x, &data.train_y),
+        test: split(&data.test_x, &data.test_y),
+        source: format!(
+            "generated: mnist1d {} recipe, seed {}, {} signals of length {}",
+            mnist1d::PACKAGE_VERSION,
+            args.seed,
+            args.num_samples,
+            args.final_seq_length
+        ),
+    })
 }
 
 /// `dir/<dataset name>` when `dir` has no images file of its own and that subdirectory exists.
@@ -111,7 +147,11 @@ fn read_pair(dir: &Path, images_name: &str, labels_name: &str) -> Result<RawSpli
             labels.len()
         )));
     }
-    Ok(RawSplit { images, labels })
+    Ok(RawSplit {
+        inputs: Inputs::Pixels(images),
+        width: IMAGE_PIXELS,
+        labels,
+    })
 }
 
 /// Finds `name` or `name.gz` in `dir` and returns its decompressed bytes.
@@ -212,6 +252,7 @@ fn load_hub(dataset: DatasetName) -> Result<RawData> {
     let loaded = std::panic::catch_unwind(|| match dataset {
         DatasetName::Mnist => candle_datasets::vision::mnist::load(),
         DatasetName::FashionMnist => candle_datasets::vision::fashion_mnist::load(),
+        DatasetName::Mnist1d => unreachable!("MNIST-1D is generated, not loaded"),
     });
     let hint = "pass --data-dir DIR (the four IDX files, raw or .gz) or set SMARTMIXED_DATA_DIR";
     let dataset_name = dataset.name();
@@ -235,7 +276,11 @@ fn load_hub(dataset: DatasetName) -> Result<RawData> {
             .flatten_all()?
             .to_vec1::<u8>()?;
         let labels = labels.to_dtype(DType::U8)?.to_vec1::<u8>()?;
-        Ok(RawSplit { images, labels })
+        Ok(RawSplit {
+            inputs: Inputs::Pixels(images),
+            width: IMAGE_PIXELS,
+            labels,
+        })
     };
     Ok(RawData {
         train: to_split(&data.train_images, &data.train_labels)?,
@@ -278,7 +323,8 @@ pub fn stratified_split(labels: &[u8], fraction: f64, seed: u64) -> (Vec<usize>,
     (train, val)
 }
 
-/// One part of the data on the device: images f32 `[n, 784]` in [0, 1], labels u32 `[n]`.
+/// One part of the data on the device: inputs f32 `[n, width]` (images in [0, 1]), labels u32
+/// `[n]`.
 #[derive(Clone, Debug)]
 pub struct DeviceSplit {
     pub images: Tensor,
@@ -295,18 +341,19 @@ impl DeviceSplit {
                 &all
             }
         };
-        let mut pixels = Vec::with_capacity(indices.len() * IMAGE_PIXELS);
+        let width = split.width;
+        let mut inputs = Vec::with_capacity(indices.len() * width);
         let mut labels = Vec::with_capacity(indices.len());
         for &i in indices {
-            pixels.extend(
-                split.images[i * IMAGE_PIXELS..(i + 1) * IMAGE_PIXELS]
-                    .iter()
-                    .map(|&p| p as f32 / 255.0),
-            );
+            let row = i * width..(i + 1) * width;
+            match &split.inputs {
+                Inputs::Pixels(p) => inputs.extend(p[row].iter().map(|&p| p as f32 / 255.0)),
+                Inputs::Values(v) => inputs.extend_from_slice(&v[row]),
+            }
             labels.push(split.labels[i] as u32);
         }
         Ok(Self {
-            images: Tensor::from_vec(pixels, (indices.len(), IMAGE_PIXELS), device)?,
+            images: Tensor::from_vec(inputs, (indices.len(), width), device)?,
             labels: Tensor::from_vec(labels, indices.len(), device)?,
         })
     }

@@ -26,7 +26,7 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::run::cpu_ops;
-use crate::run::data::{CLASSES, IMAGE_PIXELS};
+use crate::run::data::CLASSES;
 use crate::run::hidden::{Draws, HiddenLayer, Pass, Saved};
 use crate::run::optim::Owner;
 use crate::run::products;
@@ -51,15 +51,17 @@ impl Network {
     }
 }
 
-/// The linear layers of a network of `widths` (784 in, 10 out), initialised like PyTorch's
-/// `nn.Linear`: weights and biases uniform in ±1/sqrt(fan_in), drawn from the seeded host RNG
-/// (candle's own CPU RNG cannot be seeded), layer by layer, weights before biases.
+/// The linear layers of a network of `widths` (`input` in: 784 for images; 10 out),
+/// initialised like PyTorch's `nn.Linear`: weights and biases uniform in ±1/sqrt(fan_in), drawn
+/// from the seeded host RNG (candle's own CPU RNG cannot be seeded), layer by layer, weights
+/// before biases.
 pub fn draw_linears(
+    input: usize,
     widths: &[usize],
     rng: &mut ChaCha8Rng,
     device: &Device,
 ) -> Result<Vec<(Tensor, Tensor)>> {
-    let mut sizes = vec![IMAGE_PIXELS];
+    let mut sizes = vec![input];
     sizes.extend_from_slice(widths);
     sizes.push(CLASSES);
     sizes
@@ -350,10 +352,11 @@ impl Stack {
         if let Some(rng) = fresh {
             let widths: Vec<usize> = self.hidden[m].iter().map(|h| h.neurons()).collect();
             let device = self.linears[0].weight.device().clone();
+            let input = self.linears[0].weight.dims()[2];
             for (l, (weight, bias)) in self
                 .linears
                 .iter()
-                .zip(draw_linears(&widths, rng, &device)?)
+                .zip(draw_linears(input, &widths, rng, &device)?)
             {
                 l.set(m, &weight, &bias)?;
             }

@@ -14,6 +14,9 @@ pub mod scipy;
 use numpy::RandomState;
 use scipy::{gaussian_filter, linspace, resample};
 
+/// The package version whose recipe this reproduces.
+pub const PACKAGE_VERSION: &str = "0.0.2.post1";
+
 /// The classes: digits 0-9.
 pub const CLASSES: usize = 10;
 

@@ -86,7 +86,7 @@ pub fn initial_network(
     init: &mut ChaCha8Rng,
     device: &Device,
 ) -> Result<Network> {
-    let linears = draw_linears(&cfg.widths, init, device)?;
+    let linears = draw_linears(cfg.dataset.input_width(), &cfg.widths, init, device)?;
     let settings = LayerSettings {
         pool: cfg.pool.0,
         tau: cfg.tau,
