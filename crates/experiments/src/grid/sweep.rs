@@ -601,7 +601,7 @@ pub fn run_sweep(opts: &SweepOptions) -> Result<SweepReport> {
     let on_gpu = data.device_name != "cpu";
     let cohorts = cohorts(&pending, |c| {
         cohort_size
-            .unwrap_or_else(|| default_cohort_size(c.dataset.input_width(), &c.widths, on_gpu))
+            .unwrap_or_else(|| default_cohort_size(data::input_width(c.dataset), &c.widths, on_gpu))
     });
     if cohorts.len() < pending.len() {
         let sizes: Vec<String> = cohorts.iter().map(|c| c.len().to_string()).collect();
@@ -1043,8 +1043,9 @@ seeds = [1, 2]
         assert_eq!(default_cohort_size(784, &[64, 32], false), 55);
         assert!(default_cohort_size(784, &[512, 256, 128, 64], true) >= 21);
         assert!(default_cohort_size(784, &[16], false) > 200);
-        // MNIST-1D's 40 inputs: a 512-256-128-64 network is small enough to share a cohort.
-        assert!(default_cohort_size(40, &[512, 256, 128, 64], false) > 1);
+        // The input counts: 256-128-64 trains alone on images, in cohorts on MNIST-1D's 40.
+        assert_eq!(default_cohort_size(784, &[256, 128, 64], false), 1);
+        assert!(default_cohort_size(40, &[256, 128, 64], false) > 1);
     }
 
     #[test]

@@ -13,7 +13,7 @@ use crate::report::stats::{bootstrap_mean_ci, mean, probability_of_improvement};
 use clap::ValueEnum;
 
 use crate::run::config::DatasetName;
-use crate::run::data::CLASSES;
+use crate::run::data::{input_width, CLASSES};
 use crate::run::method::Method;
 
 /// One method minus another within a cell, paired by seed (runs with one seed share the split
@@ -49,7 +49,7 @@ pub struct MethodCost {
 /// The parameters of the linear layers of a network of `widths` ("512-256-128-64") on the data
 /// set named `dataset`.
 fn linear_params(dataset: &str, widths: &str) -> Option<usize> {
-    let input = DatasetName::from_str(dataset, true).ok()?.input_width();
+    let input = input_width(DatasetName::from_str(dataset, true).ok()?);
     let mut sizes = vec![input];
     for w in widths.split('-') {
         sizes.push(w.parse().ok()?);

@@ -37,14 +37,6 @@ impl DatasetName {
         }
     }
 
-    /// The length of one input: 784 pixels, or MNIST-1D's signal length.
-    pub fn input_width(self) -> usize {
-        match self {
-            DatasetName::Mnist | DatasetName::FashionMnist => crate::run::data::IMAGE_PIXELS,
-            DatasetName::Mnist1d => crate::run::mnist1d::Mnist1dArgs::default().final_seq_length,
-        }
-    }
-
     /// Whether the data set is read from files (IDX or the hub) rather than generated.
     pub fn is_read(self) -> bool {
         self != DatasetName::Mnist1d

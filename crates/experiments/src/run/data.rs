@@ -67,6 +67,14 @@ pub struct RawData {
     pub source: String,
 }
 
+/// The length of one input of `dataset`: 784 pixels, or MNIST-1D's signal length.
+pub fn input_width(dataset: DatasetName) -> usize {
+    match dataset {
+        DatasetName::Mnist | DatasetName::FashionMnist => IMAGE_PIXELS,
+        DatasetName::Mnist1d => Mnist1dArgs::default().final_seq_length,
+    }
+}
+
 /// Loads a data set from `dir` when given, else through candle-datasets from the hub (the local
 /// hub cache first). Errors name the file and what is wrong.
 ///
@@ -525,6 +533,28 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
         let err = load_dir(&dir).unwrap_err().to_string();
         assert!(err.contains("does not exist"), "{err}");
+    }
+
+    /// MNIST-1D comes generated, whatever directory is named: 4,000 training signals of 40
+    /// values (3,600 / 400 after the stratified split) and 1,000 test signals, uploaded as they
+    /// are (not scaled like pixels).
+    #[test]
+    fn mnist1d_is_generated_and_split_like_the_images() {
+        let raw = load(DatasetName::Mnist1d, Some(Path::new("/nonexistent"))).unwrap();
+        assert_eq!(
+            (raw.train.width, raw.train.len(), raw.test.len()),
+            (40, 4000, 1000)
+        );
+        assert!(raw.source.starts_with("generated: mnist1d"));
+        let splits = Splits::new(&raw, 42, &Device::Cpu).unwrap();
+        assert_eq!(splits.train.images.dims(), &[3600, 40]);
+        assert_eq!(splits.val.images.dims(), &[400, 40]);
+        assert_eq!(splits.test.images.dims(), &[1000, 40]);
+        let Inputs::Values(values) = &raw.test.inputs else {
+            panic!("MNIST-1D inputs are values")
+        };
+        let first: Vec<f32> = splits.test.images.get(0).unwrap().to_vec1().unwrap();
+        assert_eq!(first, values[..40]);
     }
 
     #[test]

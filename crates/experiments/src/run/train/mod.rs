@@ -23,7 +23,7 @@ pub use summary::Summary;
 
 use crate::progress::Progress;
 use crate::run::config::{EvalSelection, TrainConfig};
-use crate::run::data::Splits;
+use crate::run::data::{self, Splits};
 use crate::run::hidden::Pass;
 use crate::run::method::{LayerSettings, Phase2Init};
 use crate::run::optim::{Adam, AdamConfig};
@@ -86,7 +86,7 @@ pub fn initial_network(
     init: &mut ChaCha8Rng,
     device: &Device,
 ) -> Result<Network> {
-    let linears = draw_linears(cfg.dataset.input_width(), &cfg.widths, init, device)?;
+    let linears = draw_linears(data::input_width(cfg.dataset), &cfg.widths, init, device)?;
     let settings = LayerSettings {
         pool: cfg.pool.0,
         tau: cfg.tau,
