@@ -10,7 +10,7 @@ use candle_core::{CpuStorage, Layout, Storage, Tensor};
 use mixed_act::simd_variants;
 
 /// The f32 data of a contiguous CPU tensor, or `None`.
-fn with_cpu_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Option<R> {
+pub(crate) fn with_cpu_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Option<R> {
     let (storage, layout): (_, &Layout) = t.storage_and_layout();
     match (&*storage, layout.contiguous_offsets()) {
         (Storage::Cpu(CpuStorage::F32(data)), Some((start, end))) => Some(f(&data[start..end])),

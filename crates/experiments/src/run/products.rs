@@ -18,18 +18,9 @@
 use std::mem::MaybeUninit;
 
 use anyhow::Result;
-use candle_core::{CpuStorage, Layout, Storage, Tensor};
+use candle_core::Tensor;
 
-use crate::run::cpu_ops;
-
-/// The f32 data of a contiguous CPU tensor, or `None`.
-fn with_cpu_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Option<R> {
-    let (storage, layout): (_, &Layout) = t.storage_and_layout();
-    match (&*storage, layout.contiguous_offsets()) {
-        (Storage::Cpu(CpuStorage::F32(data)), Some((start, end))) => Some(f(&data[start..end])),
-        _ => None,
-    }
-}
+use crate::run::cpu_ops::{self, with_cpu_f32};
 
 /// An operand of [`product`]: its data with its row and column strides.
 #[derive(Clone, Copy)]
