@@ -48,8 +48,8 @@ for side in old new; do
       --cohort-size $size --out "$work/$side/sweep-$size" > /dev/null
   done
 done
-# What may differ: wall times, timestamps, the commit, the binary's own version line and its
-# record of the machine's kernels.
+# What may differ: wall times, timestamps, the commit, the binary's own version line, its
+# record of the machine's kernels and columns newer than one binary that these runs leave empty.
 normalise() {
   case "$1" in
     *epochs.csv) awk -F, 'BEGIN{OFS=","} {if (NR > 1) $6 = ""; print}' "$1" ;;
@@ -60,7 +60,9 @@ for r in rows:
     for k in list(r):
         if "seconds" in k or k in ("timestamp", "git_commit"):
             r[k] = ""
-w = csv.DictWriter(sys.stdout, fieldnames=list(rows[0]) if rows else [])
+# MNIST-1D's generator arguments, a column since 2026-12-06, empty for these MNIST runs.
+fields = [k for k in (rows[0] if rows else []) if k != "mnist1d" or any(r[k] for r in rows)]
+w = csv.DictWriter(sys.stdout, fieldnames=fields, extrasaction="ignore")
 w.writeheader(); w.writerows(rows)
 PY
     ;;

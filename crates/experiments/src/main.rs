@@ -205,9 +205,9 @@ fn run_train(args: TrainArgs) -> Result<()> {
     }
     let progress = Progress::detect(args.quiet);
     let (device, device_name) = device::select(cfg.device)?;
-    let raw = data::load(cfg.dataset, cfg.data_dir_or_env().as_deref())?;
+    let raw = data::load(cfg.dataset, &cfg.mnist1d, cfg.data_dir_or_env().as_deref())?;
     let splits = data::Splits::new(&raw, cfg.split_seed, &device)?;
-    data::check_batch_size(cfg.batch_size, &splits, "--batch-size")?;
+    data::check_batch_size(&cfg, &splits, "--batch-size")?;
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating output directory {}", args.out.display()))?;
     RunRecord::new(&cfg, &splits.source, &device_name).write(&args.out.join("config.json"))?;

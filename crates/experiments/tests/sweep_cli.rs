@@ -615,3 +615,79 @@ fn adaptive_methods_train_in_cohorts_and_reach_the_reports() {
     assert_eq!(learned_parameters(), expected);
     std::fs::remove_dir_all(&base).unwrap();
 }
+
+/// MNIST-1D's generator arguments as a grid axis: each variant is its own data (a split each,
+/// runs of different variants never share a cohort), results.csv labels it, the runs of one
+/// cohort equal those trained one at a time, and `compare` keeps the variants apart.
+#[test]
+fn mnist1d_variants_are_a_grid_axis() {
+    let base = temp("mnist1d-axis");
+    let config = base.join("variants.toml");
+    std::fs::write(
+        &config,
+        r#"
+name = "variants"
+dataset = "mnist1d"
+architectures = [[16]]
+methods = ["relu", "gelu"]
+seeds = [1]
+preset = "mnist1d"
+device = "cpu"
+
+[overrides]
+epochs = 2
+
+[grid]
+mnist1d = ["published", { final_seq_length = 24, num_samples = 1000 }]
+"#,
+    )
+    .unwrap();
+    let together = base.join("together");
+    let log = sweep(&config, &together, &[]);
+    assert!(log.contains("4 runs in the grid"), "{log}");
+    assert!(log.contains("training in 2 cohorts"), "{log}");
+    let all = rows(&together);
+    let mut labels: Vec<(String, String, Option<usize>)> = all
+        .iter()
+        .map(|r| (r.mnist1d.clone(), r.method.clone(), r.n_params))
+        .collect();
+    labels.sort();
+    // A 16-unit hidden layer on inputs of 24 or 40: (24 + 1) * 16 + 17 * 10 and (40 + 1) * 16 + ...
+    assert_eq!(
+        labels,
+        [
+            (
+                "num_samples=1000,final_seq_length=24".into(),
+                "gelu".into(),
+                Some(570)
+            ),
+            (
+                "num_samples=1000,final_seq_length=24".into(),
+                "relu".into(),
+                Some(570)
+            ),
+            ("published".into(), "gelu".into(), Some(826)),
+            ("published".into(), "relu".into(), Some(826)),
+        ]
+    );
+    let alone = base.join("alone");
+    sweep(&config, &alone, &["--cohort-size", "1"]);
+    assert_eq!(metrics(&rows(&alone)), metrics(&all));
+    // Resumed: nothing left to run.
+    let log = sweep(&config, &together, &[]);
+    assert!(log.contains("0 to run"), "{log}");
+    let output = smartmixed(&["compare", together.to_str().unwrap()]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let table = std::fs::read_to_string(together.join("comparison.md")).unwrap();
+    assert!(
+        table.contains("Cells: architecture x mnist1d")
+            && table.contains("| num_samples=1000,final_seq_length=24 | relu |")
+            && table.contains("| published | gelu |"),
+        "{table}"
+    );
+    std::fs::remove_dir_all(base).unwrap();
+}

@@ -335,6 +335,36 @@ fn bad_input_is_a_clear_error() {
             vec!["--method", "relu", "--clamp", "5"],
             "--clamp is not a setting of --method relu",
         ),
+        (vec!["--dataset", "mnist2d"], "invalid value 'mnist2d'"),
+        (
+            vec!["--dataset", "mnist1d", "--mnist1d", "num_samples=5"],
+            "mnist1d: num_samples = 5: at least 10",
+        ),
+        (
+            vec!["--dataset", "mnist1d", "--mnist1d", "num_samples=12"],
+            "num_samples = 12 with train_split = 0.8 leaves 8 training signals",
+        ),
+        (
+            vec!["--dataset", "mnist1d", "--mnist1d", "num_samples=50"],
+            "--batch-size 64 is larger than the training set (36 samples, made by mnist1d \
+             num_samples = 50",
+        ),
+        (
+            vec!["--dataset", "mnist1d", "--mnist1d", "iid_noise_scale=-0.5"],
+            "mnist1d: iid_noise_scale = -0.5: must be finite and not negative",
+        ),
+        (
+            vec!["--dataset", "mnist1d", "--mnist1d", "final_seq_length=1"],
+            "mnist1d: final_seq_length = 1: at least 2",
+        ),
+        (
+            vec!["--dataset", "mnist1d", "--mnist1d", "shuffle=true"],
+            "unknown argument 'shuffle'",
+        ),
+        (
+            vec!["--mnist1d", "seed=3"],
+            "sets MNIST-1D's generator, but the data set is mnist",
+        ),
     ];
     for (extra, needle) in cases {
         let mut args = vec!["train", "--out", out.to_str().unwrap()];
@@ -350,6 +380,8 @@ fn bad_input_is_a_clear_error() {
             "{extra:?}: '{needle}' not in: {stderr}"
         );
         assert!(!stderr.contains("panicked"), "{extra:?}: {stderr}");
+        // Nothing half-written: every check comes before the run directory.
+        assert!(!out.exists(), "{extra:?} left {}", out.display());
     }
 }
 
@@ -422,6 +454,55 @@ fn mnist1d_trains_on_generated_signals() {
     let again = out_dir("mnist1d-again");
     assert_eq!(metrics(&train(&again, &flags)), metrics(&summary));
     for dir in [out, again] {
+        std::fs::remove_dir_all(dir.parent().unwrap()).unwrap();
+    }
+}
+
+/// MNIST-1D's generator arguments are run settings: a longer, shuffled, smaller variant trains,
+/// its inputs are as long as `final_seq_length` says, config.json records every argument, and
+/// the data differ from the published set's.
+#[test]
+fn mnist1d_generator_arguments_make_other_variants() {
+    let out = out_dir("mnist1d-variant");
+    let flags = [
+        "--preset",
+        "mnist1d",
+        "--widths",
+        "16",
+        "--method",
+        "relu",
+        "--epochs",
+        "2",
+        "--mnist1d",
+        "num_samples=2000,shuffle_seq=true,final_seq_length=60",
+    ];
+    let summary = train(&out, &flags);
+    assert_eq!(summary["status"], "ok");
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["mnist1d"]["num_samples"], 2000);
+    assert_eq!(config["mnist1d"]["shuffle_seq"], true);
+    assert_eq!(config["mnist1d"]["padding"], serde_json::json!([36, 60]));
+    assert!(
+        config["data_source"]
+            .as_str()
+            .unwrap()
+            .contains("2000 signals of length 60"),
+        "{}",
+        config["data_source"]
+    );
+    let tensors =
+        candle_core::safetensors::load(out.join("model.safetensors"), &candle_core::Device::Cpu)
+            .unwrap();
+    assert_eq!(tensors["linear.0.weight"].dims(), &[16, 60]);
+    // The same variant with its positions in order is other data: another run.
+    let ordered = out_dir("mnist1d-ordered");
+    let mut unshuffled = flags;
+    unshuffled[9] = "num_samples=2000,final_seq_length=60";
+    let other = train(&ordered, &unshuffled);
+    assert_ne!(epoch_rows(&ordered), epoch_rows(&out));
+    assert_eq!(other["n_params"], summary["n_params"]);
+    for dir in [out, ordered] {
         std::fs::remove_dir_all(dir.parent().unwrap()).unwrap();
     }
 }

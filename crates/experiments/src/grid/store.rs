@@ -49,6 +49,10 @@ pub struct ResultRow {
     #[serde(default)]
     pub pool: String,
     pub split_seed: u64,
+    /// MNIST-1D's generator arguments as `Mnist1dArgs::label` writes them (`published`, or
+    /// those that differ); empty for other data sets and in rows from before the column.
+    #[serde(default)]
+    pub mnist1d: String,
     /// The settings above that this run's method does not read (a baseline's: the
     /// SmartMixed-only ones): the row stands for every value of them. Space-separated.
     #[serde(default)]

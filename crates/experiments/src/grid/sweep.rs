@@ -600,8 +600,9 @@ pub fn run_sweep(opts: &SweepOptions) -> Result<SweepReport> {
     let cohort_size = opts.cohort_size.or(cfg.cohort_size);
     let on_gpu = data.device_name != "cpu";
     let cohorts = cohorts(&pending, |c| {
-        cohort_size
-            .unwrap_or_else(|| default_cohort_size(data::input_width(c.dataset), &c.widths, on_gpu))
+        cohort_size.unwrap_or_else(|| {
+            default_cohort_size(data::input_width(c.dataset, &c.mnist1d), &c.widths, on_gpu)
+        })
     });
     if cohorts.len() < pending.len() {
         let sizes: Vec<String> = cohorts.iter().map(|c| c.len().to_string()).collect();
@@ -669,12 +670,20 @@ fn pending_runs<'g>(
 }
 
 /// The device and the data splits of a shard's runs, all loaded (and every batch size checked)
-/// before the first run starts: one device for the whole grid, one split per (dataset, split
-/// seed), so that every run of a data set sees the same split.
+/// before the first run starts: one device for the whole grid, one split per data set (for
+/// MNIST-1D: per generator arguments) and split seed, so that every run of a data set sees the
+/// same split.
 struct SweepData {
     device: Device,
     device_name: String,
-    splits: Vec<((DatasetName, u64), Splits)>,
+    splits: Vec<(DataId, Splits)>,
+}
+
+/// What tells two runs' data apart: the data set, MNIST-1D's arguments, the split seed.
+type DataId = (DatasetName, String, u64);
+
+fn data_id(c: &TrainConfig) -> DataId {
+    (c.dataset, c.mnist1d.label(), c.split_seed)
 }
 
 impl SweepData {
@@ -709,23 +718,23 @@ impl SweepData {
         };
         for run in pending {
             let c = &run.config;
-            let id = (c.dataset, c.split_seed);
+            let id = data_id(c);
             if !data.splits.iter().any(|(k, _)| *k == id) {
-                let raw = data::load(c.dataset, c.data_dir_or_env().as_deref())?;
+                let raw = data::load(c.dataset, &c.mnist1d, c.data_dir_or_env().as_deref())?;
                 data.splits
                     .push((id, Splits::new(&raw, c.split_seed, &data.device)?));
             }
         }
         let what = format!("sweep config {}: batch_size", opts.config_file.display());
         for run in pending {
-            data::check_batch_size(run.config.batch_size, data.of(&run.config), &what)?;
+            data::check_batch_size(&run.config, data.of(&run.config), &what)?;
         }
         Ok(data)
     }
 
     /// The splits of a run's data set.
     fn of(&self, c: &TrainConfig) -> &Splits {
-        let id = (c.dataset, c.split_seed);
+        let id = data_id(c);
         &self
             .splits
             .iter()
@@ -957,6 +966,10 @@ fn result_row(run: &GridRun, outcome: &Result<Summary>, device: &str, commit: &s
             false => String::new(),
         },
         split_seed: c.split_seed,
+        mnist1d: match c.dataset {
+            DatasetName::Mnist1d => c.mnist1d.label(),
+            _ => String::new(),
+        },
         not_applicable: c.method.not_applicable(),
         n_params: summary.map(|s| s.n_params),
         best_epoch: summary.and_then(|s| s.best_epoch),

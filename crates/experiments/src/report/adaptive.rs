@@ -15,6 +15,7 @@ use clap::ValueEnum;
 use crate::run::config::DatasetName;
 use crate::run::data::{input_width, CLASSES};
 use crate::run::method::Method;
+use crate::run::mnist1d::Mnist1dArgs;
 
 /// One method minus another within a cell, paired by seed (runs with one seed share the split
 /// and the initial linear weights).
@@ -47,9 +48,10 @@ pub struct MethodCost {
 }
 
 /// The parameters of the linear layers of a network of `widths` ("512-256-128-64") on the data
-/// set named `dataset`.
-fn linear_params(dataset: &str, widths: &str) -> Option<usize> {
-    let input = input_width(DatasetName::from_str(dataset, true).ok()?);
+/// set named `dataset` (MNIST-1D made with the arguments `mnist1d`, results.csv's label).
+fn linear_params(dataset: &str, mnist1d: &str, widths: &str) -> Option<usize> {
+    let args = Mnist1dArgs::from_label(mnist1d).ok()?;
+    let input = input_width(DatasetName::from_str(dataset, true).ok()?, &args);
     let mut sizes = vec![input];
     for w in widths.split('-') {
         sizes.push(w.parse().ok()?);
@@ -142,7 +144,7 @@ pub fn costs(cell: &str, by_method: &BTreeMap<String, Vec<&ResultRow>>) -> Vec<M
             let runs = &by_method[method];
             let added = runs
                 .iter()
-                .find_map(|r| Some(r.n_params? - linear_params(&r.dataset, &r.widths)?))
+                .find_map(|r| Some(r.n_params? - linear_params(&r.dataset, &r.mnist1d, &r.widths)?))
                 .unwrap_or(0);
             let plain = Method::from_name(method).is_none_or(Method::leaves_plain_mlp);
             MethodCost {

@@ -27,6 +27,9 @@ use crate::run::setting;
 fn setting_value(r: &ResultRow, name: &str) -> String {
     match name {
         "dataset" => r.dataset.clone(),
+        // MNIST-1D rows from before the column: the published arguments.
+        "mnist1d" if r.mnist1d.is_empty() && r.dataset == "mnist1d" => "published".to_string(),
+        "mnist1d" => r.mnist1d.clone(),
         "preset" => r.preset.clone(),
         "epochs" => r.epochs.to_string(),
         "phase1_epochs" => r.phase1_epochs.to_string(),
@@ -55,9 +58,10 @@ pub fn pool_label(pool: &str) -> String {
     }
 }
 
-/// Whether the row's method reads the setting (see `not_applicable` in results.csv).
+/// Whether the row's method reads the setting (see `not_applicable` in results.csv) on the
+/// row's data set.
 fn applies(r: &ResultRow, name: &str) -> bool {
-    !r.not_applicable.split_whitespace().any(|n| n == name)
+    !r.not_applicable.split_whitespace().any(|n| n == name) && setting::read_on(name, &r.dataset)
 }
 
 /// What makes two rows the same run: architecture, method, seed and every setting the method
@@ -1214,7 +1218,8 @@ mod tests {
     #[test]
     fn every_setting_has_a_value_in_a_row() {
         let row: ResultRow = serde_json::from_value(serde_json::json!({
-            "key": "k", "dataset": "mnist", "arch": 3, "widths": "8", "depth": 1,
+            "key": "k", "dataset": "mnist1d", "mnist1d": "seed=7", "arch": 3, "widths": "8",
+            "depth": 1,
             "method": "relu", "seed": 1, "preset": "default", "epochs": 3, "phase1_epochs": 1,
             "lr": 0.001, "batch_size": 64, "tau": 0.3, "clamp": "10", "grad_clip": "1",
             "phase2_init": "warm", "loss": "logits", "eval_selection": "argmax",
@@ -1229,7 +1234,8 @@ mod tests {
         assert_eq!(
             values,
             [
-                "mnist",
+                "mnist1d",
+                "seed=7",
                 "default",
                 "3",
                 "1",
@@ -1245,6 +1251,18 @@ mod tests {
                 "42"
             ]
         );
+        // An MNIST-1D row from before the column made the published data; other data sets
+        // read no generator.
+        let old = ResultRow {
+            mnist1d: String::new(),
+            ..row.clone()
+        };
+        assert_eq!(setting_value(&old, "mnist1d"), "published");
+        let mnist = ResultRow {
+            dataset: "mnist".into(),
+            ..old
+        };
+        assert!(!applies(&mnist, "mnist1d") && applies(&row, "mnist1d"));
     }
 
     #[test]
@@ -1370,6 +1388,7 @@ mod tests {
             eval_selection: "argmax".into(),
             pool: String::new(),
             split_seed: 42,
+            mnist1d: String::new(),
             not_applicable: if sm {
                 String::new()
             } else {

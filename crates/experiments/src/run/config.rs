@@ -16,6 +16,7 @@ use crate::bail_input;
 use crate::error::input_error;
 use crate::run::arch::architecture;
 pub use crate::run::method::{Method, Phase2Init};
+use crate::run::mnist1d::{Mnist1dArgs, SETTABLE};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
@@ -178,6 +179,128 @@ impl<'de> Deserialize<'de> for PoolSetting {
     }
 }
 
+/// MNIST-1D's generator arguments that differ from the published ones, by the package's names:
+/// `--mnist1d num_samples=10000,shuffle_seq=true`, `mnist1d = "num_samples=10000"` or a table
+/// (`[mnist1d]` in a config file, `{ num_samples = 10000 }` on a grid axis; `padding = [36, 60]`
+/// there, `padding=36-60` in the text form); `published` stands for none. Each value is checked
+/// for its type as it is read, the ranges when the run resolves. Written as its text form.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct Mnist1dSetting(Vec<(&'static str, String)>);
+
+impl Mnist1dSetting {
+    /// Sets `key` (replacing an earlier value), checking the key and the value's type.
+    fn insert(&mut self, key: &str, value: &str) -> Result<()> {
+        let Some(&key) = SETTABLE.iter().find(|&&k| k == key.trim()) else {
+            bail_input!(
+                "mnist1d: unknown argument '{}' (the arguments: {})",
+                key.trim(),
+                SETTABLE.join(", ")
+            );
+        };
+        Mnist1dArgs::default()
+            .set(key, value)
+            .map_err(|e| input_error(format!("mnist1d: {key} = {}: {e}", value.trim())))?;
+        self.0.retain(|(k, _)| *k != key);
+        self.0.push((key, value.trim().to_string()));
+        self.0
+            .sort_by_key(|(k, _)| SETTABLE.iter().position(|s| s == k));
+        Ok(())
+    }
+
+    /// `self` with every argument `top` sets replaced by `top`'s.
+    pub fn then(mut self, top: &Mnist1dSetting) -> Mnist1dSetting {
+        for (key, value) in &top.0 {
+            self.insert(key, value).expect("checked when it was read");
+        }
+        self
+    }
+
+    /// The published arguments with these applied (ranges unchecked: see
+    /// [`Mnist1dArgs::check`]).
+    pub fn args(&self) -> Mnist1dArgs {
+        let mut args = Mnist1dArgs::default();
+        for (key, value) in &self.0 {
+            args.set(key, value).expect("checked when it was read");
+        }
+        args
+    }
+}
+
+impl FromStr for Mnist1dSetting {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<Self> {
+        let mut setting = Mnist1dSetting::default();
+        if matches!(s.trim(), "" | "published") {
+            return Ok(setting);
+        }
+        for item in s.split(',') {
+            let Some((key, value)) = item.split_once('=') else {
+                bail_input!(
+                    "mnist1d: '{}' is not key=value (for example num_samples=10000)",
+                    item.trim()
+                );
+            };
+            setting.insert(key, value)?;
+        }
+        Ok(setting)
+    }
+}
+
+impl fmt::Display for Mnist1dSetting {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_empty() {
+            return f.write_str("published");
+        }
+        let items: Vec<String> = self.0.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        f.write_str(&items.join(","))
+    }
+}
+
+impl Serialize for Mnist1dSetting {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for Mnist1dSetting {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let text = |v: &toml::Value| -> Option<String> {
+            Some(match v {
+                toml::Value::String(s) => s.clone(),
+                toml::Value::Integer(i) => i.to_string(),
+                toml::Value::Float(x) => x.to_string(),
+                toml::Value::Boolean(b) => b.to_string(),
+                // `padding = [36, 60]`.
+                toml::Value::Array(items) => match items.as_slice() {
+                    [toml::Value::Integer(lo), toml::Value::Integer(hi)] => format!("{lo}-{hi}"),
+                    _ => return None,
+                },
+                _ => return None,
+            })
+        };
+        match toml::Value::deserialize(d)? {
+            toml::Value::String(s) => s.parse().map_err(D::Error::custom),
+            toml::Value::Table(table) => {
+                let mut setting = Mnist1dSetting::default();
+                for (key, value) in &table {
+                    let value = text(value).ok_or_else(|| {
+                        D::Error::custom(format!(
+                            "mnist1d: {key} = {value}: not a number, true/false or [low, high]"
+                        ))
+                    })?;
+                    setting.insert(key, &value).map_err(D::Error::custom)?;
+                }
+                Ok(setting)
+            }
+            other => Err(D::Error::custom(format!(
+                "mnist1d must be a table of the generator's arguments or text like \
+                 \"num_samples=10000,shuffle_seq=true\", got {other}"
+            ))),
+        }
+    }
+}
+
 /// Where to run: `auto`, `cpu`, `cuda`, `cuda:N` or `metal`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DeviceChoice {
@@ -240,6 +363,14 @@ pub struct Settings {
     pub preset: Option<Preset>,
     #[arg(long, value_enum)]
     pub dataset: Option<DatasetName>,
+    /// MNIST-1D's generator arguments that differ from the published ones, comma-separated
+    /// key=value: num_samples, train_split, padding (low-high), scale_coeff, max_translation,
+    /// corr_noise_scale, iid_noise_scale, shear_scale, shuffle_seq, final_seq_length, seed; e.g.
+    /// num_samples=10000,shuffle_seq=true [default: published].
+    #[arg(long)]
+    // Unset, left out of a manifest's overrides (which listed every other setting before it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mnist1d: Option<Mnist1dSetting>,
     /// Directory with the four IDX files, raw or .gz [default: $SMARTMIXED_DATA_DIR, else the hub].
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
@@ -311,9 +442,14 @@ impl Settings {
             merged.remove("widths");
         }
         merged.extend(top);
-        toml::Value::Table(merged)
+        let mut settings: Settings = toml::Value::Table(merged)
             .try_into()
-            .expect("merged settings read back")
+            .expect("merged settings read back");
+        // The generator's arguments merge one by one: a flag setting one keeps a file's others.
+        if let (Some(lower), Some(upper)) = (self.mnist1d, &settings.mnist1d) {
+            settings.mnist1d = Some(lower.then(upper));
+        }
+        settings
     }
 
     /// The settings a preset stands for.
@@ -397,6 +533,10 @@ pub const DEFAULT_PHASE1_EPOCHS: usize = 15;
 pub struct TrainConfig {
     pub preset: Preset,
     pub dataset: DatasetName,
+    /// MNIST-1D's generator arguments; left out of config.json (and so of the run key) when
+    /// they are the published ones, and always for the other data sets.
+    #[serde(default, skip_serializing_if = "Mnist1dArgs::is_published")]
+    pub mnist1d: Mnist1dArgs,
     pub data_dir: Option<PathBuf>,
     /// Architecture id when the widths came from one.
     pub arch: Option<u32>,
@@ -505,9 +645,24 @@ impl TrainConfig {
                 bail_input!("grad_clip must be a positive finite number or 'none', got {c}");
             }
         }
+        let dataset = s.dataset.unwrap_or(DatasetName::Mnist);
+        let mnist1d = match (dataset, s.mnist1d) {
+            (DatasetName::Mnist1d, setting) => {
+                let args = setting.unwrap_or_default().args();
+                args.check()
+                    .map_err(|e| input_error(format!("mnist1d: {e}")))?;
+                args
+            }
+            (_, Some(setting)) if setting != Mnist1dSetting::default() => bail_input!(
+                "mnist1d = \"{setting}\" sets MNIST-1D's generator, but the data set is {}",
+                dataset.name()
+            ),
+            (_, _) => Mnist1dArgs::default(),
+        };
         Ok(TrainConfig {
             preset: s.preset.unwrap_or(Preset::Default),
-            dataset: s.dataset.unwrap_or(DatasetName::Mnist),
+            dataset,
+            mnist1d,
             data_dir: s.data_dir,
             arch,
             widths,
@@ -716,5 +871,127 @@ mod tests {
             let msg = err.to_string();
             assert!(msg.contains("--pool") && msg.contains(needle), "{msg}");
         }
+    }
+
+    /// MNIST-1D's generator arguments: both written forms, merging through the precedence
+    /// chain, the published ones kept out of config.json, and every bad value named.
+    #[test]
+    fn mnist1d_arguments_parse_merge_and_name_their_errors() {
+        let text: Mnist1dSetting = "shuffle_seq=true, num_samples=10000,padding=30-50"
+            .parse()
+            .unwrap();
+        // Listed in the package's order whatever the order written.
+        assert_eq!(
+            text.to_string(),
+            "num_samples=10000,padding=30-50,shuffle_seq=true"
+        );
+        let table: Settings = toml::from_str(
+            "[mnist1d]\nnum_samples = 10000\npadding = [30, 50]\nshuffle_seq = true\n",
+        )
+        .unwrap();
+        assert_eq!(table.mnist1d.as_ref(), Some(&text));
+        let args = text.args();
+        assert_eq!(
+            (args.num_samples, args.padding, args.shuffle_seq, args.seed),
+            (10000, (30, 50), true, 42)
+        );
+        assert_eq!(
+            "published".parse::<Mnist1dSetting>().unwrap(),
+            Mnist1dSetting::default()
+        );
+
+        // A flag setting one argument keeps the file's others; the same key: the flag's.
+        let dir = std::env::temp_dir().join(format!("smartmixed-mnist1d-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("run.toml");
+        std::fs::write(
+            &file,
+            "dataset = \"mnist1d\"\n[mnist1d]\nnum_samples = 2000\nseed = 3\n",
+        )
+        .unwrap();
+        let top = flags(|s| s.mnist1d = Some("seed=9,final_seq_length=60".parse().unwrap()));
+        let cfg = TrainConfig::resolve(Some(&file), None, &top).unwrap();
+        assert_eq!(
+            (
+                cfg.mnist1d.num_samples,
+                cfg.mnist1d.seed,
+                cfg.mnist1d.final_seq_length
+            ),
+            (2000, 9, 60)
+        );
+        assert_eq!(
+            cfg.mnist1d.label(),
+            "num_samples=2000,final_seq_length=60,seed=9"
+        );
+        let json = serde_json::to_value(&cfg).unwrap();
+        assert_eq!(json["mnist1d"]["num_samples"], 2000);
+        let back: TrainConfig = serde_json::from_value(json).unwrap();
+        assert_eq!(back, cfg);
+        std::fs::remove_dir_all(&dir).unwrap();
+
+        // The published arguments (set or not) stay out of config.json, so run keys from
+        // before the setting hold.
+        for setting in [None, Some("num_samples=5000")] {
+            let cfg = TrainConfig::resolve(
+                None,
+                Some(Preset::Mnist1d),
+                &flags(|s| s.mnist1d = setting.map(|t: &str| t.parse().unwrap())),
+            )
+            .unwrap();
+            assert!(cfg.mnist1d.is_published());
+            let json = serde_json::to_string(&cfg).unwrap();
+            assert!(!json.contains("mnist1d\":{"), "{json}");
+        }
+
+        // Bad input names the setting and the argument.
+        for (bad, needle) in [
+            (
+                "num_samples=many",
+                "num_samples = many: 'many' is not a whole number",
+            ),
+            ("iid_noise_scale=-0.1", "iid_noise_scale = -0.1"),
+            ("corr_noise_scale=-1", "corr_noise_scale = -1"),
+            ("final_seq_length=1", "final_seq_length = 1: at least 2"),
+            ("num_samples=5", "num_samples = 5: at least 10"),
+            ("num_samples=12", "leaves 8 training signals"),
+            ("train_split=1", "train_split = 1"),
+            ("padding=60-36", "padding"),
+            ("padding=36", "'36' is not two whole numbers"),
+            ("noise=1", "unknown argument 'noise'"),
+            ("shuffle_seq", "'shuffle_seq' is not key=value"),
+        ] {
+            let err = bad
+                .parse::<Mnist1dSetting>()
+                .and_then(|m| {
+                    TrainConfig::resolve(
+                        None,
+                        None,
+                        &flags(|s| {
+                            s.dataset = Some(DatasetName::Mnist1d);
+                            s.mnist1d = Some(m);
+                        }),
+                    )
+                })
+                .unwrap_err();
+            assert!(err.downcast_ref::<crate::error::InputError>().is_some());
+            let msg = err.to_string();
+            assert!(
+                msg.contains("mnist1d") && msg.contains(needle),
+                "{bad}: {msg}"
+            );
+        }
+        let err = toml::from_str::<Settings>("[mnist1d]\nshear_scale = \"steep\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("shear_scale = steep"), "{err}");
+        // Arguments of a generator the run does not use.
+        let err = TrainConfig::resolve(
+            None,
+            None,
+            &flags(|s| s.mnist1d = Some("seed=1".parse().unwrap())),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("the data set is mnist"), "{err}");
     }
 }

@@ -14,7 +14,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::error::input_error;
-use crate::run::config::DatasetName;
+use crate::run::config::{DatasetName, TrainConfig};
 use crate::run::mnist1d::{self, Mnist1dArgs};
 
 pub const IMAGE_SIDE: usize = 28;
@@ -67,11 +67,12 @@ pub struct RawData {
     pub source: String,
 }
 
-/// The length of one input of `dataset`: 784 pixels, or MNIST-1D's signal length.
-pub fn input_width(dataset: DatasetName) -> usize {
+/// The length of one input of `dataset`: 784 pixels, or the signal length of MNIST-1D made
+/// with `mnist1d`.
+pub fn input_width(dataset: DatasetName, mnist1d: &Mnist1dArgs) -> usize {
     match dataset {
         DatasetName::Mnist | DatasetName::FashionMnist => IMAGE_PIXELS,
-        DatasetName::Mnist1d => Mnist1dArgs::default().final_seq_length,
+        DatasetName::Mnist1d => mnist1d.final_seq_length,
     }
 }
 
@@ -82,10 +83,10 @@ pub fn input_width(dataset: DatasetName) -> usize {
 /// (`mnist/`, `fashion-mnist/`) stands for that subdirectory, so one `--data-dir` serves a sweep
 /// with a `dataset` axis.
 ///
-/// MNIST-1D is generated, whatever the directory says.
-pub fn load(dataset: DatasetName, dir: Option<&Path>) -> Result<RawData> {
+/// MNIST-1D is generated with the arguments `mnist1d`, whatever the directory says.
+pub fn load(dataset: DatasetName, mnist1d: &Mnist1dArgs, dir: Option<&Path>) -> Result<RawData> {
     match (dataset, dir) {
-        (DatasetName::Mnist1d, _) => generate_mnist1d(&Mnist1dArgs::default()),
+        (DatasetName::Mnist1d, _) => generate_mnist1d(mnist1d),
         (_, Some(dir)) => load_dir(&dataset_dir(dataset, dir)),
         (_, None) => load_hub(dataset),
     }
@@ -402,11 +403,20 @@ impl Splits {
     }
 }
 
-/// A batch must fit in the training set; `what` names the flag or config that set it.
-pub fn check_batch_size(batch_size: usize, splits: &Splits, what: &str) -> Result<()> {
-    if batch_size > splits.train.len() {
+/// A batch must fit in the training set; `what` names the flag or config that set the batch
+/// size (and MNIST-1D's message the arguments that set the training set's size).
+pub fn check_batch_size(cfg: &TrainConfig, splits: &Splits, what: &str) -> Result<()> {
+    if cfg.batch_size > splits.train.len() {
+        let made_by = match cfg.dataset {
+            DatasetName::Mnist1d => format!(
+                ", made by mnist1d num_samples = {} and train_split = {}",
+                cfg.mnist1d.num_samples, cfg.mnist1d.train_split
+            ),
+            _ => String::new(),
+        };
         return Err(input_error(format!(
-            "{what} {batch_size} is larger than the training set ({} images)",
+            "{what} {} is larger than the training set ({} samples{made_by})",
+            cfg.batch_size,
             splits.train.len()
         )));
     }
@@ -540,7 +550,12 @@ mod tests {
     /// are (not scaled like pixels).
     #[test]
     fn mnist1d_is_generated_and_split_like_the_images() {
-        let raw = load(DatasetName::Mnist1d, Some(Path::new("/nonexistent"))).unwrap();
+        let raw = load(
+            DatasetName::Mnist1d,
+            &Mnist1dArgs::default(),
+            Some(Path::new("/nonexistent")),
+        )
+        .unwrap();
         assert_eq!(
             (raw.train.width, raw.train.len(), raw.test.len()),
             (40, 4000, 1000)

@@ -15,6 +15,9 @@ pub enum ReadBy {
     /// Only methods with a selection over the pool, as `Method::reads` says (a baseline's
     /// result does not depend on it: one baseline run serves every value).
     Selection,
+    /// Every method, on this data set only (its generator's arguments): rows of other data
+    /// sets leave it out of their identity and their cells.
+    Dataset(&'static str),
 }
 
 /// Whether the models of a cohort (one stack) must agree on a setting.
@@ -43,11 +46,12 @@ const fn setting(name: &'static str, read_by: ReadBy, cohort: InCohort) -> Setti
 }
 
 use InCohort::{PerModel, Shared};
-use ReadBy::{Every, Selection};
+use ReadBy::{Dataset, Every, Selection};
 
 /// Every setting, in the order reports name them.
-pub const SETTINGS: [Setting; 14] = [
+pub const SETTINGS: [Setting; 15] = [
     setting("dataset", Every, Shared),
+    setting("mnist1d", Dataset("mnist1d"), Shared),
     setting("preset", Every, PerModel),
     setting("epochs", Every, Shared),
     setting("phase1_epochs", Selection, PerModel),
@@ -84,6 +88,18 @@ pub fn cohort_shared() -> impl Iterator<Item = &'static str> {
         .map(|s| s.name)
 }
 
+/// Whether runs on the data set named `dataset` read the setting `name` (every declared
+/// setting but one data set's own).
+pub fn read_on(name: &str, dataset: &str) -> bool {
+    SETTINGS.iter().any(|s| {
+        s.name == name
+            && match s.read_by {
+                Dataset(own) => own == dataset,
+                Every | Selection => true,
+            }
+    })
+}
+
 /// Whether `name` is a declared setting only selection methods read.
 pub fn selection_only(name: &str) -> bool {
     SETTINGS
@@ -116,6 +132,7 @@ mod tests {
             cohort_shared().collect::<Vec<_>>(),
             [
                 "dataset",
+                "mnist1d",
                 "epochs",
                 "batch_size",
                 "loss",
@@ -124,5 +141,7 @@ mod tests {
             ]
         );
         assert!(selection_only("tau") && !selection_only("lr") && !selection_only("nonsense"));
+        assert!(read_on("mnist1d", "mnist1d") && !read_on("mnist1d", "mnist"));
+        assert!(read_on("lr", "mnist") && !read_on("nonsense", "mnist"));
     }
 }

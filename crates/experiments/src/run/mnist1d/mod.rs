@@ -13,6 +13,7 @@ pub mod scipy;
 
 use numpy::RandomState;
 use scipy::{gaussian_filter, linspace, resample};
+use serde::{Deserialize, Serialize};
 
 /// The package version whose recipe this reproduces.
 pub const PACKAGE_VERSION: &str = "0.0.2.post1";
@@ -20,8 +21,10 @@ pub const PACKAGE_VERSION: &str = "0.0.2.post1";
 /// The classes: digits 0-9.
 pub const CLASSES: usize = 10;
 
-/// The generator's arguments (`get_dataset_args()`), with the package's defaults.
-#[derive(Clone, Debug, PartialEq)]
+/// The generator's arguments (`get_dataset_args()`), with the package's defaults. A run's
+/// `config.json` holds them (under `mnist1d`) when they are not the published ones.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Mnist1dArgs {
     pub num_samples: usize,
     pub train_split: f64,
@@ -57,20 +60,152 @@ impl Default for Mnist1dArgs {
     }
 }
 
+/// The arguments a run may set, by the package's names, in the order labels list them.
+/// (`template_len` is the templates' own length, 12: not a setting.)
+pub const SETTABLE: [&str; 11] = [
+    "num_samples",
+    "train_split",
+    "padding",
+    "scale_coeff",
+    "max_translation",
+    "corr_noise_scale",
+    "iid_noise_scale",
+    "shear_scale",
+    "shuffle_seq",
+    "final_seq_length",
+    "seed",
+];
+
+/// The fewest training signals the harness accepts: its validation split (10 %) needs one
+/// signal at least.
+pub const MIN_TRAINING_SIGNALS: usize = 10;
+
 impl Mnist1dArgs {
+    /// Whether these are the package's published arguments.
+    pub fn is_published(&self) -> bool {
+        *self == Self::default()
+    }
+
+    /// One settable argument as text, as [`Mnist1dArgs::set`] reads it back (`padding`:
+    /// `36-60`).
+    pub fn get(&self, key: &str) -> Option<String> {
+        Some(match key {
+            "num_samples" => self.num_samples.to_string(),
+            "train_split" => self.train_split.to_string(),
+            "padding" => format!("{}-{}", self.padding.0, self.padding.1),
+            "scale_coeff" => self.scale_coeff.to_string(),
+            "max_translation" => self.max_translation.to_string(),
+            "corr_noise_scale" => self.corr_noise_scale.to_string(),
+            "iid_noise_scale" => self.iid_noise_scale.to_string(),
+            "shear_scale" => self.shear_scale.to_string(),
+            "shuffle_seq" => self.shuffle_seq.to_string(),
+            "final_seq_length" => self.final_seq_length.to_string(),
+            "seed" => self.seed.to_string(),
+            _ => return None,
+        })
+    }
+
+    /// Sets one argument from text; the error says what the key or value must be. Ranges are
+    /// [`Mnist1dArgs::check`]'s.
+    pub fn set(&mut self, key: &str, value: &str) -> Result<(), String> {
+        fn whole<T: std::str::FromStr>(v: &str) -> Result<T, String> {
+            v.parse()
+                .map_err(|_| format!("'{v}' is not a whole number (0 or more)"))
+        }
+        fn number(v: &str) -> Result<f64, String> {
+            v.parse().map_err(|_| format!("'{v}' is not a number"))
+        }
+        let v = value.trim();
+        match key {
+            "num_samples" => self.num_samples = whole(v)?,
+            "train_split" => self.train_split = number(v)?,
+            "padding" => {
+                let bounds = v
+                    .split_once('-')
+                    .and_then(|(lo, hi)| Some((lo.trim().parse().ok()?, hi.trim().parse().ok()?)));
+                self.padding = bounds.ok_or_else(|| {
+                    format!("'{v}' is not two whole numbers low-high, like 36-60")
+                })?;
+            }
+            "scale_coeff" => self.scale_coeff = number(v)?,
+            "max_translation" => self.max_translation = whole(v)?,
+            "corr_noise_scale" => self.corr_noise_scale = number(v)?,
+            "iid_noise_scale" => self.iid_noise_scale = number(v)?,
+            "shear_scale" => self.shear_scale = number(v)?,
+            "shuffle_seq" => {
+                self.shuffle_seq = v
+                    .parse()
+                    .map_err(|_| format!("'{v}' is not true or false"))?
+            }
+            "final_seq_length" => self.final_seq_length = whole(v)?,
+            "seed" => self.seed = whole(v)?,
+            _ => {
+                return Err(format!(
+                    "unknown argument '{key}' (the arguments: {})",
+                    SETTABLE.join(", ")
+                ))
+            }
+        }
+        Ok(())
+    }
+
+    /// `published`, or the arguments that differ from the published ones, `key=value` in
+    /// [`SETTABLE`] order: `num_samples=10000,shuffle_seq=true`. [`Mnist1dArgs::from_label`]
+    /// reads it back.
+    pub fn label(&self) -> String {
+        let published = Self::default();
+        let changed: Vec<String> = SETTABLE
+            .iter()
+            .filter_map(|&k| {
+                let v = self.get(k)?;
+                (published.get(k)? != v).then(|| format!("{k}={v}"))
+            })
+            .collect();
+        match changed.is_empty() {
+            true => "published".to_string(),
+            false => changed.join(","),
+        }
+    }
+
+    /// The arguments a [`Mnist1dArgs::label`] stands for (empty: the published ones).
+    pub fn from_label(label: &str) -> Result<Self, String> {
+        let mut args = Self::default();
+        let label = label.trim();
+        if label.is_empty() || label == "published" {
+            return Ok(args);
+        }
+        for item in label.split(',') {
+            let (key, value) = item
+                .split_once('=')
+                .ok_or_else(|| format!("'{}' is not key=value", item.trim()))?;
+            args.set(key.trim(), value)
+                .map_err(|e| format!("{} = {}: {e}", key.trim(), value.trim()))?;
+        }
+        Ok(args)
+    }
+
     /// Every argument that would make the generator fail or make an empty split, named.
     pub fn check(&self) -> Result<(), String> {
-        let train = (self.num_samples / CLASSES * CLASSES) as f64 * self.train_split;
+        // The package makes num_samples / 10 signals per class and splits them by truncation.
+        let total = self.num_samples / CLASSES * CLASSES;
+        let train = (total as f64 * self.train_split) as usize;
         if self.num_samples < CLASSES {
             return Err(format!(
                 "num_samples = {}: at least {CLASSES}, one signal per class",
                 self.num_samples
             ));
         }
-        if !(self.train_split > 0.0 && self.train_split < 1.0) || train < 1.0 {
+        if !(self.train_split > 0.0 && self.train_split < 1.0) || train >= total {
             return Err(format!(
                 "train_split = {}: must leave signals on both sides of the split",
                 self.train_split
+            ));
+        }
+        if train < MIN_TRAINING_SIGNALS {
+            return Err(format!(
+                "num_samples = {} with train_split = {} leaves {train} training signals: at \
+                 least {MIN_TRAINING_SIGNALS}, so that the validation split holds one",
+                self.num_samples, self.train_split
             ));
         }
         if self.final_seq_length < 2 {

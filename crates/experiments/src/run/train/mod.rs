@@ -86,7 +86,8 @@ pub fn initial_network(
     init: &mut ChaCha8Rng,
     device: &Device,
 ) -> Result<Network> {
-    let linears = draw_linears(data::input_width(cfg.dataset), &cfg.widths, init, device)?;
+    let input = data::input_width(cfg.dataset, &cfg.mnist1d);
+    let linears = draw_linears(input, &cfg.widths, init, device)?;
     let settings = LayerSettings {
         pool: cfg.pool.0,
         tau: cfg.tau,
@@ -326,8 +327,13 @@ mod tests {
     /// compare two absent fields and never split a cohort).
     #[test]
     fn cohort_shared_settings_are_config_fields() {
-        let cfg = TrainConfig::resolve(None, None, &crate::run::config::Settings::default())
-            .expect("the default config resolves");
+        // MNIST-1D with arguments of its own, so that config.json writes them too.
+        let settings = crate::run::config::Settings {
+            dataset: Some(crate::run::config::DatasetName::Mnist1d),
+            mnist1d: Some("seed=7".parse().unwrap()),
+            ..Default::default()
+        };
+        let cfg = TrainConfig::resolve(None, None, &settings).expect("the config resolves");
         let json = serde_json::to_value(&cfg).unwrap();
         for name in ["data_dir", "widths"]
             .into_iter()
