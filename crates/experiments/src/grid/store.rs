@@ -27,8 +27,11 @@ use crate::run::method::Method;
 pub struct ResultRow {
     pub key: String,
     pub dataset: String,
-    /// Architecture id, empty for explicit widths.
+    /// Architecture id, empty for explicit widths and named nets.
     pub arch: Option<u32>,
+    /// The named net with convolutions, empty for MLPs (and in rows from before the column).
+    #[serde(default)]
+    pub net: String,
     /// Hidden widths joined by '-', e.g. 512-256-128-64.
     pub widths: String,
     pub depth: usize,

@@ -17,17 +17,33 @@ use crate::error::input_error;
 use crate::grid::store::{ResultRow, ResultsStore, ShareRow};
 use crate::interrupt::Interrupted;
 use crate::progress::Progress;
-use crate::run::config::{DatasetName, DeviceChoice, Method, Preset, Settings, TrainConfig};
+use crate::run::config::{
+    DatasetName, DeviceChoice, Method, NetName, Preset, Settings, TrainConfig,
+};
 use crate::run::data::{self, Splits};
 use crate::run::files::{write_json, RunRecord};
+use crate::run::net::{self, Planned};
 use crate::run::train::{self, Summary};
 
-/// An architecture in a sweep config: a reference id or explicit widths.
+/// An architecture in a sweep config: a reference id (`3`), explicit widths (`[64, 32]`) or a
+/// named net with convolutions (`"lenet5"`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum ArchSpec {
     Id(u32),
     Widths(Vec<usize>),
+    Net(NetName),
+}
+
+impl ArchSpec {
+    /// As `--plan`, labels and errors name it.
+    pub fn label(&self) -> String {
+        match self {
+            ArchSpec::Id(id) => format!("arch {id}"),
+            ArchSpec::Widths(w) => format!("widths {}", widths_label(w)),
+            ArchSpec::Net(net) => format!("net {net}"),
+        }
+    }
 }
 
 /// A sweep config file (`experiments/*.toml`). Unknown keys are rejected.
@@ -312,9 +328,10 @@ pub fn expand(
                     }
                     layer.data_dir = data_dir.clone().or(cfg.data_dir.clone()).or(layer.data_dir);
                     layer.device = device.or(cfg.device).or(layer.device);
-                    (layer.arch, layer.widths) = match arch {
-                        ArchSpec::Id(id) => (Some(*id), None),
-                        ArchSpec::Widths(w) => (None, Some(w.clone())),
+                    (layer.arch, layer.widths, layer.net) = match arch {
+                        ArchSpec::Id(id) => (Some(*id), None, None),
+                        ArchSpec::Widths(w) => (None, Some(w.clone()), None),
+                        ArchSpec::Net(net) => (None, None, Some(*net)),
                     };
                     layer.method = Some(method);
                     layer.seed = Some(seed);
@@ -324,12 +341,9 @@ pub fn expand(
                         &layer,
                     )
                     .with_context(|| {
-                        let arch = match arch {
-                            ArchSpec::Id(id) => format!("arch {id}"),
-                            ArchSpec::Widths(w) => format!("widths {}", widths_label(w)),
-                        };
                         format!(
-                            "grid entry {arch} {method} seed {seed} {}",
+                            "grid entry {} {method} seed {seed} {}",
+                            arch.label(),
                             axis_values.join(" ")
                         )
                     })?;
@@ -367,6 +381,7 @@ pub fn plan(cfg: &SweepConfig, grid: &[GridRun], out: &Path) -> Result<String> {
         .map(|a| match a {
             ArchSpec::Id(id) => id.to_string(),
             ArchSpec::Widths(w) => widths_label(w),
+            ArchSpec::Net(net) => net.to_string(),
         })
         .collect();
     let methods: Vec<String> = cfg.methods.iter().map(Method::to_string).collect();
@@ -524,18 +539,23 @@ const CPU_ALONE_ABOVE_PARAMETERS: usize = 200_000;
 const GPU_COHORT_PARAMETERS: usize = 400_000_000;
 const GPU_COHORT_MODELS: usize = 256;
 
-/// How many models of `widths` train together when the sweep does not say: as many of a
-/// group's runs as the shard holds, capped so that the cohort's parameters fit the budget of
-/// the device (and at most 256 models on a GPU); on the CPU models above 200 K parameters train
-/// alone (at least 1).
-pub fn default_cohort_size(input: usize, widths: &[usize], on_gpu: bool) -> usize {
-    let mut sizes = vec![input];
-    sizes.extend_from_slice(widths);
-    sizes.push(crate::run::data::CLASSES);
-    let linear: usize = sizes.windows(2).map(|w| w[0] * w[1] + w[1]).sum();
-    // Selection logits: at most every candidate per hidden neuron.
-    let logits: usize = widths.iter().sum::<usize>() * mixed_act::Activation::COUNT;
-    let per_model = linear + logits;
+/// How many models of the layers `plan` train together when the sweep does not say: as many
+/// of a group's runs as the shard holds, capped so that the cohort's work fits the budget of
+/// the device (and at most 256 models on a GPU); on the CPU models above 200 K train alone (at
+/// least 1). A model's work: per example, the multiply-adds of its products with their biases
+/// (an MLP's: its linear parameters; a convolution's: its weights times its output positions)
+/// plus its selection logits (at most every candidate per hidden unit).
+pub fn default_cohort_size(plan: &[Planned], on_gpu: bool) -> usize {
+    let products: usize = plan
+        .iter()
+        .filter_map(|p| {
+            let (out, fan_in) = p.weight_dims()?;
+            Some(p.rows_per_example() * out * (fan_in + 1))
+        })
+        .sum();
+    let logits: usize =
+        net::hidden_units(plan).iter().sum::<usize>() * mixed_act::Activation::COUNT;
+    let per_model = products + logits;
     if on_gpu {
         (GPU_COHORT_PARAMETERS / per_model).clamp(1, GPU_COHORT_MODELS)
     } else if per_model > CPU_ALONE_ABOVE_PARAMETERS {
@@ -601,7 +621,7 @@ pub fn run_sweep(opts: &SweepOptions) -> Result<SweepReport> {
     let on_gpu = data.device_name != "cpu";
     let cohorts = cohorts(&pending, |c| {
         cohort_size.unwrap_or_else(|| {
-            default_cohort_size(data::input_width(c.dataset, &c.mnist1d), &c.widths, on_gpu)
+            default_cohort_size(&c.plan().expect("checked when the grid resolved"), on_gpu)
         })
     });
     if cohorts.len() < pending.len() {
@@ -946,6 +966,7 @@ fn result_row(run: &GridRun, outcome: &Result<Summary>, device: &str, commit: &s
         key: run.key.clone(),
         dataset: c.dataset.name().to_string(),
         arch: c.arch,
+        net: c.net.map(|n| n.to_string()).unwrap_or_default(),
         widths: widths_label(&c.widths),
         depth: c.widths.len(),
         method: c.method.to_string(),
@@ -1028,6 +1049,7 @@ fn kebab<T: Serialize>(value: &T) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::run::net::Shape;
 
     const BASE: &str = r#"
 name = "axes"
@@ -1051,14 +1073,31 @@ seeds = [1, 2]
     /// small ones together up to the parameter budget.
     #[test]
     fn default_cohort_sizes_follow_the_device_and_the_model() {
-        assert_eq!(default_cohort_size(784, &[512, 256, 128, 64], false), 1);
-        assert_eq!(default_cohort_size(784, &[512], false), 1);
-        assert_eq!(default_cohort_size(784, &[64, 32], false), 55);
-        assert!(default_cohort_size(784, &[512, 256, 128, 64], true) >= 21);
-        assert!(default_cohort_size(784, &[16], false) > 200);
-        // The input counts: 256-128-64 trains alone on images, in cohorts on MNIST-1D's 40.
-        assert_eq!(default_cohort_size(784, &[256, 128, 64], false), 1);
-        assert!(default_cohort_size(40, &[256, 128, 64], false) > 1);
+        let image = Shape {
+            spatial: vec![28, 28],
+            channels: 1,
+        };
+        let signal = Shape {
+            spatial: vec![40],
+            channels: 1,
+        };
+        let size = |widths: &[usize], input: &Shape, on_gpu| {
+            default_cohort_size(&net::plan(&net::mlp(widths), input).unwrap(), on_gpu)
+        };
+        assert_eq!(size(&[512, 256, 128, 64], &image, false), 1);
+        assert_eq!(size(&[512], &image, false), 1);
+        assert_eq!(size(&[64, 32], &image, false), 55);
+        assert!(size(&[512, 256, 128, 64], &image, true) >= 21);
+        assert!(size(&[16], &image, false) > 200);
+        assert_eq!(size(&[256, 128, 64], &image, false), 1);
+        assert!(size(&[256, 128, 64], &signal, false) > 1);
+        // Convolutions: the work of every output position.
+        let conv = |n: NetName, input: &Shape| {
+            default_cohort_size(&net::plan(&n.layers(), input).unwrap(), false)
+        };
+        assert!(conv(NetName::Mnist1dCnn, &signal) > 50);
+        assert_eq!(conv(NetName::Lenet5, &image), 1);
+        assert_eq!(conv(NetName::Conv4, &image), 1);
     }
 
     #[test]

@@ -13,9 +13,9 @@ use crate::report::stats::{bootstrap_mean_ci, mean, probability_of_improvement};
 use clap::ValueEnum;
 
 use crate::run::config::DatasetName;
-use crate::run::data::{input_width, CLASSES};
 use crate::run::method::Method;
 use crate::run::mnist1d::Mnist1dArgs;
+use crate::run::net::{self, NetName};
 
 /// One method minus another within a cell, paired by seed (runs with one seed share the split
 /// and the initial linear weights).
@@ -47,17 +47,24 @@ pub struct MethodCost {
     pub plain_mlp: bool,
 }
 
-/// The parameters of the linear layers of a network of `widths` ("512-256-128-64") on the data
-/// set named `dataset` (MNIST-1D made with the arguments `mnist1d`, results.csv's label).
-fn linear_params(dataset: &str, mnist1d: &str, widths: &str) -> Option<usize> {
-    let args = Mnist1dArgs::from_label(mnist1d).ok()?;
-    let input = input_width(DatasetName::from_str(dataset, true).ok()?, &args);
-    let mut sizes = vec![input];
-    for w in widths.split('-') {
-        sizes.push(w.parse().ok()?);
-    }
-    sizes.push(CLASSES);
-    Some(sizes.windows(2).map(|p| (p[0] + 1) * p[1]).sum())
+/// The parameters of the linear and convolution layers of a row's network: its named net, or
+/// an MLP of its widths ("512-256-128-64"), on its data set (MNIST-1D made with the arguments
+/// of its `mnist1d` label).
+fn linear_params(r: &ResultRow) -> Option<usize> {
+    let args = Mnist1dArgs::from_label(&r.mnist1d).ok()?;
+    let input = DatasetName::from_str(&r.dataset, true)
+        .ok()?
+        .input_shape(&args);
+    let layers = match NetName::from_name(&r.net) {
+        Some(net) => net.layers(),
+        None => net::mlp(
+            &r.widths
+                .split('-')
+                .map(|w| w.parse().ok())
+                .collect::<Option<Vec<usize>>>()?,
+        ),
+    };
+    Some(net::product_params(&net::plan(&layers, &input).ok()?))
 }
 
 fn adaptive(method: &str) -> Option<Method> {
@@ -144,7 +151,7 @@ pub fn costs(cell: &str, by_method: &BTreeMap<String, Vec<&ResultRow>>) -> Vec<M
             let runs = &by_method[method];
             let added = runs
                 .iter()
-                .find_map(|r| Some(r.n_params? - linear_params(&r.dataset, &r.mnist1d, &r.widths)?))
+                .find_map(|r| Some(r.n_params? - linear_params(r)?))
                 .unwrap_or(0);
             let plain = Method::from_name(method).is_none_or(Method::leaves_plain_mlp);
             MethodCost {

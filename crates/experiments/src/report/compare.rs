@@ -67,13 +67,7 @@ fn applies(r: &ResultRow, name: &str) -> bool {
 /// What makes two rows the same run: architecture, method, seed and every setting the method
 /// reads.
 fn run_identity(r: &ResultRow) -> String {
-    let mut id = format!(
-        "{}|{}|{}|{}",
-        arch_label(r.arch, &r.widths),
-        r.widths,
-        r.method,
-        r.seed
-    );
+    let mut id = format!("{}|{}|{}|{}", arch_label(r), r.widths, r.method, r.seed);
     for name in setting::names().filter(|n| applies(r, n)) {
         id.push_str(&format!("|{name}={}", setting_value(r, name)));
     }
@@ -301,9 +295,14 @@ impl RankSummary {
     }
 }
 
-/// How reports name an architecture: its id, or `widths 512-256` for explicit widths.
-pub fn arch_label(arch: Option<u32>, widths: &str) -> String {
-    arch.map_or_else(|| format!("widths {widths}"), |id| id.to_string())
+/// How reports name an architecture: its id, `widths 512-256` for explicit widths, or the
+/// named net.
+pub fn arch_label(r: &ResultRow) -> String {
+    match (r.arch, r.net.as_str()) {
+        (Some(id), _) => id.to_string(),
+        (None, "") => format!("widths {}", r.widths),
+        (None, net) => net.to_string(),
+    }
 }
 
 /// The cells of the comparison and the rows in each. A run that reads every varying setting
@@ -320,7 +319,7 @@ fn cells_of<'a>(
             .map(|name| applies(r, name).then(|| setting_value(r, name)))
             .collect()
     };
-    let arch_of = |r: &ResultRow| (r.depth, r.widths.clone(), arch_label(r.arch, &r.widths));
+    let arch_of = |r: &ResultRow| (r.depth, r.widths.clone(), arch_label(r));
     let mut cells: BTreeMap<CellKey, Vec<&ResultRow>> = BTreeMap::new();
     let key = |r: &ResultRow, sig: &[Option<String>]| -> CellKey {
         let (depth, widths, label) = arch_of(r);
@@ -451,7 +450,7 @@ fn setting_pairs_of(
     varying: &[&'static str],
     bootstrap_seed: u64,
 ) -> Vec<SettingPair> {
-    let arch = |r: &ResultRow| arch_label(r.arch, &r.widths);
+    let arch = |r: &ResultRow| arch_label(r);
     let order = |a: &str, b: &str| match (a.parse::<f64>(), b.parse::<f64>()) {
         (Ok(x), Ok(y)) => x.total_cmp(&y),
         _ => a.cmp(b),
@@ -1371,6 +1370,7 @@ mod tests {
             key: key.into(),
             dataset: "mnist".into(),
             arch: Some(arch),
+            net: String::new(),
             widths: vec!["8"; depth].join("-"),
             depth,
             method: method.into(),

@@ -52,7 +52,7 @@ pub fn figures(out: &Path, dirs: &[PathBuf]) -> Result<Vec<PathBuf>> {
                 continue;
             };
             if row.status == "ok" && draws(method) && seen.insert(row.key.clone()) {
-                let cell = format!("{} {}", row.dataset, arch_label(row.arch, &row.widths));
+                let cell = format!("{} {}", row.dataset, arch_label(&row));
                 let run = dir.join("runs").join(&row.key);
                 runs.entry((cell, method.name())).or_default().push(run);
             }

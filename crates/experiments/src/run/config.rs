@@ -17,6 +17,8 @@ use crate::error::input_error;
 use crate::run::arch::architecture;
 pub use crate::run::method::{Method, Phase2Init};
 use crate::run::mnist1d::{Mnist1dArgs, SETTABLE};
+pub use crate::run::net::NetName;
+use crate::run::net::{self, LayerSpec, Planned, Shape};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
@@ -35,6 +37,19 @@ impl DatasetName {
             DatasetName::Mnist => "mnist",
             DatasetName::FashionMnist => "fashion-mnist",
             DatasetName::Mnist1d => "mnist1d",
+        }
+    }
+
+    /// One example's shape: 28x28 pixels of one channel, or MNIST-1D's signal as `mnist1d`
+    /// makes it.
+    pub fn input_shape(self, mnist1d: &Mnist1dArgs) -> Shape {
+        let spatial = match self {
+            DatasetName::Mnist | DatasetName::FashionMnist => vec![28, 28],
+            DatasetName::Mnist1d => vec![mnist1d.final_seq_length],
+        };
+        Shape {
+            spatial,
+            channels: 1,
         }
     }
 
@@ -378,8 +393,14 @@ pub struct Settings {
     #[arg(long, conflicts_with = "widths")]
     pub arch: Option<u32>,
     /// Explicit hidden widths, e.g. 512,256,128,64.
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', conflicts_with = "net")]
     pub widths: Option<Vec<usize>>,
+    /// A named network with convolutions: mnist1d-cnn, mnist1d-cnn5 (1-D, for MNIST-1D),
+    /// lenet5, conv4 (2-D, for images); its activations act per channel.
+    #[arg(long, value_enum, conflicts_with = "arch")]
+    // Unset, left out of a manifest's overrides (which listed every other setting before it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub net: Option<NetName>,
     /// smartmixed; an adaptive method to compare it with: softmix, softmix_freeze, prelu,
     /// swish_beta, pau, pau_neuron; or a fixed function: relu, sigmoid, tanh, leaky_relu, elu,
     /// selu, gelu, silu, mish, softplus or identity [default: smartmixed].
@@ -435,11 +456,13 @@ impl Settings {
             _ => unreachable!("settings serialise as a TOML table"),
         };
         let (mut merged, top) = (table(&self), table(top));
-        // An architecture id and explicit widths are two ways of saying one thing: the upper
-        // layer's choice replaces the lower layer's, whichever form either used.
-        if top.contains_key("arch") || top.contains_key("widths") {
-            merged.remove("arch");
-            merged.remove("widths");
+        // An architecture id, explicit widths and a named net are three ways of saying one
+        // thing: the upper layer's choice replaces the lower layer's, whichever form either used.
+        let network = ["arch", "widths", "net"];
+        if network.iter().any(|k| top.contains_key(*k)) {
+            network.iter().for_each(|k| {
+                merged.remove(*k);
+            });
         }
         merged.extend(top);
         let mut settings: Settings = toml::Value::Table(merged)
@@ -540,6 +563,11 @@ pub struct TrainConfig {
     pub data_dir: Option<PathBuf>,
     /// Architecture id when the widths came from one.
     pub arch: Option<u32>,
+    /// The named net with convolutions (absent for MLPs, so that their config.json and run
+    /// keys are as before).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub net: Option<NetName>,
+    /// Hidden units per hidden layer: an MLP's widths, a net's channels and neurons.
     pub widths: Vec<usize>,
     pub method: Method,
     pub epochs: usize,
@@ -582,21 +610,25 @@ impl TrainConfig {
             settings = settings.overlay(&Settings::preset(p));
         }
         settings = settings.overlay(flags);
-        if settings.arch.is_none() && settings.widths.is_none() {
+        if settings.arch.is_none() && settings.widths.is_none() && settings.net.is_none() {
             settings.arch = Some(3);
         }
         TrainConfig::validate(settings)
     }
 
     fn validate(s: Settings) -> Result<TrainConfig> {
-        let (arch, widths) = match (s.arch, s.widths) {
-            (Some(_), Some(_)) => bail_input!("give either --arch or --widths, not both"),
-            (Some(id), None) => match architecture(id) {
+        let (arch, widths) = match (s.arch, s.widths, s.net) {
+            (Some(_), Some(_), _) => bail_input!("give either --arch or --widths, not both"),
+            (Some(_), _, Some(_)) | (_, Some(_), Some(_)) => {
+                bail_input!("give one of --arch, --widths and --net")
+            }
+            (Some(id), None, None) => match architecture(id) {
                 Some((_, widths)) => (Some(id), widths.to_vec()),
                 None => bail_input!("--arch {id} is not an architecture id (valid: 1..=18)"),
             },
-            (None, Some(widths)) => (None, widths),
-            (None, None) => unreachable!("resolve() defaults the architecture"),
+            (None, Some(widths), None) => (None, widths),
+            (None, None, Some(net)) => (None, net::hidden_units_of(&net.layers())),
+            (None, None, None) => unreachable!("resolve() defaults the architecture"),
         };
         if widths.is_empty() {
             bail_input!("--widths must list at least one hidden width");
@@ -659,12 +691,22 @@ impl TrainConfig {
             ),
             (_, _) => Mnist1dArgs::default(),
         };
+        if let Some(net) = s.net {
+            net::plan(&net.layers(), &dataset.input_shape(&mnist1d)).map_err(|e| {
+                input_error(format!(
+                    "--net {net} does not fit {}'s input ({}): {e}",
+                    dataset.name(),
+                    dataset.input_shape(&mnist1d)
+                ))
+            })?;
+        }
         Ok(TrainConfig {
             preset: s.preset.unwrap_or(Preset::Default),
             dataset,
             mnist1d,
             data_dir: s.data_dir,
             arch,
+            net: s.net,
             widths,
             method,
             epochs,
@@ -686,6 +728,20 @@ impl TrainConfig {
             },
             device: s.device.unwrap_or(DeviceChoice::Auto),
         })
+    }
+
+    /// The network's layers: the named net's, or an MLP of the widths.
+    pub fn layers(&self) -> Vec<LayerSpec> {
+        match self.net {
+            Some(net) => net.layers(),
+            None => net::mlp(&self.widths),
+        }
+    }
+
+    /// The layers with their shapes on this run's data (checked when the config resolved).
+    pub fn plan(&self) -> Result<Vec<Planned>> {
+        net::plan(&self.layers(), &self.dataset.input_shape(&self.mnist1d))
+            .map_err(|e| input_error(format!("the network on {}: {e}", self.dataset.name())))
     }
 
     /// The data directory: the setting, else `SMARTMIXED_DATA_DIR`, else none (the hub).

@@ -19,7 +19,7 @@ use crate::run::mnist1d::{self, Mnist1dArgs};
 
 pub const IMAGE_SIDE: usize = 28;
 pub const IMAGE_PIXELS: usize = IMAGE_SIDE * IMAGE_SIDE;
-pub const CLASSES: usize = 10;
+pub use crate::run::net::CLASSES;
 const IMAGES_MAGIC: u32 = 2051;
 const LABELS_MAGIC: u32 = 2049;
 
@@ -70,10 +70,7 @@ pub struct RawData {
 /// The length of one input of `dataset`: 784 pixels, or the signal length of MNIST-1D made
 /// with `mnist1d`.
 pub fn input_width(dataset: DatasetName, mnist1d: &Mnist1dArgs) -> usize {
-    match dataset {
-        DatasetName::Mnist | DatasetName::FashionMnist => IMAGE_PIXELS,
-        DatasetName::Mnist1d => mnist1d.final_seq_length,
-    }
+    dataset.input_shape(mnist1d).features()
 }
 
 /// Loads a data set from `dir` when given, else through candle-datasets from the hub (the local

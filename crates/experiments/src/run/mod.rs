@@ -10,12 +10,14 @@
 
 pub mod arch;
 pub mod config;
+pub mod conv;
 pub mod cpu_ops;
 pub mod data;
 pub mod files;
 pub mod hidden;
 pub mod method;
 pub mod mnist1d;
+pub mod net;
 pub mod optim;
 pub mod products;
 pub mod setting;

@@ -25,16 +25,19 @@ use mixed_act::Activation;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
+use crate::run::conv::{pool_backward, pool_forward, PoolSaved, Windows};
 use crate::run::cpu_ops;
-use crate::run::data::CLASSES;
 use crate::run::hidden::{Draws, HiddenLayer, Pass, Saved};
+use crate::run::net::{LayerSpec, Planned};
 use crate::run::optim::Owner;
 use crate::run::products;
 
-/// One model's network before it joins a stack: per linear layer (weight `[out, in]`, bias
-/// `[out]`), and its hidden layers.
+/// One model's network before it joins a stack: its layers ([`crate::run::net`]), per linear
+/// or convolution layer (weight `[out, in]` or `[out, taps x in channels]`, bias `[out]`), and
+/// its hidden layers (one after each of those but the last).
 #[derive(Clone)]
 pub struct Network {
+    pub plan: Vec<Planned>,
     pub linears: Vec<(Tensor, Tensor)>,
     pub hidden: Vec<Box<dyn HiddenLayer>>,
 }
@@ -51,23 +54,18 @@ impl Network {
     }
 }
 
-/// The linear layers of a network of `widths` (`input` in: 784 for images; 10 out),
-/// initialised like PyTorch's `nn.Linear`: weights and biases uniform in ±1/sqrt(fan_in), drawn
-/// from the seeded host RNG (candle's own CPU RNG cannot be seeded), layer by layer, weights
-/// before biases.
+/// The weights of the linear and convolution layers of `plan`, initialised like PyTorch's
+/// `nn.Linear` and `nn.Conv*d`: weights and biases uniform in ±1/sqrt(fan_in) (fan_in: the
+/// inputs of a unit, taps x channels for a convolution), drawn from the seeded host RNG
+/// (candle's own CPU RNG cannot be seeded), layer by layer, weights before biases.
 pub fn draw_linears(
-    input: usize,
-    widths: &[usize],
+    plan: &[Planned],
     rng: &mut ChaCha8Rng,
     device: &Device,
 ) -> Result<Vec<(Tensor, Tensor)>> {
-    let mut sizes = vec![input];
-    sizes.extend_from_slice(widths);
-    sizes.push(CLASSES);
-    sizes
-        .windows(2)
-        .map(|w| {
-            let (fan_in, fan_out) = (w[0], w[1]);
+    plan.iter()
+        .filter_map(Planned::weight_dims)
+        .map(|(fan_out, fan_in)| {
             let bound = 1.0 / (fan_in as f64).sqrt();
             let mut draw = |n: usize| -> Vec<f32> {
                 (0..n)
@@ -128,36 +126,58 @@ impl StackedLinear {
     }
 }
 
-/// What the forward pass keeps for the backward pass: per linear layer its input, per hidden
-/// layer its input and each group's saved state.
+/// One layer of every model.
+enum StackedLayer {
+    /// A linear layer, or a convolution: the linear layer over its input's unfolded windows.
+    Product {
+        linear: StackedLinear,
+        windows: Option<Windows>,
+        units: usize,
+        /// Saved as `linear.{i}` or `conv.{i}` (i: its index among these layers).
+        name: &'static str,
+    },
+    Pool {
+        windows: Windows,
+        max: bool,
+    },
+    /// Features are stored flat already: nothing to do.
+    Flatten,
+}
+
+/// What the forward pass keeps for the backward pass: the batch's size, per linear or
+/// convolution layer its (unfolded) input, per hidden layer its input and each group's saved
+/// state, per pooling layer what its backward pass needs.
 pub struct Trace {
+    models: usize,
+    batch: usize,
     inputs: Vec<Tensor>,
     pre_activations: Vec<Tensor>,
     groups: Vec<Vec<Saved>>,
+    pools: Vec<PoolSaved>,
 }
 
 /// M models trained together.
 pub struct Stack {
-    linears: Vec<StackedLinear>,
+    plan: Vec<Planned>,
+    layers: Vec<StackedLayer>,
+    /// The indices in `layers` of the linear and convolution layers.
+    products: Vec<usize>,
     /// `hidden[m][l]`: model m's hidden layer l.
     hidden: Vec<Vec<Box<dyn HiddenLayer>>>,
 }
 
 impl Stack {
-    /// Stacks networks of the same widths.
+    /// Stacks networks of the same layers.
     pub fn new(networks: Vec<Network>) -> Result<Self> {
         let first = networks
             .first()
             .context("a stack needs at least one model")?;
-        let shapes = |n: &Network| -> Vec<Vec<usize>> {
-            n.linears.iter().map(|(w, _)| w.dims().to_vec()).collect()
-        };
-        let want = shapes(first);
+        let plan = first.plan.clone();
         anyhow::ensure!(
-            networks.iter().all(|n| shapes(n) == want),
-            "a stack's models must have the same widths"
+            networks.iter().all(|n| n.plan == plan),
+            "a stack's models must have the same layers"
         );
-        let linears = (0..want.len())
+        let mut stacked_linears = (0..first.linears.len())
             .map(|i| {
                 let weights: Vec<Tensor> =
                     networks.iter().map(|n| n.linears[i].0.clone()).collect();
@@ -167,9 +187,59 @@ impl Stack {
                     bias: Var::from_tensor(&Tensor::stack(&biases, 0)?)?,
                 })
             })
-            .collect::<Result<_>>()?;
+            .collect::<Result<Vec<_>>>()?
+            .into_iter();
+        let mut layers = Vec::new();
+        let mut products = Vec::new();
+        for (i, p) in plan.iter().enumerate() {
+            let windows = |kernel, stride, padding| {
+                Windows::new(&p.input, &p.output.spatial, kernel, stride, padding)
+            };
+            layers.push(match p.spec {
+                LayerSpec::Linear { .. } | LayerSpec::Conv { .. } => {
+                    products.push(i);
+                    let (windows, name) = match p.spec {
+                        LayerSpec::Conv {
+                            kernel,
+                            stride,
+                            padding,
+                            ..
+                        } => (Some(windows(kernel, stride, padding)), "conv"),
+                        _ => (None, "linear"),
+                    };
+                    StackedLayer::Product {
+                        linear: stacked_linears
+                            .next()
+                            .context("a network with fewer weights than layers")?,
+                        windows,
+                        units: p.units(),
+                        name,
+                    }
+                }
+                LayerSpec::MaxPool { kernel, stride } | LayerSpec::AvgPool { kernel, stride } => {
+                    StackedLayer::Pool {
+                        windows: windows(kernel, stride, 0),
+                        max: matches!(p.spec, LayerSpec::MaxPool { .. }),
+                    }
+                }
+                LayerSpec::Flatten => StackedLayer::Flatten,
+            });
+        }
         let hidden = networks.into_iter().map(|n| n.hidden).collect();
-        Ok(Self { linears, hidden })
+        Ok(Self {
+            plan,
+            layers,
+            products,
+            hidden,
+        })
+    }
+
+    /// The linear and convolution layers, in order.
+    fn linears(&self) -> impl DoubleEndedIterator<Item = &StackedLinear> + '_ {
+        self.products.iter().map(|&i| match &self.layers[i] {
+            StackedLayer::Product { linear, .. } => linear,
+            _ => unreachable!("products index product layers"),
+        })
     }
 
     pub fn len(&self) -> usize {
@@ -185,9 +255,10 @@ impl Stack {
         &self.hidden[m]
     }
 
-    /// Model `m`'s linear layer `i`: copies of (weight `[out, in]`, bias `[out]`).
+    /// Model `m`'s linear (or convolution) layer `i`: copies of (weight `[out, in]`, bias
+    /// `[out]`).
     pub fn linear(&self, m: usize, i: usize) -> Result<(Tensor, Tensor)> {
-        let l = &self.linears[i];
+        let l = self.linears().nth(i).context("no such layer")?;
         Ok((
             l.weight.as_tensor().get(m)?.copy()?,
             l.bias.as_tensor().get(m)?.copy()?,
@@ -196,8 +267,7 @@ impl Stack {
 
     /// The stacked linear layers' variables: (weight `[M, out, in]`, bias `[M, out]`).
     pub fn linear_vars(&self) -> Vec<(Var, Var)> {
-        self.linears
-            .iter()
+        self.linears()
             .map(|l| (l.weight.clone(), l.bias.clone()))
             .collect()
     }
@@ -227,8 +297,7 @@ impl Stack {
     /// then its hidden layers' parameters): what the clipping norms and Adam read.
     pub fn params(&self) -> Vec<(Var, Owner)> {
         let mut vars: Vec<(Var, Owner)> = self
-            .linears
-            .iter()
+            .linears()
             .flat_map(|l| {
                 [
                     (l.weight.clone(), Owner::Stacked),
@@ -244,9 +313,9 @@ impl Stack {
         vars
     }
 
-    /// Logits `[M, B, 10]` for x `[M, B, 784]` (each model its own batch), and the trace for
-    /// [`Stack::backward`] (empty unless the pass trains). Only the models in `include` draw
-    /// from their streams (the others' logits are to be ignored).
+    /// Logits `[M, B, 10]` for x `[M, B, features]` (each model its own batch), and the trace
+    /// for [`Stack::backward`] (empty unless the pass trains). Only the models in `include`
+    /// draw from their streams (the others' logits are to be ignored).
     pub fn forward(
         &self,
         x: &Tensor,
@@ -262,16 +331,38 @@ impl Stack {
             include.len(),
             x.dims()
         );
+        let (models, batch, _) = x.dims3()?;
         let mut trace = Trace {
+            models,
+            batch,
             inputs: Vec::new(),
             pre_activations: Vec::new(),
             groups: Vec::new(),
+            pools: Vec::new(),
         };
+        // Between layers: `[M, B, features]`; a product's rows are examples x positions.
         let mut h = x.clone();
-        for (i, linear) in self.linears.iter().enumerate() {
-            trace.inputs.push(h.clone());
-            h = linear.forward(&h)?;
-            if i + 1 == self.linears.len() {
+        for layer in &self.layers {
+            let (linear, windows) = match layer {
+                StackedLayer::Flatten => continue,
+                StackedLayer::Pool { windows, max } => {
+                    let (y, saved) = pool_forward(windows, *max, &h)?;
+                    trace.pools.push(saved);
+                    h = y;
+                    continue;
+                }
+                StackedLayer::Product {
+                    linear, windows, ..
+                } => (linear, windows),
+            };
+            let i = trace.inputs.len();
+            let input = match windows {
+                Some(w) => w.unfold(&h)?,
+                None => h,
+            };
+            h = linear.forward(&input)?;
+            trace.inputs.push(input);
+            if i + 1 == self.products.len() {
                 break;
             }
             trace.pre_activations.push(h.clone());
@@ -289,7 +380,7 @@ impl Stack {
                 outputs.push(y);
                 saved.push(s);
             }
-            h = concat(outputs)?;
+            h = concat(outputs)?.reshape((models, batch, ()))?;
             trace.groups.push(saved);
         }
         Ok((h, trace))
@@ -300,21 +391,47 @@ impl Stack {
     pub fn backward(&self, trace: &Trace, grad_logits: &Tensor) -> Result<GradStore> {
         let mut grads = GradStore::default();
         let mut grad = grad_logits.clone();
-        for (i, linear) in self.linears.iter().enumerate().rev() {
-            let Some(grad_input) = linear.backward(&trace.inputs[i], &grad, i > 0, &mut grads)?
+        let (models, batch) = (trace.models, trace.batch);
+        let mut product = self.products.len();
+        let mut pool = trace.pools.len();
+        for layer in self.layers.iter().rev() {
+            let (linear, windows, units) = match layer {
+                StackedLayer::Flatten => continue,
+                StackedLayer::Pool { windows, .. } => {
+                    pool -= 1;
+                    grad = pool_backward(windows, &trace.pools[pool], &grad)?;
+                    continue;
+                }
+                StackedLayer::Product {
+                    linear,
+                    windows,
+                    units,
+                    ..
+                } => (linear, windows, *units),
+            };
+            product -= 1;
+            if product + 1 < self.products.len() {
+                // Through the hidden layer after this product, on its rows of units.
+                let x = &trace.pre_activations[product];
+                let grad_units = grad.reshape((models, (), units))?;
+                let mut parts = Vec::new();
+                for (range, saved) in self.groups(product).iter().zip(&trace.groups[product]) {
+                    let group = self.group(product, range);
+                    let x_group = x.narrow(0, range.start, range.len())?;
+                    let g_group = grad_units.narrow(0, range.start, range.len())?;
+                    parts.push(group[0].backward(&group, &x_group, saved, &g_group, &mut grads)?);
+                }
+                grad = concat(parts)?;
+            }
+            let Some(grad_input) =
+                linear.backward(&trace.inputs[product], &grad, product > 0, &mut grads)?
             else {
                 break;
             };
-            let layer = i - 1;
-            let x = &trace.pre_activations[layer];
-            let mut parts = Vec::new();
-            for (range, saved) in self.groups(layer).iter().zip(&trace.groups[layer]) {
-                let group = self.group(layer, range);
-                let x_group = x.narrow(0, range.start, range.len())?;
-                let g_group = grad_input.narrow(0, range.start, range.len())?;
-                parts.push(group[0].backward(&group, &x_group, saved, &g_group, &mut grads)?);
-            }
-            grad = concat(parts)?;
+            grad = match windows {
+                Some(w) => w.fold(&grad_input, models, batch)?,
+                None => grad_input,
+            };
         }
         Ok(grads)
     }
@@ -323,7 +440,7 @@ impl Stack {
     /// parameters), for keeping its best checkpoint.
     pub fn snapshot(&self, m: usize) -> Result<Vec<Tensor>> {
         let mut copies = Vec::new();
-        for l in &self.linears {
+        for l in self.linears() {
             copies.push(l.weight.as_tensor().get(m)?.copy()?);
             copies.push(l.bias.as_tensor().get(m)?.copy()?);
         }
@@ -337,7 +454,7 @@ impl Stack {
     pub fn restore(&self, m: usize, snapshot: &[Tensor]) -> Result<()> {
         let mut values = snapshot.iter();
         let mut next = || values.next().context("a snapshot of another model");
-        for l in &self.linears {
+        for l in self.linears() {
             l.set(m, next()?, next()?)?;
         }
         for p in self.hidden[m].iter().flat_map(|h| h.params()) {
@@ -350,14 +467,14 @@ impl Stack {
     /// layers stay (`None`) or are drawn afresh from `fresh`.
     pub fn end_phase(&mut self, m: usize, fresh: Option<&mut ChaCha8Rng>) -> Result<()> {
         if let Some(rng) = fresh {
-            let widths: Vec<usize> = self.hidden[m].iter().map(|h| h.neurons()).collect();
-            let device = self.linears[0].weight.device().clone();
-            let input = self.linears[0].weight.dims()[2];
-            for (l, (weight, bias)) in self
-                .linears
-                .iter()
-                .zip(draw_linears(input, &widths, rng, &device)?)
-            {
+            let device = self
+                .linears()
+                .next()
+                .context("no layers")?
+                .weight
+                .device()
+                .clone();
+            for (l, (weight, bias)) in self.linears().zip(draw_linears(&self.plan, rng, &device)?) {
                 l.set(m, &weight, &bias)?;
             }
         }
@@ -386,14 +503,17 @@ impl Stack {
             .then(|| layers.into_iter().map(Option::unwrap_or_default).collect()))
     }
 
-    /// Model `m` as safetensors: `linear.{i}.weight|bias`, then each hidden layer's checkpoint
+    /// Model `m` as safetensors: `linear.{i}.weight|bias` (`conv.{i}` for a convolution), then each hidden layer's checkpoint
     /// as `hidden.{i}.{name}` (`logits` in a selection phase, `ids` for fixed functions).
     pub fn save(&self, m: usize, path: &Path) -> Result<()> {
         let mut tensors: HashMap<String, Tensor> = HashMap::new();
-        for i in 0..self.linears.len() {
+        for (i, &at) in self.products.iter().enumerate() {
+            let StackedLayer::Product { name, .. } = &self.layers[at] else {
+                unreachable!("products index product layers")
+            };
             let (weight, bias) = self.linear(m, i)?;
-            tensors.insert(format!("linear.{i}.weight"), weight);
-            tensors.insert(format!("linear.{i}.bias"), bias);
+            tensors.insert(format!("{name}.{i}.weight"), weight);
+            tensors.insert(format!("{name}.{i}.bias"), bias);
         }
         for (i, h) in self.hidden[m].iter().enumerate() {
             for (name, t) in h.checkpoint() {

@@ -23,7 +23,7 @@ pub use summary::Summary;
 
 use crate::progress::Progress;
 use crate::run::config::{EvalSelection, TrainConfig};
-use crate::run::data::{self, Splits};
+use crate::run::data::Splits;
 use crate::run::hidden::Pass;
 use crate::run::method::{LayerSettings, Phase2Init};
 use crate::run::optim::{Adam, AdamConfig};
@@ -71,7 +71,7 @@ pub fn cohort_mismatch(a: &TrainConfig, b: &TrainConfig) -> Option<&'static str>
         a.expect("a config serialises to JSON"),
         b.expect("a config serialises to JSON"),
     );
-    ["data_dir", "widths"]
+    ["data_dir", "net", "widths"]
         .into_iter()
         .chain(setting::cohort_shared())
         .find(|&name| a.get(name) != b.get(name))
@@ -86,8 +86,8 @@ pub fn initial_network(
     init: &mut ChaCha8Rng,
     device: &Device,
 ) -> Result<Network> {
-    let input = data::input_width(cfg.dataset, &cfg.mnist1d);
-    let linears = draw_linears(input, &cfg.widths, init, device)?;
+    let plan = cfg.plan()?;
+    let linears = draw_linears(&plan, init, device)?;
     let settings = LayerSettings {
         pool: cfg.pool.0,
         tau: cfg.tau,
@@ -98,7 +98,11 @@ pub fn initial_network(
         .iter()
         .map(|&w| cfg.method.initial_layer(w, &settings, init, device))
         .collect::<Result<_>>()?;
-    Ok(Network { linears, hidden })
+    Ok(Network {
+        plan,
+        linears,
+        hidden,
+    })
 }
 
 /// Trains one model as `cfg` says and writes epochs.csv, choices.csv (methods with choices),
@@ -331,11 +335,12 @@ mod tests {
         let settings = crate::run::config::Settings {
             dataset: Some(crate::run::config::DatasetName::Mnist1d),
             mnist1d: Some("seed=7".parse().unwrap()),
+            net: Some(crate::run::config::NetName::Mnist1dCnn),
             ..Default::default()
         };
         let cfg = TrainConfig::resolve(None, None, &settings).expect("the config resolves");
         let json = serde_json::to_value(&cfg).unwrap();
-        for name in ["data_dir", "widths"]
+        for name in ["data_dir", "net", "widths"]
             .into_iter()
             .chain(setting::cohort_shared())
         {
