@@ -27,12 +27,39 @@ use crate::run::train::{self, Summary};
 
 /// An architecture in a sweep config: a reference id (`3`), explicit widths (`[64, 32]`) or a
 /// named net with convolutions (`"lenet5"`).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum ArchSpec {
     Id(u32),
     Widths(Vec<usize>),
     Net(NetName),
+}
+
+impl<'de> Deserialize<'de> for ArchSpec {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let value = toml::Value::deserialize(d)?;
+        let whole = |v: &toml::Value| v.as_integer().and_then(|i| usize::try_from(i).ok());
+        let spec = match &value {
+            toml::Value::Integer(_) => whole(&value)
+                .and_then(|i| u32::try_from(i).ok())
+                .map(ArchSpec::Id),
+            toml::Value::Array(items) => items
+                .iter()
+                .map(whole)
+                .collect::<Option<Vec<usize>>>()
+                .map(ArchSpec::Widths),
+            toml::Value::String(name) => NetName::from_name(name).map(ArchSpec::Net),
+            _ => None,
+        };
+        spec.ok_or_else(|| {
+            let names: Vec<&str> = NetName::ALL.iter().map(|n| n.name()).collect();
+            D::Error::custom(format!(
+                "architecture {value}: an id (1..=18), a list of hidden widths or a net ({})",
+                names.join(", ")
+            ))
+        })
+    }
 }
 
 impl ArchSpec {
@@ -544,8 +571,16 @@ const GPU_COHORT_MODELS: usize = 256;
 /// the device (and at most 256 models on a GPU); on the CPU models above 200 K train alone (at
 /// least 1). A model's work: per example, the multiply-adds of its products with their biases
 /// (an MLP's: its linear parameters; a convolution's: its weights times its output positions)
-/// plus its selection logits (at most every candidate per hidden unit).
+/// plus its selection logits (at most every candidate per hidden unit). On the CPU a net with
+/// convolutions trains alone: a cohort of ten MNIST-1D CNNs took 1.06x the time of training
+/// them one at a time (`--cohort-size 10` against 1, five methods x two seeds, one thread).
 pub fn default_cohort_size(plan: &[Planned], on_gpu: bool) -> usize {
+    let convolutions = plan
+        .iter()
+        .any(|p| matches!(p.spec, net::LayerSpec::Conv { .. }));
+    if convolutions && !on_gpu {
+        return 1;
+    }
     let products: usize = plan
         .iter()
         .filter_map(|p| {
@@ -1092,12 +1127,12 @@ seeds = [1, 2]
         assert_eq!(size(&[256, 128, 64], &image, false), 1);
         assert!(size(&[256, 128, 64], &signal, false) > 1);
         // Convolutions: the work of every output position.
-        let conv = |n: NetName, input: &Shape| {
-            default_cohort_size(&net::plan(&n.layers(), input).unwrap(), false)
+        let conv = |n: NetName, input: &Shape, on_gpu| {
+            default_cohort_size(&net::plan(&n.layers(), input).unwrap(), on_gpu)
         };
-        assert!(conv(NetName::Mnist1dCnn, &signal) > 50);
-        assert_eq!(conv(NetName::Lenet5, &image), 1);
-        assert_eq!(conv(NetName::Conv4, &image), 1);
+        assert_eq!(conv(NetName::Mnist1dCnn, &signal, false), 1);
+        assert!(conv(NetName::Mnist1dCnn, &signal, true) > 50);
+        assert!(conv(NetName::Lenet5, &image, true) > 1);
     }
 
     #[test]
