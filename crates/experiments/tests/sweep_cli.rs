@@ -691,3 +691,86 @@ mnist1d = ["published", { final_seq_length = 24, num_samples = 1000 }]
     );
     std::fs::remove_dir_all(base).unwrap();
 }
+
+/// Conv nets in a sweep: every method on LeNet-5 (the shipped MNIST subset) and on the MNIST-1D
+/// CNN, in one cohort per net and one at a time to the same bits (cohorts of conv nets are for
+/// GPUs; on the CPU they train alone by default); results.csv names the net, `compare` reports
+/// it and its per-channel choices, and `plot` draws its share and learned-parameter figures.
+#[test]
+fn conv_nets_of_every_method_train_in_cohorts_and_reach_the_reports() {
+    let base = temp("conv");
+    let methods = r#"["relu", "elu", "smartmixed", "softmix", "softmix_freeze", "prelu", "swish_beta", "pau", "pau_neuron"]"#;
+    for (name, dataset, net) in [
+        ("lenet", "mnist", "lenet5"),
+        ("cnn1d", "mnist1d", "mnist1d-cnn"),
+    ] {
+        let config = base.join(format!("{name}.toml"));
+        std::fs::write(
+            &config,
+            format!(
+                r#"
+name = "{name}"
+dataset = "{dataset}"
+architectures = ["{net}"]
+methods = {methods}
+seeds = [1]
+device = "cpu"
+
+[overrides]
+epochs = 2
+phase1_epochs = 1
+batch_size = 64
+lr = 3e-3
+"#
+            ),
+        )
+        .unwrap();
+        let (together, alone) = (
+            base.join(format!("{name}-9")),
+            base.join(format!("{name}-1")),
+        );
+        let log = sweep(&config, &together, &["--cohort-size", "9"]);
+        assert!(log.contains("training in 1 cohorts of 9 models"), "{log}");
+        let log = sweep(&config, &alone, &[]);
+        assert!(
+            !log.contains("cohorts"),
+            "conv nets train alone by default: {log}"
+        );
+        let (a, b) = (rows(&together), rows(&alone));
+        assert_eq!(a.len(), 9);
+        assert!(a.iter().all(|r| r.status == "ok" && r.net == net), "{a:?}");
+        assert_eq!(metrics(&a), metrics(&b));
+        let output = smartmixed(&["compare", together.to_str().unwrap()]);
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let md = std::fs::read_to_string(together.join("comparison.md")).unwrap();
+        assert!(md.contains(&format!("| {net} |")), "{md}");
+        assert!(md.contains("## SmartMixed's functions per layer"), "{md}");
+        let output = smartmixed(&["plot", together.to_str().unwrap()]);
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let figures: Vec<String> = std::fs::read_dir(together.join("figures"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+            .collect();
+        for method in ["prelu", "pau_neuron", "softmix"] {
+            assert!(
+                figures
+                    .iter()
+                    .any(|f| f.starts_with(&format!("learned_{method}_{dataset}_{net}"))),
+                "{figures:?}"
+            );
+        }
+        assert!(
+            figures.iter().any(|f| f.starts_with("shares")),
+            "{figures:?}"
+        );
+    }
+    std::fs::remove_dir_all(base).unwrap();
+}

@@ -365,6 +365,30 @@ fn bad_input_is_a_clear_error() {
             vec!["--mnist1d", "seed=3"],
             "sets MNIST-1D's generator, but the data set is mnist",
         ),
+        (
+            vec!["--net", "lenet5", "--dataset", "mnist1d"],
+            "--net lenet5 is a 2-D net, but mnist1d's inputs are 1-D (40x1)",
+        ),
+        (
+            vec!["--net", "mnist1d-cnn"],
+            "--net mnist1d-cnn is a 1-D net, but mnist's inputs are 2-D (28x28x1)",
+        ),
+        (
+            vec![
+                "--net",
+                "mnist1d-cnn",
+                "--dataset",
+                "mnist1d",
+                "--mnist1d",
+                "final_seq_length=2",
+            ],
+            "--net mnist1d-cnn does not fit mnist1d's input (2x1): layer 1",
+        ),
+        (
+            vec!["--net", "conv4", "--widths", "8"],
+            "cannot be used with",
+        ),
+        (vec!["--net", "vgg8"], "invalid value 'vgg8' for '--net"),
     ];
     for (extra, needle) in cases {
         let mut args = vec!["train", "--out", out.to_str().unwrap()];

@@ -692,7 +692,16 @@ impl TrainConfig {
             (_, _) => Mnist1dArgs::default(),
         };
         if let Some(net) = s.net {
-            net::plan(&net.layers(), &dataset.input_shape(&mnist1d)).map_err(|e| {
+            let input = dataset.input_shape(&mnist1d);
+            if input.spatial.len() != net.dims() {
+                bail_input!(
+                    "--net {net} is a {}-D net, but {}'s inputs are {}-D ({input})",
+                    net.dims(),
+                    dataset.name(),
+                    input.spatial.len()
+                );
+            }
+            net::plan(&net.layers(), &input).map_err(|e| {
                 input_error(format!(
                     "--net {net} does not fit {}'s input ({}): {e}",
                     dataset.name(),

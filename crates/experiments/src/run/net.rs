@@ -54,6 +54,14 @@ impl NetName {
         }
     }
 
+    /// The spatial dimensions of the inputs it is made for: 1 (signals) or 2 (images).
+    pub fn dims(self) -> usize {
+        match self {
+            NetName::Mnist1dCnn | NetName::Mnist1dCnn5 => 1,
+            NetName::Lenet5 | NetName::Conv4 => 2,
+        }
+    }
+
     /// The net's name as results.csv writes it, or `None`.
     pub fn from_name(name: &str) -> Option<NetName> {
         NetName::ALL.into_iter().find(|n| n.name() == name)
