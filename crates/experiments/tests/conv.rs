@@ -98,7 +98,8 @@ fn conv_reference(x: &Tensor, w: &Tensor, padding: usize, stride: usize) -> Tens
 fn windows_equal_candles_convolutions_and_their_gradients() {
     let mut rng = ChaCha8Rng::seed_from_u64(1);
     // (spatial sizes, channels in, channels out, kernel, stride, padding)
-    let cases: [(&[usize], usize, usize, usize, usize, usize); 7] = [
+    type Case<'a> = (&'a [usize], usize, usize, usize, usize, usize);
+    let cases: [Case; 7] = [
         (&[7, 6], 2, 3, 3, 1, 1),
         (&[9, 9], 3, 4, 3, 2, 0),
         (&[8, 7], 1, 2, 5, 2, 2),

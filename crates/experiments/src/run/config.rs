@@ -546,6 +546,72 @@ impl Settings {
     }
 }
 
+/// The architecture id (if any) and the hidden units of the network the settings name.
+fn network(s: &Settings) -> Result<(Option<u32>, Vec<usize>)> {
+    let (arch, widths) = match (s.arch, s.widths.clone(), s.net) {
+        (Some(_), Some(_), _) => bail_input!("give either --arch or --widths, not both"),
+        (Some(_), _, Some(_)) | (_, Some(_), Some(_)) => {
+            bail_input!("give one of --arch, --widths and --net")
+        }
+        (Some(id), None, None) => match architecture(id) {
+            Some((_, widths)) => (Some(id), widths.to_vec()),
+            None => bail_input!("--arch {id} is not an architecture id (valid: 1..=18)"),
+        },
+        (None, Some(widths), None) => (None, widths),
+        (None, None, Some(net)) => (None, net::hidden_units_of(&net.layers())),
+        (None, None, None) => unreachable!("resolve() defaults the architecture"),
+    };
+    if widths.is_empty() {
+        bail_input!("--widths must list at least one hidden width");
+    }
+    if let Some(i) = widths.iter().position(|&w| w == 0) {
+        bail_input!("--widths: hidden layer {} has width 0", i + 1);
+    }
+    Ok((arch, widths))
+}
+
+/// MNIST-1D's generator arguments, checked; the published ones for other data sets, which
+/// must not set any.
+fn generator_arguments(
+    dataset: DatasetName,
+    setting: Option<Mnist1dSetting>,
+) -> Result<Mnist1dArgs> {
+    Ok(match (dataset, setting) {
+        (DatasetName::Mnist1d, setting) => {
+            let args = setting.unwrap_or_default().args();
+            args.check()
+                .map_err(|e| input_error(format!("mnist1d: {e}")))?;
+            args
+        }
+        (_, Some(setting)) if setting != Mnist1dSetting::default() => bail_input!(
+            "mnist1d = \"{setting}\" sets MNIST-1D's generator, but the data set is {}",
+            dataset.name()
+        ),
+        (_, _) => Mnist1dArgs::default(),
+    })
+}
+
+/// Whether the named net fits the data set's inputs: its dimensions, and every layer's.
+fn check_fit(net: NetName, dataset: DatasetName, mnist1d: &Mnist1dArgs) -> Result<()> {
+    let input = dataset.input_shape(mnist1d);
+    if input.spatial.len() != net.dims() {
+        bail_input!(
+            "--net {net} is a {}-D net, but {}'s inputs are {}-D ({input})",
+            net.dims(),
+            dataset.name(),
+            input.spatial.len()
+        );
+    }
+    net::plan(&net.layers(), &input).map_err(|e| {
+        input_error(format!(
+            "--net {net} does not fit {}'s input ({}): {e}",
+            dataset.name(),
+            dataset.input_shape(mnist1d)
+        ))
+    })?;
+    Ok(())
+}
+
 pub const DEFAULT_LR: f64 = 1e-3;
 pub const DEFAULT_BATCH_SIZE: usize = 64;
 pub const DEFAULT_EPOCHS: usize = 35;
@@ -617,25 +683,7 @@ impl TrainConfig {
     }
 
     fn validate(s: Settings) -> Result<TrainConfig> {
-        let (arch, widths) = match (s.arch, s.widths, s.net) {
-            (Some(_), Some(_), _) => bail_input!("give either --arch or --widths, not both"),
-            (Some(_), _, Some(_)) | (_, Some(_), Some(_)) => {
-                bail_input!("give one of --arch, --widths and --net")
-            }
-            (Some(id), None, None) => match architecture(id) {
-                Some((_, widths)) => (Some(id), widths.to_vec()),
-                None => bail_input!("--arch {id} is not an architecture id (valid: 1..=18)"),
-            },
-            (None, Some(widths), None) => (None, widths),
-            (None, None, Some(net)) => (None, net::hidden_units_of(&net.layers())),
-            (None, None, None) => unreachable!("resolve() defaults the architecture"),
-        };
-        if widths.is_empty() {
-            bail_input!("--widths must list at least one hidden width");
-        }
-        if let Some(i) = widths.iter().position(|&w| w == 0) {
-            bail_input!("--widths: hidden layer {} has width 0", i + 1);
-        }
+        let (arch, widths) = network(&s)?;
         let method = s.method.unwrap_or(Method::SmartMixed);
         let epochs = s.epochs.unwrap_or(DEFAULT_EPOCHS);
         if epochs == 0 {
@@ -678,36 +726,9 @@ impl TrainConfig {
             }
         }
         let dataset = s.dataset.unwrap_or(DatasetName::Mnist);
-        let mnist1d = match (dataset, s.mnist1d) {
-            (DatasetName::Mnist1d, setting) => {
-                let args = setting.unwrap_or_default().args();
-                args.check()
-                    .map_err(|e| input_error(format!("mnist1d: {e}")))?;
-                args
-            }
-            (_, Some(setting)) if setting != Mnist1dSetting::default() => bail_input!(
-                "mnist1d = \"{setting}\" sets MNIST-1D's generator, but the data set is {}",
-                dataset.name()
-            ),
-            (_, _) => Mnist1dArgs::default(),
-        };
+        let mnist1d = generator_arguments(dataset, s.mnist1d.clone())?;
         if let Some(net) = s.net {
-            let input = dataset.input_shape(&mnist1d);
-            if input.spatial.len() != net.dims() {
-                bail_input!(
-                    "--net {net} is a {}-D net, but {}'s inputs are {}-D ({input})",
-                    net.dims(),
-                    dataset.name(),
-                    input.spatial.len()
-                );
-            }
-            net::plan(&net.layers(), &input).map_err(|e| {
-                input_error(format!(
-                    "--net {net} does not fit {}'s input ({}): {e}",
-                    dataset.name(),
-                    dataset.input_shape(&mnist1d)
-                ))
-            })?;
+            check_fit(net, dataset, &mnist1d)?;
         }
         Ok(TrainConfig {
             preset: s.preset.unwrap_or(Preset::Default),

@@ -5,7 +5,7 @@
 //!
 //! Feature maps are channels-last, `[positions..., channels]` per example, so that a
 //! convolution is a linear layer over unfolded windows (`[examples x positions, kernel x
-//! channels]`, see [`crate::run::conv`]) and a per-channel activation is the per-neuron one over
+//! channels]`, see `run/conv.rs`) and a per-channel activation is the per-neuron one over
 //! rows of `examples x positions`. An MLP is `flatten, linear, ..., linear`; its bits are those
 //! of the MLP before this module. Flattening keeps that order too (position-major), so a conv
 //! net's last linear layer sees the features in another order than PyTorch's channels-first
