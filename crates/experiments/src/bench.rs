@@ -19,6 +19,7 @@ use serde::Serialize;
 use crate::run::config::{LossKind, Method, PoolSetting, Settings, TrainConfig};
 use crate::run::data::{CLASSES, IMAGE_PIXELS};
 use crate::run::hidden::Pass;
+use crate::run::net::{LayerSpec, Planned};
 use crate::run::optim::{Adam, AdamConfig};
 use crate::run::products;
 use crate::run::stack::{Network, Stack};
@@ -539,12 +540,15 @@ fn print_ops_table(rows: &[BenchRow], (r, c): (usize, usize), repeats: usize, de
     );
 }
 
-/// `smartmixed bench train`: one optimizer step at batch 128 on MNIST-shaped random data, and
-/// the forward pass of the network each method leaves (pass `infer`). The
-/// SmartMixed models select from `pool`; their rows are `phase1` / `phase2` for the paper's
-/// pool, else `phase1 pool=...` / `phase2 pool=...`.
+/// `smartmixed bench train`: one optimizer step at batch 128 on random data of the network's
+/// input shape, and the forward pass of the network each method leaves (pass `infer`). The
+/// network: `network`'s widths (an MLP on 784 pixels) or its named net on its data set's shape
+/// (then also a `candle-conv` row: the same ReLU net through candle's own convolutions,
+/// pooling and autograd, with candle-nn's AdamW). The SmartMixed models select from `pool`;
+/// their rows are `phase1` / `phase2` for the paper's pool, else `phase1 pool=...` /
+/// `phase2 pool=...`.
 pub fn bench_train(
-    widths: &[usize],
+    network: &Settings,
     pool: Pool,
     methods: &[Method],
     batches: usize,
@@ -552,9 +556,19 @@ pub fn bench_train(
     (device, device_name): &(Device, String),
 ) -> Result<Vec<BenchRow>> {
     let batch = 128;
+    let cfg = TrainConfig::resolve(None, None, network)?;
+    let plan = cfg.plan()?;
+    let label = match cfg.net {
+        Some(net) => format!("net {net} on {}", cfg.dataset.name()),
+        None => format!("widths {:?}", cfg.widths),
+    };
     let ([relu, phase1, phase2, optimizer], others) =
-        train_steppers(widths, pool, methods, batch, device)?;
-    let floor = MatmulFloor::new(widths, batch, device)?;
+        train_steppers(network, &plan, pool, methods, batch, device)?;
+    let floor = MatmulFloor::new(&plan, batch, device)?;
+    let candle_conv = match cfg.net {
+        Some(_) => Some(CandleConv::new(&plan, &relu.x, &relu.y)?),
+        None => None,
+    };
     let (phase1_name, phase2_name) = phase_names(pool);
     let grads = optimizer.random_gradients()?;
     let (relu, phase1, phase2, floor) = (&relu, &phase1, &phase2, &floor);
@@ -594,13 +608,19 @@ pub fn bench_train(
             }));
         }
     }
+    if let Some(candle_conv) = &candle_conv {
+        cases.push(Case::without_bytes("candle-conv", "step", move || {
+            candle_conv.step()
+        }));
+    }
     // Each product of the floor alone, repeated back to back.
     cases.extend(floor.alone_cases(4));
     let times = measure(&cases, 5, batches, device)?;
-    let rows = rows_of("train", &cases, &times, (batch, widths[0]), device_name);
+    let first_units = cfg.widths[0];
+    let rows = rows_of("train", &cases, &times, (batch, first_units), device_name);
     print_table(
         &format!(
-            "training step on {device_name}, widths {widths:?}, batch {batch}, {batches} interleaved steps each"
+            "training step on {device_name}, {label}, batch {batch}, {batches} interleaved steps each"
         ),
         &rows,
         "matmul-floor",
@@ -617,6 +637,12 @@ pub fn bench_train(
         r(phase2_name, "relu", "step"),
         r(phase1_name, "relu", "step")
     );
+    if candle_conv.is_some() {
+        println!(
+            "candle-conv / relu {} (candle's own convolutions and autograd over this crate's step)",
+            r("candle-conv", "relu", "step")
+        );
+    }
     print_products(&rows);
     for method in methods {
         println!(
@@ -677,25 +703,26 @@ fn print_products(rows: &[BenchRow]) {
 type Steppers = ([CohortRun; 4], Vec<(Method, CohortRun)>);
 
 fn train_steppers(
-    widths: &[usize],
+    network: &Settings,
+    plan: &[Planned],
     pool: Pool,
     methods: &[Method],
     batch: usize,
     dev: &Device,
 ) -> Result<Steppers> {
     let mut rng = ChaCha8Rng::seed_from_u64(0);
-    let x: Vec<f32> = (0..batch * IMAGE_PIXELS).map(|_| rng.random()).collect();
-    let x = Tensor::from_vec(x, (1, batch, IMAGE_PIXELS), dev)?;
+    let features = plan[0].input.features();
+    let x: Vec<f32> = (0..batch * features).map(|_| rng.random()).collect();
+    let x = Tensor::from_vec(x, (1, batch, features), dev)?;
     let y: Vec<u32> = (0..batch)
         .map(|_| rng.random_range(0..CLASSES as u32))
         .collect();
     let y = Tensor::from_vec(y, (1, batch), dev)?;
     let mut network = |method: Method| -> Result<Network> {
         let flags = Settings {
-            widths: Some(widths.to_vec()),
             method: Some(method),
             pool: Some(PoolSetting(pool)),
-            ..Default::default()
+            ..network.clone()
         };
         initial_network(&TrainConfig::resolve(None, None, &flags)?, &mut rng, dev)
     };
@@ -720,28 +747,30 @@ fn train_steppers(
 /// layer), as the step runs them ([`crate::run::products`]): the floor a step's time is
 /// measured against.
 struct MatmulFloor {
-    /// Per layer: input `[1, B, in]`, weight `[1, out, in]` and output gradient `[1, B, out]`.
+    /// Per layer: input `[1, rows, in]`, weight `[1, out, in]` and output gradient
+    /// `[1, rows, out]`.
     layers: Vec<(Tensor, Tensor, Tensor)>,
+    batch: usize,
 }
 
 /// The three products of a layer, by the names of their bench rows.
 const PRODUCTS: [&str; 3] = ["x.W^T", "g^T.x", "g.W"];
 
 impl MatmulFloor {
-    fn new(widths: &[usize], batch: usize, dev: &Device) -> Result<MatmulFloor> {
-        let mut sizes = vec![IMAGE_PIXELS];
-        sizes.extend_from_slice(widths);
-        sizes.push(CLASSES);
-        let layers = sizes
-            .windows(2)
-            .map(|w| {
-                let input = Tensor::rand(0f32, 1.0, (1, batch, w[0]), dev)?;
-                let weight = Tensor::rand(-0.1f32, 0.1, (1, w[1], w[0]), dev)?;
-                let grad_out = Tensor::rand(-0.1f32, 0.1, (1, batch, w[1]), dev)?;
+    /// The products of `plan`'s linear and convolution layers at `batch` examples: a
+    /// convolution's rows are examples x output positions, its inputs taps x channels.
+    fn new(plan: &[Planned], batch: usize, dev: &Device) -> Result<MatmulFloor> {
+        let layers = plan
+            .iter()
+            .filter_map(|p| Some((p.weight_dims()?, batch * p.rows_per_example())))
+            .map(|((out, fan_in), rows)| {
+                let input = Tensor::rand(0f32, 1.0, (1, rows, fan_in), dev)?;
+                let weight = Tensor::rand(-0.1f32, 0.1, (1, out, fan_in), dev)?;
+                let grad_out = Tensor::rand(-0.1f32, 0.1, (1, rows, out), dev)?;
                 Ok((input, weight, grad_out))
             })
             .collect::<candle_core::Result<_>>()?;
-        Ok(MatmulFloor { layers })
+        Ok(MatmulFloor { layers, batch })
     }
 
     /// Layer `layer`'s product `which` (an index into [`PRODUCTS`]).
@@ -790,7 +819,11 @@ impl MatmulFloor {
         let mut cases = Vec::new();
         for (layer, (input, weight, _)) in self.layers.iter().enumerate() {
             for (which, label) in PRODUCTS.iter().enumerate() {
-                let name = format!("{label} {}x{}", input.dims()[2], weight.dims()[1]);
+                let mut name = format!("{label} {}x{}", input.dims()[2], weight.dims()[1]);
+                // A convolution's product has a row per example and output position.
+                if input.dims()[1] != self.batch {
+                    name.push_str(&format!(" rows {}", input.dims()[1]));
+                }
                 // Leaked once per bench run: the names live as long as the rows that carry them.
                 let name: &'static str = Box::leak(name.into_boxed_str());
                 cases.push(Case::products(
@@ -807,6 +840,100 @@ impl MatmulFloor {
             }
         }
         cases
+    }
+}
+
+/// A ReLU net of `plan`'s layers through candle's own convolutions, pooling and autograd
+/// (channels-first), stepped by candle-nn's AdamW: the path this crate's convolutions replace.
+struct CandleConv {
+    /// Per linear or convolution layer: weight (`[out, in]` or `[out, channels, k...]`), bias.
+    params: Vec<(Var, Var)>,
+    plan: Vec<Planned>,
+    x: Tensor,
+    y: Tensor,
+    optimizer: std::cell::RefCell<candle_nn::AdamW>,
+}
+
+impl CandleConv {
+    fn new(plan: &[Planned], x: &Tensor, y: &Tensor) -> Result<CandleConv> {
+        let dev = x.device();
+        let mut params = Vec::new();
+        for p in plan {
+            let Some((out, fan_in)) = p.weight_dims() else {
+                continue;
+            };
+            let mut shape = vec![out];
+            if let LayerSpec::Conv { kernel, .. } = p.spec {
+                shape.push(p.input.channels);
+                shape.extend(std::iter::repeat_n(kernel, p.input.spatial.len()));
+            } else {
+                shape.push(fan_in);
+            }
+            let bound = 1.0 / (fan_in as f64).sqrt();
+            let (lo, hi) = (-bound as f32, bound as f32);
+            params.push((Var::rand(lo, hi, shape, dev)?, Var::rand(lo, hi, out, dev)?));
+        }
+        let vars = params
+            .iter()
+            .flat_map(|(w, b)| [w.clone(), b.clone()])
+            .collect();
+        let optimizer = candle_nn::AdamW::new_lr(vars, 1e-3)?;
+        // The batch channels-first: `[B, channels, spatial...]`.
+        let input = &plan[0].input;
+        let mut dims = vec![x.dim(1)?];
+        dims.extend_from_slice(&input.spatial);
+        dims.push(input.channels);
+        let rank = dims.len();
+        let mut order = vec![0, rank - 1];
+        order.extend(1..rank - 1);
+        let x = x.squeeze(0)?.reshape(dims)?.permute(order)?.contiguous()?;
+        Ok(CandleConv {
+            params,
+            plan: plan.to_vec(),
+            x,
+            y: y.squeeze(0)?,
+            optimizer: optimizer.into(),
+        })
+    }
+
+    fn step(&self) -> candle_core::Result<()> {
+        use candle_nn::Optimizer;
+        let mut h = self.x.clone();
+        let mut params = self.params.iter();
+        let last = self.plan.iter().rposition(|p| p.spec.is_trainable());
+        for (i, p) in self.plan.iter().enumerate() {
+            h = match p.spec {
+                LayerSpec::Flatten => h.flatten_from(1)?,
+                LayerSpec::MaxPool { kernel, stride } => {
+                    h.max_pool2d_with_stride(kernel, stride)?
+                }
+                LayerSpec::AvgPool { kernel, stride } => {
+                    h.avg_pool2d_with_stride(kernel, stride)?
+                }
+                LayerSpec::Conv {
+                    stride, padding, ..
+                } => {
+                    let (w, b) = params.next().expect("a weight per layer");
+                    let y = match p.input.spatial.len() {
+                        1 => h.conv1d(w.as_tensor(), padding, stride, 1, 1)?,
+                        _ => h.conv2d(w.as_tensor(), padding, stride, 1, 1)?,
+                    };
+                    let mut bias = vec![1, b.dim(0)?];
+                    bias.extend(std::iter::repeat_n(1, p.input.spatial.len()));
+                    y.broadcast_add(&b.as_tensor().reshape(bias)?)?
+                }
+                LayerSpec::Linear { .. } => {
+                    let (w, b) = params.next().expect("a weight per layer");
+                    h.matmul(&w.as_tensor().t()?)?
+                        .broadcast_add(b.as_tensor())?
+                }
+            };
+            if p.spec.is_trainable() && Some(i) != last {
+                h = h.relu()?;
+            }
+        }
+        let loss = candle_nn::loss::cross_entropy(&h, &self.y)?;
+        self.optimizer.borrow_mut().backward_step(&loss)
     }
 }
 

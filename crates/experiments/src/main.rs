@@ -11,7 +11,9 @@ use experiments::grid::sweep::{expand, plan, run_sweep, Shard, SweepConfig, Swee
 use experiments::interrupt::{self, Interrupted};
 use experiments::progress::Progress;
 use experiments::report::{compare, plot};
-use experiments::run::config::{DeviceChoice, Method, PoolSetting, Settings, TrainConfig};
+use experiments::run::config::{
+    DatasetName, DeviceChoice, Method, NetName, PoolSetting, Settings, TrainConfig,
+};
 use experiments::run::files::RunRecord;
 use experiments::run::{data, train};
 use experiments::{bench, device, print_stdout};
@@ -98,8 +100,12 @@ enum BenchCommand {
     #[command(after_help = "More: docs/benchmarks.md.")]
     Train {
         /// Architecture id.
-        #[arg(long, default_value_t = 3)]
+        #[arg(long, default_value_t = 3, conflicts_with = "net")]
         arch: u32,
+        /// A named net with convolutions instead (mnist1d-cnn, mnist1d-cnn5 on MNIST-1D's
+        /// signals; lenet5, conv4 on 28x28 images); adds the `candle-conv` row.
+        #[arg(long, value_enum)]
+        net: Option<NetName>,
         /// Device: cpu (default), auto, cuda, cuda:N or metal. GPU timings synchronise the
         /// device after every run.
         #[arg(long, default_value = "cpu")]
@@ -286,6 +292,7 @@ fn run_bench(command: BenchCommand) -> Result<()> {
         }
         BenchCommand::Train {
             arch,
+            net,
             batches,
             pool,
             method,
@@ -301,13 +308,32 @@ fn run_bench(command: BenchCommand) -> Result<()> {
                     "--method {m}: bench train times relu and SmartMixed's phases anyway; give adaptive methods to compare with them"
                 );
             }
-            let Some((_, widths)) = experiments::run::arch::architecture(arch) else {
-                experiments::bail_input!("--arch {arch} is not an architecture id (valid: 1..=18)");
+            let network = match net {
+                // The data set whose inputs the net is made for.
+                Some(net) => Settings {
+                    net: Some(net),
+                    dataset: Some(match net.dims() {
+                        1 => DatasetName::Mnist1d,
+                        _ => DatasetName::Mnist,
+                    }),
+                    ..Settings::default()
+                },
+                None => {
+                    let Some((_, widths)) = experiments::run::arch::architecture(arch) else {
+                        experiments::bail_input!(
+                            "--arch {arch} is not an architecture id (valid: 1..=18)"
+                        );
+                    };
+                    Settings {
+                        widths: Some(widths.to_vec()),
+                        ..Settings::default()
+                    }
+                }
             };
             let device = device::select(device)?;
             let pool = pool.unwrap_or_default().0;
             let batches = batches.max(1);
-            bench::bench_train(widths, pool, &method, batches, csv.as_deref(), &device).map(drop)
+            bench::bench_train(&network, pool, &method, batches, csv.as_deref(), &device).map(drop)
         }
     }
 }

@@ -8,13 +8,18 @@
 //! gradient to its window's first maximum (`scatter_add`), average pooling's to every tap.
 //!
 //! These are candle's own device ops (CPU, CUDA, Metal), so the layers need no kernel of
-//! their own; the products are the linear layers' ([`crate::run::products`]).
+//! their own; the products are the linear layers' ([`crate::run::products`]). On the CPU the
+//! gather, the fold and max pooling run as plain loops over the examples in parallel (an
+//! example's rows are its own), which give candle's bits: the gather and the maxima copy, and
+//! every sum adds in candle's order (index order, from zero).
 
 use std::sync::Mutex;
 
 use anyhow::Result;
 use candle_core::{DType, Device, Tensor};
+use rayon::prelude::*;
 
+use crate::run::cpu_ops::{add_row, with_cpu_f32};
 use crate::run::net::Shape;
 
 /// The windows of a convolution or pooling layer over one input shape, and the gather index
@@ -147,6 +152,25 @@ impl Windows {
     /// im2col: `x [M, B, positions x channels]` to `[M, B x output positions, taps x channels]`.
     pub fn unfold(&self, x: &Tensor) -> Result<Tensor> {
         let (m, b, _) = x.dims3()?;
+        let (c, positions) = (self.input.channels, self.input.positions());
+        let window = self.output_positions * self.taps * c;
+        let cpu = with_cpu_f32(x, |data| {
+            let mut cols = vec![0f32; m * b * window];
+            cols.par_chunks_mut(window)
+                .zip(data.par_chunks(positions * c))
+                .for_each(|(dst, src)| {
+                    for (slot, &p) in dst.chunks_exact_mut(c).zip(&self.local) {
+                        if p as usize != positions {
+                            slot.copy_from_slice(&src[p as usize * c..][..c]);
+                        }
+                    }
+                });
+            cols
+        });
+        if let Some(cols) = cpu {
+            let shape = (m, b * self.output_positions, self.taps * c);
+            return Ok(Tensor::from_vec(cols, shape, x.device())?);
+        }
         let (rows, examples) = self.padded_rows(x)?;
         let cols = rows.index_select(&self.index(examples, x.device())?, 0)?;
         Ok(cols.reshape((
@@ -162,6 +186,28 @@ impl Windows {
     pub fn fold(&self, cols: &Tensor, m: usize, b: usize) -> Result<Tensor> {
         let examples = m * b;
         let channels = self.input.channels;
+        let (c, positions) = (channels, self.input.positions());
+        let window = self.output_positions * self.taps * c;
+        let cpu = with_cpu_f32(cols, |data| {
+            let mut x = vec![0f32; examples * positions * c];
+            x.par_chunks_mut(positions * c)
+                .zip(data.par_chunks(window))
+                .for_each(|(dst, src)| {
+                    for (slot, &p) in src.chunks_exact(c).zip(&self.local) {
+                        if p as usize != positions {
+                            add_row(&mut dst[p as usize * c..][..c], slot);
+                        }
+                    }
+                });
+            x
+        });
+        if let Some(x) = cpu {
+            return Ok(Tensor::from_vec(
+                x,
+                (m, b, self.input.features()),
+                cols.device(),
+            )?);
+        }
         let cols = cols.reshape((examples * self.output_positions * self.taps, channels))?;
         let rows = examples * self.input.positions();
         let sum = Tensor::zeros((rows + 1, channels), cols.dtype(), cols.device())?.index_add(
@@ -186,6 +232,11 @@ pub enum PoolSaved {
 pub fn pool_forward(windows: &Windows, max: bool, x: &Tensor) -> Result<(Tensor, PoolSaved)> {
     let (m, b, _) = x.dims3()?;
     let channels = windows.input.channels;
+    if max {
+        if let Some(pooled) = max_pool_cpu(windows, x) {
+            return pooled;
+        }
+    }
     let (rows, examples) = windows.padded_rows(x)?;
     let cols = rows
         .index_select(&windows.index(examples, x.device())?, 0)?
@@ -208,6 +259,11 @@ pub fn pool_backward(windows: &Windows, saved: &PoolSaved, grad: &Tensor) -> Res
     let index = windows.index(examples, grad.device())?;
     let rows = examples * windows.input.positions();
     let zeros = Tensor::zeros((rows + 1, channels), grad.dtype(), grad.device())?;
+    if let PoolSaved::Max(argmax) = saved {
+        if let Some(grad_x) = max_pool_backward_cpu(windows, argmax, &grad, (m, b)) {
+            return grad_x;
+        }
+    }
     let sum = match saved {
         PoolSaved::Max(argmax) => {
             // The input row of each output's maximum, per channel.
@@ -228,4 +284,87 @@ pub fn pool_backward(windows: &Windows, saved: &PoolSaved, grad: &Tensor) -> Res
     Ok(sum
         .narrow(0, 0, rows)?
         .reshape((m, b, windows.input.features()))?)
+}
+
+/// Max pooling on the CPU: per output and channel the first maximum over the taps, as candle's
+/// `max` and `argmax` find it (a later tap replaces it only when strictly greater).
+fn max_pool_cpu(windows: &Windows, x: &Tensor) -> Option<Result<(Tensor, PoolSaved)>> {
+    let (m, b, _) = x.dims3().ok()?;
+    let (c, positions, taps) = (
+        windows.input.channels,
+        windows.input.positions(),
+        windows.taps,
+    );
+    let outputs = windows.output_positions;
+    let (values, argmax) = with_cpu_f32(x, |data| {
+        let mut values = vec![0f32; m * b * outputs * c];
+        let mut argmax = vec![0u32; m * b * outputs * c];
+        values
+            .par_chunks_mut(outputs * c)
+            .zip(argmax.par_chunks_mut(outputs * c))
+            .zip(data.par_chunks(positions * c))
+            .for_each(|((values, argmax), src)| {
+                for o in 0..outputs {
+                    let window = &windows.local[o * taps..][..taps];
+                    for ch in 0..c {
+                        let mut best = src[window[0] as usize * c + ch];
+                        let mut at = 0;
+                        for (t, &p) in window.iter().enumerate().skip(1) {
+                            let v = src[p as usize * c + ch];
+                            if best < v {
+                                best = v;
+                                at = t;
+                            }
+                        }
+                        values[o * c + ch] = best;
+                        argmax[o * c + ch] = at as u32;
+                    }
+                }
+            });
+        (values, argmax)
+    })?;
+    let pooled = (|| {
+        let y = Tensor::from_vec(values, (m, b, outputs * c), x.device())?;
+        let argmax = Tensor::from_vec(argmax, (m * b * outputs, c), x.device())?;
+        Ok((y, PoolSaved::Max(argmax)))
+    })();
+    Some(pooled)
+}
+
+/// Max pooling's gradient on the CPU: each output's gradient added to its maximum's input, in
+/// output order (as candle's `scatter_add` adds them).
+fn max_pool_backward_cpu(
+    windows: &Windows,
+    argmax: &Tensor,
+    grad: &Tensor,
+    (m, b): (usize, usize),
+) -> Option<Result<Tensor>> {
+    let (c, positions, taps) = (
+        windows.input.channels,
+        windows.input.positions(),
+        windows.taps,
+    );
+    let outputs = windows.output_positions;
+    if !grad.device().is_cpu() {
+        return None;
+    }
+    let argmax: Vec<u32> = argmax.flatten_all().ok()?.to_vec1().ok()?;
+    let grad_x = with_cpu_f32(grad, |g| {
+        let mut grad_x = vec![0f32; m * b * positions * c];
+        grad_x
+            .par_chunks_mut(positions * c)
+            .zip(g.par_chunks(outputs * c))
+            .zip(argmax.par_chunks(outputs * c))
+            .for_each(|((dst, g), argmax)| {
+                for o in 0..outputs {
+                    for ch in 0..c {
+                        let p = windows.local[o * taps + argmax[o * c + ch] as usize] as usize;
+                        dst[p * c + ch] += g[o * c + ch];
+                    }
+                }
+            });
+        grad_x
+    })?;
+    let features = windows.input.features();
+    Some(Tensor::from_vec(grad_x, (m, b, features), grad.device()).map_err(Into::into))
 }
