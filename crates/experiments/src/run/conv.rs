@@ -33,6 +33,10 @@ pub struct Windows {
     /// One example's index: per output position and tap, the input position read, or
     /// `input positions` for padding.
     local: Vec<u32>,
+    /// The same as runs of neighbouring taps that read neighbouring positions (a kernel row
+    /// inside the input): (first slot, first position, length), in slot order, padding left
+    /// out. The CPU paths copy and add whole runs.
+    runs: Vec<(usize, usize, usize)>,
     cache: Mutex<Vec<(usize, Device, Tensor)>>,
 }
 
@@ -43,6 +47,7 @@ impl Clone for Windows {
             output_positions: self.output_positions,
             taps: self.taps,
             local: self.local.clone(),
+            runs: self.runs.clone(),
             cache: Mutex::new(Vec::new()),
         }
     }
@@ -89,11 +94,25 @@ impl Windows {
                 local.push(if inside { flat } else { positions } as u32);
             }
         }
+        let mut runs: Vec<(usize, usize, usize)> = Vec::new();
+        for (slot, &p) in local.iter().enumerate() {
+            let p = p as usize;
+            if p == positions {
+                continue;
+            }
+            match runs.last_mut() {
+                Some((first, start, len)) if *first + *len == slot && *start + *len == p => {
+                    *len += 1
+                }
+                _ => runs.push((slot, p, 1)),
+            }
+        }
         Windows {
             input: input.clone(),
             output_positions,
             taps,
             local,
+            runs,
             cache: Mutex::new(Vec::new()),
         }
     }
@@ -159,10 +178,8 @@ impl Windows {
             cols.par_chunks_mut(window)
                 .zip(data.par_chunks(positions * c))
                 .for_each(|(dst, src)| {
-                    for (slot, &p) in dst.chunks_exact_mut(c).zip(&self.local) {
-                        if p as usize != positions {
-                            slot.copy_from_slice(&src[p as usize * c..][..c]);
-                        }
+                    for &(slot, p, len) in &self.runs {
+                        dst[slot * c..][..len * c].copy_from_slice(&src[p * c..][..len * c]);
                     }
                 });
             cols
@@ -193,10 +210,10 @@ impl Windows {
             x.par_chunks_mut(positions * c)
                 .zip(data.par_chunks(window))
                 .for_each(|(dst, src)| {
-                    for (slot, &p) in src.chunks_exact(c).zip(&self.local) {
-                        if p as usize != positions {
-                            add_row(&mut dst[p as usize * c..][..c], slot);
-                        }
+                    // Runs in slot order: every input element gets its windows' gradients in
+                    // the order index_add adds them.
+                    for &(slot, p, len) in &self.runs {
+                        add_row(&mut dst[p * c..][..len * c], &src[slot * c..][..len * c]);
                     }
                 });
             x
