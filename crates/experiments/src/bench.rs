@@ -625,9 +625,22 @@ pub fn bench_train(
         &rows,
         "matmul-floor",
     );
+    print_train_ratios(&rows, methods, (phase1_name, phase2_name));
+    if let Some(path) = csv {
+        append_csv(path, &rows)?;
+    }
+    Ok(rows)
+}
+
+/// The ratios `bench train` reports, from its rows.
+fn print_train_ratios(
+    rows: &[BenchRow],
+    methods: &[Method],
+    (phase1_name, phase2_name): (&str, &str),
+) {
     let r = |a: &str, b: &str, pass: &str| {
-        p50(&rows, a, pass)
-            .zip(p50(&rows, b, pass))
+        p50(rows, a, pass)
+            .zip(p50(rows, b, pass))
             .map_or("-".into(), |(x, y)| format!("{:.2}", x / y))
     };
     println!(
@@ -637,13 +650,13 @@ pub fn bench_train(
         r(phase2_name, "relu", "step"),
         r(phase1_name, "relu", "step")
     );
-    if candle_conv.is_some() {
+    if p50(rows, "candle-conv", "step").is_some() {
         println!(
             "candle-conv / relu {} (candle's own convolutions and autograd over this crate's step)",
             r("candle-conv", "relu", "step")
         );
     }
-    print_products(&rows);
+    print_products(rows);
     for method in methods {
         println!(
             "{} / relu {}",
@@ -660,10 +673,6 @@ pub fn bench_train(
         ));
     }
     println!("inference (forward) / relu: {}", inference.join("; "));
-    if let Some(path) = csv {
-        append_csv(path, &rows)?;
-    }
-    Ok(rows)
 }
 
 /// The products' speed: each alone, all of them alone added up, and inside the floor.

@@ -530,3 +530,109 @@ fn mnist1d_generator_arguments_make_other_variants() {
         std::fs::remove_dir_all(dir.parent().unwrap()).unwrap();
     }
 }
+
+/// A CIFAR-10 directory of the original binary batches, `records` images in each file, image i
+/// of a file holding label i % 10 and pixels drawn from a fixed seed.
+fn cifar_fixture(dir: &Path, records: usize) {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(4);
+    std::fs::create_dir_all(dir).unwrap();
+    let names = [
+        "data_batch_1.bin",
+        "data_batch_2.bin",
+        "data_batch_3.bin",
+        "data_batch_4.bin",
+        "data_batch_5.bin",
+        "test_batch.bin",
+    ];
+    for name in names {
+        let mut bytes = Vec::new();
+        for i in 0..records {
+            bytes.push((i % 10) as u8);
+            bytes.extend((0..3072).map(|_| rng.random::<u8>()));
+        }
+        std::fs::write(dir.join(name), bytes).unwrap();
+    }
+}
+
+/// CIFAR-10 from a directory of binary batches (here 30 images a file; candle-datasets'
+/// reader would insist on 10,000): a LeNet-5 on 32x32x3 and an MLP on 3,072 inputs train; a
+/// truncated file exits 2 naming it, and the folder of the original archive is found inside a
+/// data directory.
+#[test]
+fn cifar10_trains_from_binary_batches() {
+    let base = common::temp_dir("cifar");
+    let data = base.join("cifar-10-batches-bin");
+    cifar_fixture(&data, 30);
+    let run = |out: &Path, extra: &[&str]| {
+        let mut args = vec![
+            "train",
+            "--dataset",
+            "cifar10",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "16",
+            "--method",
+            "prelu",
+            "--quiet",
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        smartmixed(&args)
+    };
+    let lenet = base.join("lenet");
+    // The data directory above the archive's folder.
+    let output = run(
+        &lenet,
+        &["--net", "lenet5", "--data-dir", base.to_str().unwrap()],
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let tensors =
+        candle_core::safetensors::load(lenet.join("model.safetensors"), &candle_core::Device::Cpu)
+            .unwrap();
+    assert_eq!(tensors["conv.0.weight"].dims(), &[6, 75]);
+    // 32 -> 28 -> 14 -> 10 -> 5: 400 features into the first linear layer.
+    assert_eq!(tensors["linear.2.weight"].dims(), &[120, 400]);
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(lenet.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["net"], "lenet5");
+    assert_eq!(config["widths"], serde_json::json!([6, 16, 120, 84]));
+    let mlp = base.join("mlp");
+    let output = run(
+        &mlp,
+        &["--widths", "16", "--data-dir", data.to_str().unwrap()],
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let tensors =
+        candle_core::safetensors::load(mlp.join("model.safetensors"), &candle_core::Device::Cpu)
+            .unwrap();
+    assert_eq!(tensors["linear.0.weight"].dims(), &[16, 3072]);
+    // A file cut short.
+    let short = data.join("data_batch_3.bin");
+    let bytes = std::fs::read(&short).unwrap();
+    std::fs::write(&short, &bytes[..bytes.len() - 5]).unwrap();
+    let out = base.join("short");
+    let output = run(
+        &out,
+        &["--widths", "16", "--data-dir", data.to_str().unwrap()],
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("data_batch_3.bin")
+            && stderr.contains("not a whole number of CIFAR-10 records"),
+        "{stderr}"
+    );
+    assert!(!out.exists());
+    std::fs::remove_dir_all(base).unwrap();
+}

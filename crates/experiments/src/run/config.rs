@@ -29,6 +29,10 @@ pub enum DatasetName {
     #[serde(rename = "mnist1d")]
     #[value(name = "mnist1d")]
     Mnist1d,
+    /// 32x32 colour images (`run::cifar`): the binary batches from `--data-dir`, else the hub.
+    #[serde(rename = "cifar10")]
+    #[value(name = "cifar10")]
+    Cifar10,
 }
 
 impl DatasetName {
@@ -37,20 +41,19 @@ impl DatasetName {
             DatasetName::Mnist => "mnist",
             DatasetName::FashionMnist => "fashion-mnist",
             DatasetName::Mnist1d => "mnist1d",
+            DatasetName::Cifar10 => "cifar10",
         }
     }
 
-    /// One example's shape: 28x28 pixels of one channel, or MNIST-1D's signal as `mnist1d`
-    /// makes it.
+    /// One example's shape: 28x28 pixels of one channel, 32x32 of three, or MNIST-1D's signal
+    /// as `mnist1d` makes it.
     pub fn input_shape(self, mnist1d: &Mnist1dArgs) -> Shape {
-        let spatial = match self {
-            DatasetName::Mnist | DatasetName::FashionMnist => vec![28, 28],
-            DatasetName::Mnist1d => vec![mnist1d.final_seq_length],
+        let (spatial, channels) = match self {
+            DatasetName::Mnist | DatasetName::FashionMnist => (vec![28, 28], 1),
+            DatasetName::Mnist1d => (vec![mnist1d.final_seq_length], 1),
+            DatasetName::Cifar10 => (vec![32, 32], 3),
         };
-        Shape {
-            spatial,
-            channels: 1,
-        }
+        Shape { spatial, channels }
     }
 
     /// Whether the data set is read from files (IDX or the hub) rather than generated.

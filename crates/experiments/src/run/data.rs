@@ -14,6 +14,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::error::input_error;
+use crate::run::cifar;
 use crate::run::config::{DatasetName, TrainConfig};
 use crate::run::mnist1d::{self, Mnist1dArgs};
 
@@ -84,6 +85,7 @@ pub fn input_width(dataset: DatasetName, mnist1d: &Mnist1dArgs) -> usize {
 pub fn load(dataset: DatasetName, mnist1d: &Mnist1dArgs, dir: Option<&Path>) -> Result<RawData> {
     match (dataset, dir) {
         (DatasetName::Mnist1d, _) => generate_mnist1d(mnist1d),
+        (DatasetName::Cifar10, Some(dir)) => load_cifar_dir(&dataset_dir(dataset, dir)),
         (_, Some(dir)) => load_dir(&dataset_dir(dataset, dir)),
         (_, None) => load_hub(dataset),
     }
@@ -110,15 +112,46 @@ pub fn generate_mnist1d(args: &Mnist1dArgs) -> Result<RawData> {
     })
 }
 
-/// `dir/<dataset name>` when `dir` has no images file of its own and that subdirectory exists.
+/// `dir/<dataset name>` when `dir` has no images file of its own and that subdirectory exists
+/// (for CIFAR-10 also `cifar-10-batches-bin`, the folder of the original archive).
 pub fn dataset_dir(dataset: DatasetName, dir: &Path) -> PathBuf {
-    let own = [IDX_FILES[0].to_string(), format!("{}.gz", IDX_FILES[0])];
-    let sub = dir.join(dataset.name());
-    if own.iter().all(|name| !dir.join(name).is_file()) && sub.is_dir() {
-        sub
-    } else {
-        dir.to_path_buf()
+    let (own, subs) = match dataset {
+        DatasetName::Cifar10 => (
+            cifar::is_batch_dir(dir),
+            vec![dir.join("cifar10"), dir.join("cifar-10-batches-bin")],
+        ),
+        _ => (
+            [IDX_FILES[0].to_string(), format!("{}.gz", IDX_FILES[0])]
+                .iter()
+                .any(|name| dir.join(name).is_file()),
+            vec![dir.join(dataset.name())],
+        ),
+    };
+    match subs.into_iter().find(|sub| sub.is_dir()) {
+        Some(sub) if !own => sub,
+        _ => dir.to_path_buf(),
     }
+}
+
+/// CIFAR-10's binary batches from `dir`, channels-last.
+pub fn load_cifar_dir(dir: &Path) -> Result<RawData> {
+    if !dir.is_dir() {
+        return Err(input_error(format!(
+            "data directory {} does not exist or is not a directory",
+            dir.display()
+        )));
+    }
+    let (train, test) = cifar::read_dir(dir)?;
+    let split = |images: cifar::Images| RawSplit {
+        inputs: Inputs::Pixels(images.pixels),
+        width: cifar::PIXELS,
+        labels: images.labels,
+    };
+    Ok(RawData {
+        train: split(train),
+        test: split(test),
+        source: dir.display().to_string(),
+    })
 }
 
 /// Reads the four IDX files from `dir`, raw or gzip-compressed, and checks them.
@@ -258,9 +291,16 @@ fn load_hub(dataset: DatasetName) -> Result<RawData> {
     let loaded = std::panic::catch_unwind(|| match dataset {
         DatasetName::Mnist => candle_datasets::vision::mnist::load(),
         DatasetName::FashionMnist => candle_datasets::vision::fashion_mnist::load(),
+        DatasetName::Cifar10 => candle_datasets::vision::cifar::load(),
         DatasetName::Mnist1d => unreachable!("MNIST-1D is generated, not loaded"),
     });
-    let hint = "pass --data-dir DIR (the four IDX files, raw or .gz) or set SMARTMIXED_DATA_DIR";
+    let hint = match dataset {
+        DatasetName::Cifar10 => {
+            "pass --data-dir DIR (the binary batches, data_batch_1.bin ... test_batch.bin) or \
+             set SMARTMIXED_DATA_DIR"
+        }
+        _ => "pass --data-dir DIR (the four IDX files, raw or .gz) or set SMARTMIXED_DATA_DIR",
+    };
     let dataset_name = dataset.name();
     let data: Dataset = match loaded {
         Ok(Ok(d)) => d,
@@ -276,15 +316,21 @@ fn load_hub(dataset: DatasetName) -> Result<RawData> {
         }
     };
     let to_split = |images: &Tensor, labels: &Tensor| -> Result<RawSplit> {
-        let images = (images * 255.0)?
-            .round()?
-            .to_dtype(DType::U8)?
-            .flatten_all()?
-            .to_vec1::<u8>()?;
+        let (images, width) = match dataset {
+            DatasetName::Cifar10 => (cifar::from_hub_tensor(images)?, cifar::PIXELS),
+            _ => (
+                (images * 255.0)?
+                    .round()?
+                    .to_dtype(DType::U8)?
+                    .flatten_all()?
+                    .to_vec1::<u8>()?,
+                IMAGE_PIXELS,
+            ),
+        };
         let labels = labels.to_dtype(DType::U8)?.to_vec1::<u8>()?;
         Ok(RawSplit {
             inputs: Inputs::Pixels(images),
-            width: IMAGE_PIXELS,
+            width,
             labels,
         })
     };

@@ -9,6 +9,7 @@
 //! reference's table of architectures.
 
 pub mod arch;
+pub mod cifar;
 pub mod config;
 pub mod conv;
 pub mod cpu_ops;
