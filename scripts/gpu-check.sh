@@ -4,6 +4,9 @@
 #   2. the op tests on CUDA against the CPU kernels (crates/mixed-act/tests/gpu.rs);
 #   3. fused ops, candle's relu and a device-to-device copy at [8192, 8192] (effective GB/s);
 #   4. one training epoch of architecture 3: ReLU baseline, SmartMixed phase 1 and phase 2;
+#   5-6. cohorts and the adaptive methods' step;
+#   7. conv nets: the MNIST-1D CNN trained for 3 epochs on CUDA (per-channel SmartMixed) and the
+#      LeNet-5 training step of bench train on CUDA against candle's own conv path;
 # then a short table, last. Everything goes into OUT_DIR.
 #
 # Usage (see docs/gpu.md, "GPU check"): BIN_DIR=gpu-bundle scripts/gpu-check.sh OUT_DIR
@@ -132,6 +135,17 @@ run_limited 60 "$smartmixed" bench train --device cuda --batches 20 --method "$a
 # "prelu / relu 1.02" lines of the bench's output.
 vs_relu() { awk -v m="$1" '$1 == m && $2 == "/" && $3 == "relu" {print $4}' "$out/bench-train.txt" 2>/dev/null | tail -1; }
 
+# ---- 7. conv nets ------------------------------------------------------------------------------
+log "conv nets"
+rm -rf "$out/train-cnn"
+run_limited 45 "$smartmixed" train --device cuda --dataset mnist1d --net mnist1d-cnn --method smartmixed \
+  --epochs 3 --phase1-epochs 1 --out "$out/train-cnn" --quiet >"$out/train-cnn.txt" 2>&1 \
+  || { log "training the MNIST-1D CNN failed: train-cnn.txt"; fail=1; }
+cnn_acc=$(python3 -c "import json,sys; print(round(100 * json.load(open(sys.argv[1]))['test_acc'], 2))" "$out/train-cnn/summary.json" 2>/dev/null)
+run_limited 45 "$smartmixed" bench train --device cuda --net lenet5 --batches 10 --csv "$out/bench.csv" \
+  >"$out/bench-conv.txt" 2>&1 || { log "bench train --net lenet5 failed: bench-conv.txt"; fail=1; }
+conv_line() { grep -m1 "^$1" "$out/bench-conv.txt" 2>/dev/null | cut -c1-100; }
+
 # ---- table -----------------------------------------------------------------------------------
 target() { awk -v v="$1" -v op="$2" -v t="$3" 'BEGIN { if (v == "-") print "n/a"; else if ((op == ">=" && v >= t) || (op == "<=" && v <= t)) print "met"; else print "MISSED" }'; }
 bw_verdict=$(target "$bw_share" ">=" 0.70); ep_verdict=$(target "$p2_vs_relu" "<=" 1.10)
@@ -156,6 +170,8 @@ bw_verdict=$(target "$bw_share" ">=" 0.70); ep_verdict=$(target "$p2_vs_relu" "<
   for m in ${adaptive//,/ }; do
     echo "| training step, arch 3, batch 128: $m / relu | $(vs_relu "$m") | |"
   done
+  echo "| MNIST-1D CNN, SmartMixed per channel, 3 epochs on CUDA: test accuracy % | ${cnn_acc:-failed} | trains |"
+  echo "| LeNet-5 step on CUDA (bench train --net lenet5) | $(conv_line "relu / matmul-floor"); $(conv_line "candle-conv / relu") | |"
   echo
   echo "Whole check: $(( $(date +%s) - started )) s. $CUDA_LIBS_SOURCE."
 } | tee "$out/table.md"
