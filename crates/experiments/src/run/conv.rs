@@ -269,6 +269,11 @@ pub fn pool_forward(windows: &Windows, max: bool, x: &Tensor) -> Result<(Tensor,
 /// The gradient to a pooling layer's input from the gradient to its output.
 pub fn pool_backward(windows: &Windows, saved: &PoolSaved, grad: &Tensor) -> Result<Tensor> {
     let (m, b, _) = grad.dims3()?;
+    if let PoolSaved::Max(argmax) = saved {
+        if let Some(grad_x) = max_pool_backward_cpu(windows, argmax, grad, (m, b)) {
+            return grad_x;
+        }
+    }
     let channels = windows.input.channels;
     let examples = m * b;
     let outputs = examples * windows.output_positions;
@@ -276,11 +281,6 @@ pub fn pool_backward(windows: &Windows, saved: &PoolSaved, grad: &Tensor) -> Res
     let index = windows.index(examples, grad.device())?;
     let rows = examples * windows.input.positions();
     let zeros = Tensor::zeros((rows + 1, channels), grad.dtype(), grad.device())?;
-    if let PoolSaved::Max(argmax) = saved {
-        if let Some(grad_x) = max_pool_backward_cpu(windows, argmax, &grad, (m, b)) {
-            return grad_x;
-        }
-    }
     let sum = match saved {
         PoolSaved::Max(argmax) => {
             // The input row of each output's maximum, per channel.
@@ -384,4 +384,75 @@ fn max_pool_backward_cpu(
     })?;
     let features = windows.input.features();
     Some(Tensor::from_vec(grad_x, (m, b, features), grad.device()).map_err(Into::into))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+
+    fn random(rng: &mut rand_chacha::ChaCha8Rng, dims: (usize, usize, usize)) -> Tensor {
+        let v: Vec<f32> = (0..dims.0 * dims.1 * dims.2)
+            .map(|_| rng.random_range(-1.0..1.0))
+            .collect();
+        Tensor::from_vec(v, dims, &Device::Cpu).unwrap()
+    }
+
+    /// The same values in a strided layout (a slice of a wider tensor), which the CPU loops
+    /// decline: candle's ops then run them, as on a GPU.
+    fn strided(t: &Tensor) -> Tensor {
+        let pad = Tensor::zeros(
+            (t.dim(0).unwrap(), t.dim(1).unwrap(), 3),
+            DType::F32,
+            &Device::Cpu,
+        );
+        let wide = Tensor::cat(&[t, &pad.unwrap()], 2).unwrap();
+        let s = wide.narrow(2, 0, t.dim(2).unwrap()).unwrap();
+        assert!(!s.is_contiguous());
+        s
+    }
+
+    fn bits(t: &Tensor) -> Vec<u32> {
+        let v: Vec<f32> = t.flatten_all().unwrap().to_vec1().unwrap();
+        v.iter().map(|x| x.to_bits()).collect()
+    }
+
+    /// The device path (candle's gather, index_add, max, argmax and scatter_add) and the CPU
+    /// loops give the same bits: what a GPU runs is what the CPU runs, here emulated on the CPU.
+    #[test]
+    fn the_device_path_equals_the_cpu_loops_bit_for_bit() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        for (spatial, c, k, s, p) in [
+            (vec![9, 8], 3, 3, 1, 1),
+            (vec![8, 8], 2, 2, 2, 0),
+            (vec![40], 1, 5, 2, 1),
+            (vec![10], 4, 3, 2, 1),
+        ] {
+            let input = Shape {
+                spatial: spatial.clone(),
+                channels: c,
+            };
+            let out: Vec<usize> = spatial.iter().map(|n| (n + 2 * p - k) / s + 1).collect();
+            let windows = Windows::new(&input, &out, k, s, p);
+            let (m, b) = (2, 3);
+            let x = random(&mut rng, (m, b, input.features()));
+            let cols = windows.unfold(&x).unwrap();
+            assert_eq!(bits(&windows.unfold(&strided(&x)).unwrap()), bits(&cols));
+            let g = random(&mut rng, cols.dims3().unwrap());
+            let folded = windows.fold(&g, m, b).unwrap();
+            assert_eq!(
+                bits(&windows.fold(&strided(&g), m, b).unwrap()),
+                bits(&folded)
+            );
+            if p == 0 && spatial.iter().all(|n| (n - k) % s == 0) {
+                let (y, saved) = pool_forward(&windows, true, &x).unwrap();
+                let (y_ops, saved_ops) = pool_forward(&windows, true, &strided(&x)).unwrap();
+                assert_eq!(bits(&y_ops), bits(&y));
+                let g = random(&mut rng, y.dims3().unwrap());
+                let grad = pool_backward(&windows, &saved, &g).unwrap();
+                let grad_ops = pool_backward(&windows, &saved_ops, &strided(&g)).unwrap();
+                assert_eq!(bits(&grad_ops), bits(&grad));
+            }
+        }
+    }
 }
