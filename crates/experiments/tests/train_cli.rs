@@ -409,34 +409,43 @@ fn bad_input_is_a_clear_error() {
     }
 }
 
-/// Without a data directory the hub is tried; offline, the error says what to do instead.
+/// Without a data directory the hub is tried; offline, the error says what to do instead (for
+/// CIFAR-10: where its binary batches go).
 #[test]
 fn offline_hub_failure_points_to_data_dir() {
     let home = out_dir("hf-home");
     let out = out_dir("hub");
-    let output = Command::new(env!("CARGO_BIN_EXE_smartmixed"))
-        .args([
-            "train",
-            "--method",
-            "relu",
-            "--epochs",
-            "1",
-            "--out",
-            out.to_str().unwrap(),
-        ])
-        .env_remove("SMARTMIXED_DATA_DIR")
-        .env("HF_HOME", &home)
-        .env("HF_HUB_CACHE", home.join("hub"))
-        // A closed port on the loopback: no traffic leaves the machine.
-        .env("HF_ENDPOINT", "http://127.0.0.1:9")
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(2), "{stderr}");
-    assert!(
-        stderr.contains("--data-dir") && stderr.contains("SMARTMIXED_DATA_DIR"),
-        "{stderr}"
-    );
+    for (dataset, files) in [("mnist", "IDX files"), ("cifar10", "data_batch_1.bin")] {
+        let output = Command::new(env!("CARGO_BIN_EXE_smartmixed"))
+            .args([
+                "train",
+                "--dataset",
+                dataset,
+                "--method",
+                "relu",
+                "--epochs",
+                "1",
+                "--out",
+                out.to_str().unwrap(),
+            ])
+            .env_remove("SMARTMIXED_DATA_DIR")
+            .env("HF_HOME", &home)
+            .env("HF_HUB_CACHE", home.join("hub"))
+            // A closed port on the loopback: no traffic leaves the machine.
+            .env("HF_ENDPOINT", "http://127.0.0.1:9")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{stderr}");
+        assert!(
+            stderr.contains("--data-dir")
+                && stderr.contains("SMARTMIXED_DATA_DIR")
+                && stderr.contains(files)
+                && stderr.contains(dataset),
+            "{stderr}"
+        );
+        assert!(!out.exists());
+    }
     let _ = std::fs::remove_dir_all(home);
 }
 
