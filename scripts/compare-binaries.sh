@@ -60,8 +60,10 @@ for r in rows:
     for k in list(r):
         if "seconds" in k or k in ("timestamp", "git_commit"):
             r[k] = ""
-# MNIST-1D's generator arguments, a column since 2026-12-06, empty for these MNIST runs.
-fields = [k for k in (rows[0] if rows else []) if k != "mnist1d" or any(r[k] for r in rows)]
+# Columns since 2026-12-06, empty for these MNIST MLP runs: MNIST-1D's generator arguments and
+# the named net.
+newer = ("mnist1d", "net")
+fields = [k for k in (rows[0] if rows else []) if k not in newer or any(r[k] for r in rows)]
 w = csv.DictWriter(sys.stdout, fieldnames=fields, extrasaction="ignore")
 w.writeheader(); w.writerows(rows)
 PY

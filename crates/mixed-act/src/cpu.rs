@@ -120,6 +120,16 @@ impl<'a, T: Copy> Matrix<'a, T> {
         })
     }
 
+    /// Rows `first_row..first_row + rows` as one slice, when the matrix is dense (rows packed
+    /// one after another): a layer whose units share one function computes them as one run.
+    #[inline]
+    pub fn dense_rows(&self, first_row: usize, rows: usize) -> Option<&[T]> {
+        (self.col_stride == 1 && self.row_stride == self.cols).then(|| {
+            let base = self.start + first_row * self.cols;
+            &self.data[base..base + rows * self.cols]
+        })
+    }
+
     /// Elements `cols` of row `row`: borrowed straight from storage when the row is contiguous,
     /// otherwise gathered into `scratch` (one row, never a whole tensor).
     #[inline]
@@ -245,6 +255,14 @@ pub(crate) struct ColumnPlan {
 }
 
 impl ColumnPlan {
+    /// The one function of every column, when a single run of it covers all `cols` columns.
+    pub fn uniform(&self, cols: usize) -> Option<Activation> {
+        Activation::ALL.into_iter().find(|a| {
+            let runs = &self.runs[a.id()];
+            runs.len() == 1 && runs[0] == (0..cols)
+        })
+    }
+
     /// `choice[c]`: the single activation column `c` uses, or `None` for the general path.
     pub fn new(choice: impl IntoIterator<Item = Option<Activation>>) -> Self {
         let mut plan = ColumnPlan::default();

@@ -325,6 +325,21 @@ fn forward_with_slope_rows<T: KernelFloat<Acc = T> + Real>(
     slopes: &mut [T],
 ) {
     let cols = x.cols;
+    // One function for every unit of a dense block: one loop over the block, the same
+    // computation per element as the row loop (narrow rows, a conv layer's few channels, would
+    // pay the per-row dispatch for every handful of values).
+    if let RowPlan::Runs(plan) = plan {
+        let dense = x.dense_rows(first_row, values.len() / cols.max(1));
+        if let (Some(act), Some(x)) = (plan.uniform(cols), dense) {
+            specialise!(act, |a| {
+                for ((y, s), &x) in values.iter_mut().zip(slopes.iter_mut()).zip(x) {
+                    *y = a.value(x);
+                    *s = a.derivative(x);
+                }
+            });
+            return;
+        }
+    }
     let mut scratch = Vec::new();
     let rows = values
         .chunks_exact_mut(cols)
@@ -391,6 +406,18 @@ fn forward_rows<T: KernelFloat>(
     block: &mut [T],
 ) {
     let cols = x.cols;
+    // One function for every unit of a dense block: one loop (see forward_with_slope_rows).
+    if let RowPlan::Runs(plan) = plan {
+        let dense = x.dense_rows(first_row, block.len() / cols.max(1));
+        if let (Some(act), Some(x)) = (plan.uniform(cols), dense) {
+            specialise!(act, |a| {
+                for (y, x) in block.iter_mut().zip(x) {
+                    *y = T::narrow(a.value(x.widen()));
+                }
+            });
+            return;
+        }
+    }
     let (mut scratch, mut wide_x, mut wide_y) = (Vec::new(), Vec::new(), Vec::new());
     for (i, y) in block.chunks_exact_mut(cols).enumerate() {
         let x = x.row(first_row + i, 0..cols, &mut scratch);
