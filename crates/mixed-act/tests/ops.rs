@@ -241,6 +241,39 @@ fn slopes_give_the_bits_of_the_gradient_op() -> TestResult {
     Ok(())
 }
 
+/// A layer whose units share one function (a baseline, a conv layer's few channels) takes one
+/// loop over a dense block; a strided view of the same values takes the row loop: the same
+/// bits, values and slopes, for every function and for narrow and wide rows.
+#[test]
+fn one_function_for_every_unit_gives_the_row_loops_bits() -> TestResult {
+    let mut rng = ChaCha8Rng::seed_from_u64(12);
+    for dtype in [DType::F32, DType::F64] {
+        for cols in [1, 6, 37] {
+            for act in Activation::ALL {
+                let ids = ids_tensor(&vec![act; cols]);
+                let x = random_matrix(&mut rng, 700, cols + 3, 8.0, dtype);
+                let strided = x.narrow(1, 0, cols)?;
+                let dense = strided.contiguous()?;
+                let what = format!("{act:?} {dtype:?} {cols} columns");
+                assert_eq!(
+                    bits(&per_neuron(&dense, &ids)?),
+                    bits(&per_neuron(&strided, &ids)?),
+                    "{what}"
+                );
+                let (y, slope) = per_neuron_with_slope(&dense, &ids)?;
+                let (y_rows, slope_rows) = per_neuron_with_slope(&strided, &ids)?;
+                assert_eq!(bits(&y), bits(&y_rows), "{what} values");
+                assert_eq!(
+                    bits(&slope.unwrap()),
+                    bits(&slope_rows.unwrap()),
+                    "{what} slopes"
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
 /// A one-hot mixture gives the same bits whether each function's neurons sit together (loops
 /// over runs of columns) or are scattered (gathered per function): permuting the neurons so that
 /// they group by function permutes the results and nothing else.
