@@ -228,6 +228,22 @@ fn bad_sweep_input_is_a_clear_error() {
         assert_eq!(output.status.code(), Some(2), "{stderr}");
         assert!(stderr.contains(needle), "{needle}: {stderr}");
     }
+    // Architectures: an unknown net, and a net that does not fit the data set's inputs.
+    for (architectures, needle) in [
+        (r#"["vgg8"]"#, "architecture \"vgg8\": an id (1..=18), a list of hidden widths or a net (mnist1d-cnn, mnist1d-cnn5, lenet5, conv4)"),
+        (r#"["mnist1d-cnn"]"#, "--net mnist1d-cnn is a 1-D net, but mnist's inputs are 2-D"),
+    ] {
+        std::fs::write(
+            &config,
+            TINY.replace("architectures = [[16], [16, 8]]", &format!("architectures = {architectures}")),
+        )
+        .unwrap();
+        let output = smartmixed(&["sweep", "--config", config.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains(needle), "{needle}: {stderr}");
+        assert!(!out.exists());
+    }
     std::fs::write(&config, TINY).unwrap();
     for shard in ["0/2", "3/2", "x", "1/0"] {
         let output = smartmixed(&[

@@ -116,7 +116,7 @@ impl Axis {
 /// Why a key cannot be a grid axis (it has a list of its own or does not change a result).
 fn not_an_axis(key: &str) -> Option<&'static str> {
     Some(match key {
-        "arch" | "widths" => "list architectures in 'architectures'",
+        "arch" | "widths" | "net" => "list architectures in 'architectures'",
         "method" => "list methods in 'methods'",
         "seed" => "list seeds in 'seeds'",
         "preset" => "a sweep has one preset (the top-level 'preset')",
@@ -1205,6 +1205,7 @@ seeds = [1, 2]
             ("[grid]\nseed = [1, 2]\n", "'seeds'"),
             ("[grid]\nmethod = [\"relu\"]\n", "'methods'"),
             ("[grid]\narch = [1]\n", "'architectures'"),
+            ("[grid]\nnet = [\"lenet5\"]\n", "'architectures'"),
             (
                 "[grid]\ndataset = [\"mnist\"]\n",
                 "'dataset' is set at the top",
