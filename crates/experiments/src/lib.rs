@@ -16,6 +16,7 @@ pub mod interrupt;
 pub mod progress;
 pub mod report;
 pub mod run;
+pub mod tensorboard;
 
 /// This crate's directory, from cargo at run time: a test binary that cargo reuses from another
 /// checkout sharing the target directory would otherwise read that checkout's files.

@@ -1,0 +1,69 @@
+#!/usr/bin/env python3
+"""Writes the reference that `make test` holds the Rust TensorBoard writer to
+(crates/experiments/tests/data/tensorboard-reference.json), from the `tensorboard` package's own
+record writer and protos:
+
+    python3 -m venv /tmp/tb && /tmp/tb/bin/pip install tensorboard==2.21.0
+    /tmp/tb/bin/python scripts/tensorboard-reference.py > crates/experiments/tests/data/tensorboard-reference.json
+
+It records the version it ran with; TFRecord's masked CRC-32C of a few byte strings; whole
+framed records; and serialized Event messages (the file-version event and scalar summaries).
+"""
+import io
+import json
+import sys
+from importlib.metadata import version
+
+from tensorboard.compat.proto import event_pb2, summary_pb2
+from tensorboard.summary.writer.record_writer import RecordWriter, masked_crc32c
+
+
+def framed(payload):
+    buf = io.BytesIO()
+    RecordWriter(buf).write(payload)
+    return buf.getvalue().hex()
+
+
+def main():
+    payloads = [b"", b"hello", bytes(32), bytes(range(256)), (1234).to_bytes(8, "little")]
+    ref = {
+        "versions": {"tensorboard": version("tensorboard"), "python": sys.version.split()[0]},
+        "masked_crc32c": [[p.hex(), masked_crc32c(p)] for p in payloads],
+        "records": [[p.hex(), framed(p)] for p in payloads],
+    }
+    events = [
+        event_pb2.Event(wall_time=1765000000.25, file_version="brain.Event:2"),
+        event_pb2.Event(
+            wall_time=1.5,
+            step=3,
+            summary=summary_pb2.Summary(
+                value=[summary_pb2.Summary.Value(tag="loss/train", simple_value=0.25)]
+            ),
+        ),
+        event_pb2.Event(
+            wall_time=1765000012.75,
+            step=200,
+            summary=summary_pb2.Summary(
+                value=[
+                    summary_pb2.Summary.Value(tag="accuracy/val", simple_value=0.9125),
+                    summary_pb2.Summary.Value(tag="epoch_seconds", simple_value=-3.0e-7),
+                ]
+            ),
+        ),
+    ]
+    ref["events"] = [
+        {
+            "wall_time": e.wall_time,
+            "step": e.step,
+            "file_version": e.file_version,
+            "scalars": [[v.tag, v.simple_value] for v in e.summary.value],
+            "bytes": e.SerializeToString().hex(),
+        }
+        for e in events
+    ]
+    json.dump(ref, sys.stdout, indent=1)
+    sys.stdout.write("\n")
+
+
+if __name__ == "__main__":
+    main()
