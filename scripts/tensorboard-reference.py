@@ -7,7 +7,9 @@ record writer and protos:
     /tmp/tb/bin/python scripts/tensorboard-reference.py > crates/experiments/tests/data/tensorboard-reference.json
 
 It records the version it ran with; TFRecord's masked CRC-32C of a few byte strings; whole
-framed records; and serialized Event messages (the file-version event and scalar summaries).
+framed records; serialized Event messages (the file-version event and scalar summaries); and
+the hparams plugin's session-start and session-end summaries (hparams in a map, whose order on
+the wire is the package's own: compare them decoded).
 """
 import io
 import json
@@ -15,6 +17,7 @@ import sys
 from importlib.metadata import version
 
 from tensorboard.compat.proto import event_pb2, summary_pb2
+from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2, summary_v2
 from tensorboard.summary.writer.record_writer import RecordWriter, masked_crc32c
 
 
@@ -61,6 +64,22 @@ def main():
         }
         for e in events
     ]
+    hparams = {"lr": 0.001, "method": "smartmixed", "clip": True, "seed": 7}
+    start = summary_v2.hparams_pb(hparams, trial_id="arch 3 smartmixed", start_time_secs=1765000000.5)
+    end = plugin_data_pb2.HParamsPluginData(
+        session_end_info=plugin_data_pb2.SessionEndInfo(
+            status=api_pb2.STATUS_SUCCESS, end_time_secs=1765000100.25
+        )
+    )
+    end = summary_v2._summary_pb(metadata.SESSION_END_INFO_TAG, end)
+    ref["hparams"] = {
+        "values": hparams,
+        "group_name": "arch 3 smartmixed",
+        "start_time_secs": 1765000000.5,
+        "end_time_secs": 1765000100.25,
+        "session_start": start.SerializeToString().hex(),
+        "session_end": end.SerializeToString().hex(),
+    }
     json.dump(ref, sys.stdout, indent=1)
     sys.stdout.write("\n")
 

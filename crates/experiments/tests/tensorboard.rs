@@ -113,3 +113,54 @@ fn a_written_file_reads_back_and_damage_is_named() {
     assert!(err.contains("record 1"), "{err}");
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// The hparams plugin's summaries: what the package wrote, decoded, equals what this crate
+/// builds (the map of hyperparameters is compared decoded: its order on the wire is each
+/// writer's own), and this crate's bytes decode to the same.
+#[test]
+fn hparams_summaries_carry_what_the_plugin_writes() {
+    use experiments::tensorboard::proto::{HParamsPluginData, Summary};
+    use experiments::tensorboard::{session_end, session_start, HParam, SessionStatus};
+    let r = &reference()["hparams"];
+    let theirs = |key: &str| Summary::decode(unhex(r[key].as_str().unwrap()).as_slice()).unwrap();
+    let plugin = |s: &Summary| {
+        let data = &s.value[0]
+            .metadata
+            .as_ref()
+            .unwrap()
+            .plugin_data
+            .as_ref()
+            .unwrap();
+        assert_eq!(data.plugin_name, "hparams");
+        HParamsPluginData::decode(data.content.as_slice()).unwrap()
+    };
+    let values = r["values"].as_object().unwrap();
+    let hparams: Vec<(&str, HParam)> = values
+        .iter()
+        .map(|(k, v)| {
+            let value = match v {
+                serde_json::Value::Bool(b) => HParam::Bool(*b),
+                serde_json::Value::String(s) => HParam::Text(s.clone()),
+                n => HParam::Number(n.as_f64().unwrap()),
+            };
+            (k.as_str(), value)
+        })
+        .collect();
+    let start_time = r["start_time_secs"].as_f64().unwrap();
+    let ours = session_start(&hparams, r["group_name"].as_str().unwrap(), start_time);
+    let theirs_start = theirs("session_start");
+    assert_eq!(ours.value[0].tag, theirs_start.value[0].tag);
+    assert_eq!(ours.value[0].value, theirs_start.value[0].value);
+    assert_eq!(plugin(&ours), plugin(&theirs_start));
+    let ours_end = session_end(SessionStatus::Success, r["end_time_secs"].as_f64().unwrap());
+    // No map: the same bytes.
+    assert_eq!(
+        hex(&ours_end.encode_to_vec()),
+        r["session_end"].as_str().unwrap()
+    );
+    // Ours, encoded and decoded, is unchanged.
+    assert_eq!(
+        Summary::decode(ours.encode_to_vec().as_slice()).unwrap(),
+        ours
+    );
+}

@@ -15,7 +15,11 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use prost::Message;
 
-use proto::{Event, EventWhat, Summary, SummaryValue, SummaryValueKind};
+use proto::{
+    Event, EventWhat, HParamsData, HParamsPluginData, PluginData, ProtoValue, ProtoValueKind,
+    SessionEndInfo, SessionStartInfo, Summary, SummaryMetadata, SummaryValue, SummaryValueKind,
+    TensorProto, TensorShapeDim, TensorShapeProto,
+};
 
 /// The version string every event file starts with.
 pub const FILE_VERSION: &str = "brain.Event:2";
@@ -80,6 +84,91 @@ impl EventWriter {
             .flush()
             .with_context(|| format!("writing {}", self.path.display()))
     }
+}
+
+/// A hyperparameter's value.
+#[derive(Clone, Debug, PartialEq)]
+pub enum HParam {
+    Number(f64),
+    Text(String),
+    Bool(bool),
+}
+
+/// How a run ended, for the hparams plugin.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SessionStatus {
+    Success = 1,
+    Failure = 2,
+    Running = 3,
+}
+
+/// The hparams plugin's tags.
+pub const SESSION_START_TAG: &str = "_hparams_/session_start_info";
+pub const SESSION_END_TAG: &str = "_hparams_/session_end_info";
+
+/// A summary holding the hparams plugin's `data`, as the plugin writes one: plugin "hparams",
+/// data version 0, an empty float tensor as its value.
+fn hparams_summary(tag: &str, data: HParamsData) -> Summary {
+    let content = HParamsPluginData {
+        version: 0,
+        data: Some(data),
+    };
+    Summary {
+        value: vec![SummaryValue {
+            tag: tag.to_string(),
+            metadata: Some(SummaryMetadata {
+                plugin_data: Some(PluginData {
+                    plugin_name: "hparams".to_string(),
+                    content: content.encode_to_vec(),
+                }),
+            }),
+            value: Some(SummaryValueKind::Tensor(TensorProto {
+                dtype: 1,
+                tensor_shape: Some(TensorShapeProto {
+                    dim: vec![TensorShapeDim { size: 0 }],
+                }),
+            })),
+        }],
+    }
+}
+
+/// A run's session start: its hyperparameters and the group that its seeds share (the HParams
+/// dashboard's rows).
+pub fn session_start(
+    hparams: &[(&str, HParam)],
+    group_name: &str,
+    start_time_secs: f64,
+) -> Summary {
+    let hparams = hparams
+        .iter()
+        .map(|(name, value)| {
+            let kind = match value {
+                HParam::Number(x) => ProtoValueKind::NumberValue(*x),
+                HParam::Text(s) => ProtoValueKind::StringValue(s.clone()),
+                HParam::Bool(b) => ProtoValueKind::BoolValue(*b),
+            };
+            (name.to_string(), ProtoValue { kind: Some(kind) })
+        })
+        .collect();
+    hparams_summary(
+        SESSION_START_TAG,
+        HParamsData::SessionStartInfo(SessionStartInfo {
+            hparams,
+            group_name: group_name.to_string(),
+            start_time_secs,
+        }),
+    )
+}
+
+/// A run's session end.
+pub fn session_end(status: SessionStatus, end_time_secs: f64) -> Summary {
+    hparams_summary(
+        SESSION_END_TAG,
+        HParamsData::SessionEndInfo(SessionEndInfo {
+            status: status as i32,
+            end_time_secs,
+        }),
+    )
 }
 
 /// Every event of a file, each record's checksums verified.

@@ -36,15 +36,42 @@ pub struct SummaryValue {
     pub tag: String,
     #[prost(message, optional, tag = "9")]
     pub metadata: Option<SummaryMetadata>,
-    #[prost(oneof = "SummaryValueKind", tags = "2")]
+    #[prost(oneof = "SummaryValueKind", tags = "2, 8")]
     pub value: Option<SummaryValueKind>,
 }
 
-/// `Summary.Value.value` (only the scalar here).
+/// `Summary.Value.value`: a scalar, or a tensor (the hparams plugin's summaries carry an empty
+/// one).
 #[derive(Clone, PartialEq, prost::Oneof)]
 pub enum SummaryValueKind {
     #[prost(float, tag = "2")]
     SimpleValue(f32),
+    #[prost(message, tag = "8")]
+    Tensor(TensorProto),
+}
+
+/// `tensorflow.TensorProto`, its type and shape only.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct TensorProto {
+    /// `tensorflow.DataType`: 1 is DT_FLOAT.
+    #[prost(int32, tag = "1")]
+    pub dtype: i32,
+    #[prost(message, optional, tag = "2")]
+    pub tensor_shape: Option<TensorShapeProto>,
+}
+
+/// `tensorflow.TensorShapeProto`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct TensorShapeProto {
+    #[prost(message, repeated, tag = "2")]
+    pub dim: Vec<TensorShapeDim>,
+}
+
+/// `TensorShapeProto.Dim`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct TensorShapeDim {
+    #[prost(int64, tag = "1")]
+    pub size: i64,
 }
 
 /// `tensorflow.SummaryMetadata`: which plugin a value is for (the hparams plugin's summaries).
@@ -61,4 +88,61 @@ pub struct PluginData {
     pub plugin_name: String,
     #[prost(bytes = "vec", tag = "2")]
     pub content: Vec<u8>,
+}
+
+/// The hparams plugin's `HParamsPluginData` (`plugins/hparams/plugin_data.proto`).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct HParamsPluginData {
+    #[prost(int32, tag = "1")]
+    pub version: i32,
+    #[prost(oneof = "HParamsData", tags = "3, 4")]
+    pub data: Option<HParamsData>,
+}
+
+/// `HParamsPluginData.data` (the experiment summary, tag 2, is not written).
+#[derive(Clone, PartialEq, prost::Oneof)]
+pub enum HParamsData {
+    #[prost(message, tag = "3")]
+    SessionStartInfo(SessionStartInfo),
+    #[prost(message, tag = "4")]
+    SessionEndInfo(SessionEndInfo),
+}
+
+/// `SessionStartInfo`: one run's hyperparameters and the group its seeds share.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct SessionStartInfo {
+    #[prost(btree_map = "string, message", tag = "1")]
+    pub hparams: std::collections::BTreeMap<String, ProtoValue>,
+    #[prost(string, tag = "4")]
+    pub group_name: String,
+    #[prost(double, tag = "5")]
+    pub start_time_secs: f64,
+}
+
+/// `SessionEndInfo`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct SessionEndInfo {
+    /// `tensorboard.hparams.Status`: 1 success, 2 failure, 3 running, 0 unknown.
+    #[prost(int32, tag = "1")]
+    pub status: i32,
+    #[prost(double, tag = "2")]
+    pub end_time_secs: f64,
+}
+
+/// `google.protobuf.Value`, the kinds a hyperparameter takes.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ProtoValue {
+    #[prost(oneof = "ProtoValueKind", tags = "2, 3, 4")]
+    pub kind: Option<ProtoValueKind>,
+}
+
+/// `google.protobuf.Value.kind`.
+#[derive(Clone, PartialEq, prost::Oneof)]
+pub enum ProtoValueKind {
+    #[prost(double, tag = "2")]
+    NumberValue(f64),
+    #[prost(string, tag = "3")]
+    StringValue(String),
+    #[prost(bool, tag = "4")]
+    BoolValue(bool),
 }
