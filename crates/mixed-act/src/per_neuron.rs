@@ -379,7 +379,9 @@ enum RowPlan<A> {
 impl<A: Real> RowPlan<A> {
     fn new(ids: &[Activation]) -> Self {
         let plan = ColumnPlan::new(ids.iter().copied().map(Some));
-        if plan.any_scattered() {
+        // One function for every unit is one run, however narrow the layer (a conv layer's 6
+        // channels): its dense blocks then take one loop.
+        if plan.any_scattered() && plan.uniform(ids.len()).is_none() {
             RowPlan::Lanes(Lanes::new(ids))
         } else {
             RowPlan::Runs(Box::new(plan))

@@ -471,9 +471,12 @@ impl Settings {
         let mut settings: Settings = toml::Value::Table(merged)
             .try_into()
             .expect("merged settings read back");
-        // The generator's arguments merge one by one: a flag setting one keeps a file's others.
+        // The generator's arguments merge one by one: a flag setting one keeps a file's others;
+        // `published` (no arguments) resets them all.
         if let (Some(lower), Some(upper)) = (self.mnist1d, &settings.mnist1d) {
-            settings.mnist1d = Some(lower.then(upper));
+            if *upper != Mnist1dSetting::default() {
+                settings.mnist1d = Some(lower.then(upper));
+            }
         }
         settings
     }
@@ -1012,6 +1015,10 @@ mod tests {
             cfg.mnist1d.label(),
             "num_samples=2000,final_seq_length=60,seed=9"
         );
+        // `published` over a file's arguments resets them.
+        let reset = flags(|s| s.mnist1d = Some("published".parse().unwrap()));
+        let published = TrainConfig::resolve(Some(&file), None, &reset).unwrap();
+        assert!(published.mnist1d.is_published(), "{:?}", published.mnist1d);
         let json = serde_json::to_value(&cfg).unwrap();
         assert_eq!(json["mnist1d"]["num_samples"], 2000);
         let back: TrainConfig = serde_json::from_value(json).unwrap();

@@ -125,37 +125,23 @@ impl Windows {
         self.output_positions
     }
 
-    /// The gather index over `examples` examples: `[examples x output positions x taps]`, into
-    /// `examples x input positions` rows and the zero row after them.
-    fn index(&self, examples: usize, device: &Device) -> Result<Tensor> {
+    /// One example's gather index on `device`: per output position and tap, the position read
+    /// (`input positions` for padding: the zero position appended to every example). Its size
+    /// is the layer's, not the batch's, so a large evaluation batch or cohort costs nothing
+    /// here.
+    fn index(&self, device: &Device) -> Result<Tensor> {
         let mut cache = self.cache.lock().expect("no panic while holding the cache");
-        if let Some((_, _, t)) = cache
-            .iter()
-            .find(|(e, d, _)| *e == examples && d.same_device(device))
-        {
+        if let Some((_, _, t)) = cache.iter().find(|(_, d, _)| d.same_device(device)) {
             return Ok(t.clone());
         }
-        let positions = self.input.positions();
-        let zero_row = (examples * positions) as u32;
-        let mut index = Vec::with_capacity(examples * self.local.len());
-        for e in 0..examples {
-            let base = (e * positions) as u32;
-            index.extend(self.local.iter().map(|&p| match p as usize == positions {
-                true => zero_row,
-                false => base + p,
-            }));
-        }
-        let t = Tensor::from_vec(index, examples * self.local.len(), device)?;
-        // A handful of batch sizes occur (training, its last batch, evaluation).
-        if cache.len() >= 8 {
-            cache.remove(0);
-        }
-        cache.push((examples, device.clone(), t.clone()));
+        let t = Tensor::from_vec(self.local.clone(), self.local.len(), device)?;
+        cache.push((self.local.len(), device.clone(), t.clone()));
         Ok(t)
     }
 
-    /// `x [M, B, positions x channels]` as rows of channels, with the zero row appended.
-    fn padded_rows(&self, x: &Tensor) -> Result<(Tensor, usize)> {
+    /// `x [M, B, positions x channels]` as `[examples, positions + 1, channels]`: each example's
+    /// positions and a zero position after them, which padding reads.
+    fn padded_examples(&self, x: &Tensor) -> Result<(Tensor, usize)> {
         let (m, b, features) = x.dims3()?;
         anyhow::ensure!(
             features == self.input.features(),
@@ -163,14 +149,20 @@ impl Windows {
             self.input
         );
         let examples = m * b;
-        let rows = x.reshape((examples * self.input.positions(), self.input.channels))?;
-        let zero = Tensor::zeros((1, self.input.channels), rows.dtype(), rows.device())?;
-        Ok((Tensor::cat(&[&rows, &zero], 0)?, examples))
+        let (positions, channels) = (self.input.positions(), self.input.channels);
+        let rows = x.reshape((examples, positions, channels))?;
+        let zero = Tensor::zeros((examples, 1, channels), rows.dtype(), rows.device())?;
+        Ok((Tensor::cat(&[&rows, &zero], 1)?, examples))
     }
 
     /// im2col: `x [M, B, positions x channels]` to `[M, B x output positions, taps x channels]`.
     pub fn unfold(&self, x: &Tensor) -> Result<Tensor> {
-        let (m, b, _) = x.dims3()?;
+        let (m, b, features) = x.dims3()?;
+        anyhow::ensure!(
+            features == self.input.features(),
+            "an input of {features} features where the layer expects {}",
+            self.input
+        );
         let (c, positions) = (self.input.channels, self.input.positions());
         let window = self.output_positions * self.taps * c;
         let cpu = with_cpu_f32(x, |data| {
@@ -188,8 +180,8 @@ impl Windows {
             let shape = (m, b * self.output_positions, self.taps * c);
             return Ok(Tensor::from_vec(cols, shape, x.device())?);
         }
-        let (rows, examples) = self.padded_rows(x)?;
-        let cols = rows.index_select(&self.index(examples, x.device())?, 0)?;
+        let (padded, _) = self.padded_examples(x)?;
+        let cols = padded.index_select(&self.index(x.device())?, 1)?;
         Ok(cols.reshape((
             m,
             b * self.output_positions,
@@ -202,6 +194,14 @@ impl Windows {
     /// channels]`.
     pub fn fold(&self, cols: &Tensor, m: usize, b: usize) -> Result<Tensor> {
         let examples = m * b;
+        anyhow::ensure!(
+            cols.dims3()? == (m, b * self.output_positions, self.taps * self.input.channels),
+            "window gradients {:?} where the layer has {m} x {b} examples of {} windows of {} taps x {} channels",
+            cols.dims(),
+            self.output_positions,
+            self.taps,
+            self.input.channels
+        );
         let channels = self.input.channels;
         let (c, positions) = (channels, self.input.positions());
         let window = self.output_positions * self.taps * c;
@@ -225,15 +225,16 @@ impl Windows {
                 cols.device(),
             )?);
         }
-        let cols = cols.reshape((examples * self.output_positions * self.taps, channels))?;
-        let rows = examples * self.input.positions();
-        let sum = Tensor::zeros((rows + 1, channels), cols.dtype(), cols.device())?.index_add(
-            &self.index(examples, cols.device())?,
-            &cols,
-            0,
-        )?;
+        let cols = cols.reshape((examples, self.output_positions * self.taps, channels))?;
+        let positions = self.input.positions();
+        let sum = Tensor::zeros(
+            (examples, positions + 1, channels),
+            cols.dtype(),
+            cols.device(),
+        )?
+        .index_add(&self.index(cols.device())?, &cols, 1)?;
         Ok(sum
-            .narrow(0, 0, rows)?
+            .narrow(1, 0, positions)?
             .reshape((m, b, self.input.features()))?)
     }
 }
@@ -254,9 +255,9 @@ pub fn pool_forward(windows: &Windows, max: bool, x: &Tensor) -> Result<(Tensor,
             return pooled;
         }
     }
-    let (rows, examples) = windows.padded_rows(x)?;
-    let cols = rows
-        .index_select(&windows.index(examples, x.device())?, 0)?
+    let (padded, examples) = windows.padded_examples(x)?;
+    let cols = padded
+        .index_select(&windows.index(x.device())?, 1)?
         .reshape((examples * windows.output_positions, windows.taps, channels))?;
     let (y, saved) = match max {
         true => (cols.max(1)?, PoolSaved::Max(cols.argmax(1)?)),
@@ -276,37 +277,49 @@ pub fn pool_backward(windows: &Windows, saved: &PoolSaved, grad: &Tensor) -> Res
     }
     let channels = windows.input.channels;
     let examples = m * b;
-    let outputs = examples * windows.output_positions;
-    let grad = grad.reshape((outputs, channels))?;
-    let index = windows.index(examples, grad.device())?;
-    let rows = examples * windows.input.positions();
-    let zeros = Tensor::zeros((rows + 1, channels), grad.dtype(), grad.device())?;
+    let (outputs, taps) = (windows.output_positions, windows.taps);
+    let positions = windows.input.positions();
+    let zeros = Tensor::zeros(
+        (examples, positions + 1, channels),
+        grad.dtype(),
+        grad.device(),
+    )?;
+    let index = windows.index(grad.device())?;
     let sum = match saved {
         PoolSaved::Max(argmax) => {
-            // The input row of each output's maximum, per channel.
-            let source_rows = index
-                .reshape((outputs, windows.taps))?
-                .gather(&argmax.to_dtype(DType::U32)?.contiguous()?, 1)?;
-            zeros.scatter_add(&source_rows, &grad, 0)?
+            // The position of each output's maximum, per example and channel.
+            let grad = grad.reshape((examples, outputs, channels))?;
+            let argmax = argmax
+                .to_dtype(DType::U32)?
+                .reshape((examples, outputs, channels))?;
+            let source = index
+                .reshape((1, outputs, taps))?
+                .broadcast_as((examples, outputs, taps))?
+                .contiguous()?
+                .gather(&argmax.contiguous()?, 2)?;
+            zeros.scatter_add(&source, &grad, 1)?
         }
         PoolSaved::Average => {
-            let share = (grad / windows.taps as f64)?
-                .unsqueeze(1)?
-                .broadcast_as((outputs, windows.taps, channels))?
+            let share = (grad.reshape((examples, outputs, channels))? / taps as f64)?
+                .unsqueeze(2)?
+                .broadcast_as((examples, outputs, taps, channels))?
                 .contiguous()?
-                .reshape((outputs * windows.taps, channels))?;
-            zeros.index_add(&index, &share, 0)?
+                .reshape((examples, outputs * taps, channels))?;
+            zeros.index_add(&index, &share, 1)?
         }
     };
     Ok(sum
-        .narrow(0, 0, rows)?
+        .narrow(1, 0, positions)?
         .reshape((m, b, windows.input.features()))?)
 }
 
 /// Max pooling on the CPU: per output and channel the first maximum over the taps, as candle's
 /// `max` and `argmax` find it (a later tap replaces it only when strictly greater).
 fn max_pool_cpu(windows: &Windows, x: &Tensor) -> Option<Result<(Tensor, PoolSaved)>> {
-    let (m, b, _) = x.dims3().ok()?;
+    let (m, b, features) = x.dims3().ok()?;
+    if features != windows.input.features() {
+        return None; // the device path names the mismatch
+    }
     let (c, positions, taps) = (
         windows.input.channels,
         windows.input.positions(),

@@ -116,9 +116,17 @@ pub fn generate_mnist1d(args: &Mnist1dArgs) -> Result<RawData> {
 /// (for CIFAR-10 also `cifar-10-batches-bin`, the folder of the original archive).
 pub fn dataset_dir(dataset: DatasetName, dir: &Path) -> PathBuf {
     let (own, subs) = match dataset {
+        // The archive's folder may also sit inside a `cifar10` folder.
         DatasetName::Cifar10 => (
             cifar::is_batch_dir(dir),
-            vec![dir.join("cifar10"), dir.join("cifar-10-batches-bin")],
+            [
+                dir.join("cifar10"),
+                dir.join("cifar-10-batches-bin"),
+                dir.join("cifar10").join("cifar-10-batches-bin"),
+            ]
+            .into_iter()
+            .filter(|sub| cifar::is_batch_dir(sub))
+            .collect(),
         ),
         _ => (
             [IDX_FILES[0].to_string(), format!("{}.gz", IDX_FILES[0])]

@@ -340,14 +340,19 @@ impl Stack {
             groups: Vec::new(),
             pools: Vec::new(),
         };
-        // Between layers: `[M, B, features]`; a product's rows are examples x positions.
+        // Between layers: `[M, B, features]`; a product's rows are examples x positions. An
+        // evaluation keeps no trace (a conv net's unfolded inputs are large).
+        let keep = pass == Pass::Train;
         let mut h = x.clone();
+        let mut product = 0;
         for layer in &self.layers {
             let (linear, windows) = match layer {
                 StackedLayer::Flatten => continue,
                 StackedLayer::Pool { windows, max } => {
                     let (y, saved) = pool_forward(windows, *max, &h)?;
-                    trace.pools.push(saved);
+                    if keep {
+                        trace.pools.push(saved);
+                    }
                     h = y;
                     continue;
                 }
@@ -355,17 +360,22 @@ impl Stack {
                     linear, windows, ..
                 } => (linear, windows),
             };
-            let i = trace.inputs.len();
+            let i = product;
+            product += 1;
             let input = match windows {
                 Some(w) => w.unfold(&h)?,
                 None => h,
             };
             h = linear.forward(&input)?;
-            trace.inputs.push(input);
+            if keep {
+                trace.inputs.push(input);
+            }
             if i + 1 == self.products.len() {
                 break;
             }
-            trace.pre_activations.push(h.clone());
+            if keep {
+                trace.pre_activations.push(h.clone());
+            }
             let mut outputs = Vec::new();
             let mut saved = Vec::new();
             for range in self.groups(i) {
@@ -381,7 +391,9 @@ impl Stack {
                 saved.push(s);
             }
             h = concat(outputs)?.reshape((models, batch, ()))?;
-            trace.groups.push(saved);
+            if keep {
+                trace.groups.push(saved);
+            }
         }
         Ok((h, trace))
     }
