@@ -340,6 +340,26 @@ fn forward_with_slope_rows<T: KernelFloat<Acc = T> + Real>(
             return;
         }
     }
+    // Narrow rows of mixed functions in a dense block: several rows per lanes loop.
+    let mut first_row = first_row;
+    let (mut values, mut slopes) = (values, slopes);
+    if let RowPlan::Lanes(_, Some((tiled, k))) = plan {
+        let rows = values.len() / cols.max(1);
+        let whole = rows / k * k;
+        if let Some(dense) = x.dense_rows(first_row, whole) {
+            let width = k * cols;
+            let blocks = dense
+                .chunks_exact(width)
+                .zip(values[..whole * cols].chunks_exact_mut(width))
+                .zip(slopes[..whole * cols].chunks_exact_mut(width));
+            for ((x, y), s) in blocks {
+                tiled.values_and_slopes(x, y, s);
+            }
+            first_row += whole;
+            values = &mut values[whole * cols..];
+            slopes = &mut slopes[whole * cols..];
+        }
+    }
     let mut scratch = Vec::new();
     let rows = values
         .chunks_exact_mut(cols)
@@ -347,7 +367,7 @@ fn forward_with_slope_rows<T: KernelFloat<Acc = T> + Real>(
     for (i, (y, slope)) in rows.enumerate() {
         let x = x.row(first_row + i, 0..cols, &mut scratch);
         match plan {
-            RowPlan::Lanes(lanes) => lanes.values_and_slopes(x, y, slope),
+            RowPlan::Lanes(lanes, _) => lanes.values_and_slopes(x, y, slope),
             RowPlan::Runs(plan) => {
                 for act in Activation::ALL {
                     specialise!(act, |a| {
@@ -373,8 +393,14 @@ fn forward_with_slope_rows<T: KernelFloat<Acc = T> + Real>(
 enum RowPlan<A> {
     /// Boxed: a plan holds a list per candidate, and one is built per op call.
     Runs(Box<ColumnPlan>),
-    Lanes(Lanes<A>),
+    /// The row's lanes, and for rows narrower than [`TILE_MIN`] the same lanes repeated over
+    /// enough rows to fill that width, with how many rows: a dense block is then computed that
+    /// many rows per loop (every element with its own column's coefficients: the same bits).
+    Lanes(Lanes<A>, Option<(Lanes<A>, usize)>),
 }
+
+/// The width below which a dense block's rows are taken several at a time by the lanes loop.
+const TILE_MIN: usize = 64;
 
 impl<A: Real> RowPlan<A> {
     fn new(ids: &[Activation]) -> Self {
@@ -382,7 +408,12 @@ impl<A: Real> RowPlan<A> {
         // One function for every unit is one run, however narrow the layer (a conv layer's 6
         // channels): its dense blocks then take one loop.
         if plan.any_scattered() && plan.uniform(ids.len()).is_none() {
-            RowPlan::Lanes(Lanes::new(ids))
+            let tiled = (!ids.is_empty() && ids.len() < TILE_MIN).then(|| {
+                let rows = TILE_MIN.div_ceil(ids.len());
+                let repeated: Vec<Activation> = ids.repeat(rows);
+                (Lanes::new(&repeated), rows)
+            });
+            RowPlan::Lanes(Lanes::new(ids), tiled)
         } else {
             RowPlan::Runs(Box::new(plan))
         }
@@ -424,7 +455,7 @@ fn forward_rows<T: KernelFloat>(
     for (i, y) in block.chunks_exact_mut(cols).enumerate() {
         let x = x.row(first_row + i, 0..cols, &mut scratch);
         match plan {
-            RowPlan::Lanes(lanes) => match (T::as_acc(x), T::as_acc_mut(y)) {
+            RowPlan::Lanes(lanes, _) => match (T::as_acc(x), T::as_acc_mut(y)) {
                 (Some(x), Some(y)) => lanes.values(x, y),
                 // Half types: widen the row, compute, narrow.
                 (_, None) => {
@@ -486,7 +517,7 @@ fn grad_x_rows<T: KernelFloat>(
         let x = x.row(first_row + i, 0..cols, &mut x_scratch);
         let g = grad_y.row(first_row + i, 0..cols, &mut g_scratch);
         match plan {
-            RowPlan::Lanes(lanes) => match (T::as_acc(x), T::as_acc(g), T::as_acc_mut(gx)) {
+            RowPlan::Lanes(lanes, _) => match (T::as_acc(x), T::as_acc(g), T::as_acc_mut(gx)) {
                 (Some(x), Some(g), Some(gx)) => lanes.grad(x, g, gx),
                 (_, _, None) => {
                     widen(x, &mut wide_x);

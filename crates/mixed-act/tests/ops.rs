@@ -274,6 +274,33 @@ fn one_function_for_every_unit_gives_the_row_loops_bits() -> TestResult {
     Ok(())
 }
 
+/// Narrow rows of mixed functions (a conv layer's channels) in a dense block go several rows per
+/// lanes loop; a strided view of the same values goes row by row: the same bits, for every
+/// width below and around the tiling width.
+#[test]
+fn narrow_mixed_rows_give_the_row_loops_bits() -> TestResult {
+    let mut rng = ChaCha8Rng::seed_from_u64(13);
+    for dtype in [DType::F32, DType::F64] {
+        for cols in [1, 5, 6, 25, 63, 64, 70] {
+            let ids = ids_tensor(&random_ids(&mut rng, cols));
+            // 301 rows: whole tiles and a remainder.
+            let x = random_matrix(&mut rng, 301, cols + 3, 8.0, dtype);
+            let strided = x.narrow(1, 0, cols)?;
+            let dense = strided.contiguous()?;
+            let (y, slope) = per_neuron_with_slope(&dense, &ids)?;
+            let (y_rows, slope_rows) = per_neuron_with_slope(&strided, &ids)?;
+            let what = format!("{dtype:?} {cols} columns");
+            assert_eq!(bits(&y), bits(&y_rows), "{what} values");
+            assert_eq!(
+                bits(&slope.unwrap()),
+                bits(&slope_rows.unwrap()),
+                "{what} slopes"
+            );
+        }
+    }
+    Ok(())
+}
+
 /// A one-hot mixture gives the same bits whether each function's neurons sit together (loops
 /// over runs of columns) or are scattered (gathered per function): permuting the neurons so that
 /// they group by function permutes the results and nothing else.
