@@ -343,7 +343,8 @@ fn forward_with_slope_rows<T: KernelFloat<Acc = T> + Real>(
     // Narrow rows of mixed functions in a dense block: several rows per lanes loop.
     let mut first_row = first_row;
     let (mut values, mut slopes) = (values, slopes);
-    if let RowPlan::Lanes(_, Some((tiled, k))) = plan {
+    if let RowPlan::Lanes(lanes) = plan {
+        if let Some((tiled, k)) = &lanes.1 {
         let rows = values.len() / cols.max(1);
         let whole = rows / k * k;
         if let Some(dense) = x.dense_rows(first_row, whole) {
@@ -359,6 +360,7 @@ fn forward_with_slope_rows<T: KernelFloat<Acc = T> + Real>(
             values = &mut values[whole * cols..];
             slopes = &mut slopes[whole * cols..];
         }
+        }
     }
     let mut scratch = Vec::new();
     let rows = values
@@ -367,7 +369,7 @@ fn forward_with_slope_rows<T: KernelFloat<Acc = T> + Real>(
     for (i, (y, slope)) in rows.enumerate() {
         let x = x.row(first_row + i, 0..cols, &mut scratch);
         match plan {
-            RowPlan::Lanes(lanes, _) => lanes.values_and_slopes(x, y, slope),
+            RowPlan::Lanes(plan) => plan.0.values_and_slopes(x, y, slope),
             RowPlan::Runs(plan) => {
                 for act in Activation::ALL {
                     specialise!(act, |a| {
@@ -396,8 +398,11 @@ enum RowPlan<A> {
     /// The row's lanes, and for rows narrower than [`TILE_MIN`] the same lanes repeated over
     /// enough rows to fill that width, with how many rows: a dense block is then computed that
     /// many rows per loop (every element with its own column's coefficients: the same bits).
-    Lanes(Lanes<A>, Option<(Lanes<A>, usize)>),
+    Lanes(Box<LanePlan<A>>),
 }
+
+/// A row's lanes, and the tiled ones with their rows per loop (see [`RowPlan::Lanes`]).
+type LanePlan<A> = (Lanes<A>, Option<(Lanes<A>, usize)>);
 
 /// The width below which a dense block's rows are taken several at a time by the lanes loop.
 const TILE_MIN: usize = 64;
@@ -413,7 +418,7 @@ impl<A: Real> RowPlan<A> {
                 let repeated: Vec<Activation> = ids.repeat(rows);
                 (Lanes::new(&repeated), rows)
             });
-            RowPlan::Lanes(Lanes::new(ids), tiled)
+            RowPlan::Lanes(Box::new((Lanes::new(ids), tiled)))
         } else {
             RowPlan::Runs(Box::new(plan))
         }
@@ -455,16 +460,16 @@ fn forward_rows<T: KernelFloat>(
     for (i, y) in block.chunks_exact_mut(cols).enumerate() {
         let x = x.row(first_row + i, 0..cols, &mut scratch);
         match plan {
-            RowPlan::Lanes(lanes, _) => match (T::as_acc(x), T::as_acc_mut(y)) {
-                (Some(x), Some(y)) => lanes.values(x, y),
+            RowPlan::Lanes(plan) => match (&plan.0, T::as_acc(x), T::as_acc_mut(y)) {
+                (lanes, Some(x), Some(y)) => lanes.values(x, y),
                 // Half types: widen the row, compute, narrow.
-                (_, None) => {
+                (lanes, _, None) => {
                     widen(x, &mut wide_x);
                     wide_y.resize(cols, num_traits::Zero::zero());
                     lanes.values(&wide_x, &mut wide_y);
                     narrow(&wide_y, y);
                 }
-                (None, Some(_)) => unreachable!("as_acc and as_acc_mut agree"),
+                (_, None, Some(_)) => unreachable!("as_acc and as_acc_mut agree"),
             },
             RowPlan::Runs(plan) => {
                 for act in Activation::ALL {
@@ -517,9 +522,9 @@ fn grad_x_rows<T: KernelFloat>(
         let x = x.row(first_row + i, 0..cols, &mut x_scratch);
         let g = grad_y.row(first_row + i, 0..cols, &mut g_scratch);
         match plan {
-            RowPlan::Lanes(lanes, _) => match (T::as_acc(x), T::as_acc(g), T::as_acc_mut(gx)) {
-                (Some(x), Some(g), Some(gx)) => lanes.grad(x, g, gx),
-                (_, _, None) => {
+            RowPlan::Lanes(plan) => match (&plan.0, T::as_acc(x), T::as_acc(g), T::as_acc_mut(gx)) {
+                (lanes, Some(x), Some(g), Some(gx)) => lanes.grad(x, g, gx),
+                (lanes, _, _, None) => {
                     widen(x, &mut wide_x);
                     widen(g, &mut wide_g);
                     wide_out.resize(cols, num_traits::Zero::zero());
