@@ -37,7 +37,7 @@ pub struct Windows {
     /// inside the input): (first slot, first position, length), in slot order, padding left
     /// out. The CPU paths copy and add whole runs.
     runs: Vec<(usize, usize, usize)>,
-    cache: Mutex<Vec<(usize, Device, Tensor)>>,
+    cache: Mutex<Vec<(Device, Tensor)>>,
 }
 
 impl Clone for Windows {
@@ -131,11 +131,11 @@ impl Windows {
     /// here.
     fn index(&self, device: &Device) -> Result<Tensor> {
         let mut cache = self.cache.lock().expect("no panic while holding the cache");
-        if let Some((_, _, t)) = cache.iter().find(|(_, d, _)| d.same_device(device)) {
+        if let Some((_, t)) = cache.iter().find(|(d, _)| d.same_device(device)) {
             return Ok(t.clone());
         }
         let t = Tensor::from_vec(self.local.clone(), self.local.len(), device)?;
-        cache.push((self.local.len(), device.clone(), t.clone()));
+        cache.push((device.clone(), t.clone()));
         Ok(t)
     }
 
