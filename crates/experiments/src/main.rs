@@ -15,7 +15,7 @@ use experiments::run::config::{
     DatasetName, DeviceChoice, Method, NetName, PoolSetting, Settings, TrainConfig,
 };
 use experiments::run::files::RunRecord;
-use experiments::run::{data, train};
+use experiments::run::{board, data, train};
 use experiments::{bench, device, print_stdout};
 
 #[derive(Parser)]
@@ -46,6 +46,10 @@ enum Command {
     /// Draw the comparison's figures (SVG and PNG) into the first directory's figures/.
     #[command(after_help = "More: docs/sweeps.md, \"What a sweep writes\".")]
     Plot(PlotArgs),
+    /// Write TensorBoard event files for sweeps or runs that exist (from their files; no
+    /// retraining), then look with `tensorboard --logdir DIR/tensorboard`.
+    #[command(after_help = "More: docs/tensorboard.md.")]
+    Tensorboard(TensorboardArgs),
     /// Time the fused ops or a training step against their floors.
     #[command(subcommand, after_help = "More: docs/benchmarks.md.")]
     Bench(BenchCommand),
@@ -161,6 +165,18 @@ struct SweepArgs {
     /// already finished in --out, then index, key, label (and `done`) per run.
     #[arg(long)]
     plan: bool,
+    /// Write no TensorBoard events (by default each run writes its curves and settings under
+    /// --out's tensorboard/; the config's `tensorboard = false` says the same).
+    #[arg(long)]
+    no_tensorboard: bool,
+}
+
+#[derive(Args)]
+struct TensorboardArgs {
+    /// Sweep output directories (their events go into DIR/tensorboard/, replacing what is
+    /// there) or run directories of `train --out` (events beside the run's files).
+    #[arg(required = true)]
+    dirs: Vec<PathBuf>,
 }
 
 #[derive(Args)]
@@ -191,12 +207,16 @@ struct TrainArgs {
     config: Option<PathBuf>,
     #[command(flatten)]
     settings: Settings,
-    /// Where the run's files go.
+    /// Where the run's files go (its TensorBoard events too: `tensorboard --logdir` it or a
+    /// folder above it).
     #[arg(long, default_value = "runs/train")]
     out: PathBuf,
     /// Print nothing but errors.
     #[arg(long)]
     quiet: bool,
+    /// Write no TensorBoard events.
+    #[arg(long)]
+    no_tensorboard: bool,
 }
 
 fn run_train(args: TrainArgs) -> Result<()> {
@@ -226,7 +246,12 @@ fn run_train(args: TrainArgs) -> Result<()> {
         splits.val.len(),
         splits.test.len()
     ));
-    let summary = train::train(&cfg, &splits, &device, &args.out, progress).inspect_err(|e| {
+    let board = (!args.no_tensorboard).then(|| board::own_target(&args.out, &cfg));
+    let out = train::RunOut {
+        dir: &args.out,
+        board: board.as_ref(),
+    };
+    let summary = train::train(&cfg, &splits, &device, out, progress).inspect_err(|e| {
         if e.downcast_ref::<Interrupted>().is_some() {
             eprintln!(
                 "interrupted: the finished epochs are in {}",
@@ -438,6 +463,7 @@ fn run(command: Command) -> Result<()> {
             data_dir: args.data_dir,
             progress: Progress::detect(args.quiet),
             cohort_size: args.cohort_size,
+            tensorboard: !args.no_tensorboard,
         })
         .map(|report| {
             if report.failed > 0 {
@@ -458,7 +484,31 @@ fn run(command: Command) -> Result<()> {
             let list: Vec<String> = files.iter().map(|f| format!("{}\n", f.display())).collect();
             print_stdout(&list.concat())
         }),
+        Command::Tensorboard(args) => run_tensorboard_export(&args.dirs),
     }
+}
+
+/// `smartmixed tensorboard`: each directory's event files, then the command to look.
+fn run_tensorboard_export(dirs: &[PathBuf]) -> Result<()> {
+    let mut log_dirs = Vec::new();
+    for dir in dirs {
+        let exported = experiments::grid::export::export(dir)?;
+        eprintln!("{}: {} runs written", dir.display(), exported.runs);
+        if !exported.missing.is_empty() {
+            eprintln!(
+                "  {} rows of results.csv have no run directory to read (left out): {}",
+                exported.missing.len(),
+                exported.missing.join(" ")
+            );
+        }
+        log_dirs.extend(exported.log_dirs);
+    }
+    let spec: Vec<String> = log_dirs.iter().map(|d| d.display().to_string()).collect();
+    let flag = match spec.len() {
+        1 => format!("--logdir {}", spec[0]),
+        _ => format!("--logdir_spec {}", spec.join(",")),
+    };
+    print_stdout(&format!("tensorboard {flag}\n"))
 }
 
 fn exit_code(result: Result<()>) -> ExitCode {

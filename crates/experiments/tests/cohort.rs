@@ -7,7 +7,7 @@ use candle_core::Device;
 use experiments::progress::Progress;
 use experiments::run::config::{ClampSetting, Method, Phase2Init, Settings, TrainConfig};
 use experiments::run::data::{load_dir, Splits};
-use experiments::run::train::{train, train_stack};
+use experiments::run::train::{train, train_stack, RunOut};
 
 mod common;
 use common::{mini_data, temp_dir};
@@ -97,12 +97,19 @@ fn a_cohort_trains_each_model_as_it_trains_alone() {
         })
         .collect();
     let refs: Vec<&TrainConfig> = configs.iter().collect();
-    let out_refs: Vec<&Path> = outs.iter().map(PathBuf::as_path).collect();
+    let out_refs: Vec<RunOut> = outs.iter().map(|p| RunOut::from(p.as_path())).collect();
     let together = train_stack(&refs, &splits, &device, &out_refs, Progress::Quiet).unwrap();
     for (i, cfg) in configs.iter().enumerate() {
         let alone_dir = dir.join(format!("alone-{i}"));
         std::fs::create_dir_all(&alone_dir).unwrap();
-        let alone = train(cfg, &splits, &device, &alone_dir, Progress::Quiet).unwrap();
+        let alone = train(
+            cfg,
+            &splits,
+            &device,
+            alone_dir.as_path().into(),
+            Progress::Quiet,
+        )
+        .unwrap();
         assert_eq!(alone.status, "ok");
         assert_eq!(together[i].cohort_models, 4);
         assert_eq!(
@@ -147,7 +154,7 @@ fn a_diverging_model_leaves_the_others_untouched() {
         std::fs::create_dir_all(d).unwrap();
     }
     let refs: Vec<&TrainConfig> = configs.iter().collect();
-    let out_refs: Vec<&Path> = outs.iter().map(PathBuf::as_path).collect();
+    let out_refs: Vec<RunOut> = outs.iter().map(|p| RunOut::from(p.as_path())).collect();
     let together = train_stack(&refs, &splits, &device, &out_refs, Progress::Quiet).unwrap();
     assert_eq!(together[1].status, "diverged");
     assert_eq!(together[1].diverged_epoch, Some(1));
@@ -155,7 +162,14 @@ fn a_diverging_model_leaves_the_others_untouched() {
         assert_eq!(together[i].status, "ok");
         let alone_dir = dir.join(format!("alone-{i}"));
         std::fs::create_dir_all(&alone_dir).unwrap();
-        train(&configs[i], &splits, &device, &alone_dir, Progress::Quiet).unwrap();
+        train(
+            &configs[i],
+            &splits,
+            &device,
+            alone_dir.as_path().into(),
+            Progress::Quiet,
+        )
+        .unwrap();
         for ((name, x), (_, y)) in run_files(&alone_dir).iter().zip(&run_files(&outs[i])) {
             assert!(
                 x == y,

@@ -7,8 +7,6 @@
 //!   autograd step per batch, the best validation loss's checkpoint restored, the method's
 //!   switch between phases).
 
-use std::path::Path;
-
 use candle_core::backprop::GradStore;
 use candle_core::{DType, Device, Tensor, Var, D};
 use experiments::progress::Progress;
@@ -20,7 +18,7 @@ use experiments::run::hidden::{Draws, HiddenLayer, Pass};
 use experiments::run::optim::{clip_factor, Adam, AdamConfig};
 use experiments::run::stack::Stack;
 use experiments::run::step::{loss, step, Learner};
-use experiments::run::train::{initial_network, train_stack, Streams};
+use experiments::run::train::{initial_network, train_stack, RunOut, Streams};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -411,7 +409,7 @@ fn the_loop_follows_the_reference_loop() {
                 d
             })
             .collect();
-        let out_refs: Vec<&Path> = outs.iter().map(|p| p.as_path()).collect();
+        let out_refs: Vec<RunOut> = outs.iter().map(|p| RunOut::from(p.as_path())).collect();
         let summaries = train_stack(&group, &splits, &dev, &out_refs, Progress::Quiet).unwrap();
         for (i, cfg) in group.iter().enumerate() {
             let (rows, val, test, phase1_test, vars) = reference_loop(cfg, &splits);

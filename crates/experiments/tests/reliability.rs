@@ -219,6 +219,9 @@ fn a_diverging_run_gets_its_status_and_no_metrics() {
     assert_eq!(summary["status"], "diverged");
     assert_eq!(summary["diverged_epoch"], 1);
     assert!(summary["test_acc"].is_null() && summary["val_loss"].is_null());
+    // TensorBoard: one file, whose session ends in failure.
+    let statuses = common::board_statuses(&out);
+    assert_eq!(statuses.into_values().collect::<Vec<_>>(), [vec![2]]);
     std::fs::remove_dir_all(dir).unwrap();
 }
 
@@ -316,6 +319,10 @@ fn killed_sweeps_resume_without_duplicates_or_torn_rows() {
         expected,
         "resumed sweep equals an uninterrupted one"
     );
+    // TensorBoard: one whole file per run, each ended in success (killed attempts' files gone).
+    let statuses = common::board_statuses(&out.join("tensorboard"));
+    assert_eq!(statuses.len(), 18);
+    assert!(statuses.values().all(|s| s == &[1]), "{statuses:?}");
 
     // Two shard processes at once into one directory.
     let shared = dir.join("shared");
@@ -365,6 +372,12 @@ fn sigint_stops_a_sweep_cleanly_and_says_how_to_resume() {
         rows.iter().all(|r| r.status == "ok"),
         "the interrupted run is not recorded"
     );
+    // TensorBoard: the recorded runs' sessions succeeded; those of the interrupted cohort (if
+    // one had started) end with the status unknown.
+    let statuses = common::board_statuses(&out.join("tensorboard"));
+    let ended: Vec<i32> = statuses.values().flatten().copied().collect();
+    assert_eq!(ended.iter().filter(|&&s| s == 1).count(), rows.len());
+    assert!(ended.iter().all(|&s| s == 1 || s == 0), "{statuses:?}");
     let _ = std::io::stderr().flush();
     std::fs::remove_dir_all(dir).unwrap();
 }

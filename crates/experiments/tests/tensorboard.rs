@@ -164,3 +164,331 @@ fn hparams_summaries_carry_what_the_plugin_writes() {
         ours
     );
 }
+
+mod runs {
+    //! What runs write: a run's file decoded back against its epochs.csv and summary.json, the
+    //! export equal to the live file but for wall times, a sweep's run names and groups.
+
+    use std::collections::BTreeMap;
+    use std::path::{Path, PathBuf};
+
+    use experiments::tensorboard::proto::{
+        Event, EventWhat, HParamsData, HParamsPluginData, ProtoValueKind, SummaryValueKind,
+    };
+    use experiments::tensorboard::read_events;
+    use prost::Message;
+
+    use super::common::{self, mini_data, run_ok};
+
+    /// The event files under `dir`, by their directory relative to it.
+    pub fn event_files(dir: &Path) -> BTreeMap<PathBuf, Vec<PathBuf>> {
+        let mut out: BTreeMap<PathBuf, Vec<PathBuf>> = BTreeMap::new();
+        let mut stack = vec![dir.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for entry in std::fs::read_dir(&d).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else if path.to_string_lossy().contains("tfevents") {
+                    let rel = d.strip_prefix(dir).unwrap().to_path_buf();
+                    out.entry(rel).or_default().push(path);
+                }
+            }
+        }
+        out
+    }
+
+    /// The hparams plugin data of an event, if it has some.
+    pub fn plugin_data(e: &Event) -> Option<HParamsData> {
+        let Some(EventWhat::Summary(s)) = &e.what else {
+            return None;
+        };
+        let meta = s.value.first()?.metadata.as_ref()?.plugin_data.as_ref()?;
+        HParamsPluginData::decode(meta.content.as_slice())
+            .unwrap()
+            .data
+    }
+
+    /// Scalars by tag: (step, value) in file order.
+    pub fn scalars(events: &[Event]) -> BTreeMap<String, Vec<(i64, f32)>> {
+        let mut out: BTreeMap<String, Vec<(i64, f32)>> = BTreeMap::new();
+        for e in events {
+            if let Some(EventWhat::Summary(s)) = &e.what {
+                for v in &s.value {
+                    if let Some(SummaryValueKind::SimpleValue(x)) = v.value {
+                        out.entry(v.tag.clone()).or_default().push((e.step, x));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// The events with every wall time (and the sessions' times) zeroed.
+    fn without_times(events: Vec<Event>) -> Vec<Event> {
+        events
+            .into_iter()
+            .map(|mut e| {
+                e.wall_time = 0.0;
+                if let Some(EventWhat::Summary(s)) = &mut e.what {
+                    for v in &mut s.value {
+                        let Some(p) = v.metadata.as_mut().and_then(|m| m.plugin_data.as_mut())
+                        else {
+                            continue;
+                        };
+                        let mut data = HParamsPluginData::decode(p.content.as_slice()).unwrap();
+                        match &mut data.data {
+                            Some(HParamsData::SessionStartInfo(s)) => s.start_time_secs = 0.0,
+                            Some(HParamsData::SessionEndInfo(s)) => s.end_time_secs = 0.0,
+                            _ => {}
+                        }
+                        p.content = data.encode_to_vec();
+                    }
+                }
+                e
+            })
+            .collect()
+    }
+
+    fn only_file(dir: &Path) -> Vec<Event> {
+        let files = event_files(dir);
+        assert_eq!(files.len(), 1, "{files:?}");
+        let paths = &files[Path::new("")];
+        assert_eq!(paths.len(), 1, "{paths:?}");
+        read_events(&paths[0]).unwrap()
+    }
+
+    /// SmartMixed's run alone: every epoch's curves equal epochs.csv's fields, the shares of
+    /// the selection epochs and the kept choices, both test accuracies at their epochs, the
+    /// session's settings and its success; the export of its files equals the live file but
+    /// for wall times.
+    #[test]
+    fn a_run_writes_what_its_files_record_and_the_export_matches() {
+        let dir = common::temp_dir("tb-run");
+        let out = dir.join("out");
+        let data = mini_data();
+        run_ok(&[
+            "train",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--quiet",
+            "--method",
+            "smartmixed",
+            "--widths",
+            "16,8",
+            "--epochs",
+            "3",
+            "--phase1-epochs",
+            "2",
+            "--batch-size",
+            "64",
+            "--tau",
+            "1",
+        ]);
+        let live = only_file(&out);
+        assert!(matches!(&live[0].what, Some(EventWhat::FileVersion(_))));
+        let Some(HParamsData::SessionStartInfo(start)) = plugin_data(&live[1]) else {
+            panic!("the session start comes first")
+        };
+        assert_eq!(start.group_name, "widths16-8/smartmixed");
+        let text = |k: &str| match &start.hparams[k].kind {
+            Some(ProtoValueKind::StringValue(s)) => s.clone(),
+            other => panic!("{k}: {other:?}"),
+        };
+        let number = |k: &str| match &start.hparams[k].kind {
+            Some(ProtoValueKind::NumberValue(x)) => *x,
+            other => panic!("{k}: {other:?}"),
+        };
+        assert_eq!(
+            (text("method"), text("arch"), text("dataset")),
+            ("smartmixed".into(), "widths16-8".into(), "mnist".into())
+        );
+        assert_eq!(
+            (number("tau"), number("seed"), number("epochs")),
+            (1.0, 42.0, 3.0)
+        );
+        assert!(!start.hparams.contains_key("mnist1d"));
+        let Some(HParamsData::SessionEndInfo(end)) = plugin_data(live.last().unwrap()) else {
+            panic!("the session end comes last")
+        };
+        assert_eq!(end.status, 1, "success");
+
+        let tags = scalars(&live);
+        let mut csv = csv::Reader::from_path(out.join("epochs.csv")).unwrap();
+        let header: Vec<String> = csv.headers().unwrap().iter().map(String::from).collect();
+        let rows: Vec<csv::StringRecord> = csv.records().map(Result::unwrap).collect();
+        let column = |name: &str| header.iter().position(|h| h == name).unwrap();
+        for (tag, col) in [
+            ("loss/train", "train_loss"),
+            ("loss/val", "val_loss"),
+            ("accuracy/val", "val_acc"),
+            ("time/epoch_seconds", "seconds"),
+            ("phase", "phase"),
+            ("share_layer2/elu", "share_l2_elu"),
+        ] {
+            let want: Vec<(i64, f32)> = rows
+                .iter()
+                .filter(|r| !r[column(col)].is_empty())
+                .map(|r| (r[0].parse().unwrap(), r[column(col)].parse().unwrap()))
+                .collect();
+            let mut got = tags[tag].clone();
+            if tag.starts_with("share") {
+                // Then the kept choices at the last epoch.
+                assert_eq!(got.pop().unwrap().0, 3);
+            }
+            assert_eq!(got, want, "{tag}");
+        }
+        assert_eq!(tags["phase"].len(), 3);
+        let summary: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap())
+                .unwrap();
+        let f = |k: &str| summary[k].as_f64().unwrap() as f32;
+        assert_eq!(tags["accuracy/test"], vec![(3, f("test_acc"))]);
+        assert_eq!(
+            tags["accuracy/test_phase1"],
+            vec![(2, f("phase1_test_acc"))]
+        );
+        let kept = summary["layer_shares"][1][4].as_f64().unwrap() as f32;
+        assert_eq!(tags["share_layer2/elu"].last(), Some(&(3, kept)));
+
+        // The export, from a copy of the run's files.
+        let copy = dir.join("copy");
+        std::fs::create_dir_all(&copy).unwrap();
+        for f in ["config.json", "epochs.csv", "summary.json"] {
+            std::fs::copy(out.join(f), copy.join(f)).unwrap();
+        }
+        let said = run_ok(&["tensorboard", copy.to_str().unwrap()]);
+        assert_eq!(
+            said.trim(),
+            format!("tensorboard --logdir {}", copy.display())
+        );
+        assert_eq!(without_times(only_file(&copy)), without_times(live));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// A sweep's runs: readable names that hold the grid axes they read, one group per setting
+    /// shared by its seeds, one file per run after a resume, a stale file of a restarted run
+    /// gone; the export writes the same names and events (but for wall times); no events with
+    /// --no-tensorboard or `tensorboard = false`.
+    #[test]
+    fn a_sweep_names_its_runs_and_the_export_matches() {
+        let dir = common::temp_dir("tb-sweep");
+        let config = dir.join("grid.toml");
+        std::fs::write(
+            &config,
+            r#"
+name = "tb"
+dataset = "mnist"
+architectures = [[16, 8]]
+methods = ["relu", "prelu", "smartmixed"]
+seeds = [1, 2]
+device = "cpu"
+
+[overrides]
+epochs = 2
+phase1_epochs = 1
+batch_size = 64
+
+[grid]
+tau = [0.3, 1.0]
+"#,
+        )
+        .unwrap();
+        let out = dir.join("out");
+        let data = mini_data();
+        let sweep = |out: &Path, extra: &[&str]| {
+            let mut args = vec![
+                "sweep",
+                "--config",
+                config.to_str().unwrap(),
+                "--out",
+                out.to_str().unwrap(),
+                "--data-dir",
+                data.to_str().unwrap(),
+                "--quiet",
+            ];
+            args.extend_from_slice(extra);
+            run_ok(&args);
+        };
+        sweep(&out, &["--shard", "1/2"]);
+        // A stale file where a run of the other shard will write (an earlier, killed attempt).
+        let stale = out.join("tensorboard/widths16-8/smartmixed_tau=1/seed2");
+        std::fs::create_dir_all(&stale).unwrap();
+        std::fs::write(stale.join("events.out.tfevents.1.smartmixed"), b"torn").unwrap();
+        sweep(&out, &[]);
+        sweep(&out, &[]);
+        let board = out.join("tensorboard");
+        let files = event_files(&board);
+        let names: Vec<String> = files.keys().map(|p| p.display().to_string()).collect();
+        let mut want = Vec::new();
+        for group in ["prelu", "relu", "smartmixed_tau=0.3", "smartmixed_tau=1"] {
+            for seed in [1, 2] {
+                want.push(format!("widths16-8/{group}/seed{seed}"));
+            }
+        }
+        assert_eq!(names, want);
+        let mut live = BTreeMap::new();
+        for (name, paths) in &files {
+            assert_eq!(paths.len(), 1, "{name:?}: {paths:?}");
+            let events = read_events(&paths[0]).unwrap();
+            let Some(HParamsData::SessionStartInfo(start)) = plugin_data(&events[1]) else {
+                panic!("{name:?}: no session start")
+            };
+            assert_eq!(
+                start.group_name,
+                name.parent().unwrap().display().to_string()
+            );
+            live.insert(name.clone(), without_times(events));
+        }
+
+        let said = run_ok(&["tensorboard", out.to_str().unwrap()]);
+        assert_eq!(
+            said.trim(),
+            format!("tensorboard --logdir {}", board.display())
+        );
+        let exported: BTreeMap<PathBuf, Vec<Event>> = event_files(&board)
+            .into_iter()
+            .map(|(name, paths)| {
+                assert_eq!(paths.len(), 1);
+                (name, without_times(read_events(&paths[0]).unwrap()))
+            })
+            .collect();
+        assert_eq!(exported, live);
+
+        let quiet = dir.join("off");
+        sweep(&quiet, &["--no-tensorboard"]);
+        assert!(!quiet.join("tensorboard").exists());
+        let off = dir.join("off.toml");
+        let text = std::fs::read_to_string(&config).unwrap();
+        std::fs::write(&off, format!("tensorboard = false\n{text}")).unwrap();
+        let quiet = dir.join("off-key");
+        run_ok(&[
+            "sweep",
+            "--config",
+            off.to_str().unwrap(),
+            "--out",
+            quiet.to_str().unwrap(),
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--quiet",
+        ]);
+        assert!(!quiet.join("tensorboard").exists());
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// A directory that is neither a sweep's nor a run's is an input error that names it.
+    #[test]
+    fn exporting_something_else_is_an_input_error() {
+        let dir = common::temp_dir("tb-bad");
+        let output = common::run(&["tensorboard", dir.to_str().unwrap()]);
+        assert_eq!(output.status.code(), Some(2));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains(&dir.display().to_string()) && stderr.contains("results.csv"),
+            "{stderr}"
+        );
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}

@@ -17,13 +17,14 @@ use crate::error::input_error;
 use crate::grid::store::{ResultRow, ResultsStore, ShareRow};
 use crate::interrupt::Interrupted;
 use crate::progress::Progress;
+use crate::run::board::{self, BoardTarget};
 use crate::run::config::{
-    DatasetName, DeviceChoice, Method, NetName, Preset, Settings, TrainConfig,
+    kebab, DatasetName, DeviceChoice, Method, NetName, Preset, Settings, TrainConfig,
 };
 use crate::run::data::{self, Splits};
 use crate::run::files::{write_json, RunRecord};
 use crate::run::net::{self, Planned};
-use crate::run::train::{self, Summary};
+use crate::run::train::{self, RunOut, Summary};
 
 /// An architecture in a sweep config: a reference id (`3`), explicit widths (`[64, 32]`) or a
 /// named net with convolutions (`"lenet5"`).
@@ -95,6 +96,8 @@ pub struct SweepConfig {
     /// At most this many runs train together as one cohort (`1`: one at a time); absent: the
     /// default of [`default_cohort_size`]. `--cohort-size` overrides it.
     pub cohort_size: Option<usize>,
+    /// `false`: the runs write no TensorBoard events (`--no-tensorboard` says the same).
+    pub tensorboard: Option<bool>,
 }
 
 /// One `[grid]` axis: a setting and its values, each value as a one-setting layer.
@@ -550,6 +553,33 @@ pub struct SweepOptions {
     pub progress: Progress,
     /// `--cohort-size`: overrides the config's `cohort_size`.
     pub cohort_size: Option<usize>,
+    /// `false` (`--no-tensorboard`): no TensorBoard events, whatever the config says.
+    pub tensorboard: bool,
+}
+
+/// The directory, under a sweep's output, where its runs write their TensorBoard events.
+pub const TENSORBOARD_DIR: &str = "tensorboard";
+
+/// Where a sweep's runs write their TensorBoard events: one directory per run under the
+/// sweep's `tensorboard/`, named by the run's settings (see [`board::sweep_target`]).
+pub struct BoardLayout {
+    pub root: PathBuf,
+    /// The sweep's grid axes, whose values the names hold.
+    pub axes: Vec<String>,
+}
+
+impl BoardLayout {
+    /// The layout of a sweep writing into `out`.
+    pub fn of(cfg: &SweepConfig, out: &Path) -> Result<Self> {
+        Ok(Self {
+            root: out.join(TENSORBOARD_DIR),
+            axes: cfg.axes()?.into_iter().map(|a| a.key).collect(),
+        })
+    }
+
+    pub fn target(&self, cfg: &TrainConfig) -> BoardTarget {
+        board::sweep_target(&self.root, cfg, &self.axes)
+    }
 }
 
 /// Parameters (weights, biases, selection logits) that one cohort may hold on the CPU: 12 MB of
@@ -668,6 +698,10 @@ pub fn run_sweep(opts: &SweepOptions) -> Result<SweepReport> {
             cohort_size.map_or("default".to_string(), |n| n.to_string())
         ));
     }
+    let boards = match opts.tensorboard && cfg.tensorboard.unwrap_or(true) {
+        true => Some(BoardLayout::of(&cfg, &opts.out)?),
+        false => None,
+    };
     let mut recorder = Recorder {
         store: &store,
         opts,
@@ -681,7 +715,7 @@ pub fn run_sweep(opts: &SweepOptions) -> Result<SweepReport> {
             return Err(interrupted(report.ran, opts));
         }
         let cohort_started = Instant::now();
-        let results = train_cohort(cohort, &data, opts).map_err(|e| match e {
+        let results = train_cohort(cohort, &data, boards.as_ref(), opts).map_err(|e| match e {
             CohortError::Interrupted => interrupted(report.ran, opts),
         })?;
         recorder.record(results, &mut report, (cohort_started, cohort.len()))?;
@@ -866,6 +900,7 @@ fn prepare_run(run: &GridRun, dir: &Path, splits: &Splits, device_name: &str) ->
 fn train_cohort<'g>(
     cohort: &[&'g GridRun],
     data: &SweepData,
+    boards: Option<&BoardLayout>,
     opts: &SweepOptions,
 ) -> std::result::Result<Vec<(&'g GridRun, Result<Summary>)>, CohortError> {
     let splits = data.of(&cohort[0].config);
@@ -880,8 +915,19 @@ fn train_cohort<'g>(
     }
     let train = |runs: &[(&GridRun, PathBuf)]| {
         let configs: Vec<&TrainConfig> = runs.iter().map(|(r, _)| &r.config).collect();
-        let dirs: Vec<&Path> = runs.iter().map(|(_, d)| d.as_path()).collect();
-        train::train_stack(&configs, splits, &data.device, &dirs, opts.progress)
+        let targets: Vec<Option<BoardTarget>> = configs
+            .iter()
+            .map(|c| boards.map(|b| b.target(c)))
+            .collect();
+        let outs: Vec<RunOut> = runs
+            .iter()
+            .zip(&targets)
+            .map(|((_, dir), board)| RunOut {
+                dir,
+                board: board.as_ref(),
+            })
+            .collect();
+        train::train_stack(&configs, splits, &data.device, &outs, opts.progress)
     };
     let is_interrupt = |e: &anyhow::Error| e.downcast_ref::<Interrupted>().is_some();
     if ready.is_empty() {
@@ -1071,14 +1117,6 @@ fn share_rows(run: &GridRun, summary: &Summary) -> Vec<ShareRow> {
             },
         })
         .collect()
-}
-
-/// A settings enum as the kebab-case name it has in files.
-fn kebab<T: Serialize>(value: &T) -> String {
-    serde_json::to_value(value)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default()
 }
 
 #[cfg(test)]

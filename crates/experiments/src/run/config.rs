@@ -623,6 +623,14 @@ pub const DEFAULT_BATCH_SIZE: usize = 64;
 pub const DEFAULT_EPOCHS: usize = 35;
 pub const DEFAULT_PHASE1_EPOCHS: usize = 15;
 
+/// A settings enum as the kebab-case name it has in files.
+pub fn kebab<T: Serialize>(value: &T) -> String {
+    serde_json::to_value(value)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
 /// Everything a run needs, resolved and checked. Saved as the run's `config.json`.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct TrainConfig {

@@ -46,6 +46,7 @@ pub struct EpochRow {
 /// per hidden layer and function of the pool (`share_l1_relu`, ...), filled in phase 1.
 pub struct EpochLog {
     writer: csv::Writer<File>,
+    header: Vec<String>,
     share_columns: usize,
     path: PathBuf,
 }
@@ -71,12 +72,19 @@ impl EpochLog {
         writer.flush()?;
         Ok(Self {
             writer,
+            header,
             share_columns: layers * pool.len(),
             path: path.to_path_buf(),
         })
     }
 
-    pub fn append(&mut self, row: &EpochRow) -> Result<()> {
+    /// The file's columns.
+    pub fn header(&self) -> &[String] {
+        &self.header
+    }
+
+    /// Appends `row` (flushed) and returns its fields as written.
+    pub fn append(&mut self, row: &EpochRow) -> Result<Vec<String>> {
         let mut record = vec![
             row.epoch.to_string(),
             row.phase.to_string(),
@@ -96,7 +104,8 @@ impl EpochLog {
         self.writer.write_record(&record)?;
         self.writer
             .flush()
-            .with_context(|| format!("writing {}", self.path.display()))
+            .with_context(|| format!("writing {}", self.path.display()))?;
+        Ok(record)
     }
 }
 

@@ -3,7 +3,7 @@
 //! format is TensorBoard's own (its `RecordWriter` and `event.proto`); `tests/tensorboard.rs`
 //! holds this writer to bytes the `tensorboard` package wrote (scripts/tensorboard-reference.py).
 //!
-//! This is the writer and its reader; runs and the export command use it (issue 33).
+//! This module knows the format, not runs: what a run writes is `run::board`'s.
 
 pub mod proto;
 pub mod record;
@@ -36,7 +36,7 @@ impl EventWriter {
     /// file-version event.
     pub fn create(dir: &Path, wall_time: f64, label: &str) -> Result<EventWriter> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        let path = dir.join(format!("events.out.tfevents.{}.{label}", wall_time as u64));
+        let path = dir.join(file_name(wall_time, label));
         let file = File::create(&path).with_context(|| format!("creating {}", path.display()))?;
         let mut writer = EventWriter {
             file: BufWriter::new(file),
@@ -61,21 +61,23 @@ impl EventWriter {
             .with_context(|| format!("writing {}", self.path.display()))
     }
 
-    /// Scalars `(tag, value)` at `step`, as one event.
-    pub fn scalars(&mut self, step: i64, wall_time: f64, values: &[(&str, f32)]) -> Result<()> {
-        let value = values
-            .iter()
-            .map(|&(tag, v)| SummaryValue {
-                tag: tag.to_string(),
-                metadata: None,
-                value: Some(SummaryValueKind::SimpleValue(v)),
-            })
-            .collect();
+    /// A summary at `step`, as one event.
+    pub fn summary(&mut self, step: i64, wall_time: f64, summary: Summary) -> Result<()> {
         self.write(&Event {
             wall_time,
             step,
-            what: Some(EventWhat::Summary(Summary { value })),
+            what: Some(EventWhat::Summary(summary)),
         })
+    }
+
+    /// Scalars `(tag, value)` at `step`, as one event.
+    pub fn scalars<T: AsRef<str>>(
+        &mut self,
+        step: i64,
+        wall_time: f64,
+        values: &[(T, f32)],
+    ) -> Result<()> {
+        self.summary(step, wall_time, scalar_summary(values))
     }
 
     /// Everything written so far, on disk.
@@ -86,6 +88,43 @@ impl EventWriter {
     }
 }
 
+/// Scalars `(tag, value)` as one summary.
+pub fn scalar_summary<T: AsRef<str>>(values: &[(T, f32)]) -> Summary {
+    let value = values
+        .iter()
+        .map(|(tag, v)| SummaryValue {
+            tag: tag.as_ref().to_string(),
+            metadata: None,
+            value: Some(SummaryValueKind::SimpleValue(*v)),
+        })
+        .collect();
+    Summary { value }
+}
+
+/// A whole event file's bytes: the file-version event at `wall_time`, then `events`.
+pub fn file_bytes(wall_time: f64, events: &[Event]) -> Vec<u8> {
+    let version = Event {
+        wall_time,
+        step: 0,
+        what: Some(EventWhat::FileVersion(FILE_VERSION.to_string())),
+    };
+    std::iter::once(&version)
+        .chain(events)
+        .flat_map(|e| record::frame(&e.encode_to_vec()))
+        .collect()
+}
+
+/// The name of an event file (TensorBoard reads every file with `tfevents` in its name as
+/// part of its directory's run).
+pub fn file_name(wall_time: f64, label: &str) -> String {
+    format!("events.out.tfevents.{}.{label}", wall_time as u64)
+}
+
+/// Whether `name` is an event file's.
+pub fn is_event_file(name: &str) -> bool {
+    name.contains("tfevents")
+}
+
 /// A hyperparameter's value.
 #[derive(Clone, Debug, PartialEq)]
 pub enum HParam {
@@ -94,9 +133,20 @@ pub enum HParam {
     Bool(bool),
 }
 
+impl std::fmt::Display for HParam {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HParam::Number(x) => write!(f, "{x}"),
+            HParam::Text(s) => f.write_str(s),
+            HParam::Bool(b) => write!(f, "{b}"),
+        }
+    }
+}
+
 /// How a run ended, for the hparams plugin.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SessionStatus {
+    Unknown = 0,
     Success = 1,
     Failure = 2,
     Running = 3,
@@ -134,8 +184,8 @@ fn hparams_summary(tag: &str, data: HParamsData) -> Summary {
 
 /// A run's session start: its hyperparameters and the group that its seeds share (the HParams
 /// dashboard's rows).
-pub fn session_start(
-    hparams: &[(&str, HParam)],
+pub fn session_start<T: AsRef<str>>(
+    hparams: &[(T, HParam)],
     group_name: &str,
     start_time_secs: f64,
 ) -> Summary {
@@ -147,7 +197,7 @@ pub fn session_start(
                 HParam::Text(s) => ProtoValueKind::StringValue(s.clone()),
                 HParam::Bool(b) => ProtoValueKind::BoolValue(*b),
             };
-            (name.to_string(), ProtoValue { kind: Some(kind) })
+            (name.as_ref().to_string(), ProtoValue { kind: Some(kind) })
         })
         .collect();
     hparams_summary(

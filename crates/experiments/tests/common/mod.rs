@@ -51,3 +51,41 @@ pub fn run_ok(args: &[&str]) -> String {
     );
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
+
+/// Per run directory under a TensorBoard log directory (relative to it): the session-end
+/// status of each of its event files (every record read and checked: none is torn). 1 is
+/// success, 2 failure, 0 a run that stopped before its end; -1 a file without a session end.
+pub fn board_statuses(log_dir: &std::path::Path) -> std::collections::BTreeMap<PathBuf, Vec<i32>> {
+    use experiments::tensorboard::proto::{EventWhat, HParamsData, HParamsPluginData};
+    use prost::Message;
+    let mut out: std::collections::BTreeMap<PathBuf, Vec<i32>> = Default::default();
+    let mut stack = vec![log_dir.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            if !path.to_string_lossy().contains("tfevents") {
+                continue;
+            }
+            let events = experiments::tensorboard::read_events(&path).unwrap();
+            let status = events
+                .last()
+                .and_then(|e| match &e.what {
+                    Some(EventWhat::Summary(s)) => s.value.first(),
+                    _ => None,
+                })
+                .and_then(|v| v.metadata.as_ref()?.plugin_data.as_ref())
+                .and_then(|p| HParamsPluginData::decode(p.content.as_slice()).ok()?.data)
+                .map_or(-1, |d| match d {
+                    HParamsData::SessionEndInfo(end) => end.status,
+                    _ => -1,
+                });
+            let rel = dir.strip_prefix(log_dir).unwrap().to_path_buf();
+            out.entry(rel).or_default().push(status);
+        }
+    }
+    out
+}

@@ -10,6 +10,7 @@ use rand_chacha::ChaCha8Rng;
 
 use super::evaluate::Evaluation;
 use super::summary::{mean, Summary};
+use crate::run::board::{BoardTarget, RunBoard};
 use crate::run::config::TrainConfig;
 use crate::run::files::{shares, write_choices, write_json, EpochLog, EpochRow};
 use crate::run::method::Phase;
@@ -38,6 +39,8 @@ pub struct Member<'a> {
     pub out: &'a Path,
     pub shuffle: ChaCha8Rng,
     log: EpochLog,
+    /// Its TensorBoard events, when it writes them.
+    board: Option<RunBoard>,
     n_params: usize,
     schedule: Vec<Phase>,
     /// Index of the current phase in `schedule`.
@@ -55,17 +58,21 @@ pub struct Member<'a> {
 impl<'a> Member<'a> {
     pub fn new(
         cfg: &'a TrainConfig,
-        out: &'a Path,
+        (out, board): (&'a Path, Option<&BoardTarget>),
         shuffle: ChaCha8Rng,
         n_params: usize,
         name: String,
     ) -> Result<Self> {
         let log = EpochLog::create(&out.join("epochs.csv"), cfg.widths.len(), cfg.pool.0)?;
+        let board = board
+            .map(|target| RunBoard::start(target, cfg, log.header()))
+            .transpose()?;
         Ok(Self {
             cfg,
             out,
             shuffle,
             log,
+            board,
             n_params,
             schedule: cfg
                 .method
@@ -106,7 +113,7 @@ impl<'a> Member<'a> {
             true => stack.choices(m)?.map(|c| shares(&c, self.cfg.pool.0)),
             false => None,
         };
-        self.log.append(&EpochRow {
+        let record = self.log.append(&EpochRow {
             epoch,
             phase: self.phase().name,
             train_loss,
@@ -115,10 +122,12 @@ impl<'a> Member<'a> {
             seconds,
             shares,
         })?;
+        if let Some(board) = &mut self.board {
+            board.epoch(&record)?;
+        }
         if !(train_loss.is_finite() && val.loss.is_finite()) {
             let summary = self.diverged_summary(epoch, started, size);
-            write_json(&self.out.join("summary.json"), &summary)?;
-            self.summary = Some(summary);
+            self.conclude(summary)?;
             return Ok(EpochOutcome::Diverged);
         }
         if self
@@ -196,7 +205,15 @@ impl<'a> Member<'a> {
             learned: stack.learned(m)?,
             cohort_models: size,
         };
-        write_json(&out.join("summary.json"), &summary)?;
+        self.conclude(summary)
+    }
+
+    /// Writes the run's outcome (summary.json, the end of its events) and stops it.
+    fn conclude(&mut self, summary: Summary) -> Result<()> {
+        write_json(&self.out.join("summary.json"), &summary)?;
+        if let Some(board) = &mut self.board {
+            board.end(self.cfg, &summary)?;
+        }
         self.summary = Some(summary);
         Ok(())
     }

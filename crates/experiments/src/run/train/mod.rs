@@ -22,6 +22,7 @@ use rand_chacha::ChaCha8Rng;
 pub use summary::Summary;
 
 use crate::progress::Progress;
+use crate::run::board::BoardTarget;
 use crate::run::config::{EvalSelection, TrainConfig};
 use crate::run::data::Splits;
 use crate::run::hidden::Pass;
@@ -57,6 +58,20 @@ impl Streams {
             gumbel: stream(2),
             fresh: stream(3),
         }
+    }
+}
+
+/// Where a model of a stack writes: its run directory, and where its TensorBoard events go
+/// (none: it writes none).
+#[derive(Clone, Copy, Debug)]
+pub struct RunOut<'a> {
+    pub dir: &'a Path,
+    pub board: Option<&'a BoardTarget>,
+}
+
+impl<'a> From<&'a Path> for RunOut<'a> {
+    fn from(dir: &'a Path) -> Self {
+        RunOut { dir, board: None }
     }
 }
 
@@ -106,12 +121,13 @@ pub fn initial_network(
 }
 
 /// Trains one model as `cfg` says and writes epochs.csv, choices.csv (methods with choices),
-/// model.safetensors and summary.json into `out` (config.json is the caller's): a stack of one.
+/// model.safetensors and summary.json into `out` (config.json is the caller's), and its
+/// TensorBoard events where `out` says: a stack of one.
 pub fn train(
     cfg: &TrainConfig,
     splits: &Splits,
     device: &Device,
-    out: &Path,
+    out: RunOut,
     progress: Progress,
 ) -> Result<Summary> {
     let mut summaries = train_stack(&[cfg], splits, device, &[out], progress)?;
@@ -127,7 +143,7 @@ pub fn train_stack(
     cfgs: &[&TrainConfig],
     splits: &Splits,
     device: &Device,
-    outs: &[&Path],
+    outs: &[RunOut],
     progress: Progress,
 ) -> Result<Vec<Summary>> {
     let started = Instant::now();
@@ -199,7 +215,7 @@ pub fn train_stack(
 }
 
 /// The first config, once every config may join it in one stack.
-fn check_stack<'a>(cfgs: &[&'a TrainConfig], outs: &[&Path]) -> Result<&'a TrainConfig> {
+fn check_stack<'a>(cfgs: &[&'a TrainConfig], outs: &[RunOut]) -> Result<&'a TrainConfig> {
     let first = *cfgs.first().context("a stack needs at least one model")?;
     anyhow::ensure!(cfgs.len() == outs.len(), "one output directory per model");
     for cfg in cfgs {
@@ -213,11 +229,11 @@ fn check_stack<'a>(cfgs: &[&'a TrainConfig], outs: &[&Path]) -> Result<&'a Train
 /// Each model's member, the stack of their initial networks, and their Gumbel streams.
 fn build<'a>(
     cfgs: &[&'a TrainConfig],
-    outs: &[&'a Path],
+    outs: &[RunOut<'a>],
     device: &Device,
 ) -> Result<(Vec<Member<'a>>, Stack, Vec<ChaCha8Rng>)> {
     let (mut members, mut networks, mut gumbel) = (Vec::new(), Vec::new(), Vec::new());
-    for (&cfg, &out) in cfgs.iter().zip(outs) {
+    for (&cfg, out) in cfgs.iter().zip(outs) {
         let mut streams = Streams::new(cfg.seed);
         let network = initial_network(cfg, &mut streams.init, device)?;
         let n_params = network.n_params();
@@ -225,7 +241,13 @@ fn build<'a>(
             1 => String::new(),
             _ => format!("{} seed {}: ", cfg.method, cfg.seed),
         };
-        members.push(Member::new(cfg, out, streams.shuffle, n_params, name)?);
+        members.push(Member::new(
+            cfg,
+            (out.dir, out.board),
+            streams.shuffle,
+            n_params,
+            name,
+        )?);
         gumbel.push(streams.gumbel);
         networks.push(network);
     }
