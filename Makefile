@@ -7,7 +7,7 @@ CARGO_TARGET_DIR ?= $(HOME)/.cache/smartmixed/target
 export CARGO_TARGET_DIR
 BIN := $(CARGO_TARGET_DIR)/release/smartmixed
 
-.PHONY: all build bin test lint fmt bench sweep sweep-slurm slurm-test gpu-checks cuda-check ptx-check metal-check gpu-bundle
+.PHONY: all build bin test lint fmt bench sweep tensorboard sweep-slurm slurm-test gpu-checks cuda-check ptx-check metal-check gpu-bundle
 
 # `make sweep [CONFIG=experiments/paper.toml] [DATA_DIR=../shared/data/mnist] [DEVICE=cuda] [COHORT_SIZE=N]`
 CONFIG ?= experiments/quick.toml
@@ -59,6 +59,13 @@ sweep: bin
 	status=0; for p in $$pids; do wait $$p || status=1; done; exit $$status
 	$(BIN) compare $(SWEEP_OUT)
 	$(BIN) plot $(SWEEP_OUT)
+	@echo "curves and settings of every run: tensorboard --logdir $(SWEEP_OUT)/tensorboard"
+
+# TensorBoard event files for the committed result sets (or SETS="results/quick ..."), written
+# from their files; prints the command to look. See docs/tensorboard.md.
+SETS ?= $(patsubst %/results.csv,%,$(wildcard results/*/results.csv))
+tensorboard: bin
+	$(BIN) tensorboard $(SETS)
 
 # Unit, integration and doc tests, all in release mode (the same build as the tools).
 test:

@@ -15,7 +15,8 @@ use experiments::run::config::{
     DatasetName, DeviceChoice, Method, NetName, PoolSetting, Settings, TrainConfig,
 };
 use experiments::run::files::RunRecord;
-use experiments::run::{board, data, train};
+use experiments::run::train::board;
+use experiments::run::{data, train};
 use experiments::{bench, device, print_stdout};
 
 #[derive(Parser)]

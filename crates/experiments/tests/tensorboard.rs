@@ -478,6 +478,144 @@ tau = [0.3, 1.0]
         std::fs::remove_dir_all(dir).unwrap();
     }
 
+    /// The Python that has the `tensorboard` package: `SMARTMIXED_TENSORBOARD_PYTHON` (set by
+    /// .ci/run, from scripts/tensorboard-env.sh), else `python3` if it imports tensorboard.
+    fn tensorboard_python() -> Option<String> {
+        if let Ok(python) = std::env::var("SMARTMIXED_TENSORBOARD_PYTHON") {
+            return Some(python);
+        }
+        let found = std::process::Command::new("python3")
+            .args(["-c", "import tensorboard"])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        found.then(|| "python3".to_string())
+    }
+
+    /// TensorBoard itself reads a sweep's logs: every run, every scalar tag with every value
+    /// (EventAccumulator keeping all), the hparams plugin's settings, group and status, all as
+    /// this crate decodes them from its files.
+    #[test]
+    fn tensorboard_itself_reads_a_sweeps_logs() {
+        let Some(python) = tensorboard_python() else {
+            eprintln!(
+                "SKIPPED: no Python with the tensorboard package (scripts/tensorboard-env.sh \
+                 makes one; .ci/run sets SMARTMIXED_TENSORBOARD_PYTHON)"
+            );
+            return;
+        };
+        let dir = common::temp_dir("tb-readback");
+        let config = dir.join("grid.toml");
+        std::fs::write(
+            &config,
+            r#"
+name = "readback"
+dataset = "mnist"
+architectures = [[16, 8]]
+methods = ["relu", "pau", "smartmixed"]
+seeds = [1, 2]
+device = "cpu"
+
+[overrides]
+epochs = 3
+phase1_epochs = 2
+batch_size = 64
+"#,
+        )
+        .unwrap();
+        let out = dir.join("out");
+        let data = mini_data();
+        run_ok(&[
+            "sweep",
+            "--config",
+            config.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--quiet",
+        ]);
+        let board = out.join("tensorboard");
+        let script = common::crate_dir().join("../../scripts/tensorboard-readback.py");
+        let output = std::process::Command::new(&python)
+            .arg(&script)
+            .arg(&board)
+            .output()
+            .expect("python runs");
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let read: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        let runs = read["runs"].as_object().unwrap();
+        let files = event_files(&board);
+        assert_eq!(runs.len(), 6);
+        assert_eq!(
+            runs.keys().cloned().collect::<Vec<_>>(),
+            files
+                .keys()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+        );
+        for (name, paths) in &files {
+            let theirs = &runs[&name.display().to_string()];
+            let events = read_events(&paths[0]).unwrap();
+            let ours = scalars(&events);
+            let their_tags = theirs["scalars"].as_object().unwrap();
+            assert_eq!(their_tags.len(), ours.len(), "{name:?}");
+            for (tag, values) in &ours {
+                let got: Vec<(i64, f32)> = their_tags[tag]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|p| (p[0].as_i64().unwrap(), p[1].as_f64().unwrap() as f32))
+                    .collect();
+                let same = got.len() == values.len()
+                    && got
+                        .iter()
+                        .zip(values)
+                        .all(|(a, b)| a.0 == b.0 && (a.1 == b.1 || (a.1.is_nan() && b.1.is_nan())));
+                assert!(same, "{name:?} {tag}: {got:?} vs {values:?}");
+            }
+            let Some(HParamsData::SessionStartInfo(start)) = plugin_data(&events[1]) else {
+                panic!("{name:?}: no session start")
+            };
+            assert_eq!(theirs["group"], start.group_name.as_str());
+            let hparams = theirs["hparams"].as_object().unwrap();
+            assert_eq!(hparams.len(), start.hparams.len(), "{name:?}");
+            for (k, v) in &start.hparams {
+                let want = match &v.kind {
+                    Some(ProtoValueKind::StringValue(s)) => serde_json::json!(s),
+                    Some(ProtoValueKind::NumberValue(x)) => serde_json::json!(x),
+                    Some(ProtoValueKind::BoolValue(b)) => serde_json::json!(b),
+                    other => panic!("{k}: {other:?}"),
+                };
+                assert_eq!(hparams[k], want, "{name:?} {k}");
+            }
+            assert_eq!(theirs["status"], 1, "{name:?}");
+        }
+        // Every method's tags are there: PAU's coefficients, SmartMixed's shares and switch.
+        let tags = |run: &str| -> Vec<String> {
+            runs[run]["scalars"]
+                .as_object()
+                .unwrap()
+                .keys()
+                .cloned()
+                .collect()
+        };
+        assert!(tags("widths16-8/pau/seed1").contains(&"learned_layer2/coefficients/9".into()));
+        let smart = tags("widths16-8/smartmixed/seed2");
+        for tag in [
+            "share_layer1/selu",
+            "accuracy/test_phase1",
+            "phase",
+            "accuracy/test",
+        ] {
+            assert!(smart.contains(&tag.to_string()), "{tag}: {smart:?}");
+        }
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
     /// A directory that is neither a sweep's nor a run's is an input error that names it.
     #[test]
     fn exporting_something_else_is_an_input_error() {

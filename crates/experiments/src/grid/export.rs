@@ -12,9 +12,9 @@ use anyhow::{Context, Result};
 use crate::bail_input;
 use crate::grid::store::{ResultsStore, RESULTS_FILE};
 use crate::grid::sweep::{BoardLayout, TENSORBOARD_DIR};
-use crate::run::board::{self, BoardTarget};
 use crate::run::config::TrainConfig;
 use crate::run::setting;
+use crate::run::train::board::{self, BoardTarget};
 
 /// What an export wrote.
 #[derive(Debug, Default, PartialEq)]

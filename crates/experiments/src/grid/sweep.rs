@@ -17,13 +17,13 @@ use crate::error::input_error;
 use crate::grid::store::{ResultRow, ResultsStore, ShareRow};
 use crate::interrupt::Interrupted;
 use crate::progress::Progress;
-use crate::run::board::{self, BoardTarget};
 use crate::run::config::{
     kebab, DatasetName, DeviceChoice, Method, NetName, Preset, Settings, TrainConfig,
 };
 use crate::run::data::{self, Splits};
 use crate::run::files::{write_json, RunRecord};
 use crate::run::net::{self, Planned};
+use crate::run::train::board::{self, BoardTarget};
 use crate::run::train::{self, RunOut, Summary};
 
 /// An architecture in a sweep config: a reference id (`3`), explicit widths (`[64, 32]`) or a

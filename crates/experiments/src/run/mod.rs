@@ -5,12 +5,11 @@
 //! file each, behind one trait) → [`stack`] (THE model: M networks of one shape stacked, with
 //! its traced forward and explicit backward pass, helped by [`cpu_ops`]) → [`optim`] (Adam,
 //! clipping) → [`step`] (one optimizer step) → [`train`] (THE loop: a single run is a stack of
-//! one) → [`files`] (config.json, epochs.csv, choices.csv, summary.json) and [`board`] (the same
-//! records as TensorBoard events, written as the run trains or exported later). [`arch`] is the
+//! one; its `board`: the run's records as TensorBoard events) → [`files`] (config.json,
+//! epochs.csv, choices.csv, summary.json). [`arch`] is the
 //! reference's table of architectures.
 
 pub mod arch;
-pub mod board;
 pub mod cifar;
 pub mod config;
 pub mod conv;

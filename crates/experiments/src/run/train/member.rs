@@ -10,11 +10,11 @@ use rand_chacha::ChaCha8Rng;
 
 use super::evaluate::Evaluation;
 use super::summary::{mean, Summary};
-use crate::run::board::{BoardTarget, RunBoard};
 use crate::run::config::TrainConfig;
 use crate::run::files::{shares, write_choices, write_json, EpochLog, EpochRow};
 use crate::run::method::Phase;
 use crate::run::stack::Stack;
+use crate::run::train::board::{BoardTarget, RunBoard};
 
 /// The best epoch of one phase.
 pub struct PhaseResult {

@@ -3,9 +3,10 @@
 //! gradient-norm clipping, divergence and the best-validation-loss checkpoint, for one model
 //! or many trained together. In parts: [`epoch`] (the batches), [`evaluate`] (loss and
 //! accuracy), [`member`] (one model's log, best checkpoint, divergence and files),
-//! [`summary`] (`summary.json`); the phase switch and the epoch line are below. It knows no
+//! [`summary`] (`summary.json`), [`board`] (its TensorBoard events); the phase switch and the epoch line are below. It knows no
 //! file formats or terminals itself.
 
+pub mod board;
 mod epoch;
 mod evaluate;
 mod member;
@@ -22,7 +23,6 @@ use rand_chacha::ChaCha8Rng;
 pub use summary::Summary;
 
 use crate::progress::Progress;
-use crate::run::board::BoardTarget;
 use crate::run::config::{EvalSelection, TrainConfig};
 use crate::run::data::Splits;
 use crate::run::hidden::Pass;
@@ -31,6 +31,7 @@ use crate::run::optim::{Adam, AdamConfig};
 use crate::run::setting;
 use crate::run::stack::{draw_linears, Network, Stack};
 use crate::run::step::Learner;
+use crate::run::train::board::BoardTarget;
 use evaluate::{evaluate, Evaluation};
 use member::{EpochOutcome, Member};
 

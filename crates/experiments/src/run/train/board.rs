@@ -20,10 +20,10 @@ use std::time::SystemTime;
 
 use anyhow::{bail, Context, Result};
 
+use super::summary::Summary;
 use crate::run::config::{kebab, TrainConfig};
 use crate::run::files::write_atomic;
 use crate::run::setting;
-use crate::run::train::Summary;
 use crate::tensorboard::proto::{Event, EventWhat, Summary as TbSummary};
 use crate::tensorboard::{self, scalar_summary, EventWriter, HParam, SessionStatus};
 
