@@ -96,7 +96,9 @@ pub struct SweepConfig {
     /// At most this many runs train together as one cohort (`1`: one at a time); absent: the
     /// default of [`default_cohort_size`]. `--cohort-size` overrides it.
     pub cohort_size: Option<usize>,
-    /// `false`: the runs write no TensorBoard events (`--no-tensorboard` says the same).
+    /// `false`: the runs write no TensorBoard events (`--no-tensorboard` says the same). Left
+    /// out of manifest.json when absent, so that manifests of earlier sweeps stay as they were.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tensorboard: Option<bool>,
 }
 
