@@ -7,14 +7,17 @@ as JSON, for `make test` to hold against what smartmixed wrote (tests/tensorboar
 Per run (its directory relative to LOGDIR, as TensorBoard names it): every scalar tag's
 (step, value) pairs, read by EventAccumulator with no sampling (size_guidance 0: keep all), and
 the hparams plugin's data: the session start's hyperparameters and group, the session end's
-status. Needs the `tensorboard` package (scripts/tensorboard-env.sh makes a virtual environment
+status; and the custom-scalars layout (category, chart title, tags per chart). Needs the `tensorboard` package (scripts/tensorboard-env.sh makes a virtual environment
 with it).
 """
 import json
 import sys
 
 from tensorboard.backend.event_processing import event_accumulator, event_multiplexer
+from tensorboard.plugins.custom_scalar import layout_pb2
+from tensorboard.plugins.custom_scalar import metadata as custom_scalar_metadata
 from tensorboard.plugins.hparams import metadata, plugin_data_pb2
+from tensorboard.util import tensor_util
 
 
 def value_of(v):
@@ -52,6 +55,16 @@ def main():
                 found["hparams"] = {k: value_of(v) for k, v in start.hparams.items()}
             elif tag == metadata.SESSION_END_INFO_TAG:
                 found["status"] = data.session_end_info.status
+        if custom_scalar_metadata.CONFIG_SUMMARY_TAG in acc.Tags()[event_accumulator.TENSORS]:
+            (event,) = acc.Tensors(custom_scalar_metadata.CONFIG_SUMMARY_TAG)
+            layout = layout_pb2.Layout.FromString(
+                tensor_util.make_ndarray(event.tensor_proto).item()
+            )
+            found["layout"] = [
+                [category.title, chart.title, list(chart.multiline.tag)]
+                for category in layout.category
+                for chart in category.chart
+            ]
         runs[run] = found
     json.dump({"runs": runs}, sys.stdout, indent=1, sort_keys=True)
 

@@ -9,15 +9,19 @@ record writer and protos:
 It records the version it ran with; TFRecord's masked CRC-32C of a few byte strings; whole
 framed records; serialized Event messages (the file-version event and scalar summaries); and
 the hparams plugin's session-start and session-end summaries (hparams in a map, whose order on
-the wire is the package's own: compare them decoded).
+the wire is the package's own: compare them decoded); and a custom-scalars layout summary, built
+as the plugin's `summary.pb` builds it (a string tensor holding the layout) without TensorFlow.
 """
 import io
 import json
 import sys
 from importlib.metadata import version
 
-from tensorboard.compat.proto import event_pb2, summary_pb2
+from tensorboard.compat.proto import event_pb2, summary_pb2, types_pb2
+from tensorboard.plugins.custom_scalar import layout_pb2
+from tensorboard.plugins.custom_scalar import metadata as custom_scalar_metadata
 from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2, summary_v2
+from tensorboard.util import tensor_util
 from tensorboard.summary.writer.record_writer import RecordWriter, masked_crc32c
 
 
@@ -80,6 +84,35 @@ def main():
         "session_start": start.SerializeToString().hex(),
         "session_end": end.SerializeToString().hex(),
     }
+    layout = layout_pb2.Layout(
+        category=[
+            layout_pb2.Category(
+                title="loss and accuracy",
+                chart=[
+                    layout_pb2.Chart(
+                        title="loss",
+                        multiline=layout_pb2.MultilineChartContent(tag=["^loss/train$", "^loss/val$"]),
+                    )
+                ],
+            ),
+            layout_pb2.Category(
+                title="functions chosen per layer",
+                chart=[
+                    layout_pb2.Chart(
+                        title="layer 1",
+                        multiline=layout_pb2.MultilineChartContent(tag=["^share_layer1/"]),
+                    )
+                ],
+            ),
+        ]
+    )
+    custom = summary_pb2.Summary()
+    custom.value.add(
+        tag=custom_scalar_metadata.CONFIG_SUMMARY_TAG,
+        metadata=custom_scalar_metadata.create_summary_metadata(),
+        tensor=tensor_util.make_tensor_proto(layout.SerializeToString(), dtype=types_pb2.DT_STRING),
+    )
+    ref["custom_scalars"] = {"layout": layout.SerializeToString().hex(), "summary": custom.SerializeToString().hex()}
     json.dump(ref, sys.stdout, indent=1)
     sys.stdout.write("\n")
 

@@ -165,6 +165,41 @@ fn hparams_summaries_carry_what_the_plugin_writes() {
     );
 }
 
+/// The custom-scalars layout summary: the same bytes as the plugin's (a string tensor holding
+/// the serialized layout, the plugin named in the metadata).
+#[test]
+fn a_custom_scalars_layout_is_the_plugins_summary() {
+    use experiments::tensorboard::layout_summary;
+    use experiments::tensorboard::proto::{Category, Chart, Layout, MultilineChartContent};
+    let r = &reference()["custom_scalars"];
+    let chart = |title: &str, tags: &[&str]| Chart {
+        title: title.into(),
+        multiline: Some(MultilineChartContent {
+            tag: tags.iter().map(|t| t.to_string()).collect(),
+        }),
+    };
+    let layout = Layout {
+        version: 0,
+        category: vec![
+            Category {
+                title: "loss and accuracy".into(),
+                chart: vec![chart("loss", &["^loss/train$", "^loss/val$"])],
+                closed: false,
+            },
+            Category {
+                title: "functions chosen per layer".into(),
+                chart: vec![chart("layer 1", &["^share_layer1/"])],
+                closed: false,
+            },
+        ],
+    };
+    assert_eq!(hex(&layout.encode_to_vec()), r["layout"].as_str().unwrap());
+    assert_eq!(
+        hex(&layout_summary(&layout).encode_to_vec()),
+        r["summary"].as_str().unwrap()
+    );
+}
+
 mod runs {
     //! What runs write: a run's file decoded back against its epochs.csv and summary.json, the
     //! export equal to the live file but for wall times, a sweep's run names and groups.
@@ -613,6 +648,25 @@ batch_size = 64
         ] {
             assert!(smart.contains(&tag.to_string()), "{tag}: {smart:?}");
         }
+        // The custom-scalars layout: the losses in one chart, and for SmartMixed one chart of
+        // shares per hidden layer; a baseline has none.
+        let charts = |run: &str| -> Vec<(String, Vec<String>)> {
+            runs[run]["layout"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| {
+                    let tags = c[2].as_array().unwrap();
+                    let tags = tags.iter().map(|t| t.as_str().unwrap().to_string());
+                    (c[1].as_str().unwrap().to_string(), tags.collect())
+                })
+                .collect()
+        };
+        let smart = charts("widths16-8/smartmixed/seed2");
+        assert_eq!(smart.len(), 4, "{smart:?}");
+        assert_eq!(smart[0].1, ["^loss/train$", "^loss/val$"]);
+        assert_eq!(smart[3].1, ["^share_layer2/"]);
+        assert_eq!(charts("widths16-8/relu/seed1").len(), 2);
         std::fs::remove_dir_all(dir).unwrap();
     }
 

@@ -16,9 +16,9 @@ use anyhow::{Context, Result};
 use prost::Message;
 
 use proto::{
-    Event, EventWhat, HParamsData, HParamsPluginData, PluginData, ProtoValue, ProtoValueKind,
-    SessionEndInfo, SessionStartInfo, Summary, SummaryMetadata, SummaryValue, SummaryValueKind,
-    TensorProto, TensorShapeDim, TensorShapeProto,
+    Event, EventWhat, HParamsData, HParamsPluginData, Layout, PluginData, ProtoValue,
+    ProtoValueKind, SessionEndInfo, SessionStartInfo, Summary, SummaryMetadata, SummaryValue,
+    SummaryValueKind, TensorProto, TensorShapeDim, TensorShapeProto,
 };
 
 /// The version string every event file starts with.
@@ -177,6 +177,7 @@ fn hparams_summary(tag: &str, data: HParamsData) -> Summary {
                 tensor_shape: Some(TensorShapeProto {
                     dim: vec![TensorShapeDim { size: 0 }],
                 }),
+                string_val: Vec::new(),
             })),
         }],
     }
@@ -219,6 +220,29 @@ pub fn session_end(status: SessionStatus, end_time_secs: f64) -> Summary {
             end_time_secs,
         }),
     )
+}
+
+/// The custom-scalars plugin's tag.
+pub const CUSTOM_SCALARS_TAG: &str = "custom_scalars__config__";
+
+/// A custom-scalars layout as the plugin's summary: the serialized layout as a string tensor.
+pub fn layout_summary(layout: &Layout) -> Summary {
+    Summary {
+        value: vec![SummaryValue {
+            tag: CUSTOM_SCALARS_TAG.to_string(),
+            metadata: Some(SummaryMetadata {
+                plugin_data: Some(PluginData {
+                    plugin_name: "custom_scalars".to_string(),
+                    content: Vec::new(),
+                }),
+            }),
+            value: Some(SummaryValueKind::Tensor(TensorProto {
+                dtype: 7,
+                tensor_shape: Some(TensorShapeProto { dim: Vec::new() }),
+                string_val: vec![layout.encode_to_vec()],
+            })),
+        }],
+    }
 }
 
 /// Every event of a file, each record's checksums verified.

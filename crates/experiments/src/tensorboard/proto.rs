@@ -50,14 +50,17 @@ pub enum SummaryValueKind {
     Tensor(TensorProto),
 }
 
-/// `tensorflow.TensorProto`, its type and shape only.
+/// `tensorflow.TensorProto`: its type, shape and string values (the custom-scalars layout is
+/// one string).
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct TensorProto {
-    /// `tensorflow.DataType`: 1 is DT_FLOAT.
+    /// `tensorflow.DataType`: 1 is DT_FLOAT, 7 DT_STRING.
     #[prost(int32, tag = "1")]
     pub dtype: i32,
     #[prost(message, optional, tag = "2")]
     pub tensor_shape: Option<TensorShapeProto>,
+    #[prost(bytes = "vec", repeated, tag = "8")]
+    pub string_val: Vec<Vec<u8>>,
 }
 
 /// `tensorflow.TensorShapeProto`.
@@ -145,4 +148,41 @@ pub enum ProtoValueKind {
     StringValue(String),
     #[prost(bool, tag = "4")]
     BoolValue(bool),
+}
+
+/// The custom-scalars plugin's `Layout` (`plugins/custom_scalar/layout.proto`): charts that
+/// draw several tags (regular expressions) in one.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Layout {
+    #[prost(int32, tag = "1")]
+    pub version: i32,
+    #[prost(message, repeated, tag = "2")]
+    pub category: Vec<Category>,
+}
+
+/// `Category`: a titled group of charts.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Category {
+    #[prost(string, tag = "1")]
+    pub title: String,
+    #[prost(message, repeated, tag = "2")]
+    pub chart: Vec<Chart>,
+    #[prost(bool, tag = "3")]
+    pub closed: bool,
+}
+
+/// `Chart`, multi-line only (the plugin's margin charts are not used).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Chart {
+    #[prost(string, tag = "1")]
+    pub title: String,
+    #[prost(message, optional, tag = "2")]
+    pub multiline: Option<MultilineChartContent>,
+}
+
+/// `MultilineChartContent`: the tags, as regular expressions.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct MultilineChartContent {
+    #[prost(string, repeated, tag = "1")]
+    pub tag: Vec<String>,
 }

@@ -12,7 +12,9 @@
 //! `accuracy/test` (the kept checkpoint, at the last epoch), `learned_layer{l}/...` (what an
 //! adaptive method's layers learned, at the last epoch). And the hparams plugin's session start
 //! (the settings the run reads, its group: the run's name without the seed) and session end
-//! (success; failure when the loss diverged; unknown when the run stopped before its end).
+//! (success; failure when the loss diverged; unknown when the run stopped before its end). And
+//! a custom-scalars layout (TensorBoard's "Custom Scalars" tab): train and validation loss in one
+//! chart, the accuracies in one, each hidden layer's shares of every function in one.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -24,7 +26,9 @@ use super::summary::Summary;
 use crate::run::config::{kebab, TrainConfig};
 use crate::run::files::write_atomic;
 use crate::run::setting;
-use crate::tensorboard::proto::{Event, EventWhat, Summary as TbSummary};
+use crate::tensorboard::proto::{
+    Category, Chart, Event, EventWhat, Layout, MultilineChartContent, Summary as TbSummary,
+};
 use crate::tensorboard::{self, scalar_summary, EventWriter, HParam, SessionStatus};
 
 /// The label that ends the names of the event files runs write.
@@ -232,6 +236,76 @@ fn flatten(prefix: &str, value: &serde_json::Value, out: &mut Vec<(String, f32)>
     }
 }
 
+/// The custom-scalars layout of a run whose epochs.csv has `header`: losses, accuracies, and
+/// for a method that logs shares one chart per hidden layer (every run of a sweep writes its
+/// own; the plugin merges equal charts).
+pub fn layout(cfg: &TrainConfig, header: &[String]) -> Layout {
+    let chart = |title: &str, tags: &[&str]| Chart {
+        title: title.to_string(),
+        multiline: Some(MultilineChartContent {
+            tag: tags.iter().map(|t| t.to_string()).collect(),
+        }),
+    };
+    let mut category = vec![Category {
+        title: "loss and accuracy".into(),
+        chart: vec![
+            chart("loss: train, validation", &["^loss/train$", "^loss/val$"]),
+            chart(
+                "accuracy: validation, test",
+                &["^accuracy/val$", "^accuracy/test", "^accuracy/test_phase1$"],
+            ),
+        ],
+        closed: false,
+    }];
+    let logs_shares = cfg
+        .method
+        .schedule(cfg.epochs, cfg.phase1_epochs, cfg.phase2_init)
+        .iter()
+        .any(|phase| phase.logs_shares);
+    let mut layers: Vec<&str> = header
+        .iter()
+        .filter(|_| logs_shares)
+        .filter_map(|c| c.strip_prefix("share_l")?.split_once('_').map(|(l, _)| l))
+        .collect();
+    layers.dedup();
+    if !layers.is_empty() {
+        category.push(Category {
+            title: "functions chosen per layer".into(),
+            chart: layers
+                .iter()
+                .map(|l| {
+                    chart(
+                        &format!("layer {l}: share of units per function"),
+                        &[&format!("^share_layer{l}/")],
+                    )
+                })
+                .collect(),
+            closed: false,
+        });
+    }
+    Layout {
+        version: 0,
+        category,
+    }
+}
+
+/// The first events of a run: its session start and its layout.
+fn start_events(
+    cfg: &TrainConfig,
+    target: &BoardTarget,
+    header: &[String],
+    wall: f64,
+) -> [Event; 2] {
+    [
+        summary_event(
+            0,
+            wall,
+            tensorboard::session_start(&hparams(cfg), &target.group, wall),
+        ),
+        summary_event(0, wall, tensorboard::layout_summary(&layout(cfg, header))),
+    ]
+}
+
 /// How a run ended, for the hparams plugin: `None` is a run that stopped before its end.
 fn status(summary: Option<&Summary>) -> SessionStatus {
     match summary.map(|s| s.status.as_str()) {
@@ -287,8 +361,9 @@ impl RunBoard {
         clear_event_files(&target.dir)?;
         let started = now();
         let mut writer = EventWriter::create(&target.dir, started, FILE_LABEL)?;
-        let start = tensorboard::session_start(&hparams(cfg), &target.group, started);
-        writer.summary(0, started, start)?;
+        for event in start_events(cfg, target, header, started) {
+            writer.write(&event)?;
+        }
         writer.flush()?;
         Ok(Self {
             writer,
@@ -381,11 +456,7 @@ pub fn export_run(run_dir: &Path, target: &BoardTarget, ended: Option<SystemTime
         .as_ref()
         .map_or(seconds.iter().sum(), |s| s.train_seconds);
     let started = ended - took;
-    let mut events = vec![summary_event(
-        0,
-        started,
-        tensorboard::session_start(&hparams(&cfg), &target.group, started),
-    )];
+    let mut events = start_events(&cfg, target, &header, started).to_vec();
     let mut wall = started;
     let mut last_epoch = 0;
     for ((step, values), s) in rows.iter().zip(&seconds) {
