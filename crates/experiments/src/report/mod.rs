@@ -3,10 +3,11 @@
 //! other method, and what each costs), [`freeze`] (what the switch of a selection method costs,
 //! from the epoch logs), [`setting_pairs`] (a varying setting's values paired by seed),
 //! [`stats`] (the bootstrap), [`plot`] (the figures of a
-//! comparison), [`learned`] (the figures of what adaptive methods learned) and [`figure`]
+//! comparison; [`by_method`]: each method's accuracy and interval per architecture), [`learned`] (the figures of what adaptive methods learned) and [`figure`]
 //! (what figures share).
 
 pub mod adaptive;
+pub mod by_method;
 pub mod compare;
 pub mod figure;
 pub mod freeze;

@@ -729,8 +729,8 @@ fn file_label(arch: &str) -> String {
 }
 
 /// Draws the figures into `DIR/figures` for the first directory; returns the files written.
-/// By default: test accuracy against depth (when the results hold more than one depth), against
-/// each varying setting, and SmartMixed's shares. With `x`, only test accuracy against that
+/// By default: test accuracy by method per architecture, against depth (when the results hold
+/// more than one depth), against each varying setting, and SmartMixed's shares. With `x`, only test accuracy against that
 /// setting (which must vary in the results).
 pub fn run(dirs: &[PathBuf], bootstrap_seed: u64, x: Option<&str>) -> Result<Vec<PathBuf>> {
     register_font()?;
@@ -746,6 +746,7 @@ pub fn run(dirs: &[PathBuf], bootstrap_seed: u64, x: Option<&str>) -> Result<Vec
     };
     let mut written = setting_figures(&out, &c, &settings)?;
     if x.is_none() {
+        written.extend(crate::report::by_method::figures(&out, &c)?);
         written.extend(depth_figures(&out, &c)?);
         written.extend(share_figures(&out, &c)?);
         written.extend(trajectory_figures(&out, dirs, &c)?);
