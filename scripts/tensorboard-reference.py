@@ -7,7 +7,8 @@ record writer and protos:
     /tmp/tb/bin/python scripts/tensorboard-reference.py > crates/experiments/tests/data/tensorboard-reference.json
 
 It records the version it ran with; TFRecord's masked CRC-32C of a few byte strings; whole
-framed records; serialized Event messages (the file-version event and scalar summaries); and
+framed records; serialized Event messages (the file-version event, a session-log START and
+scalar summaries); and
 the hparams plugin's session-start and session-end summaries (hparams in a map, whose order on
 the wire is the package's own: compare them decoded); and a custom-scalars layout summary, built
 as the plugin's `summary.pb` builds it (a string tensor holding the layout) without TensorFlow.
@@ -41,6 +42,9 @@ def main():
     events = [
         event_pb2.Event(wall_time=1765000000.25, file_version="brain.Event:2"),
         event_pb2.Event(
+            wall_time=1765000000.25, step=0, session_log=event_pb2.SessionLog(status=event_pb2.SessionLog.START)
+        ),
+        event_pb2.Event(
             wall_time=1.5,
             step=3,
             summary=summary_pb2.Summary(
@@ -63,6 +67,7 @@ def main():
             "wall_time": e.wall_time,
             "step": e.step,
             "file_version": e.file_version,
+            "session_log": e.session_log.status,
             "scalars": [[v.tag, v.simple_value] for v in e.summary.value],
             "bytes": e.SerializeToString().hex(),
         }

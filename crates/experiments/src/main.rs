@@ -247,6 +247,17 @@ fn run_train(args: TrainArgs) -> Result<()> {
         splits.val.len(),
         splits.test.len()
     ));
+    // An earlier run's outcome in this directory is not this run's (an interrupted run leaves
+    // none), nor are its events.
+    for stale in ["summary.json", "choices.csv"] {
+        let path = args.out.join(stale);
+        if path.is_file() {
+            std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
+        }
+    }
+    if args.no_tensorboard {
+        board::clear_event_files(&args.out)?;
+    }
     let board = (!args.no_tensorboard).then(|| board::own_target(&args.out, &cfg));
     let out = train::RunOut {
         dir: &args.out,
@@ -504,10 +515,20 @@ fn run_tensorboard_export(dirs: &[PathBuf]) -> Result<()> {
         }
         log_dirs.extend(exported.log_dirs);
     }
-    let spec: Vec<String> = log_dirs.iter().map(|d| d.display().to_string()).collect();
-    let flag = match spec.len() {
-        1 => format!("--logdir {}", spec[0]),
-        _ => format!("--logdir_spec {}", spec.join(",")),
+    // Several sets: each named (by its directory) so that their runs stay apart.
+    let flag = match log_dirs.as_slice() {
+        [one] => format!("--logdir {}", one.display()),
+        _ => {
+            let named: Vec<String> = log_dirs
+                .iter()
+                .zip(dirs)
+                .map(|(log, dir)| {
+                    let name = dir.file_name().map(|n| n.to_string_lossy().into_owned());
+                    format!("{}:{}", name.unwrap_or_default(), log.display())
+                })
+                .collect();
+            format!("--logdir_spec {}", named.join(","))
+        }
     };
     print_stdout(&format!("tensorboard {flag}\n"))
 }

@@ -53,6 +53,9 @@ fn events_encode_as_tensorboards_protos_do() {
         assert_eq!(event.step, e["step"].as_i64().unwrap());
         match &event.what {
             Some(EventWhat::FileVersion(v)) => assert_eq!(v, e["file_version"].as_str().unwrap()),
+            Some(EventWhat::SessionLog(log)) => {
+                assert_eq!(i64::from(log.status), e["session_log"].as_i64().unwrap())
+            }
             Some(EventWhat::Summary(s)) => {
                 let scalars = e["scalars"].as_array().unwrap();
                 assert_eq!(s.value.len(), scalars.len());
@@ -324,10 +327,20 @@ mod runs {
         ]);
         let live = only_file(&out);
         assert!(matches!(&live[0].what, Some(EventWhat::FileVersion(_))));
-        let Some(HParamsData::SessionStartInfo(start)) = plugin_data(&live[1]) else {
-            panic!("the session start comes first")
+        // A session-log START first: a reader holding an earlier attempt drops it.
+        assert!(matches!(
+            &live[1].what,
+            Some(EventWhat::SessionLog(log)) if log.status == 1
+        ));
+        let Some(HParamsData::SessionStartInfo(start)) = plugin_data(&live[2]) else {
+            panic!("the session start comes next")
         };
-        assert_eq!(start.group_name, "widths16-8/smartmixed");
+        // The group: architecture, method and a hash of the settings but the seed.
+        assert!(
+            start.group_name.starts_with("widths16-8/smartmixed/"),
+            "{}",
+            start.group_name
+        );
         let text = |k: &str| match &start.hparams[k].kind {
             Some(ProtoValueKind::StringValue(s)) => s.clone(),
             other => panic!("{k}: {other:?}"),
@@ -468,12 +481,13 @@ tau = [0.3, 1.0]
         for (name, paths) in &files {
             assert_eq!(paths.len(), 1, "{name:?}: {paths:?}");
             let events = read_events(&paths[0]).unwrap();
-            let Some(HParamsData::SessionStartInfo(start)) = plugin_data(&events[1]) else {
+            let Some(HParamsData::SessionStartInfo(start)) = plugin_data(&events[2]) else {
                 panic!("{name:?}: no session start")
             };
+            // The group: the sweep's name and the run's without its seed.
             assert_eq!(
                 start.group_name,
-                name.parent().unwrap().display().to_string()
+                format!("tb/{}", name.parent().unwrap().display())
             );
             live.insert(name.clone(), without_times(events));
         }
@@ -491,6 +505,30 @@ tau = [0.3, 1.0]
             })
             .collect();
         assert_eq!(exported, live);
+        assert!(!out.join("tensorboard.partial").exists());
+
+        // Events that cannot be written (a file where the log directory should be) cost the
+        // runs nothing: they train, are recorded ok, and the writer says why it stopped.
+        let blocked = dir.join("blocked");
+        std::fs::create_dir_all(&blocked).unwrap();
+        std::fs::write(blocked.join("tensorboard"), b"not a directory").unwrap();
+        let output = common::run(&[
+            "sweep",
+            "--config",
+            config.to_str().unwrap(),
+            "--out",
+            blocked.to_str().unwrap(),
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--quiet",
+            "--shard",
+            "1/4",
+        ]);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{stderr}");
+        assert!(stderr.contains("warning: TensorBoard events"), "{stderr}");
+        let rows = std::fs::read_to_string(blocked.join("results.csv")).unwrap();
+        assert!(rows.lines().skip(1).all(|r| r.contains(",ok,")), "{rows}");
 
         let quiet = dir.join("off");
         sweep(&quiet, &["--no-tensorboard"]);
@@ -612,7 +650,7 @@ batch_size = 64
                         .all(|(a, b)| a.0 == b.0 && (a.1 == b.1 || (a.1.is_nan() && b.1.is_nan())));
                 assert!(same, "{name:?} {tag}: {got:?} vs {values:?}");
             }
-            let Some(HParamsData::SessionStartInfo(start)) = plugin_data(&events[1]) else {
+            let Some(HParamsData::SessionStartInfo(start)) = plugin_data(&events[2]) else {
                 panic!("{name:?}: no session start")
             };
             assert_eq!(theirs["group"], start.group_name.as_str());
@@ -648,8 +686,9 @@ batch_size = 64
         ] {
             assert!(smart.contains(&tag.to_string()), "{tag}: {smart:?}");
         }
-        // The custom-scalars layout: the losses in one chart, and for SmartMixed one chart of
-        // shares per hidden layer; a baseline has none.
+        // The custom-scalars layout: the losses in one chart, the accuracies in one, one chart
+        // of shares per hidden layer, for every run (TensorBoard's merge of the runs' layouts
+        // drops charts of a category that first appears in a later run).
         let charts = |run: &str| -> Vec<(String, Vec<String>)> {
             runs[run]["layout"]
                 .as_array()
@@ -666,7 +705,7 @@ batch_size = 64
         assert_eq!(smart.len(), 4, "{smart:?}");
         assert_eq!(smart[0].1, ["^loss/train$", "^loss/val$"]);
         assert_eq!(smart[3].1, ["^share_layer2/"]);
-        assert_eq!(charts("widths16-8/relu/seed1").len(), 2);
+        assert_eq!(charts("widths16-8/relu/seed1"), smart);
         std::fs::remove_dir_all(dir).unwrap();
     }
 

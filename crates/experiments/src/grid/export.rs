@@ -11,7 +11,7 @@ use anyhow::{Context, Result};
 
 use crate::bail_input;
 use crate::grid::store::{ResultsStore, RESULTS_FILE};
-use crate::grid::sweep::{BoardLayout, TENSORBOARD_DIR};
+use crate::grid::sweep::{sweep_name, BoardLayout, TENSORBOARD_DIR};
 use crate::run::config::TrainConfig;
 use crate::run::setting;
 use crate::run::train::board::{self, BoardTarget};
@@ -55,8 +55,9 @@ fn read_config(run_dir: &Path) -> Result<TrainConfig> {
     serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
 }
 
-/// Every recorded run of the sweep in `dir`, into a fresh `tensorboard/` (its old contents,
-/// possibly under names of an earlier grid, removed first).
+/// Every recorded run of the sweep in `dir`, into a fresh `tensorboard/`: written into
+/// `tensorboard.partial/` first and renamed over the old one (possibly under names of an
+/// earlier grid) only when every run is written, so a failed export leaves the old one whole.
 fn export_sweep(dir: &Path) -> Result<Exported> {
     let rows = ResultsStore::open(dir)?.results()?;
     // The last row of each key (a run recorded twice keeps its last outcome).
@@ -76,9 +77,14 @@ fn export_sweep(dir: &Path) -> Result<Exported> {
         runs.push((run_dir.clone(), read_config(&run_dir)?, ended));
     }
     let configs: Vec<&TrainConfig> = runs.iter().map(|(_, c, _)| c).collect();
+    let (name, axes) = sweep_manifest(dir, &configs)?;
+    let root = dir.join(TENSORBOARD_DIR);
+    let partial = dir.join(format!("{TENSORBOARD_DIR}.partial"));
     let layout = BoardLayout {
-        root: dir.join(TENSORBOARD_DIR),
-        axes: sweep_axes(dir, &configs)?,
+        root: partial.clone(),
+        sweep: sweep_name(name.as_deref(), dir),
+        axes,
+        enabled: true,
     };
     let mut targets: BTreeMap<PathBuf, &Path> = BTreeMap::new();
     let mut planned: Vec<(&Path, BoardTarget, Option<SystemTime>)> = Vec::new();
@@ -96,21 +102,29 @@ fn export_sweep(dir: &Path) -> Result<Exported> {
         }
         planned.push((run_dir, target, *ended));
     }
-    if layout.root.is_dir() {
-        std::fs::remove_dir_all(&layout.root)
-            .with_context(|| format!("removing {}", layout.root.display()))?;
+    // What an earlier export that failed left.
+    if partial.is_dir() {
+        std::fs::remove_dir_all(&partial)
+            .with_context(|| format!("removing {}", partial.display()))?;
     }
     for (run_dir, target, ended) in &planned {
         board::export_run(run_dir, target, *ended)?;
         exported.runs += 1;
     }
-    exported.log_dirs.push(layout.root);
+    std::fs::create_dir_all(&partial).with_context(|| format!("creating {}", partial.display()))?;
+    if root.is_dir() {
+        std::fs::remove_dir_all(&root).with_context(|| format!("removing {}", root.display()))?;
+    }
+    std::fs::rename(&partial, &root)
+        .with_context(|| format!("renaming {} to {}", partial.display(), root.display()))?;
+    exported.log_dirs.push(root);
     Ok(exported)
 }
 
-/// The grid axes of the sweep in `dir`: its manifest's `[grid]` keys (what its runs were named
-/// by while training); without a manifest, the settings whose values differ between its runs.
-fn sweep_axes(dir: &Path, configs: &[&TrainConfig]) -> Result<Vec<String>> {
+/// The name and grid axes of the sweep in `dir`, from its manifest (what its runs were named by
+/// while training): the config's `name` and `[grid]` keys; without a manifest, no name and the
+/// settings whose values differ between its runs.
+fn sweep_manifest(dir: &Path, configs: &[&TrainConfig]) -> Result<(Option<String>, Vec<String>)> {
     let manifest = dir.join("manifest.json");
     if manifest.is_file() {
         let text = std::fs::read_to_string(&manifest)
@@ -118,12 +132,17 @@ fn sweep_axes(dir: &Path, configs: &[&TrainConfig]) -> Result<Vec<String>> {
         let value: serde_json::Value = serde_json::from_str(&text)
             .with_context(|| format!("parsing {}", manifest.display()))?;
         let grid = value["config"]["grid"].as_object();
-        return Ok(grid.map_or_else(Vec::new, |g| g.keys().cloned().collect()));
+        let name = value["config"]["name"].as_str().map(str::to_string);
+        return Ok((
+            name,
+            grid.map_or_else(Vec::new, |g| g.keys().cloned().collect()),
+        ));
     }
     let values = |c: &TrainConfig| serde_json::to_value(c).unwrap_or_default();
     let all: Vec<serde_json::Value> = configs.iter().map(|c| values(c)).collect();
-    Ok(setting::names()
+    let varying = setting::names()
         .filter(|name| all.iter().any(|v| v.get(name) != all[0].get(name)))
         .map(str::to_string)
-        .collect())
+        .collect();
+    Ok((None, varying))
 }

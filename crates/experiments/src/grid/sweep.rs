@@ -566,22 +566,37 @@ pub const TENSORBOARD_DIR: &str = "tensorboard";
 /// sweep's `tensorboard/`, named by the run's settings (see [`board::sweep_target`]).
 pub struct BoardLayout {
     pub root: PathBuf,
+    /// The sweep's name (its config's, else its output directory's), which its groups start
+    /// with.
+    pub sweep: String,
     /// The sweep's grid axes, whose values the names hold.
     pub axes: Vec<String>,
+    /// Whether runs write events (`false`: they only remove an earlier attempt's).
+    pub enabled: bool,
 }
 
 impl BoardLayout {
     /// The layout of a sweep writing into `out`.
-    pub fn of(cfg: &SweepConfig, out: &Path) -> Result<Self> {
+    pub fn of(cfg: &SweepConfig, out: &Path, enabled: bool) -> Result<Self> {
         Ok(Self {
             root: out.join(TENSORBOARD_DIR),
+            sweep: sweep_name(cfg.name.as_deref(), out),
             axes: cfg.axes()?.into_iter().map(|a| a.key).collect(),
+            enabled,
         })
     }
 
     pub fn target(&self, cfg: &TrainConfig) -> BoardTarget {
-        board::sweep_target(&self.root, cfg, &self.axes)
+        board::sweep_target(&self.root, &self.sweep, cfg, &self.axes)
     }
+}
+
+/// A sweep's name: its config's `name`, else its output directory's name.
+pub fn sweep_name(name: Option<&str>, out: &Path) -> String {
+    name.map(str::to_string).unwrap_or_else(|| {
+        out.file_name()
+            .map_or("sweep".to_string(), |n| n.to_string_lossy().into_owned())
+    })
 }
 
 /// Parameters (weights, biases, selection logits) that one cohort may hold on the CPU: 12 MB of
@@ -700,10 +715,11 @@ pub fn run_sweep(opts: &SweepOptions) -> Result<SweepReport> {
             cohort_size.map_or("default".to_string(), |n| n.to_string())
         ));
     }
-    let boards = match opts.tensorboard && cfg.tensorboard.unwrap_or(true) {
-        true => Some(BoardLayout::of(&cfg, &opts.out)?),
-        false => None,
-    };
+    let boards = BoardLayout::of(
+        &cfg,
+        &opts.out,
+        opts.tensorboard && cfg.tensorboard.unwrap_or(true),
+    )?;
     let mut recorder = Recorder {
         store: &store,
         opts,
@@ -717,7 +733,7 @@ pub fn run_sweep(opts: &SweepOptions) -> Result<SweepReport> {
             return Err(interrupted(report.ran, opts));
         }
         let cohort_started = Instant::now();
-        let results = train_cohort(cohort, &data, boards.as_ref(), opts).map_err(|e| match e {
+        let results = train_cohort(cohort, &data, &boards, opts).map_err(|e| match e {
             CohortError::Interrupted => interrupted(report.ran, opts),
         })?;
         recorder.record(results, &mut report, (cohort_started, cohort.len()))?;
@@ -902,7 +918,7 @@ fn prepare_run(run: &GridRun, dir: &Path, splits: &Splits, device_name: &str) ->
 fn train_cohort<'g>(
     cohort: &[&'g GridRun],
     data: &SweepData,
-    boards: Option<&BoardLayout>,
+    boards: &BoardLayout,
     opts: &SweepOptions,
 ) -> std::result::Result<Vec<(&'g GridRun, Result<Summary>)>, CohortError> {
     let splits = data.of(&cohort[0].config);
@@ -917,10 +933,14 @@ fn train_cohort<'g>(
     }
     let train = |runs: &[(&GridRun, PathBuf)]| {
         let configs: Vec<&TrainConfig> = runs.iter().map(|(r, _)| &r.config).collect();
-        let targets: Vec<Option<BoardTarget>> = configs
-            .iter()
-            .map(|c| boards.map(|b| b.target(c)))
-            .collect();
+        let mut targets: Vec<Option<BoardTarget>> = Vec::new();
+        for c in &configs {
+            let target = boards.target(c);
+            if !boards.enabled {
+                board::clear_event_files(&target.dir)?;
+            }
+            targets.push(boards.enabled.then_some(target));
+        }
         let outs: Vec<RunOut> = runs
             .iter()
             .zip(&targets)

@@ -66,7 +66,15 @@ fn panels(c: &Comparison) -> Vec<Panel> {
         }
     }
     for p in &mut panels {
-        p.entries.sort_by(|a, b| b.mean.total_cmp(&a.mean));
+        // Best first; a mean that is not a number (no seed finished) last.
+        let key = |e: &Entry| {
+            if e.mean.is_nan() {
+                f64::NEG_INFINITY
+            } else {
+                e.mean
+            }
+        };
+        p.entries.sort_by(|a, b| key(b).total_cmp(&key(a)));
     }
     panels
 }
@@ -100,9 +108,10 @@ fn draw_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, panel: &Panel) 
     let labels: Vec<String> = panel
         .entries
         .iter()
-        .map(|e| match e.mean < floor {
-            true => format!("{} ({:.2}, off the scale)", e.label, e.mean),
-            false => e.label.clone(),
+        .map(|e| match (e.mean.is_nan(), e.mean < floor) {
+            (true, _) => format!("{} (no finished seed)", e.label),
+            (false, true) => format!("{} ({:.2}, off the scale)", e.label, e.mean),
+            _ => e.label.clone(),
         })
         .collect();
     let mut chart = ChartBuilder::on(area)

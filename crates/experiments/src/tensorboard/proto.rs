@@ -9,7 +9,7 @@ pub struct Event {
     pub wall_time: f64,
     #[prost(int64, tag = "2")]
     pub step: i64,
-    #[prost(oneof = "EventWhat", tags = "3, 5")]
+    #[prost(oneof = "EventWhat", tags = "3, 5, 7")]
     pub what: Option<EventWhat>,
 }
 
@@ -20,6 +20,17 @@ pub enum EventWhat {
     FileVersion(String),
     #[prost(message, tag = "5")]
     Summary(Summary),
+    #[prost(message, tag = "7")]
+    SessionLog(SessionLog),
+}
+
+/// `tensorflow.SessionLog`: a START tells a reader that whatever it holds of this run from this
+/// step on is an earlier attempt's (TensorBoard then drops it).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct SessionLog {
+    /// 1 is START.
+    #[prost(int32, tag = "1")]
+    pub status: i32,
 }
 
 /// `tensorflow.Summary`.

@@ -27,7 +27,8 @@ use crate::run::config::{kebab, TrainConfig};
 use crate::run::files::write_atomic;
 use crate::run::setting;
 use crate::tensorboard::proto::{
-    Category, Chart, Event, EventWhat, Layout, MultilineChartContent, Summary as TbSummary,
+    Category, Chart, Event, EventWhat, Layout, MultilineChartContent, SessionLog,
+    Summary as TbSummary,
 };
 use crate::tensorboard::{self, scalar_summary, EventWriter, HParam, SessionStatus};
 
@@ -57,27 +58,43 @@ pub fn arch_name(cfg: &TrainConfig) -> String {
 
 /// Where a run of a sweep writes under the sweep's log directory `root`: a readable name,
 /// `{arch}/{method}[_{axis}={value}...]/seed{seed}` with the value of each of the sweep's grid
-/// `axes` that the run reads (in the settings' report order), and its group, the same name
-/// without the seed.
-pub fn sweep_target(root: &Path, cfg: &TrainConfig, axes: &[String]) -> BoardTarget {
-    let mut group = format!("{}/{}", arch_name(cfg), cfg.method.name());
+/// `axes` that the run reads (in the settings' report order), and its group, the sweep's name
+/// and the run's without the seed (so that groups of two sweeps shown together stay apart).
+pub fn sweep_target(root: &Path, sweep: &str, cfg: &TrainConfig, axes: &[String]) -> BoardTarget {
+    let mut name = format!("{}/{}", arch_name(cfg), cfg.method.name());
     let named = setting::names().filter(|n| axes.iter().any(|a| a == n) && reads(cfg, n));
     for axis in named {
         if let Some(value) = setting_value(cfg, axis) {
-            group.push_str(&format!("_{axis}={value}"));
+            name.push_str(&format!("_{axis}={value}"));
         }
     }
     BoardTarget {
-        dir: root.join(&group).join(format!("seed{}", cfg.seed)),
-        group,
+        dir: root.join(&name).join(format!("seed{}", cfg.seed)),
+        group: format!("{sweep}/{name}"),
     }
 }
 
-/// A run alone (`train --out DIR`) writes into its own directory.
+/// A run alone (`train --out DIR`) writes into its own directory; its group names its
+/// architecture, method and a hash of every setting but the seed (runs made apart that differ
+/// only in their seed share it).
 pub fn own_target(dir: &Path, cfg: &TrainConfig) -> BoardTarget {
+    use sha2::{Digest, Sha256};
+    let mut identity = serde_json::to_value(cfg).unwrap_or_default();
+    for (key, value) in [
+        ("seed", serde_json::json!(0)),
+        ("data_dir", serde_json::Value::Null),
+        ("device", serde_json::json!("auto")),
+    ] {
+        identity[key] = value;
+    }
+    let hash: String = Sha256::digest(identity.to_string().as_bytes())
+        .iter()
+        .take(4)
+        .map(|b| format!("{b:02x}"))
+        .collect();
     BoardTarget {
         dir: dir.to_path_buf(),
-        group: format!("{}/{}", arch_name(cfg), cfg.method.name()),
+        group: format!("{}/{}/{hash}", arch_name(cfg), cfg.method.name()),
     }
 }
 
@@ -236,10 +253,12 @@ fn flatten(prefix: &str, value: &serde_json::Value, out: &mut Vec<(String, f32)>
     }
 }
 
-/// The custom-scalars layout of a run whose epochs.csv has `header`: losses, accuracies, and
-/// for a method that logs shares one chart per hidden layer (every run of a sweep writes its
-/// own; the plugin merges equal charts).
-pub fn layout(cfg: &TrainConfig, header: &[String]) -> Layout {
+/// The custom-scalars layout of a run whose epochs.csv has `header`: losses, accuracies, and one
+/// chart of shares per hidden layer. Every run of a sweep writes its own and the plugin merges
+/// them, in the order of the runs' names; a category that first appears in a later run loses
+/// charts in that merge (TensorBoard 2.21), so every run has both categories, baselines too
+/// (their share charts stay empty).
+pub fn layout(header: &[String]) -> Layout {
     let chart = |title: &str, tags: &[&str]| Chart {
         title: title.to_string(),
         multiline: Some(MultilineChartContent {
@@ -252,57 +271,59 @@ pub fn layout(cfg: &TrainConfig, header: &[String]) -> Layout {
             chart("loss: train, validation", &["^loss/train$", "^loss/val$"]),
             chart(
                 "accuracy: validation, test",
-                &["^accuracy/val$", "^accuracy/test", "^accuracy/test_phase1$"],
+                &[
+                    "^accuracy/val$",
+                    "^accuracy/test$",
+                    "^accuracy/test_phase1$",
+                ],
             ),
         ],
         closed: false,
     }];
-    let logs_shares = cfg
-        .method
-        .schedule(cfg.epochs, cfg.phase1_epochs, cfg.phase2_init)
-        .iter()
-        .any(|phase| phase.logs_shares);
     let mut layers: Vec<&str> = header
         .iter()
-        .filter(|_| logs_shares)
         .filter_map(|c| c.strip_prefix("share_l")?.split_once('_').map(|(l, _)| l))
         .collect();
     layers.dedup();
-    if !layers.is_empty() {
-        category.push(Category {
-            title: "functions chosen per layer".into(),
-            chart: layers
-                .iter()
-                .map(|l| {
-                    chart(
-                        &format!("layer {l}: share of units per function"),
-                        &[&format!("^share_layer{l}/")],
-                    )
-                })
-                .collect(),
-            closed: false,
-        });
-    }
+    category.push(Category {
+        title: "functions chosen per layer".into(),
+        chart: layers
+            .iter()
+            .map(|l| {
+                chart(
+                    &format!("layer {l}: share of units per function"),
+                    &[&format!("^share_layer{l}/")],
+                )
+            })
+            .collect(),
+        closed: false,
+    });
     Layout {
         version: 0,
         category,
     }
 }
 
-/// The first events of a run: its session start and its layout.
+/// The first events of a run: a session-log START (a reader that holds an earlier attempt of
+/// this run drops it), its session start and its layout.
 fn start_events(
     cfg: &TrainConfig,
     target: &BoardTarget,
     header: &[String],
     wall: f64,
-) -> [Event; 2] {
+) -> [Event; 3] {
     [
+        Event {
+            wall_time: wall,
+            step: 0,
+            what: Some(EventWhat::SessionLog(SessionLog { status: 1 })),
+        },
         summary_event(
             0,
             wall,
             tensorboard::session_start(&hparams(cfg), &target.group, wall),
         ),
-        summary_event(0, wall, tensorboard::layout_summary(&layout(cfg, header))),
+        summary_event(0, wall, tensorboard::layout_summary(&layout(header))),
     ]
 }
 
@@ -329,15 +350,17 @@ fn now() -> f64 {
         .map_or(0.0, |d| d.as_secs_f64())
 }
 
-/// Removes the event files of `dir` (an earlier attempt's): a run restarted from scratch never
-/// shows its old curves beside its new ones.
-fn clear_event_files(dir: &Path) -> Result<()> {
+/// Removes the event files runs wrote in `dir` (an earlier attempt's; other writers' files are
+/// left alone): a run restarted from scratch never shows its old curves beside its new ones.
+/// Also for a run that writes none (`--no-tensorboard`).
+pub fn clear_event_files(dir: &Path) -> Result<()> {
     let Ok(entries) = fs::read_dir(dir) else {
         return Ok(());
     };
     for entry in entries {
         let entry = entry.with_context(|| format!("listing {}", dir.display()))?;
-        if tensorboard::is_event_file(&entry.file_name().to_string_lossy()) {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if tensorboard::is_event_file(&name) && name.ends_with(&format!(".{FILE_LABEL}")) {
             fs::remove_file(entry.path())
                 .with_context(|| format!("removing {}", entry.path().display()))?;
         }
@@ -421,7 +444,12 @@ pub fn export_run(run_dir: &Path, target: &BoardTarget, ended: Option<SystemTime
     let epochs_path = run_dir.join("epochs.csv");
     let mut epochs = csv::Reader::from_path(&epochs_path)
         .with_context(|| format!("reading {}", epochs_path.display()))?;
-    let header: Vec<String> = epochs.headers()?.iter().map(str::to_string).collect();
+    let header: Vec<String> = epochs
+        .headers()
+        .with_context(|| format!("reading {}", epochs_path.display()))?
+        .iter()
+        .map(str::to_string)
+        .collect();
     let mut rows = Vec::new();
     for record in epochs.records() {
         let record = record.with_context(|| format!("reading {}", epochs_path.display()))?;
@@ -525,15 +553,37 @@ mod tests {
         let axes = ["tau".to_string(), "lr".to_string()];
         let root = Path::new("tb");
         assert_eq!(
-            sweep_target(root, &relu, &axes),
+            sweep_target(root, "quick", &relu, &axes),
             BoardTarget {
                 dir: root.join("widths8-4/relu_lr=0.001/seed42"),
-                group: "widths8-4/relu_lr=0.001".into()
+                group: "quick/widths8-4/relu_lr=0.001".into()
             }
         );
         assert_eq!(
-            sweep_target(root, &smart, &axes).group,
-            "widths8-4/smartmixed_lr=0.001_tau=0.3"
+            sweep_target(root, "quick", &smart, &axes).group,
+            "quick/widths8-4/smartmixed_lr=0.001_tau=0.3"
+        );
+        // A run alone: seeds share a group, another setting does not.
+        let group = |flags: Settings| {
+            let cfg = TrainConfig::resolve(None, None, &flags).unwrap();
+            own_target(root, &cfg).group
+        };
+        let base = || Settings {
+            widths: Some(vec![8, 4]),
+            ..Default::default()
+        };
+        let seeded = group(Settings {
+            seed: Some(7),
+            ..base()
+        });
+        assert_eq!(seeded, group(base()));
+        assert!(seeded.starts_with("widths8-4/smartmixed/"), "{seeded}");
+        assert_ne!(
+            seeded,
+            group(Settings {
+                lr: Some(0.01),
+                ..base()
+            })
         );
     }
 

@@ -16,6 +16,14 @@ use crate::run::method::Phase;
 use crate::run::stack::Stack;
 use crate::run::train::board::{BoardTarget, RunBoard};
 
+/// Says that a run's TensorBoard events stop (the run goes on).
+fn board_failed(dir: &Path, e: &anyhow::Error) {
+    eprintln!(
+        "warning: TensorBoard events of the run in {}: {e:#}; the run goes on without them",
+        dir.display()
+    );
+}
+
 /// The best epoch of one phase.
 pub struct PhaseResult {
     pub best_epoch: usize,
@@ -64,9 +72,10 @@ impl<'a> Member<'a> {
         name: String,
     ) -> Result<Self> {
         let log = EpochLog::create(&out.join("epochs.csv"), cfg.widths.len(), cfg.pool.0)?;
-        let board = board
-            .map(|target| RunBoard::start(target, cfg, log.header()))
-            .transpose()?;
+        let board = board.and_then(|target| {
+            let started = RunBoard::start(target, cfg, log.header());
+            started.inspect_err(|e| board_failed(&target.dir, e)).ok()
+        });
         Ok(Self {
             cfg,
             out,
@@ -122,8 +131,8 @@ impl<'a> Member<'a> {
             seconds,
             shares,
         })?;
-        if let Some(board) = &mut self.board {
-            board.epoch(&record)?;
+        if let Some(Err(e)) = self.board.as_mut().map(|b| b.epoch(&record)) {
+            self.drop_board(&e);
         }
         if !(train_loss.is_finite() && val.loss.is_finite()) {
             let summary = self.diverged_summary(epoch, started, size);
@@ -211,11 +220,18 @@ impl<'a> Member<'a> {
     /// Writes the run's outcome (summary.json, the end of its events) and stops it.
     fn conclude(&mut self, summary: Summary) -> Result<()> {
         write_json(&self.out.join("summary.json"), &summary)?;
-        if let Some(board) = &mut self.board {
-            board.end(self.cfg, &summary)?;
+        if let Some(Err(e)) = self.board.as_mut().map(|b| b.end(self.cfg, &summary)) {
+            self.drop_board(&e);
         }
         self.summary = Some(summary);
         Ok(())
+    }
+
+    /// A run whose events cannot be written goes on without them: logging never changes a
+    /// result or fails a run.
+    fn drop_board(&mut self, e: &anyhow::Error) {
+        board_failed(self.out, e);
+        self.board = None;
     }
 
     /// The summary of a model whose loss stopped being finite in `epoch`.
