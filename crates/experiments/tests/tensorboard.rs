@@ -216,24 +216,30 @@ mod runs {
     use experiments::tensorboard::read_events;
     use prost::Message;
 
-    use super::common::{self, mini_data, run_ok};
+    use super::common::{self, event_files, mini_data, run_ok};
 
-    /// The event files under `dir`, by their directory relative to it.
-    pub fn event_files(dir: &Path) -> BTreeMap<PathBuf, Vec<PathBuf>> {
-        let mut out: BTreeMap<PathBuf, Vec<PathBuf>> = BTreeMap::new();
-        let mut stack = vec![dir.to_path_buf()];
-        while let Some(d) = stack.pop() {
-            for entry in std::fs::read_dir(&d).unwrap() {
-                let path = entry.unwrap().path();
-                if path.is_dir() {
-                    stack.push(path);
-                } else if path.to_string_lossy().contains("tfevents") {
-                    let rel = d.strip_prefix(dir).unwrap().to_path_buf();
-                    out.entry(rel).or_default().push(path);
-                }
-            }
-        }
-        out
+    /// `smartmixed sweep` of `config` into `out` on the MNIST subset, quiet, with `extra` flags.
+    fn sweep(config: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
+        let data = mini_data();
+        let mut args = vec![
+            "sweep",
+            "--config",
+            config.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--quiet",
+        ];
+        args.extend_from_slice(extra);
+        common::run(&args)
+    }
+
+    /// [`sweep`], which must succeed.
+    fn sweep_ok(config: &Path, out: &Path, extra: &[&str]) {
+        let output = sweep(config, out, extra);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{stderr}");
     }
 
     /// The hparams plugin data of an event, if it has some.
@@ -445,28 +451,13 @@ tau = [0.3, 1.0]
         )
         .unwrap();
         let out = dir.join("out");
-        let data = mini_data();
-        let sweep = |out: &Path, extra: &[&str]| {
-            let mut args = vec![
-                "sweep",
-                "--config",
-                config.to_str().unwrap(),
-                "--out",
-                out.to_str().unwrap(),
-                "--data-dir",
-                data.to_str().unwrap(),
-                "--quiet",
-            ];
-            args.extend_from_slice(extra);
-            run_ok(&args);
-        };
-        sweep(&out, &["--shard", "1/2"]);
+        sweep_ok(&config, &out, &["--shard", "1/2"]);
         // A stale file where a run of the other shard will write (an earlier, killed attempt).
         let stale = out.join("tensorboard/widths16-8/smartmixed_tau=1/seed2");
         std::fs::create_dir_all(&stale).unwrap();
         std::fs::write(stale.join("events.out.tfevents.1.smartmixed"), b"torn").unwrap();
-        sweep(&out, &[]);
-        sweep(&out, &[]);
+        sweep_ok(&config, &out, &[]);
+        sweep_ok(&config, &out, &[]);
         let board = out.join("tensorboard");
         let files = event_files(&board);
         let names: Vec<String> = files.keys().map(|p| p.display().to_string()).collect();
@@ -512,18 +503,7 @@ tau = [0.3, 1.0]
         let blocked = dir.join("blocked");
         std::fs::create_dir_all(&blocked).unwrap();
         std::fs::write(blocked.join("tensorboard"), b"not a directory").unwrap();
-        let output = common::run(&[
-            "sweep",
-            "--config",
-            config.to_str().unwrap(),
-            "--out",
-            blocked.to_str().unwrap(),
-            "--data-dir",
-            data.to_str().unwrap(),
-            "--quiet",
-            "--shard",
-            "1/4",
-        ]);
+        let output = sweep(&config, &blocked, &["--shard", "1/4"]);
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(output.status.success(), "{stderr}");
         assert!(stderr.contains("warning: TensorBoard events"), "{stderr}");
@@ -531,22 +511,13 @@ tau = [0.3, 1.0]
         assert!(rows.lines().skip(1).all(|r| r.contains(",ok,")), "{rows}");
 
         let quiet = dir.join("off");
-        sweep(&quiet, &["--no-tensorboard"]);
+        sweep_ok(&config, &quiet, &["--no-tensorboard"]);
         assert!(!quiet.join("tensorboard").exists());
         let off = dir.join("off.toml");
         let text = std::fs::read_to_string(&config).unwrap();
         std::fs::write(&off, format!("tensorboard = false\n{text}")).unwrap();
         let quiet = dir.join("off-key");
-        run_ok(&[
-            "sweep",
-            "--config",
-            off.to_str().unwrap(),
-            "--out",
-            quiet.to_str().unwrap(),
-            "--data-dir",
-            data.to_str().unwrap(),
-            "--quiet",
-        ]);
+        sweep_ok(&off, &quiet, &[]);
         assert!(!quiet.join("tensorboard").exists());
         std::fs::remove_dir_all(dir).unwrap();
     }
@@ -596,17 +567,7 @@ batch_size = 64
         )
         .unwrap();
         let out = dir.join("out");
-        let data = mini_data();
-        run_ok(&[
-            "sweep",
-            "--config",
-            config.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--data-dir",
-            data.to_str().unwrap(),
-            "--quiet",
-        ]);
+        sweep_ok(&config, &out, &[]);
         let board = out.join("tensorboard");
         let script = common::crate_dir().join("../../scripts/tensorboard-readback.py");
         let output = std::process::Command::new(&python)

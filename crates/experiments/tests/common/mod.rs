@@ -59,17 +59,8 @@ pub fn board_statuses(log_dir: &std::path::Path) -> std::collections::BTreeMap<P
     use experiments::tensorboard::proto::{EventWhat, HParamsData, HParamsPluginData};
     use prost::Message;
     let mut out: std::collections::BTreeMap<PathBuf, Vec<i32>> = Default::default();
-    let mut stack = vec![log_dir.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-                continue;
-            }
-            if !path.to_string_lossy().contains("tfevents") {
-                continue;
-            }
+    for (dir, paths) in event_files(log_dir) {
+        for path in paths {
             let events = experiments::tensorboard::read_events(&path).unwrap();
             let status = events
                 .last()
@@ -83,8 +74,25 @@ pub fn board_statuses(log_dir: &std::path::Path) -> std::collections::BTreeMap<P
                     HParamsData::SessionEndInfo(end) => end.status,
                     _ => -1,
                 });
-            let rel = dir.strip_prefix(log_dir).unwrap().to_path_buf();
-            out.entry(rel).or_default().push(status);
+            out.entry(dir.clone()).or_default().push(status);
+        }
+    }
+    out
+}
+
+/// The TensorBoard event files under `dir`, by their directory relative to it.
+pub fn event_files(dir: &std::path::Path) -> std::collections::BTreeMap<PathBuf, Vec<PathBuf>> {
+    let mut out: std::collections::BTreeMap<PathBuf, Vec<PathBuf>> = Default::default();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.to_string_lossy().contains("tfevents") {
+                let rel = d.strip_prefix(dir).unwrap().to_path_buf();
+                out.entry(rel).or_default().push(path);
+            }
         }
     }
     out
