@@ -16,20 +16,21 @@ use crate::report::compare::{
     compare_dirs, is_adaptive, settings_label, ArchKey, Cell, Comparison, SettingValue, Shares, ANY,
 };
 use crate::report::figure::{activation_color, method_color, register_font, save, FONT};
+use crate::run::net::NetName;
 
 /// Methods whose mean is within `points` percentage points of the best method at every depth
 /// (the zoomed figure leaves out collapsed baselines so that the close ones can be told apart).
-fn close_to_best(c: &Comparison, points: f64) -> Vec<String> {
+fn close_to_best(cells: &[&Cell], points: f64) -> Vec<String> {
     let mut best: BTreeMap<(usize, String), f64> = BTreeMap::new();
-    for cell in &c.cells {
+    for cell in cells {
         let b = best.entry((cell.depth, cell.label())).or_insert(0.0);
         *b = b.max(cell.mean_test_acc);
     }
-    let mut methods: Vec<String> = c.cells.iter().map(|x| x.method.clone()).collect();
+    let mut methods: Vec<String> = cells.iter().map(|x| x.method.clone()).collect();
     methods.sort();
     methods.dedup();
     methods.retain(|m| {
-        c.cells
+        cells
             .iter()
             .filter(|x| &x.method == m)
             .all(|x| 100.0 * (best[&(x.depth, x.label())] - x.mean_test_acc) <= points)
@@ -41,12 +42,12 @@ fn close_to_best(c: &Comparison, points: f64) -> Vec<String> {
 /// `only` restricts the methods drawn.
 fn accuracy_vs_depth<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
-    c: &Comparison,
+    cells: &[&Cell],
     only: Option<&[String]>,
 ) -> Result<()> {
-    let cells: Vec<&Cell> = c
-        .cells
+    let cells: Vec<&Cell> = cells
         .iter()
+        .copied()
         .filter(|x| only.is_none_or(|o| o.contains(&x.method)))
         .collect();
     let caption = match only {
@@ -729,8 +730,8 @@ fn file_label(arch: &str) -> String {
 }
 
 /// Draws the figures into `DIR/figures` for the first directory; returns the files written.
-/// By default: test accuracy by method per architecture, against depth (when the results hold
-/// more than one depth), against each varying setting, and SmartMixed's shares. With `x`, only test accuracy against that
+/// By default: test accuracy by method per architecture, against depth (when the results' MLPs
+/// have more than one depth), against each varying setting, and SmartMixed's shares. With `x`, only test accuracy against that
 /// setting (which must vary in the results).
 pub fn run(dirs: &[PathBuf], bootstrap_seed: u64, x: Option<&str>) -> Result<Vec<PathBuf>> {
     register_font()?;
@@ -793,33 +794,45 @@ fn setting_figures(out: &Path, c: &Comparison, settings: &[&str]) -> Result<Vec<
     Ok(written)
 }
 
-/// Test accuracy against depth, when the results hold more than one depth, and zoomed in on
-/// the methods close to the best when some are not.
+/// The cells that lie on a depth axis: the MLPs (architecture ids and explicit widths). Named
+/// conv nets are different families, not depths of one, so no line joins them (their figure is
+/// `accuracy_by_method`).
+fn depth_axis_cells(c: &Comparison) -> Vec<&Cell> {
+    c.cells
+        .iter()
+        .filter(|x| NetName::from_name(&x.arch).is_none())
+        .collect()
+}
+
+/// Test accuracy against depth, when the MLPs of the results have more than one depth, and
+/// zoomed in on the methods close to the best when some are not.
 fn depth_figures(out: &Path, c: &Comparison) -> Result<Vec<PathBuf>> {
-    let mut depths: Vec<usize> = c.cells.iter().map(|x| x.depth).collect();
+    let cells = depth_axis_cells(c);
+    let mut depths: Vec<usize> = cells.iter().map(|x| x.depth).collect();
+    depths.sort_unstable();
     depths.dedup();
     if depths.len() <= 1 {
         return Ok(Vec::new());
     }
-    let all: Vec<&Cell> = c.cells.iter().collect();
-    let panels = depth_panels(&all).len() as u32;
+    let panels = depth_panels(&cells).len() as u32;
     let size = ((80 + 560 * panels).max(1000), 650);
     let mut written = save(
         out,
         "accuracy_vs_depth",
         size,
-        &|a| accuracy_vs_depth(a, c, None),
-        &|a| accuracy_vs_depth(a, c, None),
+        &|a| accuracy_vs_depth(a, &cells, None),
+        &|a| accuracy_vs_depth(a, &cells, None),
     )?;
-    let close = close_to_best(c, 2.0);
-    if !close.is_empty() && close.len() < c.ranks.len() {
+    let close = close_to_best(&cells, 2.0);
+    let methods = first_appearances(cells.iter().map(|x| &x.method)).len();
+    if !close.is_empty() && close.len() < methods {
         let only = Some(close.as_slice());
         written.extend(save(
             out,
             "accuracy_vs_depth_zoom",
             size,
-            &|a| accuracy_vs_depth(a, c, only),
-            &|a| accuracy_vs_depth(a, c, only),
+            &|a| accuracy_vs_depth(a, &cells, only),
+            &|a| accuracy_vs_depth(a, &cells, only),
         )?);
     }
     Ok(written)
@@ -893,6 +906,48 @@ mod tests {
             "status": "ok", "device": "cpu", "threads": 1, "git_commit": "", "timestamp": ""
         }))
         .unwrap()
+    }
+
+    /// Accuracy against depth joins MLPs of one ladder only: named conv nets of different
+    /// depths are different families, drawn by `accuracy_by_method`, and never a line.
+    #[test]
+    fn depth_figures_leave_named_nets_out() {
+        let at = |r: ResultRow, arch: Option<u32>, net: &str, depth: usize| ResultRow {
+            key: format!("{}-{net}-{depth}", r.key),
+            arch,
+            net: net.to_string(),
+            depth,
+            ..r
+        };
+        let conv_nets: Vec<ResultRow> = ["relu", "smartmixed"]
+            .into_iter()
+            .flat_map(|m| {
+                [
+                    at(row(m, "mnist1d", 0.3, 0.9), None, "mnist1d-cnn", 3),
+                    at(row(m, "mnist1d", 0.3, 0.95), None, "mnist1d-cnn5", 5),
+                ]
+            })
+            .collect();
+        register_font().unwrap();
+        let out = std::env::temp_dir().join(format!("smartmixed-depth-{}", std::process::id()));
+        std::fs::create_dir_all(&out).unwrap();
+        let c = compare(&conv_nets, &[], 0);
+        assert_eq!(c.cells.len(), 4);
+        assert!(depth_axis_cells(&c).is_empty());
+        assert!(depth_figures(&out, &c).unwrap().is_empty());
+
+        let mut with_mlps = conv_nets.clone();
+        for m in ["relu", "smartmixed"] {
+            with_mlps.push(at(row(m, "mnist1d", 0.3, 0.8), Some(1), "", 1));
+            with_mlps.push(at(row(m, "mnist1d", 0.3, 0.85), Some(3), "", 2));
+        }
+        let c = compare(&with_mlps, &[], 0);
+        let depths: Vec<usize> = depth_axis_cells(&c).iter().map(|x| x.depth).collect();
+        assert_eq!(depths.len(), 4);
+        assert!(depths.iter().all(|&d| d == 1 || d == 2), "{depths:?}");
+        let written = depth_figures(&out, &c).unwrap();
+        assert!(written.iter().any(|f| f.ends_with("accuracy_vs_depth.png")));
+        std::fs::remove_dir_all(&out).unwrap();
     }
 
     /// The data set splits accuracy_vs_tau into panels; within a panel the lines are the
