@@ -44,7 +44,8 @@ enum Command {
     /// Compare baselines and SmartMixed across one or more sweep outputs.
     #[command(after_help = "More: docs/sweeps.md, \"What a sweep writes\".")]
     Compare(CompareArgs),
-    /// Draw the comparison's figures (SVG and PNG) into the first directory's figures/.
+    /// Draw the comparison's figures (SVG and PNG) into the first directory's figures/ (or
+    /// --out's).
     #[command(after_help = "More: docs/sweeps.md, \"What a sweep writes\".")]
     Plot(PlotArgs),
     /// Write TensorBoard event files for sweeps or runs that exist (from their files; no
@@ -182,9 +183,14 @@ struct TensorboardArgs {
 
 #[derive(Args)]
 struct CompareArgs {
-    /// Sweep output directories; comparison.md and comparison.csv go into the first.
+    /// Sweep output directories; the report goes into the first unless --out says otherwise.
     #[arg(required = true)]
     dirs: Vec<PathBuf>,
+    /// Write the report here instead (made if missing): comparison.md, comparison.csv and the
+    /// tables beside them, or plot's figures/. For a report over several sets that leaves
+    /// each set's own report as it is.
+    #[arg(long)]
+    out: Option<PathBuf>,
     /// Seed of the bootstrap resampling.
     #[arg(long, default_value_t = 0)]
     bootstrap_seed: u64,
@@ -486,9 +492,12 @@ fn run(command: Command) -> Result<()> {
             }
         }),
         Command::Bench(command) => run_bench(command),
-        Command::Compare(args) => compare::run(&args.dirs, args.bootstrap_seed),
+        Command::Compare(args) => {
+            compare::run(&args.dirs, args.out.as_deref(), args.bootstrap_seed)
+        }
         Command::Plot(args) => plot::run(
             &args.compare.dirs,
+            args.compare.out.as_deref(),
             args.compare.bootstrap_seed,
             args.x.as_deref(),
         )

@@ -161,6 +161,41 @@ fn sweep_records_resumes_shards_and_compares() {
     assert_eq!(reader.records().count(), 4, "2 architectures x 2 methods");
     assert!(whole.join("comparison.md").is_file());
     assert!(!whole.join("pairs.csv").exists());
+
+    // --out: a report over both sets in a directory of its own, each set's report untouched;
+    // the same report `compare` writes into the first set.
+    let own = std::fs::read(whole.join("comparison.md")).unwrap();
+    let both = base.join("reports/both");
+    let (w, s, b) = (
+        whole.to_str().unwrap(),
+        sharded.to_str().unwrap(),
+        both.to_str().unwrap(),
+    );
+    assert!(smartmixed(&["compare", w, s, "--out", b]).status.success());
+    assert!(smartmixed(&["plot", w, s, "--out", b]).status.success());
+    assert_eq!(std::fs::read(whole.join("comparison.md")).unwrap(), own);
+    assert!(!sharded.join("comparison.md").exists());
+    assert!(!whole.join("figures").exists() && !sharded.join("figures").exists());
+    assert!(both.join("comparison.csv").is_file());
+    assert!(both.join("figures/accuracy_vs_depth.png").is_file());
+    let combined = std::fs::read(both.join("comparison.md")).unwrap();
+    assert!(smartmixed(&["compare", w, s]).status.success());
+    assert_eq!(
+        std::fs::read(whole.join("comparison.md")).unwrap(),
+        combined
+    );
+    // An --out that cannot be a directory is named.
+    let blocked = base.join("a-file");
+    std::fs::write(&blocked, "in the way").unwrap();
+    for command in ["compare", "plot"] {
+        let output = smartmixed(&[command, w, "--out", blocked.to_str().unwrap()]);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{stderr}");
+        assert!(
+            stderr.contains("--out") && stderr.contains("a-file"),
+            "{stderr}"
+        );
+    }
     std::fs::remove_dir_all(base).unwrap();
 }
 

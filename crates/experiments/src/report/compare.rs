@@ -1159,12 +1159,27 @@ fn freezes(
     Ok(freeze::summarise(&logged, &mut rng))
 }
 
-/// Reads every directory's results, writes comparison.md and comparison.csv into the first,
-/// and prints the Markdown.
-pub fn run(dirs: &[PathBuf], bootstrap_seed: u64) -> Result<()> {
+/// Where a report over `dirs` goes: `--out` (made if missing) or else the first directory. A
+/// report over several sets can so live apart from each set's own.
+pub fn report_dir(dirs: &[PathBuf], out: Option<&Path>) -> Result<PathBuf> {
+    let Some(out) = out else {
+        return Ok(dirs[0].clone());
+    };
+    std::fs::create_dir_all(out).map_err(|e| {
+        input_error(format!(
+            "--out {}: cannot make a directory there ({e})",
+            out.display()
+        ))
+    })?;
+    Ok(out.to_path_buf())
+}
+
+/// Reads every directory's results, writes comparison.md, comparison.csv and the tables beside
+/// them into `out` (else the first directory), and prints the Markdown.
+pub fn run(dirs: &[PathBuf], out: Option<&Path>, bootstrap_seed: u64) -> Result<()> {
     let comparison = compare_dirs(dirs, bootstrap_seed)?;
     let md = render_markdown(&comparison, dirs);
-    let out: &Path = &dirs[0];
+    let out = report_dir(dirs, out)?;
     write_atomic(&out.join("comparison.md"), md.as_bytes())?;
     let mut writer = csv::Writer::from_writer(Vec::new());
     for (i, cell) in comparison.cells.iter().enumerate() {

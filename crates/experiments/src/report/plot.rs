@@ -13,7 +13,8 @@ use plotters::prelude::*;
 use crate::error::input_error;
 use crate::grid::store::ResultsStore;
 use crate::report::compare::{
-    compare_dirs, is_adaptive, settings_label, ArchKey, Cell, Comparison, SettingValue, Shares, ANY,
+    compare_dirs, is_adaptive, report_dir, settings_label, ArchKey, Cell, Comparison, SettingValue,
+    Shares, ANY,
 };
 use crate::report::figure::{activation_color, method_color, register_font, save, FONT};
 use crate::run::net::NetName;
@@ -729,17 +730,23 @@ fn file_label(arch: &str) -> String {
     arch.replace([' ', '='], "_").replace(',', "+")
 }
 
-/// Draws the figures into `DIR/figures` for the first directory; returns the files written.
+/// Draws the figures into `figures/` of `out` (else the first directory); returns the files
+/// written.
 /// By default: test accuracy by method per architecture, against depth (when the results' MLPs
 /// have more than one depth), against each varying setting, and SmartMixed's shares. With `x`, only test accuracy against that
 /// setting (which must vary in the results).
-pub fn run(dirs: &[PathBuf], bootstrap_seed: u64, x: Option<&str>) -> Result<Vec<PathBuf>> {
+pub fn run(
+    dirs: &[PathBuf],
+    out: Option<&Path>,
+    bootstrap_seed: u64,
+    x: Option<&str>,
+) -> Result<Vec<PathBuf>> {
     register_font()?;
     let c = compare_dirs(dirs, bootstrap_seed)?;
     if let Some(setting) = x {
         check_varies(dirs, &c, setting)?;
     }
-    let out = dirs[0].join("figures");
+    let out = report_dir(dirs, out)?.join("figures");
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     let settings = match x {
         Some(setting) => vec![setting],
