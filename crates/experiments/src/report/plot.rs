@@ -102,20 +102,18 @@ fn panel_settings(cell: &Cell) -> Vec<(String, String)> {
         .collect()
 }
 
-/// One panel of accuracy against depth: a line per method and combination of its other varying
-/// settings.
-fn depth_panel<DB: DrawingBackend>(
-    area: &DrawingArea<DB, Shift>,
-    cells: &[&Cell],
-    caption: &str,
-    caption_size: u32,
-) -> Result<()> {
-    // One line per method and combination of the other varying settings.
+/// The lines of a depth panel, (depth, mean, low, high) points by label: one line per method and
+/// combination of the other varying settings, and per ladder where MLPs of several widths share
+/// the panel (widths 25-25 beside a ladder of width 100).
+fn depth_series(cells: &[&Cell]) -> BTreeMap<String, Vec<(f64, f64, f64, f64)>> {
+    let ladders = first_appearances(cells.iter().map(|x| depth_ladder(x)));
     let mut by_method: BTreeMap<String, Vec<(f64, f64, f64, f64)>> = BTreeMap::new();
     for cell in cells {
-        let points = by_method
-            .entry(settings_label(&cell.method, &line_settings(cell, None)))
-            .or_default();
+        let mut label = settings_label(&cell.method, &line_settings(cell, None));
+        if ladders.len() > 1 {
+            label = format!("{label} ({})", depth_ladder(cell));
+        }
+        let points = by_method.entry(label).or_default();
         // A baseline that serves several cells of one depth is one point.
         if !points.iter().any(|p| p.0 == cell.depth as f64) {
             points.push((
@@ -126,6 +124,18 @@ fn depth_panel<DB: DrawingBackend>(
             ));
         }
     }
+    by_method
+}
+
+/// One panel of accuracy against depth: a line per method and combination of its other varying
+/// settings.
+fn depth_panel<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    cells: &[&Cell],
+    caption: &str,
+    caption_size: u32,
+) -> Result<()> {
+    let by_method = depth_series(cells);
     let depths: Vec<f64> = cells.iter().map(|c| c.depth as f64).collect();
     let (x0, x1) = (
         depths.iter().cloned().fold(f64::MAX, f64::min),
@@ -801,6 +811,18 @@ fn setting_figures(out: &Path, c: &Comparison, settings: &[&str]) -> Result<Vec<
     Ok(written)
 }
 
+/// The ladder of MLPs a cell's architecture belongs to: one width in every hidden layer (the
+/// MNIST-1D ladder, `width 100`), or the tapered widths of the paper's architectures.
+fn depth_ladder(cell: &Cell) -> String {
+    let mut widths = cell.widths.split('-');
+    let first = widths.next().unwrap_or_default();
+    if widths.all(|w| w == first) {
+        format!("width {first}")
+    } else {
+        "tapered".to_string()
+    }
+}
+
 /// The cells that lie on a depth axis: the MLPs (architecture ids and explicit widths). Named
 /// conv nets are different families, not depths of one, so no line joins them (their figure is
 /// `accuracy_by_method`).
@@ -916,9 +938,10 @@ mod tests {
     }
 
     /// Accuracy against depth joins MLPs of one ladder only: named conv nets of different
-    /// depths are different families, drawn by `accuracy_by_method`, and never a line.
+    /// depths are different families, drawn by `accuracy_by_method`, and never a line; MLPs of
+    /// two widths make a line each.
     #[test]
-    fn depth_figures_leave_named_nets_out() {
+    fn depth_lines_join_one_ladder_of_mlps() {
         let at = |r: ResultRow, arch: Option<u32>, net: &str, depth: usize| ResultRow {
             key: format!("{}-{net}-{depth}", r.key),
             arch,
@@ -954,6 +977,39 @@ mod tests {
         assert!(depths.iter().all(|&d| d == 1 || d == 2), "{depths:?}");
         let written = depth_figures(&out, &c).unwrap();
         assert!(written.iter().any(|f| f.ends_with("accuracy_vs_depth.png")));
+        // One ladder (every MLP here has width 8): a line per method, no ladder in its name.
+        let series = depth_series(&depth_axis_cells(&c));
+        assert_eq!(series.keys().collect::<Vec<_>>(), ["relu", "smartmixed"]);
+        assert_eq!(series["relu"].len(), 2);
+
+        // MLPs of width 25 beside a ladder of width 100 share depth 2: lines per ladder, and
+        // the narrow net's point is not merged into the wide ladder's.
+        let ladder = |widths: &str, depth: usize, acc: f64| {
+            ["relu", "smartmixed"].map(|m| ResultRow {
+                widths: widths.to_string(),
+                ..at(row(m, "mnist1d", 0.3, acc), None, "", depth)
+            })
+        };
+        let mut rows = Vec::new();
+        rows.extend(ladder("100", 1, 0.57));
+        rows.extend(ladder("100-100", 2, 0.6));
+        rows.extend(ladder("25-25", 2, 0.5));
+        for r in &mut rows {
+            r.key = format!("{}-{}", r.key, r.widths);
+        }
+        let c = compare(&rows, &[], 0);
+        let series = depth_series(&depth_axis_cells(&c));
+        assert_eq!(
+            series.keys().collect::<Vec<_>>(),
+            [
+                "relu (width 100)",
+                "relu (width 25)",
+                "smartmixed (width 100)",
+                "smartmixed (width 25)"
+            ]
+        );
+        assert_eq!(series["relu (width 100)"].len(), 2);
+        assert_eq!(series["relu (width 25)"], [(2.0, 50.0, 50.0, 50.0)]);
         std::fs::remove_dir_all(&out).unwrap();
     }
 
