@@ -10,7 +10,10 @@ median epoch of the best-validation checkpoint (the one whose test accuracy the 
 out of the epochs trained, the mean training loss at that epoch, the mean lowest training loss
 of the run, and the mean test accuracy. A set whose runs peak early and then drive the training
 loss towards zero is limited by overfitting; one whose runs peak at the last epochs with the
-training loss still near the validation loss is still fitting.
+training loss still near the validation loss is still fitting. Then, per architecture, the
+Spearman rank correlation over its methods between the training loss at the best checkpoint and
+the test accuracy (-1: the method whose checkpoint fits the training set better always tests
+better).
 """
 import csv
 import statistics
@@ -35,6 +38,29 @@ def rows_of(directory):
             with (directory / "runs" / row["key"] / "epochs.csv").open(newline="") as f:
                 epochs = list(csv.DictReader(f))
             yield row, epochs
+
+
+def ranks(values):
+    """Ranks from 1, ties given their mean rank."""
+    order = sorted(range(len(values)), key=lambda i: values[i])
+    result = [0.0] * len(values)
+    start = 0
+    while start < len(order):
+        end = start
+        while end + 1 < len(order) and values[order[end + 1]] == values[order[start]]:
+            end += 1
+        for k in range(start, end + 1):
+            result[order[k]] = (start + end) / 2 + 1
+        start = end + 1
+    return result
+
+
+def spearman(xs, ys):
+    rx, ry = ranks(xs), ranks(ys)
+    mx, my = statistics.mean(rx), statistics.mean(ry)
+    cov = sum((a - mx) * (b - my) for a, b in zip(rx, ry))
+    var = (sum((a - mx) ** 2 for a in rx) * sum((b - my) ** 2 for b in ry)) ** 0.5
+    return cov / var if var else float("nan")
 
 
 def main():
@@ -66,6 +92,17 @@ def main():
         print(f"| {dataset} | {arch} | {method} | {len(runs)} "
               f"| {statistics.median(r[0] for r in runs):g} / {max(r[1] for r in runs)} "
               f"| {mean(2):.3f} | {mean(3):.3f} | {mean(4):.2f} |")
+    print()
+    print("| data | architecture | methods | rank correlation, train loss at best vs test acc |")
+    print("|---|---|---|---|")
+    by_arch = defaultdict(list)
+    for (dataset, arch, _), runs in sorted(groups.items()):
+        by_arch[(dataset, arch)].append(
+            (statistics.mean(r[2] for r in runs), statistics.mean(r[4] for r in runs))
+        )
+    for (dataset, arch), methods in by_arch.items():
+        rho = spearman([m[0] for m in methods], [m[1] for m in methods])
+        print(f"| {dataset} | {arch} | {len(methods)} | {rho:+.2f} |")
 
 
 if __name__ == "__main__":

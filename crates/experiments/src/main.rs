@@ -203,8 +203,12 @@ struct PlotArgs {
     /// Draw only test accuracy against this setting (one that varies in the results, e.g. tau),
     /// as figures/accuracy_vs_<setting>.{png,svg}. Without it: depth, every varying setting
     /// and SmartMixed's shares.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "figures")]
     x: Option<String>,
+    /// Draw only these kinds of figure (comma-separated; all by default), e.g. `by-method` for
+    /// a report over several sets whose other figures each set has.
+    #[arg(long, value_delimiter = ',')]
+    figures: Vec<plot::FigureKind>,
 }
 
 #[derive(Args)]
@@ -500,6 +504,7 @@ fn run(command: Command) -> Result<()> {
             args.compare.out.as_deref(),
             args.compare.bootstrap_seed,
             args.x.as_deref(),
+            &args.figures,
         )
         .and_then(|files| {
             let list: Vec<String> = files.iter().map(|f| format!("{}\n", f.display())).collect();

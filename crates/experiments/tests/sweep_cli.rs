@@ -184,6 +184,30 @@ fn sweep_records_resumes_shards_and_compares() {
         std::fs::read(whole.join("comparison.md")).unwrap(),
         combined
     );
+    // --figures draws only the kinds asked for; an unknown kind, or --figures with --x, is an
+    // input error naming the flag.
+    let only = base.join("reports/by-method");
+    let o = only.to_str().unwrap();
+    assert!(
+        smartmixed(&["plot", w, s, "--out", o, "--figures", "by-method"])
+            .status
+            .success()
+    );
+    let mut drawn: Vec<String> = std::fs::read_dir(only.join("figures"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    drawn.sort();
+    assert_eq!(drawn, ["accuracy_by_method.png", "accuracy_by_method.svg"]);
+    for args in [
+        vec!["plot", w, "--figures", "by-method,colour"],
+        vec!["plot", w, "--figures", "depth", "--x", "tau"],
+    ] {
+        let output = smartmixed(&args);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains("--figures"), "{stderr}");
+    }
     // An --out that cannot be a directory is named.
     let blocked = base.join("a-file");
     std::fs::write(&blocked, "in the way").unwrap();

@@ -89,14 +89,49 @@ fn entry(cell: &Cell, label: String) -> Entry {
     }
 }
 
-/// One panel: a row per entry, its interval as a bar and its mean as a dot, the best on top.
-fn draw_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, panel: &Panel) -> Result<()> {
-    let n = panel.entries.len();
-    let high = panel
+/// The top of a panel's scale: its highest interval end.
+fn scale_top(panel: &Panel) -> f64 {
+    panel
         .entries
         .iter()
         .map(|e| e.high)
-        .fold(f64::MIN, f64::max);
+        .fold(f64::MIN, f64::max)
+}
+
+/// A panel's row labels, top first: a mean below the scale is named in its row.
+fn row_labels(panel: &Panel) -> Vec<String> {
+    let floor = scale_top(panel) - SCALE_POINTS;
+    panel
+        .entries
+        .iter()
+        .map(|e| match (e.mean.is_nan(), e.mean < floor) {
+            (true, _) => format!("{} (no finished seed)", e.label),
+            (false, true) => format!("{} ({:.2}, off the scale)", e.label, e.mean),
+            _ => e.label.clone(),
+        })
+        .collect()
+}
+
+/// Pixels for the row labels of every panel: 250, or more for labels longer than about 32
+/// characters (a report over several sets names settings in them).
+fn label_width(panels: &[Panel]) -> u32 {
+    let longest = panels
+        .iter()
+        .flat_map(row_labels)
+        .map(|l| l.chars().count())
+        .max()
+        .unwrap_or(0);
+    (24 + 7 * longest as u32).max(250)
+}
+
+/// One panel: a row per entry, its interval as a bar and its mean as a dot, the best on top.
+fn draw_panel<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    panel: &Panel,
+    label_px: u32,
+) -> Result<()> {
+    let n = panel.entries.len();
+    let high = scale_top(panel);
     let floor = high - SCALE_POINTS;
     let low = panel
         .entries
@@ -105,20 +140,12 @@ fn draw_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, panel: &Panel) 
         .fold(f64::MAX, f64::min)
         .max(floor);
     let pad = ((high - low) * 0.05).max(0.05);
-    let labels: Vec<String> = panel
-        .entries
-        .iter()
-        .map(|e| match (e.mean.is_nan(), e.mean < floor) {
-            (true, _) => format!("{} (no finished seed)", e.label),
-            (false, true) => format!("{} ({:.2}, off the scale)", e.label, e.mean),
-            _ => e.label.clone(),
-        })
-        .collect();
+    let labels = row_labels(panel);
     let mut chart = ChartBuilder::on(area)
         .caption(&panel.title, (FONT, 18))
         .margin(12)
         .x_label_area_size(40)
-        .y_label_area_size(250)
+        .y_label_area_size(label_px)
         .build_cartesian_2d((low - pad)..(high + pad), -0.5..(n as f64 - 0.5))
         .map_err(|e| anyhow!("{e:?}"))?;
     chart
@@ -168,8 +195,9 @@ fn draw<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, panels: &[Panel]) -> 
         .map_err(|e| anyhow!("{e:?}"))?;
     let cols = panels.len().min(PANELS_PER_ROW);
     let rows = panels.len().div_ceil(cols);
+    let label_px = label_width(panels);
     for (cell, panel) in titled.split_evenly((rows, cols)).iter().zip(panels) {
-        draw_panel(cell, panel)?;
+        draw_panel(cell, panel, label_px)?;
     }
     Ok(())
 }
@@ -183,7 +211,12 @@ pub fn figures(out: &Path, c: &Comparison) -> Result<Vec<PathBuf>> {
     let cols = panels.len().min(PANELS_PER_ROW) as u32;
     let rows = panels.len().div_ceil(PANELS_PER_ROW) as u32;
     let most = panels.iter().map(|p| p.entries.len()).max().unwrap_or(1) as u32;
-    let size = (60 + 700 * cols, 60 + rows * (110 + ROW_HEIGHT * most));
+    // A panel is 700 pixels wide with the usual 250 for its labels; longer labels widen it.
+    let panel_width = 450 + label_width(&panels);
+    let size = (
+        60 + panel_width * cols,
+        60 + rows * (110 + ROW_HEIGHT * most),
+    );
     save(
         out,
         "accuracy_by_method",

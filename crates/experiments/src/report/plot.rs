@@ -750,6 +750,7 @@ pub fn run(
     out: Option<&Path>,
     bootstrap_seed: u64,
     x: Option<&str>,
+    kinds: &[FigureKind],
 ) -> Result<Vec<PathBuf>> {
     register_font()?;
     let c = compare_dirs(dirs, bootstrap_seed)?;
@@ -758,19 +759,73 @@ pub fn run(
     }
     let out = report_dir(dirs, out)?.join("figures");
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
-    let settings = match x {
-        Some(setting) => vec![setting],
-        None => c.varying.clone(),
-    };
-    let mut written = setting_figures(&out, &c, &settings)?;
-    if x.is_none() {
+    if let Some(setting) = x {
+        return setting_figures(&out, &c, &[setting]);
+    }
+    let wanted = |kind| kinds.is_empty() || kinds.contains(&kind);
+    let mut written = Vec::new();
+    if wanted(FigureKind::Settings) {
+        // A setting that takes one value per architecture (the preset of one set, the
+        // epochs of another, in a report over both) would give each line a single point.
+        let settings: Vec<&str> = c
+            .varying
+            .iter()
+            .copied()
+            .filter(|s| varies_within_a_panel(&c, s))
+            .collect();
+        written.extend(setting_figures(&out, &c, &settings)?);
+    }
+    if wanted(FigureKind::ByMethod) {
         written.extend(crate::report::by_method::figures(&out, &c)?);
+    }
+    if wanted(FigureKind::Depth) {
         written.extend(depth_figures(&out, &c)?);
+    }
+    if wanted(FigureKind::Shares) {
         written.extend(share_figures(&out, &c)?);
+    }
+    if wanted(FigureKind::Trajectories) {
         written.extend(trajectory_figures(&out, dirs, &c)?);
+    }
+    if wanted(FigureKind::Learned) {
         written.extend(crate::report::learned::figures(&out, dirs)?);
     }
     Ok(written)
+}
+
+/// The kinds of figure `smartmixed plot` draws (`--figures`; all by default).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum FigureKind {
+    /// `accuracy_by_method`: each method's mean and interval per architecture.
+    ByMethod,
+    /// `accuracy_vs_depth` (and its zoom), over the MLPs.
+    Depth,
+    /// `accuracy_vs_<setting>` for each setting that varies within an architecture.
+    Settings,
+    /// `shares_*`: the functions per layer of SmartMixed's runs.
+    Shares,
+    /// `phase1_shares_*`: the shares per epoch of the selection phase.
+    Trajectories,
+    /// `learned_*`: what PReLU, Swish-beta, PAU and the soft mixture learned (needs checkpoints).
+    Learned,
+}
+
+/// Whether `setting` takes two or more values among the cells of one `accuracy_vs_<setting>`
+/// panel (an architecture and data set).
+fn varies_within_a_panel(c: &Comparison, setting: &str) -> bool {
+    let Some(index) = c.varying.iter().position(|v| *v == setting) else {
+        return false;
+    };
+    setting_panels(c, setting).iter().any(|panel| {
+        let values: Vec<&String> = c
+            .cells
+            .iter()
+            .filter(|x| panel_key(x, setting) == *panel)
+            .map(|x| &x.settings[index].1)
+            .filter(|v| *v != ANY)
+            .collect();
+        first_appearances(values.into_iter()).len() > 1
+    })
 }
 
 /// An input error unless `setting` varies in the results (`--x` draws only such a setting).
@@ -1011,6 +1066,28 @@ mod tests {
         assert_eq!(series["relu (width 100)"].len(), 2);
         assert_eq!(series["relu (width 25)"], [(2.0, 50.0, 50.0, 50.0)]);
         std::fs::remove_dir_all(&out).unwrap();
+    }
+
+    /// A setting that takes one value per architecture (here the epochs, as in a report over
+    /// two sets) gets no `accuracy_vs_` figure; one that varies within an architecture does.
+    #[test]
+    fn only_settings_that_vary_within_an_architecture_get_a_figure() {
+        let mut rows = Vec::new();
+        for (widths, epochs) in [("8", 2), ("16-8", 3)] {
+            for (method, tau) in [("relu", 0.3), ("smartmixed", 0.3), ("smartmixed", 1.0)] {
+                let mut r = row(method, "mnist", tau, 0.9);
+                r.key = format!("{}-{widths}", r.key);
+                r.widths = widths.to_string();
+                r.depth = widths.split('-').count();
+                r.epochs = epochs;
+                rows.push(r);
+            }
+        }
+        let c = compare(&rows, &[], 0);
+        assert_eq!(c.varying, vec!["epochs", "tau"]);
+        assert!(!varies_within_a_panel(&c, "epochs"));
+        assert!(varies_within_a_panel(&c, "tau"));
+        assert!(!varies_within_a_panel(&c, "lr"));
     }
 
     /// The data set splits accuracy_vs_tau into panels; within a panel the lines are the
