@@ -1,19 +1,22 @@
 #!/usr/bin/env python3
-"""When each method's runs reach their best validation accuracy, and how well they fit the
-training set there: the regime a result set's contest is decided in (issue 32, question 6).
+"""When each method's runs reach their best-validation checkpoint (lowest validation loss, the
+one whose test accuracy the reports give), and how well they fit the training set there: the
+regime a result set's contest is decided in (issue 32, question 6).
 
     python3 scripts/fit-regime.py DIR...
 
 Reads each sweep directory's results.csv and its runs' epochs.csv (committed) and prints, per
-architecture and method (and tau for the methods that read it), one Markdown row: runs, the
-median epoch of the best-validation checkpoint (the one whose test accuracy the reports give)
-out of the epochs trained, the mean training loss at that epoch, the mean lowest training loss
-of the run, and the mean test accuracy. A set whose runs peak early and then drive the training
+architecture and method (with tau and the selection length for the methods that read them, and
+the learning rate and batch size), one Markdown row: runs, the median epoch of the checkpoint
+out of the epochs trained (a two-phase method's comes from its second phase: each phase keeps
+its best and the second starts from the first's), the mean training loss at that epoch, the
+mean lowest training loss of the run (the second phase's, for two-phase methods), and the mean
+test accuracy. A set whose runs peak early and then drive the training
 loss towards zero is limited by overfitting; one whose runs peak at the last epochs with the
 training loss still near the validation loss is still fitting. Then, per architecture, the
-Spearman rank correlation over its methods between the training loss at the best checkpoint and
-the test accuracy (-1: the method whose checkpoint fits the training set better always tests
-better).
+Spearman rank correlation over its rows (methods and their settings) between the training loss
+at the checkpoint and the test accuracy (-1: a row whose checkpoint fits the training set
+better always tests better).
 """
 import csv
 import statistics
@@ -71,16 +74,23 @@ def main():
         directory = Path(name)
         for row, epochs in rows_of(directory):
             arch = row.get("net") or row["arch"] or f"widths {row['widths']}"
-            reads_tau = "tau" not in row["not_applicable"].split()
-            method = f"{row['method']} tau={row['tau']}" if reads_tau else row["method"]
+            unread = row["not_applicable"].split()
+            method = row["method"]
+            for setting in ("tau", "phase1_epochs", "pool"):
+                if setting not in unread and row.get(setting):
+                    method += f" {setting}={row[setting]}"
+            method += f" lr={row['lr']} batch={row['batch_size']}"
             best = int(row["best_epoch"])
             at_best = next(e for e in epochs if int(e["epoch"]) == best)
+            # A two-phase run's checkpoint is its second phase's: its lowest loss is that
+            # phase's too (the first phase trains another network, the soft or sampled one).
+            last_phase = [e for e in epochs if e["phase"] == epochs[-1]["phase"]]
             groups[(row["dataset"], arch, method)].append(
                 (
                     best,
                     len(epochs),
                     float(at_best["train_loss"]),
-                    min(float(e["train_loss"]) for e in epochs),
+                    min(float(e["train_loss"]) for e in last_phase),
                     100 * float(row["test_acc"]),
                 )
             )
@@ -93,7 +103,7 @@ def main():
               f"| {statistics.median(r[0] for r in runs):g} / {max(r[1] for r in runs)} "
               f"| {mean(2):.3f} | {mean(3):.3f} | {mean(4):.2f} |")
     print()
-    print("| data | architecture | methods | rank correlation, train loss at best vs test acc |")
+    print("| data | architecture | rows | rank correlation, train loss at best vs test acc |")
     print("|---|---|---|---|")
     by_arch = defaultdict(list)
     for (dataset, arch, _), runs in sorted(groups.items()):

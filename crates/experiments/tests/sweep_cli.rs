@@ -208,6 +208,15 @@ fn sweep_records_resumes_shards_and_compares() {
         assert_eq!(output.status.code(), Some(2), "{stderr}");
         assert!(stderr.contains("--figures"), "{stderr}");
     }
+    // An --out that is a later set the report reads would replace that set's report: refused.
+    let output = smartmixed(&["compare", w, s, "--out", s]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--out") && stderr.contains("a set the report reads"),
+        "{stderr}"
+    );
+    assert!(!sharded.join("comparison.md").exists());
     // An --out that cannot be a directory is named.
     let blocked = base.join("a-file");
     std::fs::write(&blocked, "in the way").unwrap();

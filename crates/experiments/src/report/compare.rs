@@ -1160,11 +1160,24 @@ fn freezes(
 }
 
 /// Where a report over `dirs` goes: `--out` (made if missing) or else the first directory. A
-/// report over several sets can so live apart from each set's own.
+/// report over several sets can so live apart from each set's own. An `--out` that is one of
+/// the later sets is refused: the report would replace that set's own.
 pub fn report_dir(dirs: &[PathBuf], out: Option<&Path>) -> Result<PathBuf> {
     let Some(out) = out else {
         return Ok(dirs[0].clone());
     };
+    let same = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    };
+    if let Some(set) = dirs[1..].iter().find(|d| same(out, d)) {
+        return Err(input_error(format!(
+            "--out {}: that is {}, a set the report reads, and would replace its own report \
+             (name the set first to write there, or another directory)",
+            out.display(),
+            set.display()
+        )));
+    }
     std::fs::create_dir_all(out).map_err(|e| {
         input_error(format!(
             "--out {}: cannot make a directory there ({e})",

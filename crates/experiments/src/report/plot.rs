@@ -106,23 +106,30 @@ fn panel_settings(cell: &Cell) -> Vec<(String, String)> {
 /// combination of the other varying settings, and per ladder where MLPs of several widths share
 /// the panel (widths 25-25 beside a ladder of width 100).
 fn depth_series(cells: &[&Cell]) -> BTreeMap<String, Vec<(f64, f64, f64, f64)>> {
-    let ladders = first_appearances(cells.iter().map(|x| depth_ladder(x)));
+    // Ladders only where two architectures share a depth: a single ladder (the reference
+    // architectures 1, 3, 12, or widths 16 and 16-8) stays one line per method.
+    let architectures = first_appearances(cells.iter().map(|x| (x.depth, &x.widths)));
+    let depths = first_appearances(architectures.iter().map(|(depth, _)| *depth));
+    let split = architectures.len() > depths.len();
     let mut by_method: BTreeMap<String, Vec<(f64, f64, f64, f64)>> = BTreeMap::new();
+    let mut drawn: BTreeMap<String, Vec<(usize, &str)>> = BTreeMap::new();
     for cell in cells {
         let mut label = settings_label(&cell.method, &line_settings(cell, None));
-        if ladders.len() > 1 {
+        if split {
             label = format!("{label} ({})", depth_ladder(cell));
         }
-        let points = by_method.entry(label).or_default();
-        // A baseline that serves several cells of one depth is one point.
-        if !points.iter().any(|p| p.0 == cell.depth as f64) {
-            points.push((
-                cell.depth as f64,
-                100.0 * cell.mean_test_acc,
-                100.0 * cell.ci_low,
-                100.0 * cell.ci_high,
-            ));
+        // A baseline that serves several cells of one architecture is one point.
+        let seen = drawn.entry(label.clone()).or_default();
+        if seen.contains(&(cell.depth, cell.widths.as_str())) {
+            continue;
         }
+        seen.push((cell.depth, cell.widths.as_str()));
+        by_method.entry(label).or_default().push((
+            cell.depth as f64,
+            100.0 * cell.mean_test_acc,
+            100.0 * cell.ci_low,
+            100.0 * cell.ci_high,
+        ));
     }
     by_method
 }
@@ -742,8 +749,10 @@ fn file_label(arch: &str) -> String {
 
 /// Draws the figures into `figures/` of `out` (else the first directory); returns the files
 /// written.
-/// By default: test accuracy by method per architecture, against depth (when the results' MLPs
-/// have more than one depth), against each varying setting, and SmartMixed's shares. With `x`, only test accuracy against that
+/// By default every [`FigureKind`]: test accuracy by method per architecture, against depth
+/// (when the results' MLPs have more than one depth), against each setting that varies within
+/// an architecture, SmartMixed's shares, the selection phase's share trajectories and what the
+/// adaptive methods learned; `kinds` picks some. With `x`, only test accuracy against that
 /// setting (which must vary in the results).
 pub fn run(
     dirs: &[PathBuf],
@@ -866,16 +875,13 @@ fn setting_figures(out: &Path, c: &Comparison, settings: &[&str]) -> Result<Vec<
     Ok(written)
 }
 
-/// The ladder of MLPs a cell's architecture belongs to: one width in every hidden layer (the
-/// MNIST-1D ladder, `width 100`), or the tapered widths of the paper's architectures.
+/// The ladder of MLPs a cell's architecture belongs to, where ladders share a panel: its first
+/// hidden layer's width (the MNIST-1D ladder of width 100 against widths 25-25; the reference
+/// architectures of 512 against those of 768). Two architectures of one ladder and depth (the
+/// reference 3 and 5) stay two points at that depth, not one.
 fn depth_ladder(cell: &Cell) -> String {
-    let mut widths = cell.widths.split('-');
-    let first = widths.next().unwrap_or_default();
-    if widths.all(|w| w == first) {
-        format!("width {first}")
-    } else {
-        "tapered".to_string()
-    }
+    let first = cell.widths.split('-').next().unwrap_or_default();
+    format!("first layer {first}")
 }
 
 /// The cells that lie on a depth axis: the MLPs (architecture ids and explicit widths). Named
@@ -1057,14 +1063,26 @@ mod tests {
         assert_eq!(
             series.keys().collect::<Vec<_>>(),
             [
-                "relu (width 100)",
-                "relu (width 25)",
-                "smartmixed (width 100)",
-                "smartmixed (width 25)"
+                "relu (first layer 100)",
+                "relu (first layer 25)",
+                "smartmixed (first layer 100)",
+                "smartmixed (first layer 25)"
             ]
         );
-        assert_eq!(series["relu (width 100)"].len(), 2);
-        assert_eq!(series["relu (width 25)"], [(2.0, 50.0, 50.0, 50.0)]);
+        assert_eq!(series["relu (first layer 100)"].len(), 2);
+        assert_eq!(series["relu (first layer 25)"], [(2.0, 50.0, 50.0, 50.0)]);
+
+        // The reference architectures 1 (512) and 3 (512-256-128-64) are one ladder: no split.
+        let mut rows = Vec::new();
+        rows.extend(ladder("512", 1, 0.97));
+        rows.extend(ladder("512-256-128-64", 4, 0.98));
+        for r in &mut rows {
+            r.key = format!("{}-{}", r.key, r.widths);
+        }
+        let c = compare(&rows, &[], 0);
+        let series = depth_series(&depth_axis_cells(&c));
+        assert_eq!(series.keys().collect::<Vec<_>>(), ["relu", "smartmixed"]);
+        assert_eq!(series["relu"].len(), 2);
         std::fs::remove_dir_all(&out).unwrap();
     }
 
