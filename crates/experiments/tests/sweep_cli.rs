@@ -208,6 +208,26 @@ fn sweep_records_resumes_shards_and_compares() {
         assert_eq!(output.status.code(), Some(2), "{stderr}");
         assert!(stderr.contains("--figures"), "{stderr}");
     }
+    // A plot of every kind removes the figures an earlier plot drew and this one does not
+    // (and leaves other files alone); a plot of some kinds removes nothing.
+    std::fs::write(both.join("figures/accuracy_vs_colour.svg"), "stale").unwrap();
+    std::fs::write(both.join("figures/notes.txt"), "mine").unwrap();
+    assert!(
+        smartmixed(&["plot", w, s, "--out", b, "--figures", "by-method"])
+            .status
+            .success()
+    );
+    assert!(both.join("figures/accuracy_vs_colour.svg").exists());
+    let output = smartmixed(&["plot", w, s, "--out", b]);
+    assert!(output.status.success());
+    assert!(!both.join("figures/accuracy_vs_colour.svg").exists());
+    assert!(both.join("figures/notes.txt").exists());
+    assert!(both.join("figures/accuracy_vs_depth.png").is_file());
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("accuracy_vs_colour.svg"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     // An --out that is a later set the report reads would replace that set's report: refused.
     let output = smartmixed(&["compare", w, s, "--out", s]);
     let stderr = String::from_utf8_lossy(&output.stderr);

@@ -799,7 +799,37 @@ pub fn run(
     if wanted(FigureKind::Learned) {
         written.extend(crate::report::learned::figures(&out, dirs)?);
     }
+    if kinds.is_empty() {
+        remove_stale_figures(&out, &written)?;
+    }
     Ok(written)
+}
+
+/// The names plot gives the figures it draws from the committed files alone. Not `learned_`:
+/// most of those need the runs' checkpoints, which a clone of results/ lacks, and a figure left
+/// undrawn for that is not stale.
+const FIGURE_PREFIXES: [&str; 3] = ["accuracy_", "shares_", "phase1_shares_"];
+
+/// After a plot of every kind: removes the figures (and their `.csv` numbers) that an earlier
+/// plot drew and this one does not, as `compare` does with its tables, so that no figure is
+/// left to contradict the report (a depth figure of nets that are no ladder, say).
+fn remove_stale_figures(dir: &Path, written: &[PathBuf]) -> Result<()> {
+    let entries = std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))?;
+    for entry in entries {
+        let path = entry?.path();
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        let ours = FIGURE_PREFIXES.iter().any(|p| name.starts_with(p))
+            && [".svg", ".png", ".csv"].iter().any(|e| name.ends_with(e));
+        if ours && path.is_file() && !written.contains(&path) {
+            std::fs::remove_file(&path)
+                .with_context(|| format!("removing the stale {}", path.display()))?;
+            eprintln!(
+                "plot: removed {} (this plot does not draw it)",
+                path.display()
+            );
+        }
+    }
+    Ok(())
 }
 
 /// The kinds of figure `smartmixed plot` draws (`--figures`; all by default).
