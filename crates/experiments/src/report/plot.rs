@@ -1081,15 +1081,18 @@ mod tests {
                 ..at(row(m, "mnist1d", 0.3, acc), None, "", depth)
             })
         };
-        let mut rows = Vec::new();
-        rows.extend(ladder("100", 1, 0.57));
-        rows.extend(ladder("100-100", 2, 0.6));
-        rows.extend(ladder("25-25", 2, 0.5));
-        for r in &mut rows {
-            r.key = format!("{}-{}", r.key, r.widths);
-        }
-        let c = compare(&rows, &[], 0);
-        let series = depth_series(&depth_axis_cells(&c));
+        let series_of = |architectures: &[(&str, usize, f64)]| {
+            let rows: Vec<ResultRow> = architectures
+                .iter()
+                .flat_map(|&(widths, depth, acc)| ladder(widths, depth, acc))
+                .map(|r| ResultRow {
+                    key: format!("{}-{}", r.key, r.widths),
+                    ..r
+                })
+                .collect();
+            depth_series(&depth_axis_cells(&compare(&rows, &[], 0)))
+        };
+        let series = series_of(&[("100", 1, 0.57), ("100-100", 2, 0.6), ("25-25", 2, 0.5)]);
         assert_eq!(
             series.keys().collect::<Vec<_>>(),
             [
@@ -1103,14 +1106,7 @@ mod tests {
         assert_eq!(series["relu (first layer 25)"], [(2.0, 50.0, 50.0, 50.0)]);
 
         // The reference architectures 1 (512) and 3 (512-256-128-64) are one ladder: no split.
-        let mut rows = Vec::new();
-        rows.extend(ladder("512", 1, 0.97));
-        rows.extend(ladder("512-256-128-64", 4, 0.98));
-        for r in &mut rows {
-            r.key = format!("{}-{}", r.key, r.widths);
-        }
-        let c = compare(&rows, &[], 0);
-        let series = depth_series(&depth_axis_cells(&c));
+        let series = series_of(&[("512", 1, 0.97), ("512-256-128-64", 4, 0.98)]);
         assert_eq!(series.keys().collect::<Vec<_>>(), ["relu", "smartmixed"]);
         assert_eq!(series["relu"].len(), 2);
         std::fs::remove_dir_all(&out).unwrap();
