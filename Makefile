@@ -7,7 +7,7 @@ CARGO_TARGET_DIR ?= $(HOME)/.cache/smartmixed/target
 export CARGO_TARGET_DIR
 BIN := $(CARGO_TARGET_DIR)/release/smartmixed
 
-.PHONY: all build bin test lint fmt bench sweep tensorboard sweep-slurm slurm-test gpu-checks cuda-check ptx-check metal-check gpu-bundle
+.PHONY: all build bin test lint fmt bench sweep tensorboard report-conv-nets sweep-slurm slurm-test gpu-checks cuda-check ptx-check metal-check gpu-bundle
 
 # `make sweep [CONFIG=experiments/paper.toml] [DATA_DIR=../shared/data/mnist] [DEVICE=cuda] [COHORT_SIZE=N]`
 CONFIG ?= experiments/quick.toml
@@ -66,6 +66,18 @@ sweep: bin
 SETS ?= $(patsubst %/results.csv,%,$(wildcard results/*/results.csv))
 tensorboard: bin
 	$(BIN) tensorboard $(SETS)
+
+# The reports of issue 32 (results/README.md, `fashion-cnn/`): Fashion-MNIST's conv grid's own
+# comparison and figures, then the combined report over the conv nets and the MLPs on the same
+# data, with fit-regime.md (when each method's checkpoint comes and how far it fits there).
+CONV_NETS_SETS := results/fashion-cnn results/mnist1d-cnn results/mnist1d results/adaptive-fashion
+report-conv-nets: bin
+	$(BIN) compare results/fashion-cnn
+	$(BIN) plot results/fashion-cnn
+	$(BIN) compare $(CONV_NETS_SETS) --out results/conv-nets
+	$(BIN) plot $(CONV_NETS_SETS) --out results/conv-nets --figures by-method
+	python3 scripts/fit-regime.py results/mnist1d results/mnist1d-width results/mnist1d-cnn \
+	  results/fashion-cnn results/adaptive-fashion > results/conv-nets/fit-regime.md
 
 # Unit, integration and doc tests, all in release mode (the same build as the tools).
 test:

@@ -200,8 +200,9 @@ struct CompareArgs {
 struct PlotArgs {
     #[command(flatten)]
     compare: CompareArgs,
-    /// Draw only test accuracy against this setting (one that varies in the results, e.g. tau),
-    /// as figures/accuracy_vs_<setting>.{png,svg}. Without it: every kind of --figures.
+    /// Draw only test accuracy against this setting (one that varies within an architecture of
+    /// the results, e.g. tau) as figures/accuracy_vs_<setting>.{png,svg}. Without it: every
+    /// kind of --figures.
     #[arg(long, conflicts_with = "figures")]
     x: Option<String>,
     /// Draw only these kinds of figure (comma-separated; all by default), e.g. `by-method` for

@@ -867,10 +867,32 @@ fn varies_within_a_panel(c: &Comparison, setting: &str) -> bool {
     })
 }
 
-/// An input error unless `setting` varies in the results (`--x` draws only such a setting).
+/// An input error unless `setting` varies within an architecture of the results (`--x` draws
+/// only such a setting: one that takes one value per architecture would give each line a point).
 fn check_varies(dirs: &[PathBuf], c: &Comparison, setting: &str) -> Result<()> {
-    if c.varying.contains(&setting) {
+    if varies_within_a_panel(c, setting) {
         return Ok(());
+    }
+    if c.varying.contains(&setting) {
+        let within: Vec<&str> = c
+            .varying
+            .iter()
+            .copied()
+            .filter(|s| varies_within_a_panel(c, s))
+            .collect();
+        return Err(input_error(format!(
+            "--x {setting}: takes one value per architecture in {}, so each line would be one \
+             point (settings that vary within an architecture: {})",
+            dirs.iter()
+                .map(|d| d.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            if within.is_empty() {
+                "none".to_string()
+            } else {
+                within.join(", ")
+            }
+        )));
     }
     Err(input_error(format!(
         "--x {setting}: not a setting that varies in {} (varying: {}; settings: {})",
@@ -1132,6 +1154,17 @@ mod tests {
         assert!(!varies_within_a_panel(&c, "epochs"));
         assert!(varies_within_a_panel(&c, "tau"));
         assert!(!varies_within_a_panel(&c, "lr"));
+        // Asked for by name, such a setting is refused with the ones that would draw.
+        let dirs = [PathBuf::from("a"), PathBuf::from("b")];
+        let err = check_varies(&dirs, &c, "epochs").unwrap_err().to_string();
+        assert!(
+            err.contains("--x epochs: takes one value per architecture"),
+            "{err}"
+        );
+        assert!(err.contains("vary within an architecture: tau)"), "{err}");
+        assert!(check_varies(&dirs, &c, "tau").is_ok());
+        let err = check_varies(&dirs, &c, "lr").unwrap_err().to_string();
+        assert!(err.contains("--x lr: not a setting that varies"), "{err}");
     }
 
     /// The data set splits accuracy_vs_tau into panels; within a panel the lines are the
