@@ -40,16 +40,13 @@ fn smartmixed(args: &[&str]) -> Output {
         .expect("the smartmixed binary runs")
 }
 
+/// Sweeps `config` into `out` (`extra` flags added), which must succeed; returns stderr.
 fn sweep(config: &Path, out: &Path, extra: &[&str]) -> String {
-    let mut args = vec![
-        "sweep",
-        "--config",
-        config.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
-    let output = smartmixed(&args);
+    let output = common::sweep_command(config, out)
+        .args(extra)
+        .env("SMARTMIXED_DATA_DIR", common::mini_data())
+        .output()
+        .expect("the smartmixed binary runs");
     let stderr = String::from_utf8_lossy(&output.stderr).to_string();
     assert!(output.status.success(), "sweep failed: {stderr}");
     stderr

@@ -220,19 +220,13 @@ mod runs {
 
     /// `smartmixed sweep` of `config` into `out` on the MNIST subset, quiet, with `extra` flags.
     fn sweep(config: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
-        let data = mini_data();
-        let mut args = vec![
-            "sweep",
-            "--config",
-            config.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--data-dir",
-            data.to_str().unwrap(),
-            "--quiet",
-        ];
-        args.extend_from_slice(extra);
-        common::run(&args)
+        common::sweep_command(config, out)
+            .arg("--data-dir")
+            .arg(mini_data())
+            .arg("--quiet")
+            .args(extra)
+            .output()
+            .expect("the smartmixed binary runs")
     }
 
     /// [`sweep`], which must succeed.

@@ -33,6 +33,17 @@ pub fn binary() -> Command {
     command
 }
 
+/// `smartmixed sweep --config CONFIG --out OUT`, for a test to add its own flags and run.
+pub fn sweep_command(config: &std::path::Path, out: &std::path::Path) -> Command {
+    let mut command = binary();
+    command
+        .args(["sweep", "--config"])
+        .arg(config)
+        .arg("--out")
+        .arg(out);
+    command
+}
+
 /// Runs the binary with `args` to completion.
 pub fn run(args: &[&str]) -> Output {
     binary()
