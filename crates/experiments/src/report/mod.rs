@@ -3,7 +3,8 @@
 //! other method, and what each costs), [`freeze`] (what the switch of a selection method costs,
 //! from the epoch logs), [`setting_pairs`] (a varying setting's values paired by seed),
 //! [`stats`] (the bootstrap), [`plot`] (the figures of a
-//! comparison; [`by_method`]: each method's accuracy and interval per architecture), [`learned`] (the figures of what adaptive methods learned) and [`figure`]
+//! comparison; [`by_method`]: each method's accuracy and interval per architecture; [`paired`]: SmartMixed
+//! minus each method, paired by seed), [`learned`] (the figures of what adaptive methods learned) and [`figure`]
 //! (what figures share).
 
 pub mod adaptive;
@@ -12,6 +13,7 @@ pub mod compare;
 pub mod figure;
 pub mod freeze;
 pub mod learned;
+pub mod paired;
 pub mod plot;
 pub mod setting_pairs;
 pub mod stats;

@@ -749,7 +749,8 @@ fn file_label(arch: &str) -> String {
 
 /// Draws the figures into `figures/` of `out` (else the first directory); returns the files
 /// written.
-/// By default every [`FigureKind`]: test accuracy by method per architecture, against depth
+/// By default every [`FigureKind`]: test accuracy by method per architecture, SmartMixed minus
+/// each method paired by seed, against depth
 /// (when the results' MLPs have more than one depth), against each setting that varies within
 /// an architecture, SmartMixed's shares, the selection phase's share trajectories and what the
 /// adaptive methods learned; `kinds` picks some. With `x`, only test accuracy against that
@@ -786,6 +787,9 @@ pub fn run(
     }
     if wanted(FigureKind::ByMethod) {
         written.extend(crate::report::by_method::figures(&out, &c)?);
+    }
+    if wanted(FigureKind::Paired) {
+        written.extend(crate::report::paired::figures(&out, &c)?);
     }
     if wanted(FigureKind::Depth) {
         written.extend(depth_figures(&out, &c)?);
@@ -837,6 +841,8 @@ fn remove_stale_figures(dir: &Path, written: &[PathBuf]) -> Result<()> {
 pub enum FigureKind {
     /// `accuracy_by_method`: each method's mean and interval per architecture.
     ByMethod,
+    /// `accuracy_smartmixed_paired`: SmartMixed minus each method of its cell, paired by seed.
+    Paired,
     /// `accuracy_vs_depth` (and its zoom), over the MLPs.
     Depth,
     /// `accuracy_vs_<setting>` for each setting that varies within an architecture.
