@@ -1046,7 +1046,41 @@ fn write_paired_by_seed(md: &mut String, c: &Comparison) -> fmt::Result {
             p_value(cell.paired_holm_p)
         )?;
     }
+    writeln!(md, "\n{}", multiplicity_summary(c))?;
     Ok(())
+}
+
+/// How many of the paired comparisons have an interval clear of zero, and how many of those
+/// hold after Holm's adjustment, each way.
+fn multiplicity_summary(c: &Comparison) -> String {
+    let paired: Vec<&Cell> = c.cells.iter().filter(|x| x.paired_diff.is_some()).collect();
+    let called = |better: bool| {
+        paired.iter().filter(move |x| {
+            let (lo, hi) = (x.paired_low.unwrap_or(0.0), x.paired_high.unwrap_or(0.0));
+            if better {
+                lo > 0.0
+            } else {
+                hi < 0.0
+            }
+        })
+    };
+    let holds = |better: bool| {
+        called(better)
+            .filter(|x| x.paired_holm_p.is_some_and(|p| p < 0.05))
+            .count()
+    };
+    format!(
+        "Of these {} comparisons, {} have a bootstrap interval clear of zero (SmartMixed better \
+         in {}, worse in {}); Holm p < 0.05 holds for {} of the {} and {} of the {}.",
+        paired.len(),
+        called(true).count() + called(false).count(),
+        called(true).count(),
+        called(false).count(),
+        holds(true),
+        called(true).count(),
+        holds(false),
+        called(false).count()
+    )
 }
 
 /// Each method's ranks over the cells, and SmartMixed's epoch time against ReLU's.
@@ -1621,6 +1655,12 @@ mod tests {
         let sm = c.cells.iter().find(|x| x.method == "smartmixed").unwrap();
         assert_eq!(sm.paired_diff, None, "pairs sit on the baseline rows");
         assert_eq!((sm.paired_t_p, sm.paired_holm_p), (None, None));
+        // tanh's interval [+1, +2] calls SmartMixed better; two seeds cannot hold it after Holm.
+        assert_eq!(
+            multiplicity_summary(&c),
+            "Of these 2 comparisons, 1 have a bootstrap interval clear of zero (SmartMixed \
+             better in 1, worse in 0); Holm p < 0.05 holds for 0 of the 1 and 0 of the 0."
+        );
         let md = render_markdown(&c, &[PathBuf::from("x")]);
         assert!(
             md.contains("| 1 | relu | 2 | +2.50 | [-1.00, +6.00] | 0.50 | no clear difference |"),
