@@ -2,7 +2,7 @@
 //! docs/ points at a file that exists (and, with `#anchor`, at a heading of that file), and every
 //! `smartmixed` command shown there uses only flags its subcommand accepts (checked against the
 //! binary's own `--help`). Every interval the result pages quote (`mean [lo, hi]`) is one that a
-//! committed report prints.
+//! committed report prints, and so are results/README.md's counts of calls held after Holm.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -362,6 +362,61 @@ fn quoted_intervals_come_from_the_reports() {
         "intervals no report prints (rerun `smartmixed compare` and copy them again):\n{}",
         missing.join("\n")
     );
+}
+
+/// The counts of results/README.md's table of interval calls held after Holm (rows
+/// `| `set/` ... | n | a / b | c / d |`), each as the line under that report's paired table.
+fn holm_rows(text: &str) -> Vec<(String, String)> {
+    let mut rows = Vec::new();
+    for line in text.lines() {
+        let cols: Vec<&str> = line.split('|').map(str::trim).collect();
+        let [_, set, n, called, held, _] = cols[..] else {
+            continue;
+        };
+        let Some(set) = set.strip_prefix('`').and_then(|s| s.split_once("/`")) else {
+            continue;
+        };
+        let (Some((a, b)), Some((c, d))) = (called.split_once(" / "), held.split_once(" / "))
+        else {
+            continue;
+        };
+        let number = |x: &str| x.parse::<usize>().ok();
+        let (Some(n), Some(a), Some(b), Some(c), Some(d)) =
+            (number(n), number(a), number(b), number(c), number(d))
+        else {
+            continue;
+        };
+        rows.push((
+            set.0.to_string(),
+            format!(
+                "Of these {n} comparisons, {} have a bootstrap interval clear of zero \
+                 (SmartMixed better in {a}, worse in {b}); Holm p < 0.05 holds for {c} of the \
+                 {a} and {d} of the {b}.",
+                a + b
+            ),
+        ));
+    }
+    rows
+}
+
+#[test]
+fn holm_counts_come_from_the_reports() {
+    let text = std::fs::read_to_string(repo().join("results/README.md")).unwrap();
+    let rows = holm_rows(&text);
+    assert!(
+        rows.len() >= 5,
+        "results/README.md has no table of Holm counts"
+    );
+    for (set, line) in rows {
+        let report = repo().join("results").join(&set).join("comparison.md");
+        let printed = std::fs::read_to_string(&report).unwrap_or_default();
+        assert!(
+            printed.contains(&line),
+            "results/README.md's counts for {set}/ are not what {} prints (rerun `smartmixed \
+             compare` and copy them again): {line}",
+            report.display()
+        );
+    }
 }
 
 #[test]
