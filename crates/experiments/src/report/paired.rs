@@ -2,7 +2,7 @@
 //! with the 95 % interval of the mean difference, one panel per architecture (and value of each
 //! varying setting that every method reads) and one colour per SmartMixed setting (tau, say):
 //! the figure that says where SmartMixed wins, loses or is level, an interval off zero or not.
-//! The numbers are comparison.csv's `paired_*` columns.
+//! The numbers are comparison.csv's `paired_*` columns; a filled dot holds after Holm.
 
 use std::path::{Path, PathBuf};
 
@@ -15,12 +15,14 @@ use crate::report::figure::{save, FONT};
 use crate::run::method::Method;
 use crate::run::setting;
 
-/// SmartMixed minus one method, in points.
+/// SmartMixed minus one method, in points, and whether it holds after Holm's adjustment over
+/// the cell's comparisons (drawn as a filled dot; a hollow one where it does not).
 #[derive(Debug, PartialEq)]
 struct Diff {
     mean: f64,
     low: f64,
     high: f64,
+    holds: bool,
 }
 
 /// One method of a panel: its difference per series (`None` where that series' cell lacks it).
@@ -119,6 +121,7 @@ fn panels(c: &Comparison) -> Vec<Panel> {
                 mean: 100.0 * mean,
                 low: 100.0 * low,
                 high: 100.0 * high,
+                holds: other.paired_holm_p.is_some_and(|p| p < 0.05),
             };
             match panel.rows.iter_mut().find(|r| r.method == other.method) {
                 Some(row) => row.diffs[s] = Some(diff),
@@ -267,10 +270,18 @@ fn draw_panel<DB: DrawingBackend>(
             }))
             .map_err(|e| anyhow!("{e:?}"))?;
         chart
+            .draw_series(drawn.iter().map(|(y, d)| match d.holds {
+                true => Circle::new((d.mean, *y), 5, color.filled()),
+                false => Circle::new((d.mean, *y), 5, WHITE.filled()),
+            }))
+            .map_err(|e| anyhow!("{e:?}"))?;
+        // A hollow dot's ring.
+        chart
             .draw_series(
                 drawn
                     .iter()
-                    .map(|(y, d)| Circle::new((d.mean, *y), 5, color.filled())),
+                    .filter(|(_, d)| !d.holds)
+                    .map(|(y, d)| Circle::new((d.mean, *y), 5, color.stroke_width(2))),
             )
             .map_err(|e| anyhow!("{e:?}"))?;
     }
@@ -280,7 +291,8 @@ fn draw_panel<DB: DrawingBackend>(
 fn draw<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, panels: &[Panel]) -> Result<()> {
     let titled = area
         .titled(
-            "SmartMixed minus each method of its cell, paired by seed (right of the line: SmartMixed better)",
+            "SmartMixed minus each method of its cell, paired by seed (right of the line: SmartMixed \
+             better; a filled dot: Holm p < 0.05 over the cell's comparisons)",
             (FONT, 20),
         )
         .map_err(|e| anyhow!("{e:?}"))?;
@@ -360,6 +372,7 @@ mod tests {
                         .unwrap();
                     let d = r.diffs[s].as_ref().unwrap();
                     assert_eq!(d.mean, 100.0 * cell.paired_diff.unwrap());
+                    assert_eq!(d.holds, cell.paired_holm_p.unwrap() < 0.05);
                     assert!(d.low <= d.mean && d.mean <= d.high, "{d:?}");
                 }
             }
