@@ -16,8 +16,8 @@ use crate::report::adaptive::{self, MethodCost, Pair};
 use crate::report::freeze::{self, Freeze};
 use crate::report::setting_pairs::{self, SettingPair};
 use crate::report::stats::{
-    bootstrap_diff_ci, bootstrap_mean_ci, holm, mean, paired_t_p, probability_of_improvement,
-    RESAMPLES,
+    bootstrap_diff_ci, bootstrap_mean_ci, holm, mean, p_value, paired_t_p,
+    probability_of_improvement, RESAMPLES,
 };
 use crate::run::files::write_atomic;
 use crate::run::method::Method;
@@ -892,15 +892,6 @@ fn setting_cols(cell: &Cell) -> String {
 }
 
 /// What an interval of SmartMixed minus a baseline says.
-/// A p-value to three decimals (`<0.001` below), `-` where there is none (one pair).
-fn p_value(p: Option<f64>) -> String {
-    match p {
-        Some(p) if p < 0.001 => "<0.001".to_string(),
-        Some(p) => format!("{p:.3}"),
-        None => "-".to_string(),
-    }
-}
-
 fn verdict(lo: f64, hi: f64) -> &'static str {
     if lo > 0.0 {
         "SmartMixed better"

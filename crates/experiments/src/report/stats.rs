@@ -100,6 +100,16 @@ pub fn holm(ps: &[f64]) -> Vec<f64> {
     adjusted
 }
 
+/// A p-value as the reports print it: three decimals (`<0.001` below), `-` where there is none
+/// (one pair).
+pub fn p_value(p: Option<f64>) -> String {
+    match p {
+        Some(p) if p < 0.001 => "<0.001".to_string(),
+        Some(p) => format!("{p:.3}"),
+        None => "-".to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
