@@ -10,7 +10,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use crate::report::compare::{settings_label, Cell, Comparison, ANY};
-use crate::report::figure::{method_color, save, FONT};
+use crate::report::figure::{self, method_color, panel_grid_size, rows_chart, save_panel_grid};
 use crate::run::setting;
 
 /// One method (with the values of the settings only it reads) in a panel, in %.
@@ -33,7 +33,6 @@ struct Panel {
 /// (setting, value) pairs, as cells hold them.
 type Settings = Vec<(String, String)>;
 
-const PANELS_PER_ROW: usize = 2;
 const ROW_HEIGHT: u32 = 24;
 /// The scale reaches at most this many points below the best interval's top: a method that
 /// failed in some seeds would otherwise squeeze every other interval into a few pixels. A mean
@@ -115,13 +114,7 @@ fn row_labels(panel: &Panel) -> Vec<String> {
 /// Pixels for the row labels of every panel: 250, or more for labels longer than about 32
 /// characters (a report over several sets names settings in them).
 fn label_width(panels: &[Panel]) -> u32 {
-    let longest = panels
-        .iter()
-        .flat_map(row_labels)
-        .map(|l| l.chars().count())
-        .max()
-        .unwrap_or(0);
-    (24 + 7 * longest as u32).max(250)
+    figure::label_width(panels.iter().flat_map(row_labels), 250)
 }
 
 /// One panel: a row per entry, its interval as a bar and its mean as a dot, the best on top.
@@ -141,30 +134,14 @@ fn draw_panel<DB: DrawingBackend>(
         .max(floor);
     let pad = ((high - low) * 0.05).max(0.05);
     let labels = row_labels(panel);
-    let mut chart = ChartBuilder::on(area)
-        .caption(&panel.title, (FONT, 18))
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(label_px)
-        .build_cartesian_2d((low - pad)..(high + pad), -0.5..(n as f64 - 0.5))
-        .map_err(|e| anyhow!("{e:?}"))?;
-    chart
-        .configure_mesh()
-        .y_labels(n)
-        .y_label_formatter(&|y| {
-            // Row i from the top holds entry i.
-            let i = (n as f64 - 1.0 - y).round();
-            match (i >= 0.0 && (y - y.round()).abs() < 1e-6).then_some(i as usize) {
-                Some(i) if i < n => labels[i].clone(),
-                _ => String::new(),
-            }
-        })
-        .disable_y_mesh()
-        .x_desc("test accuracy (%), mean and 95 % interval over seeds")
-        .label_style((FONT, 14))
-        .axis_desc_style((FONT, 15))
-        .draw()
-        .map_err(|e| anyhow!("{e:?}"))?;
+    let mut chart = rows_chart(
+        area,
+        (&panel.title, 18),
+        (low - pad)..(high + pad),
+        &labels,
+        label_px,
+        "test accuracy (%), mean and 95 % interval over seeds",
+    )?;
     for (i, e) in panel
         .entries
         .iter()
@@ -186,61 +163,41 @@ fn draw_panel<DB: DrawingBackend>(
     Ok(())
 }
 
-fn draw<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, panels: &[Panel]) -> Result<()> {
-    let titled = area
-        .titled(
-            "Test accuracy by method (mean over seeds, 95 % bootstrap interval)",
-            (FONT, 22),
-        )
-        .map_err(|e| anyhow!("{e:?}"))?;
-    let cols = panels.len().min(PANELS_PER_ROW);
-    let rows = panels.len().div_ceil(cols);
-    let label_px = label_width(panels);
-    for (cell, panel) in titled.split_evenly((rows, cols)).iter().zip(panels) {
-        draw_panel(cell, panel, label_px)?;
-    }
-    Ok(())
-}
-
 /// `accuracy_by_method.{svg,png}` in `out`.
 pub fn figures(out: &Path, c: &Comparison) -> Result<Vec<PathBuf>> {
     let panels = panels(c);
     if panels.is_empty() {
         return Ok(Vec::new());
     }
-    let cols = panels.len().min(PANELS_PER_ROW) as u32;
-    let rows = panels.len().div_ceil(PANELS_PER_ROW) as u32;
-    let most = panels.iter().map(|p| p.entries.len()).max().unwrap_or(1) as u32;
+    let most = panels.iter().map(|p| p.entries.len()).max().unwrap_or(1);
     // A panel is 700 pixels wide with the usual 250 for its labels; longer labels widen it.
-    let panel_width = 450 + label_width(&panels);
-    let size = (
-        60 + panel_width * cols,
-        60 + rows * (110 + ROW_HEIGHT * most),
-    );
-    save(
+    let label_px = label_width(&panels);
+    let panel_width = 450 + label_px;
+    let size = panel_grid_size(panels.len(), panel_width, most, ROW_HEIGHT, 0);
+    save_panel_grid(
         out,
         "accuracy_by_method",
         size,
-        &|a| draw(a, &panels),
-        &|a| draw(a, &panels),
+        (
+            "Test accuracy by method (mean over seeds, 95 % bootstrap interval)",
+            22,
+        ),
+        &panels,
+        &|a, p| draw_panel(a, p, label_px),
+        &|a, p| draw_panel(a, p, label_px),
     )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::compare::compare;
+    use crate::report::compare::{committed_rows, compare};
 
     /// A baseline that serves both tau cells is one entry; SmartMixed's two tau values are two;
     /// entries are sorted by mean and panels follow the architectures.
     #[test]
     fn panels_hold_each_method_once_per_value_it_reads() {
-        let dir = crate::crate_dir().join("../../results/mnist1d-cnn");
-        let rows = crate::grid::store::ResultsStore::open(&dir)
-            .unwrap()
-            .results()
-            .unwrap();
-        let c = compare(&rows, &[], 0);
+        let c = compare(&committed_rows("mnist1d-cnn"), &[], 0);
         let panels = panels(&c);
         let titles: Vec<&str> = panels.iter().map(|p| p.title.as_str()).collect();
         assert_eq!(titles, ["mnist1d-cnn", "mnist1d-cnn5"]);

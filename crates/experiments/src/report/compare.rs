@@ -376,6 +376,13 @@ pub fn is_adaptive(method: &str) -> bool {
 
 /// Builds the comparison from result and share rows (rows with a status other than ok and
 /// duplicate keys are left out).
+/// For the report modules' tests: the rows of a committed result set (`results/<set>`).
+#[cfg(test)]
+pub(crate) fn committed_rows(set: &str) -> Vec<ResultRow> {
+    let dir = crate::crate_dir().join("../../results").join(set);
+    ResultsStore::open(&dir).unwrap().results().unwrap()
+}
+
 pub fn compare(rows: &[ResultRow], share_rows: &[ShareRow], bootstrap_seed: u64) -> Comparison {
     let finished = distinct_finished_runs(rows);
     let varying = varying_settings(&finished);

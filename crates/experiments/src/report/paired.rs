@@ -11,7 +11,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use crate::report::compare::{settings_label, Cell, Comparison, ANY};
-use crate::report::figure::{save, FONT};
+use crate::report::figure::{self, panel_grid_size, rows_chart, save_panel_grid, FONT};
 use crate::run::method::Method;
 use crate::run::setting;
 
@@ -40,7 +40,6 @@ struct Panel {
     rows: Vec<Row>,
 }
 
-const PANELS_PER_ROW: usize = 2;
 const ROW_HEIGHT: u32 = 30;
 /// The scale reaches at most this many points either side of zero: a difference against a
 /// method that failed (sigmoid in a deep net: 30 points and more) would otherwise squeeze
@@ -192,13 +191,7 @@ fn row_labels(panel: &Panel) -> Vec<String> {
 
 /// Pixels for the row labels: 170, or more for longer labels.
 fn label_width(panels: &[Panel]) -> u32 {
-    let longest = panels
-        .iter()
-        .flat_map(row_labels)
-        .map(|l| l.chars().count())
-        .max()
-        .unwrap_or(0);
-    (24 + 7 * longest as u32).max(170)
+    figure::label_width(panels.iter().flat_map(row_labels), 170)
 }
 
 /// One panel: a row per method, per series its interval as a bar and its mean as a dot, and a
@@ -215,30 +208,14 @@ fn draw_panel<DB: DrawingBackend>(
     let area = area
         .titled(&panel.title, (FONT, 16))
         .map_err(|e| anyhow!("{e:?}"))?;
-    let mut chart = ChartBuilder::on(&area)
-        .caption(caption(panel), (FONT, 14))
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(label_px)
-        .build_cartesian_2d((low - pad)..(high + pad), -0.5..(n as f64 - 0.5))
-        .map_err(|e| anyhow!("{e:?}"))?;
-    chart
-        .configure_mesh()
-        .y_labels(n)
-        .y_label_formatter(&|y| {
-            // Row i from the top holds row i.
-            let i = (n as f64 - 1.0 - y).round();
-            match (i >= 0.0 && (y - y.round()).abs() < 1e-6).then_some(i as usize) {
-                Some(i) if i < n => labels[i].clone(),
-                _ => String::new(),
-            }
-        })
-        .disable_y_mesh()
-        .x_desc("SmartMixed minus the method (points), paired by seed, 95 % interval")
-        .label_style((FONT, 14))
-        .axis_desc_style((FONT, 15))
-        .draw()
-        .map_err(|e| anyhow!("{e:?}"))?;
+    let mut chart = rows_chart(
+        &area,
+        (&caption(panel), 14),
+        (low - pad)..(high + pad),
+        &labels,
+        label_px,
+        "SmartMixed minus the method (points), paired by seed, 95 % interval",
+    )?;
     chart
         .draw_series(std::iter::once(PathElement::new(
             vec![(0.0, -0.5), (0.0, n as f64 - 0.5)],
@@ -288,23 +265,6 @@ fn draw_panel<DB: DrawingBackend>(
     Ok(())
 }
 
-fn draw<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, panels: &[Panel]) -> Result<()> {
-    let titled = area
-        .titled(
-            "SmartMixed minus each method of its cell, paired by seed (right of the line: SmartMixed \
-             better; a filled dot: Holm p < 0.05 over the cell's comparisons)",
-            (FONT, 20),
-        )
-        .map_err(|e| anyhow!("{e:?}"))?;
-    let cols = panels.len().min(PANELS_PER_ROW);
-    let rows = panels.len().div_ceil(cols);
-    let label_px = label_width(panels);
-    for (cell, panel) in titled.split_evenly((rows, cols)).iter().zip(panels) {
-        draw_panel(cell, panel, label_px)?;
-    }
-    Ok(())
-}
-
 /// `accuracy_smartmixed_paired.{svg,png}` in `out`; nothing when the results hold no
 /// SmartMixed cell with another method to pair with.
 pub fn figures(out: &Path, c: &Comparison) -> Result<Vec<PathBuf>> {
@@ -312,38 +272,32 @@ pub fn figures(out: &Path, c: &Comparison) -> Result<Vec<PathBuf>> {
     if panels.is_empty() {
         return Ok(Vec::new());
     }
-    let cols = panels.len().min(PANELS_PER_ROW) as u32;
-    let rows = panels.len().div_ceil(PANELS_PER_ROW) as u32;
-    let most = panels.iter().map(|p| p.rows.len()).max().unwrap_or(1) as u32;
-    let panel_width = 480 + label_width(&panels);
-    let size = (
-        (60 + panel_width * cols).max(1100),
-        60 + rows * (110 + ROW_HEIGHT * most),
-    );
-    save(
+    let most = panels.iter().map(|p| p.rows.len()).max().unwrap_or(1);
+    let label_px = label_width(&panels);
+    let panel_width = 480 + label_px;
+    let size = panel_grid_size(panels.len(), panel_width, most, ROW_HEIGHT, 1100);
+    save_panel_grid(
         out,
         "accuracy_smartmixed_paired",
         size,
-        &|a| draw(a, &panels),
-        &|a| draw(a, &panels),
+        ("SmartMixed minus each method of its cell, paired by seed (right of the line: SmartMixed \
+             better; a filled dot: Holm p < 0.05 over the cell's comparisons)", 20),
+        &panels,
+        &|a, p| draw_panel(a, p, label_px),
+        &|a, p| draw_panel(a, p, label_px),
     )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::compare::compare;
+    use crate::report::compare::{committed_rows, compare};
 
     /// Per architecture one panel with a series per tau; each row is the cell's paired
     /// difference (comparison.csv's numbers, in points); rows sorted by the first series.
     #[test]
     fn panels_hold_the_paired_differences_of_each_smartmixed_cell() {
-        let dir = crate::crate_dir().join("../../results/mnist1d-cnn");
-        let rows = crate::grid::store::ResultsStore::open(&dir)
-            .unwrap()
-            .results()
-            .unwrap();
-        let c = compare(&rows, &[], 0);
+        let c = compare(&committed_rows("mnist1d-cnn"), &[], 0);
         let panels = panels(&c);
         let titles: Vec<&str> = panels.iter().map(|p| p.title.as_str()).collect();
         assert_eq!(titles, ["mnist1d-cnn", "mnist1d-cnn5"]);
@@ -395,11 +349,7 @@ mod tests {
     /// A comparison without SmartMixed draws nothing.
     #[test]
     fn no_smartmixed_no_figure() {
-        let dir = crate::crate_dir().join("../../results/mnist1d-cnn");
-        let rows: Vec<_> = crate::grid::store::ResultsStore::open(&dir)
-            .unwrap()
-            .results()
-            .unwrap()
+        let rows: Vec<_> = committed_rows("mnist1d-cnn")
             .into_iter()
             .filter(|r| r.method != "smartmixed")
             .collect();
