@@ -10,7 +10,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::grid::store::ResultRow;
 use crate::report::stats::{
-    bootstrap_mean_ci, holm, mean, p_value, paired_t_p, probability_of_improvement,
+    bootstrap_mean_ci, holm_some, mean, p_value, paired_t_p, probability_of_improvement,
 };
 use clap::ValueEnum;
 
@@ -141,10 +141,9 @@ pub fn pairs(
             });
         }
     }
-    let tested: Vec<usize> = (0..out.len()).filter(|&i| out[i].t_p.is_some()).collect();
-    let ps: Vec<f64> = tested.iter().filter_map(|&i| out[i].t_p).collect();
-    for (&i, adjusted) in tested.iter().zip(holm(&ps)) {
-        out[i].holm_p = Some(adjusted);
+    let ps: Vec<Option<f64>> = out.iter().map(|p| p.t_p).collect();
+    for (pair, adjusted) in out.iter_mut().zip(holm_some(&ps)) {
+        pair.holm_p = adjusted;
     }
     out
 }

@@ -16,7 +16,7 @@ use crate::report::adaptive::{self, MethodCost, Pair};
 use crate::report::freeze::{self, Freeze};
 use crate::report::setting_pairs::{self, SettingPair};
 use crate::report::stats::{
-    bootstrap_diff_ci, bootstrap_mean_ci, holm, mean, p_value, paired_t_p,
+    bootstrap_diff_ci, bootstrap_mean_ci, holm_some, mean, p_value, paired_t_p,
     probability_of_improvement, RESAMPLES,
 };
 use crate::run::files::write_atomic;
@@ -374,8 +374,6 @@ pub fn is_adaptive(method: &str) -> bool {
     Method::from_name(method).is_some_and(Method::is_adaptive)
 }
 
-/// Builds the comparison from result and share rows (rows with a status other than ok and
-/// duplicate keys are left out).
 /// For the report modules' tests: the rows of a committed result set (`results/<set>`).
 #[cfg(test)]
 pub(crate) fn committed_rows(set: &str) -> Vec<ResultRow> {
@@ -383,6 +381,8 @@ pub(crate) fn committed_rows(set: &str) -> Vec<ResultRow> {
     ResultsStore::open(&dir).unwrap().results().unwrap()
 }
 
+/// Builds the comparison from result and share rows (rows with a status other than ok and
+/// duplicate keys are left out).
 pub fn compare(rows: &[ResultRow], share_rows: &[ShareRow], bootstrap_seed: u64) -> Comparison {
     let finished = distinct_finished_runs(rows);
     let varying = varying_settings(&finished);
@@ -525,12 +525,9 @@ impl Bootstrap {
 
 /// Holm's adjustment of the t-test p-values of one cell's comparisons of SmartMixed.
 fn adjust_for_the_cell(cells: &mut [Cell]) {
-    let tested: Vec<usize> = (0..cells.len())
-        .filter(|&i| cells[i].paired_t_p.is_some())
-        .collect();
-    let ps: Vec<f64> = tested.iter().filter_map(|&i| cells[i].paired_t_p).collect();
-    for (&i, adjusted) in tested.iter().zip(holm(&ps)) {
-        cells[i].paired_holm_p = Some(adjusted);
+    let ps: Vec<Option<f64>> = cells.iter().map(|x| x.paired_t_p).collect();
+    for (cell, adjusted) in cells.iter_mut().zip(holm_some(&ps)) {
+        cell.paired_holm_p = adjusted;
     }
 }
 
@@ -1014,7 +1011,7 @@ fn write_paired_by_seed(md: &mut String, c: &Comparison) -> fmt::Result {
         "The verdict reads the 95 % bootstrap interval of each comparison alone. A cell makes \
          many comparisons, and with few seeds bootstrap intervals tend to be too narrow, so two \
          more columns: the paired t-test's two-sided p and that p adjusted by Holm over the \
-         cell's comparisons (holding the chance of any false \"better\" in the cell at 5 % \
+         cell's comparisons (holding the chance of any false call in the cell at 5 % \
          where Holm p < 0.05).\n"
     )?;
     writeln!(
@@ -1068,7 +1065,7 @@ fn multiplicity_summary(c: &Comparison) -> String {
             .count()
     };
     format!(
-        "Of these {} comparisons, {} have a bootstrap interval clear of zero (SmartMixed better \
+        "Of these {} comparisons, {} with a bootstrap interval clear of zero (SmartMixed better \
          in {}, worse in {}); Holm p < 0.05 holds for {} of the {} and {} of the {}.",
         paired.len(),
         called(true).count() + called(false).count(),
@@ -1656,7 +1653,7 @@ mod tests {
         // tanh's interval [+1, +2] calls SmartMixed better; two seeds cannot hold it after Holm.
         assert_eq!(
             multiplicity_summary(&c),
-            "Of these 2 comparisons, 1 have a bootstrap interval clear of zero (SmartMixed \
+            "Of these 2 comparisons, 1 with a bootstrap interval clear of zero (SmartMixed \
              better in 1, worse in 0); Holm p < 0.05 holds for 0 of the 1 and 0 of the 0."
         );
         let md = render_markdown(&c, &[PathBuf::from("x")]);

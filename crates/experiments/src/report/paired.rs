@@ -47,11 +47,14 @@ const ROW_HEIGHT: u32 = 30;
 const SCALE_POINTS: f64 = 12.0;
 /// A colour per series, SmartMixed's red first, with the name the panel's caption gives it (a
 /// legend inside the panel would cover some row's interval).
-const SERIES_COLORS: [(RGBColor, &str); 4] = [
+/// More series than colours (a grid of tau and pool, say) repeat them, and the caption says so.
+const SERIES_COLORS: [(RGBColor, &str); 6] = [
     (RGBColor(214, 39, 40), "red"),
     (RGBColor(31, 119, 180), "blue"),
     (RGBColor(44, 160, 44), "green"),
     (RGBColor(148, 103, 189), "purple"),
+    (RGBColor(255, 127, 14), "orange"),
+    (RGBColor(0, 0, 0), "black"),
 ];
 
 /// Which colour is which series, for the line under a panel's title (empty for one series).
@@ -108,7 +111,9 @@ fn panels(c: &Comparison) -> Vec<Panel> {
             row.diffs.push(None);
         }
         let partners = c.cells.iter().filter(|x| {
-            x.method != smartmixed && x.arch == cell.arch && x.settings == cell.settings
+            x.method != smartmixed
+                && (&x.arch, &x.widths, x.depth) == (&cell.arch, &cell.widths, cell.depth)
+                && x.settings == cell.settings
         });
         for other in partners {
             let (Some(mean), Some(low), Some(high)) =
@@ -116,6 +121,9 @@ fn panels(c: &Comparison) -> Vec<Panel> {
             else {
                 continue;
             };
+            if !mean.is_finite() {
+                continue;
+            }
             let diff = Diff {
                 mean: 100.0 * mean,
                 low: 100.0 * low,
@@ -173,12 +181,17 @@ fn row_labels(panel: &Panel) -> Vec<String> {
         .rows
         .iter()
         .map(|r| {
+            // Named by series where there are several.
             let off: Vec<String> = r
                 .diffs
                 .iter()
-                .flatten()
-                .filter(|d| d.mean < low || d.mean > high)
-                .map(|d| format!("{:+.2}", d.mean))
+                .zip(&panel.series)
+                .filter_map(|(d, series)| Some((d.as_ref()?, series)))
+                .filter(|(d, _)| d.mean < low || d.mean > high)
+                .map(|(d, series)| match panel.series.len() {
+                    1 => format!("{:+.2}", d.mean),
+                    _ => format!("{series} {:+.2}", d.mean),
+                })
                 .collect();
             if off.is_empty() {
                 r.method.clone()

@@ -66,8 +66,8 @@ pub fn probability_of_improvement(diffs: &[f64]) -> f64 {
 }
 
 /// Two-sided p-value of the paired t-test (mean difference zero) on per-seed differences;
-/// `None` with fewer than two pairs. Differences without spread give 1 when they are all zero
-/// and 0 otherwise (the test's limit).
+/// `None` with fewer than two pairs or a difference that is not a number. Differences without
+/// spread give 1 when they are all zero and 0 otherwise (the test's limit).
 pub fn paired_t_p(diffs: &[f64]) -> Option<f64> {
     let n = diffs.len();
     if n < 2 {
@@ -75,6 +75,10 @@ pub fn paired_t_p(diffs: &[f64]) -> Option<f64> {
     }
     let m = mean(diffs);
     let var = diffs.iter().map(|d| (d - m).powi(2)).sum::<f64>() / (n - 1) as f64;
+    if !m.is_finite() || !var.is_finite() {
+        // statrs panics on a NaN argument.
+        return None;
+    }
     if var == 0.0 {
         return Some(if m == 0.0 { 1.0 } else { 0.0 });
     }
@@ -100,14 +104,22 @@ pub fn holm(ps: &[f64]) -> Vec<f64> {
     adjusted
 }
 
-/// A p-value as the reports print it: three decimals (`<0.001` below), `-` where there is none
-/// (one pair).
+/// A p-value as the reports print it: three decimals (`<0.001` below; four just under 0.05,
+/// so that a held 0.0496 does not read as 0.050), `-` where there is none (one pair).
 pub fn p_value(p: Option<f64>) -> String {
     match p {
         Some(p) if p < 0.001 => "<0.001".to_string(),
+        Some(p) if (0.0495..0.05).contains(&p) => format!("{p:.4}"),
         Some(p) => format!("{p:.3}"),
         None => "-".to_string(),
     }
+}
+
+/// [`holm`] over the p-values present (a comparison without one is not in the family).
+pub fn holm_some(ps: &[Option<f64>]) -> Vec<Option<f64>> {
+    let present: Vec<f64> = ps.iter().flatten().copied().collect();
+    let mut adjusted = holm(&present).into_iter();
+    ps.iter().map(|p| p.and_then(|_| adjusted.next())).collect()
 }
 
 #[cfg(test)]
@@ -162,5 +174,13 @@ mod tests {
         }
         assert_eq!(holm(&[0.6, 0.5]), [1.0, 1.0]);
         assert!(holm(&[]).is_empty());
+        // A comparison without a p stays out of the family.
+        assert_eq!(
+            holm_some(&[Some(0.01), None, Some(0.02)]),
+            [Some(0.02), None, Some(0.02)]
+        );
+        assert_eq!(paired_t_p(&[0.01, f64::NAN, 0.02]), None);
+        assert_eq!(p_value(Some(0.0496)), "0.0496");
+        assert_eq!(p_value(Some(0.0504)), "0.050");
     }
 }
