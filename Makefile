@@ -75,7 +75,7 @@ report-conv-nets: bin
 	$(BIN) compare results/fashion-cnn
 	$(BIN) plot results/fashion-cnn
 	$(BIN) compare $(CONV_NETS_SETS) --out results/conv-nets
-	$(BIN) plot $(CONV_NETS_SETS) --out results/conv-nets --figures by-method
+	$(BIN) plot $(CONV_NETS_SETS) --out results/conv-nets --figures by-method,paired
 	python3 scripts/fit-regime.py results/mnist1d results/mnist1d-width results/mnist1d-cnn \
 	  results/fashion-cnn results/adaptive-fashion > results/conv-nets/fit-regime.md
 
