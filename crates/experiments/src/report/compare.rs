@@ -16,7 +16,7 @@ use crate::report::adaptive::{self, MethodCost, Pair};
 use crate::report::freeze::{self, Freeze};
 use crate::report::setting_pairs::{self, SettingPair};
 use crate::report::stats::{
-    bootstrap_diff_ci, bootstrap_mean_ci, holm_some, mean, p_value, paired_t_p,
+    bootstrap_diff_ci, bootstrap_mean_ci, holds_after_holm, holm_some, mean, p_value, paired_t_p,
     probability_of_improvement, RESAMPLES,
 };
 use crate::run::files::write_atomic;
@@ -1061,7 +1061,7 @@ fn multiplicity_summary(c: &Comparison) -> String {
     };
     let holds = |better: bool| {
         called(better)
-            .filter(|x| x.paired_holm_p.is_some_and(|p| p < 0.05))
+            .filter(|x| holds_after_holm(x.paired_holm_p))
             .count()
     };
     format!(

@@ -12,6 +12,7 @@ use plotters::prelude::*;
 
 use crate::report::compare::{settings_label, Cell, Comparison, ANY};
 use crate::report::figure::{self, panel_grid_size, rows_chart, save_panel_grid, FONT};
+use crate::report::stats::holds_after_holm;
 use crate::run::method::Method;
 use crate::run::setting;
 
@@ -128,7 +129,7 @@ fn panels(c: &Comparison) -> Vec<Panel> {
                 mean: 100.0 * mean,
                 low: 100.0 * low,
                 high: 100.0 * high,
-                holds: other.paired_holm_p.is_some_and(|p| p < 0.05),
+                holds: holds_after_holm(other.paired_holm_p),
             };
             match panel.rows.iter_mut().find(|r| r.method == other.method) {
                 Some(row) => row.diffs[s] = Some(diff),
@@ -339,7 +340,7 @@ mod tests {
                         .unwrap();
                     let d = r.diffs[s].as_ref().unwrap();
                     assert_eq!(d.mean, 100.0 * cell.paired_diff.unwrap());
-                    assert_eq!(d.holds, cell.paired_holm_p.unwrap() < 0.05);
+                    assert_eq!(d.holds, holds_after_holm(cell.paired_holm_p));
                     assert!(d.low <= d.mean && d.mean <= d.high, "{d:?}");
                 }
             }

@@ -115,6 +115,12 @@ pub fn p_value(p: Option<f64>) -> String {
     }
 }
 
+/// Whether a comparison holds after Holm's adjustment: its adjusted p under 0.05 (the level
+/// the reports, their summary line and the paired figure all use).
+pub fn holds_after_holm(holm_p: Option<f64>) -> bool {
+    holm_p.is_some_and(|p| p < 0.05)
+}
+
 /// [`holm`] over the p-values present (a comparison without one is not in the family).
 pub fn holm_some(ps: &[Option<f64>]) -> Vec<Option<f64>> {
     let present: Vec<f64> = ps.iter().flatten().copied().collect();
