@@ -69,7 +69,8 @@ tensorboard: bin
 
 # The reports of issue 32 (results/README.md, `fashion-cnn/`): Fashion-MNIST's conv grid's own
 # comparison and figures, then the combined report over the conv nets and the MLPs on the same
-# data, with fit-regime.md (when each method's checkpoint comes and how far it fits there).
+# data, with fit-regime.md (when each method's checkpoint comes and how far it fits there) and
+# the sign tests pooled over the conv nets and over the MLPs (SmartMixed against each method).
 CONV_NETS_SETS := results/fashion-cnn results/mnist1d-cnn results/mnist1d results/adaptive-fashion
 report-conv-nets: bin
 	$(BIN) compare results/fashion-cnn
@@ -78,6 +79,9 @@ report-conv-nets: bin
 	$(BIN) plot $(CONV_NETS_SETS) --out results/conv-nets --figures by-method,paired
 	python3 scripts/fit-regime.py results/mnist1d results/mnist1d-width results/mnist1d-cnn \
 	  results/fashion-cnn results/adaptive-fashion > results/conv-nets/fit-regime.md
+	python3 scripts/sign-test.py results/mnist1d-cnn results/fashion-cnn > results/conv-nets/sign-tests.md
+	python3 scripts/sign-test.py results/adaptive results/adaptive-fashion results/mnist1d \
+	  > results/conv-nets/sign-tests-mlp.md
 
 # Unit, integration and doc tests, all in release mode (the same build as the tools).
 test:

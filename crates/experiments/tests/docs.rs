@@ -2,7 +2,8 @@
 //! docs/ points at a file that exists (and, with `#anchor`, at a heading of that file), and every
 //! `smartmixed` command shown there uses only flags its subcommand accepts (checked against the
 //! binary's own `--help`). Every interval the result pages quote (`mean [lo, hi]`) is one that a
-//! committed report prints, and so are results/README.md's counts of calls held after Holm.
+//! committed report prints, and so are results/README.md's counts of calls held after Holm; the
+//! committed sign-test tables are what scripts/sign-test.py prints over the committed runs.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -440,4 +441,46 @@ fn intervals_are_read_as_quoted() {
     );
     assert_eq!(hundredths("1.2.3"), None);
     assert_eq!(hundredths("+-1.0"), None);
+}
+
+/// Each committed sign-test table (`results/*/sign-tests*.md`, from scripts/sign-test.py) is
+/// what its recorded command prints over today's committed runs, so results/README.md's pooled
+/// counts cannot fall behind a rerun grid.
+#[test]
+fn sign_tests_are_current() {
+    let mut checked = 0;
+    for entry in std::fs::read_dir(repo().join("results")).unwrap() {
+        let dir = entry.unwrap().path();
+        for file in std::fs::read_dir(&dir).into_iter().flatten() {
+            let path = file.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            if !(name.starts_with("sign-tests") && name.ends_with(".md")) {
+                continue;
+            }
+            let committed = std::fs::read_to_string(&path).unwrap();
+            let command = committed
+                .lines()
+                .find_map(|l| l.strip_prefix("`python3 scripts/sign-test.py "))
+                .and_then(|l| l.strip_suffix('`'))
+                .unwrap_or_else(|| panic!("{}: no recorded command", path.display()));
+            let out = Command::new("python3")
+                .arg("scripts/sign-test.py")
+                .args(command.split_whitespace())
+                .current_dir(repo())
+                .output()
+                .expect("python3 runs scripts/sign-test.py");
+            assert!(out.status.success(), "{}: {out:?}", path.display());
+            assert_eq!(
+                String::from_utf8_lossy(&out.stdout),
+                committed,
+                "{} is not what its command prints now (rerun `make report-conv-nets`)",
+                path.display()
+            );
+            checked += 1;
+        }
+    }
+    assert!(
+        checked >= 2,
+        "found {checked} sign-test tables under results/"
+    );
 }
