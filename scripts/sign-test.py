@@ -11,7 +11,8 @@ method M in more seeds than it loses, over these networks? Each pair is one seed
 (SmartMixed at tau T against M's run of the same seed, network, data and budget); pairs of
 different networks or seeds are separate training runs, so the exact two-sided binomial sign
 test applies (ties, equal test accuracy, are left out). Tau values are not pooled: the baseline
-runs serve every tau, so two tau cells share their baseline's runs.
+runs serve every tau, so two tau cells share their baseline's runs. A method that reads tau
+(the soft mixtures) is paired at SmartMixed's tau.
 
 Prints one Markdown table per tau: per method, each network's wins-losses(-ties) and mean
 paired difference in points, then the pooled count and sign-test p, and that p adjusted by Holm
@@ -63,7 +64,7 @@ def read_runs(directory):
         usage_error(f"{path}: no such file (give sweep directories)")
     with open(path) as f:
         rows = [r for r in csv.DictReader(f) if r.get("status") == "ok"]
-    missing = [k for k in ("dataset", "method", "tau", "seed", "test_acc", "widths") if rows and k not in rows[0]]
+    missing = [k for k in ("dataset", "method", "tau", "not_applicable", "seed", "test_acc", "widths") if rows and k not in rows[0]]
     if missing:
         usage_error(f"{path}: no column {', '.join(missing)}")
     return rows
@@ -74,19 +75,29 @@ def network(run, with_dataset):
     return f"{run['dataset']} {name}" if with_dataset else name
 
 
+def tau_read(run):
+    """The run's tau where its method reads it (the soft mixtures), else None: a fixed function's
+    or PAU's run serves SmartMixed at every tau."""
+    return None if "tau" in run["not_applicable"].split() else float(run["tau"])
+
+
 def pairs(runs, tau, against):
     """{(method, network): [SmartMixed minus method, per seed]} at the given tau."""
     baseline = {}
     for r in runs:
         if r["method"] != "smartmixed":
-            baseline[(r["method"],) + tuple(r.get(k, "") for k in SAME) + (r["seed"],)] = r
+            key = (r["method"],) + tuple(r.get(k, "") for k in SAME) + (r["seed"], tau_read(r))
+            if key in baseline:
+                usage_error(f"two runs of {r['method']} with the same settings and seed {r['seed']}")
+            baseline[key] = r
     with_dataset = len({r["dataset"] for r in runs}) > 1
     out = defaultdict(list)
     for r in runs:
         if r["method"] != "smartmixed" or float(r["tau"]) != tau:
             continue
         for method in against:
-            other = baseline.get((method,) + tuple(r.get(k, "") for k in SAME) + (r["seed"],))
+            settings = (method,) + tuple(r.get(k, "") for k in SAME) + (r["seed"],)
+            other = baseline.get(settings + (tau,)) or baseline.get(settings + (None,))
             if other is not None:
                 out[(method, network(r, with_dataset))].append(float(r["test_acc"]) - float(other["test_acc"]))
     return out
