@@ -9,7 +9,9 @@ use std::fmt::{self, Write as _};
 use rand_chacha::ChaCha8Rng;
 
 use crate::grid::store::ResultRow;
-use crate::report::stats::{bootstrap_mean_ci, mean, probability_of_improvement};
+use crate::report::stats::{
+    bootstrap_mean_ci, mean, p_value, paired_t_p, probability_of_improvement,
+};
 
 /// One value of a setting minus another, for one method on one architecture.
 #[derive(Clone, Debug, PartialEq)]
@@ -25,6 +27,9 @@ pub struct SettingPair {
     pub high: f64,
     /// The share of seeds in which `value` is better (ties count half).
     pub p_improvement: f64,
+    /// The paired t-test's two-sided p (mean difference zero); one pair per question, so not
+    /// adjusted for the table's other rows.
+    pub t_p: Option<f64>,
 }
 
 /// How [`pairs`] reads a row: a setting's value in it, its architecture's label, whether its
@@ -104,6 +109,7 @@ pub fn pairs(
                     low,
                     high,
                     p_improvement: probability_of_improvement(&diffs),
+                    t_p: paired_t_p(&diffs),
                 });
             }
         }
@@ -126,17 +132,19 @@ pub fn write_section(md: &mut String, pairs: &[SettingPair]) -> fmt::Result {
         "For every method that reads a setting that varies here: each value minus the first, \
          run by run on the same seed (same split, same initial linear weights), on the same \
          architecture and values of the other settings; 95 % interval of the mean difference \
-         (the pairs resampled); the share of seeds in which the value is better.\n"
+         (the pairs resampled); the share of seeds in which the value is better; the paired \
+         t-test's two-sided p (each row its own question: not adjusted for the table's other \
+         rows).\n"
     )?;
     writeln!(
         md,
-        "| arch | method | setting | value | minus | seeds | mean | interval | better in |"
+        "| arch | method | setting | value | minus | seeds | mean | interval | better in | t-test p |"
     )?;
-    writeln!(md, "|---|---|---|---|---|---|---|---|---|")?;
+    writeln!(md, "|---|---|---|---|---|---|---|---|---|---|")?;
     for p in pairs {
         writeln!(
             md,
-            "| {} | {} | {} | {} | {} | {} | {} | [{}, {}] | {:.0} % |",
+            "| {} | {} | {} | {} | {} | {} | {} | [{}, {}] | {:.0} % | {} |",
             p.arch,
             p.method,
             p.setting,
@@ -146,7 +154,8 @@ pub fn write_section(md: &mut String, pairs: &[SettingPair]) -> fmt::Result {
             points(p.mean_diff),
             points(p.low),
             points(p.high),
-            100.0 * p.p_improvement
+            100.0 * p.p_improvement,
+            p_value(p.t_p)
         )?;
     }
     Ok(())
@@ -166,6 +175,7 @@ pub fn csv_file(pairs: &[SettingPair]) -> anyhow::Result<Vec<u8>> {
         "diff_low",
         "diff_high",
         "p_improvement",
+        "t_p",
     ])?;
     for p in pairs {
         w.write_record([
@@ -179,6 +189,7 @@ pub fn csv_file(pairs: &[SettingPair]) -> anyhow::Result<Vec<u8>> {
             p.low.to_string(),
             p.high.to_string(),
             p.p_improvement.to_string(),
+            p.t_p.map_or(String::new(), |t| t.to_string()),
         ])?;
     }
     Ok(w.into_inner()?)
@@ -236,11 +247,16 @@ mod tests {
         // Seed 1: +0.03, seed 2: -0.01.
         assert!((p.mean_diff - 0.01).abs() < 1e-12, "{}", p.mean_diff);
         assert_eq!(p.p_improvement, 0.5);
+        // Differences +0.03 and -0.01: t = 0.01 / (sqrt(0.0008 / 2)) = 0.5 on 1 degree of
+        // freedom, two-sided p = 1 - 2 atan(0.5) / pi.
+        let expected = 1.0 - 2.0 * 0.5f64.atan() / std::f64::consts::PI;
+        assert!((p.t_p.unwrap() - expected).abs() < 1e-9, "{:?}", p.t_p);
         assert!(p.low <= p.mean_diff && p.mean_diff <= p.high);
         let mut md = String::new();
         write_section(&mut md, &pairs).unwrap();
         assert!(
-            md.contains("| 3 | smartmixed | tau | 1 | 0.3 | 2 | +1.00 |"),
+            md.contains("| 3 | smartmixed | tau | 1 | 0.3 | 2 | +1.00 |")
+                && md.contains(&format!("| 50 % | {} |", p_value(p.t_p))),
             "{md}"
         );
     }
