@@ -16,7 +16,8 @@ loss towards zero is limited by overfitting; one whose runs peak at the last epo
 training loss still near the validation loss is still fitting. Then, per architecture, the
 Spearman rank correlation over its rows (methods and their settings) between the training loss
 at the checkpoint and the test accuracy (-1: a row whose checkpoint fits the training set
-better always tests better).
+better always tests better).An architecture trained for several budgets (epochs) gets
+rows and a correlation per budget.
 """
 import csv
 import statistics
@@ -69,31 +70,38 @@ def spearman(xs, ys):
 def main():
     if len(sys.argv) < 2:
         usage_error("usage: fit-regime.py DIR...")
+    runs_read = [(row, epochs) for name in sys.argv[1:] for row, epochs in rows_of(Path(name))]
+    label = lambda row: row.get("net") or row["arch"] or f"widths {row['widths']}"
+    # An architecture trained for several budgets (LeNet-5 for 8 and 16 epochs) gets a row set
+    # and a correlation per budget: a checkpoint's fit means something else at another budget.
+    budgets = defaultdict(set)
+    for row, _ in runs_read:
+        budgets[(row["dataset"], label(row))].add(row["epochs"])
     groups = defaultdict(list)
-    for name in sys.argv[1:]:
-        directory = Path(name)
-        for row, epochs in rows_of(directory):
-            arch = row.get("net") or row["arch"] or f"widths {row['widths']}"
-            unread = row["not_applicable"].split()
-            method = row["method"]
-            for setting in ("tau", "phase1_epochs", "pool"):
-                if setting not in unread and row.get(setting):
-                    method += f" {setting}={row[setting]}"
-            method += f" lr={row['lr']} batch={row['batch_size']}"
-            best = int(row["best_epoch"])
-            at_best = next(e for e in epochs if int(e["epoch"]) == best)
-            # A two-phase run's checkpoint is its second phase's: its lowest loss is that
-            # phase's too (the first phase trains another network, the soft or sampled one).
-            last_phase = [e for e in epochs if e["phase"] == epochs[-1]["phase"]]
-            groups[(row["dataset"], arch, method)].append(
-                (
-                    best,
-                    len(epochs),
-                    float(at_best["train_loss"]),
-                    min(float(e["train_loss"]) for e in last_phase),
-                    100 * float(row["test_acc"]),
-                )
+    for row, epochs in runs_read:
+        arch = label(row)
+        if len(budgets[(row["dataset"], arch)]) > 1:
+            arch += f", {row['epochs']} epochs"
+        unread = row["not_applicable"].split()
+        method = row["method"]
+        for setting in ("tau", "phase1_epochs", "pool"):
+            if setting not in unread and row.get(setting):
+                method += f" {setting}={row[setting]}"
+        method += f" lr={row['lr']} batch={row['batch_size']}"
+        best = int(row["best_epoch"])
+        at_best = next(e for e in epochs if int(e["epoch"]) == best)
+        # A two-phase run's checkpoint is its second phase's: its lowest loss is that
+        # phase's too (the first phase trains another network, the soft or sampled one).
+        last_phase = [e for e in epochs if e["phase"] == epochs[-1]["phase"]]
+        groups[(row["dataset"], arch, method)].append(
+            (
+                best,
+                len(epochs),
+                float(at_best["train_loss"]),
+                min(float(e["train_loss"]) for e in last_phase),
+                100 * float(row["test_acc"]),
             )
+        )
     print("| data | architecture | method | runs | best epoch (median) / epochs "
           "| train loss at best | lowest train loss | test acc |")
     print("|---|---|---|---|---|---|---|---|")
