@@ -68,7 +68,8 @@ tensorboard: bin
 	$(BIN) tensorboard $(SETS)
 
 # The reports of issue 32 (results/README.md, `fashion-cnn/`): Fashion-MNIST's conv grid's own
-# comparison and figures, then the combined report over the conv nets and the MLPs on the same
+# comparison and figures, LeNet-5 at twice the budget against it (`fashion-lenet16/`), then the
+# combined report over the conv nets and the MLPs on the same
 # data, with fit-regime.md (when each method's checkpoint comes and how far it fits there) and
 # the sign tests pooled over the conv nets and over the MLPs (SmartMixed against each method).
 CONV_NETS_SETS := results/fashion-cnn results/mnist1d-cnn results/mnist1d results/adaptive-fashion
@@ -77,8 +78,9 @@ report-conv-nets: bin
 	$(BIN) plot results/fashion-cnn
 	$(BIN) compare $(CONV_NETS_SETS) --out results/conv-nets
 	$(BIN) plot $(CONV_NETS_SETS) --out results/conv-nets --figures by-method,paired
+	$(BIN) compare results/fashion-lenet16 results/fashion-cnn
 	python3 scripts/fit-regime.py results/mnist1d results/mnist1d-width results/mnist1d-cnn \
-	  results/fashion-cnn results/adaptive-fashion > results/conv-nets/fit-regime.md
+	  results/fashion-cnn results/fashion-lenet16 results/adaptive-fashion > results/conv-nets/fit-regime.md
 	python3 scripts/sign-test.py results/mnist1d-cnn results/fashion-cnn > results/conv-nets/sign-tests.md
 	python3 scripts/sign-test.py results/adaptive results/adaptive-fashion results/mnist1d \
 	  > results/conv-nets/sign-tests-mlp.md

@@ -16,7 +16,7 @@ loss towards zero is limited by overfitting; one whose runs peak at the last epo
 training loss still near the validation loss is still fitting. Then, per architecture, the
 Spearman rank correlation over its rows (methods and their settings) between the training loss
 at the checkpoint and the test accuracy (-1: a row whose checkpoint fits the training set
-better always tests better).An architecture trained for several budgets (epochs) gets
+better always tests better). An architecture trained for several budgets (epochs) gets
 rows and a correlation per budget.
 """
 import csv
