@@ -68,10 +68,10 @@ tensorboard: bin
 	$(BIN) tensorboard $(SETS)
 
 # The reports of issue 32 (results/README.md, `fashion-cnn/`): Fashion-MNIST's conv grid's own
-# comparison and figures, LeNet-5 at twice the budget against it (`fashion-lenet16/`), then the
-# combined report over the conv nets and the MLPs on the same
-# data, with fit-regime.md (when each method's checkpoint comes and how far it fits there) and
-# the sign tests pooled over the conv nets and over the MLPs (SmartMixed against each method).
+# comparison and figures, the combined report over the conv nets and the MLPs on the same data,
+# LeNet-5 at twice the budget against the grid (`fashion-lenet16/`), fit-regime.md (when each
+# method's checkpoint comes and how far it fits there) and the sign tests pooled over the conv
+# nets and over the MLPs (SmartMixed against each method).
 CONV_NETS_SETS := results/fashion-cnn results/mnist1d-cnn results/mnist1d results/adaptive-fashion
 report-conv-nets: bin
 	$(BIN) compare results/fashion-cnn
