@@ -89,7 +89,11 @@ while IFS= read -r path; do
   files=$((files + 1))
   if [ ! -f "$work/new/$rel" ]; then echo "missing in new: $rel"; status=1; continue; fi
   if ! cmp -s <(normalise "$path") <(normalise "$work/new/$rel"); then echo "differs: $rel"; status=1; fi
-done < <(find "$work/old" -type f ! -name '.lock' ! -name '*.tmp.*' | sort)
-extra=$(cd "$work/new" && find . -type f ! -name '.lock' | wc -l)
-echo "compared $files files from the old binary ($extra written by the new one) in $work: $([ $status = 0 ] && echo all identical || echo DIFFERENCES)"
+done < <(find "$work/old" -type f ! -name '.lock' ! -name '*.tmp.*' ! -name '*tfevents*' | sort)
+# TensorBoard's event files are left out: their names and records carry wall-clock times (and
+# an epoch-time scalar), and every other value in them is read from the epochs.csv and
+# results.csv compared above.
+extra=$(cd "$work/new" && find . -type f ! -name '.lock' ! -name '*tfevents*' | wc -l)
+events=$(find "$work/old" "$work/new" -type f -name '*tfevents*' | wc -l)
+echo "compared $files files from the old binary ($extra written by the new one; $events TensorBoard event files of the two left out) in $work: $([ $status = 0 ] && echo all identical || echo DIFFERENCES)"
 exit $status
