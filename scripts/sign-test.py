@@ -64,14 +64,18 @@ def read_runs(directory):
         usage_error(f"{path}: no such file (give sweep directories)")
     with open(path) as f:
         rows = [r for r in csv.DictReader(f) if r.get("status") == "ok"]
-    missing = [k for k in ("dataset", "method", "tau", "not_applicable", "seed", "test_acc", "widths") if rows and k not in rows[0]]
+    missing = [k for k in ("dataset", "epochs", "method", "tau", "not_applicable", "seed", "test_acc", "widths") if rows and k not in rows[0]]
     if missing:
         usage_error(f"{path}: no column {', '.join(missing)}")
     return rows
 
 
-def network(run, with_dataset):
+def network(run, with_dataset, budgets):
+    """The column a run's pairs go to: its net (or widths), with its data set where the runs
+    span several and its epochs where its net was trained for several budgets."""
     name = run.get("net") or f"widths {run['widths']}"
+    if len(budgets[(run["dataset"], name)]) > 1:
+        name += f", {run['epochs']} epochs"
     return f"{run['dataset']} {name}" if with_dataset else name
 
 
@@ -91,6 +95,9 @@ def pairs(runs, tau, against):
                 usage_error(f"two runs of {r['method']} with the same settings and seed {r['seed']}")
             baseline[key] = r
     with_dataset = len({r["dataset"] for r in runs}) > 1
+    budgets = defaultdict(set)
+    for r in runs:
+        budgets[(r["dataset"], r.get("net") or f"widths {r['widths']}")].add(r["epochs"])
     out = defaultdict(list)
     for r in runs:
         if r["method"] != "smartmixed" or float(r["tau"]) != tau:
@@ -99,7 +106,7 @@ def pairs(runs, tau, against):
             settings = (method,) + tuple(r.get(k, "") for k in SAME) + (r["seed"],)
             other = baseline.get(settings + (tau,)) or baseline.get(settings + (None,))
             if other is not None:
-                out[(method, network(r, with_dataset))].append(float(r["test_acc"]) - float(other["test_acc"]))
+                out[(method, network(r, with_dataset, budgets))].append(float(r["test_acc"]) - float(other["test_acc"]))
     return out
 
 
