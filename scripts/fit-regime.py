@@ -25,10 +25,7 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-
-def usage_error(message):
-    print(f"fit-regime.py: {message}", file=sys.stderr)
-    sys.exit(2)
+from result_sets import network_namer, usage_error
 
 
 def rows_of(directory):
@@ -71,17 +68,11 @@ def main():
     if len(sys.argv) < 2:
         usage_error("usage: fit-regime.py DIR...")
     runs_read = [(row, epochs) for name in sys.argv[1:] for row, epochs in rows_of(Path(name))]
-    label = lambda row: row.get("net") or row["arch"] or f"widths {row['widths']}"
-    # An architecture trained for several budgets (LeNet-5 for 8 and 16 epochs) gets a row set
-    # and a correlation per budget: a checkpoint's fit means something else at another budget.
-    budgets = defaultdict(set)
-    for row, _ in runs_read:
-        budgets[(row["dataset"], label(row))].add(row["epochs"])
+    # The data set has a column of its own here.
+    network = network_namer([row for row, _ in runs_read], with_dataset=False)
     groups = defaultdict(list)
     for row, epochs in runs_read:
-        arch = label(row)
-        if len(budgets[(row["dataset"], arch)]) > 1:
-            arch += f", {row['epochs']} epochs"
+        arch = network(row)
         unread = row["not_applicable"].split()
         method = row["method"]
         for setting in ("tau", "phase1_epochs", "pool"):

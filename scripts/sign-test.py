@@ -25,15 +25,12 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
+from result_sets import network_namer, usage_error
+
 # What makes two runs comparable, besides the seed; tau and the selection settings only for
 # SmartMixed's side (a baseline reads neither). Older sets lack some columns (net, mnist1d).
 SAME = ("dataset", "net", "arch", "widths", "preset", "epochs", "lr", "batch_size", "split_seed", "mnist1d")
 DEFAULT_AGAINST = "pau_neuron,pau,prelu,swish_beta,softmix_freeze,softmix,relu,leaky_relu,gelu,elu"
-
-
-def usage_error(message):
-    print(f"sign-test.py: {message}", file=sys.stderr)
-    sys.exit(2)
 
 
 def sign_test_p(wins, losses):
@@ -70,15 +67,6 @@ def read_runs(directory):
     return rows
 
 
-def network(run, with_dataset, budgets):
-    """The column a run's pairs go to: its net (or widths), with its data set where the runs
-    span several and its epochs where its net was trained for several budgets."""
-    name = run.get("net") or f"widths {run['widths']}"
-    if len(budgets[(run["dataset"], name)]) > 1:
-        name += f", {run['epochs']} epochs"
-    return f"{run['dataset']} {name}" if with_dataset else name
-
-
 def tau_read(run):
     """The run's tau where its method reads it (the soft mixtures), else None: a fixed function's
     or PAU's run serves SmartMixed at every tau."""
@@ -94,10 +82,7 @@ def pairs(runs, tau, against):
             if key in baseline:
                 usage_error(f"two runs of {r['method']} with the same settings and seed {r['seed']}")
             baseline[key] = r
-    with_dataset = len({r["dataset"] for r in runs}) > 1
-    budgets = defaultdict(set)
-    for r in runs:
-        budgets[(r["dataset"], r.get("net") or f"widths {r['widths']}")].add(r["epochs"])
+    network = network_namer(runs)
     out = defaultdict(list)
     for r in runs:
         if r["method"] != "smartmixed" or float(r["tau"]) != tau:
@@ -106,7 +91,7 @@ def pairs(runs, tau, against):
             settings = (method,) + tuple(r.get(k, "") for k in SAME) + (r["seed"],)
             other = baseline.get(settings + (tau,)) or baseline.get(settings + (None,))
             if other is not None:
-                out[(method, network(r, with_dataset, budgets))].append(float(r["test_acc"]) - float(other["test_acc"]))
+                out[(method, network(r))].append(float(r["test_acc"]) - float(other["test_acc"]))
     return out
 
 
